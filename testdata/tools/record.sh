@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Re-record apitool's test captures from scratch (needs root).
+#
+#   sudo testdata/tools/record.sh [SCENARIO...]      (default: all)
+#
+# Everything runs inside a private network namespace (unshare -n) whose only
+# interface is its own loopback: servers bind 127.0.0.1 / ::1, nothing can
+# reach or disturb the host's network.  Loopback gets MTU 1500 and offloads
+# off so that TCP segments are Ethernet-sized, as on a real wire.
+#
+# Per scenario: start tools/server.py (fresh, so its connection counter
+# starts at 0), start tcpdump on lo for the scenario's ports, wait until it
+# listens, run `client.py SCENARIO` (which drives curl / ab / its own raw
+# socket client and writes NAME.truth.tsv from the client's view), give
+# tcpdump a moment to flush, stop everything by PID.
+# Then run tools/derive.py to rebuild the derived captures.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TD=$(dirname "$HERE")
+PY=${PYTHON:-python3}
+
+ALL=(keepalive pipelined chunked-gzip br zstd deflate stacked head continue-100
+     status-204-304 close-delimited post-bodies ipv6 connect-upgrade big-body
+     concurrent http10)
+
+if [[ "${1:-}" != "--inside" ]]; then
+    if [[ $EUID -ne 0 ]]; then
+        echo "record.sh: needs root (network namespace, tcpdump, ethtool)" >&2
+        exit 1
+    fi
+    for tool in tcpdump nginx curl ab unshare ip; do
+        command -v "$tool" >/dev/null || { echo "record.sh: missing $tool" >&2; exit 1; }
+    done
+    # Python packages for the br/zstd endpoints; installed before entering
+    # the namespace (which has no network).
+    if ! "$PY" -c 'import brotli, zstandard' 2>/dev/null; then
+        "$PY" -m pip install --quiet brotli zstandard \
+            || "$PY" -m pip install --quiet --break-system-packages brotli zstandard
+    fi
+    exec timeout 900 unshare -n bash "${BASH_SOURCE[0]}" --inside "$@"
+fi
+shift
+
+SCENARIOS=("$@")
+[[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL[@]}")
+
+ip link set lo up
+ip link set lo mtu 1500
+ethtool -K lo tso off gso off gro off tx off >/dev/null 2>&1 || true
+
+TMP=$(mktemp -d /tmp/apitool-record.XXXXXX)
+chmod 755 "$TMP"
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# Static files for nginx, fixed contents and mtimes (stable ETags).
+"$PY" "$HERE/server.py" --gen-static "$TMP/www"
+sed -e "s#@TMP@#$TMP#g" -e "s#@ROOT@#$TMP/www#g" "$HERE/nginx.conf" >"$TMP/nginx.conf"
+nginx -p "$TMP" -c "$TMP/nginx.conf" -g 'daemon off;' 2>>"$TMP/nginx-stderr.log" &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+
+wait_for() {  # wait_for DESCRIPTION COMMAND...: poll up to 10 s
+    local what=$1 i
+    shift
+    for i in $(seq 1 100); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    echo "record.sh: timed out waiting for $what" >&2
+    return 1
+}
+wait_for nginx timeout 2 curl -s -o /dev/null http://127.0.0.1:8080/robots.txt
+
+stop() {  # stop PID: terminate one process we started and reap it
+    kill "$1" 2>/dev/null || true
+    timeout 10 tail --pid="$1" -f /dev/null || kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+record() {
+    local name=$1 ports=$2 srvhost=$3
+    local out="$TD/$name.pcap" truth="$TD/$name.truth.tsv"
+    local work="$TMP/work-$name" slog="$TMP/server-$name.log"
+    local filter="" p
+    for p in $ports; do filter+="${filter:+ or }tcp port $p"; done
+    mkdir -p "$work"
+    : >"$TMP/access.log"
+    : >"$slog"
+
+    rm -f "$TMP/srv.ready"
+    timeout 120 "$PY" "$HERE/server.py" --host "$srvhost" --port 8081 \
+        --log "$slog" --ready "$TMP/srv.ready" 2>>"$TMP/server-stderr.log" &
+    local srv=$!
+    PIDS+=("$srv")
+    wait_for "server.py" test -e "$TMP/srv.ready"
+
+    timeout 120 tcpdump -i lo -s 0 -U -n -Z root -w "$out" "$filter" 2>"$TMP/tcpdump.err" &
+    local td=$!
+    PIDS+=("$td")
+    wait_for "tcpdump" grep -q "listening on" "$TMP/tcpdump.err"
+    sleep 0.2
+
+    local args=(--truth "$truth" --work "$work" --nginx-root "$TMP/www")
+    [[ " $ports " == *" 8081 "* ]] && args+=(--server-log "$slog")
+    [[ " $ports " == *" 8080 "* ]] && args+=(--nginx-log "$TMP/access.log")
+    if ! timeout 120 "$PY" "$HERE/client.py" "$name" "${args[@]}"; then
+        echo "record.sh: scenario $name failed" >&2
+        stop "$td"; stop "$srv"
+        return 1
+    fi
+    sleep 0.5
+    stop "$td"
+    stop "$srv"
+    printf '%-18s %7d bytes  %s exchanges\n' "$name.pcap" "$(stat -c %s "$out")" \
+        "$(($(wc -l <"$truth") - 1))"
+}
+
+ports_of() {
+    case $1 in
+        keepalive|big-body|concurrent|http10) echo 8080 ;;
+        head|status-204-304|ipv6) echo "8080 8081" ;;
+        *) echo 8081 ;;
+    esac
+}
+
+for s in "${SCENARIOS[@]}"; do
+    host=127.0.0.1
+    [[ $s == ipv6 ]] && host=::1
+    record "$s" "$(ports_of "$s")" "$host"
+done
+
+stop "$NGINX_PID"
