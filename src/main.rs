@@ -1,1 +1,6 @@
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    let cli = apitool::cli::Cli::parse();
+    std::process::exit(apitool::cli::run(cli));
+}

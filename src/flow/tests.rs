@@ -1,0 +1,246 @@
+//! Reassembly against an obviously correct model, and connection handling.
+
+use super::*;
+use crate::wire::{Endpoint, FlowKey};
+use proptest::prelude::*;
+
+/// Feeds segments (seq, bytes) to one reassembler and returns what came out: bytes with
+/// `None` for each byte of a gap.
+fn run(isn: u32, segs: &[(u32, Vec<u8>)], acks: &[(usize, u32)], limits: &FlowLimits) -> (Vec<Option<u8>>, FlowStats) {
+    let mut r = Reassembler::default();
+    r.syn(isn);
+    let mut st = FlowStats::default();
+    let mut out: Vec<Option<u8>> = Vec::new();
+    let mut expect_off = r.next_offset();
+    let mut sink = |ev: Ev<'_>| match ev {
+        Ev::Data(b, c) => {
+            assert_eq!(c.offset, expect_off, "data delivered at its offset");
+            expect_off += b.len() as u64;
+            out.extend(b.iter().map(|&x| Some(x)));
+        }
+        Ev::Gap(n, _) => {
+            expect_off += n;
+            out.extend(std::iter::repeat_n(None, n as usize));
+        }
+    };
+    for (i, (seq, data)) in segs.iter().enumerate() {
+        for &(at, ack) in acks {
+            if at == i {
+                r.ack(ack, Ts(0), &mut st, &mut sink);
+            }
+        }
+        let chunk = Chunk { ts: Ts(i as i64), frame: i as u64, offset: 0, ack: None };
+        r.data(*seq, data, 0, false, chunk, limits, &mut st, &mut sink);
+    }
+    r.flush(Ts(0), &mut st, &mut sink);
+    (out, st)
+}
+
+/// The model: for every byte, the first value any segment gave it; holes where none did,
+/// trimmed at the end (a trailing hole is never known to exist).
+fn model(isn: u32, segs: &[(u32, Vec<u8>)]) -> Vec<Option<u8>> {
+    let mut bytes: Vec<Option<u8>> = Vec::new();
+    for (seq, data) in segs {
+        let off = seq.wrapping_sub(isn.wrapping_add(1)) as usize;
+        if bytes.len() < off + data.len() {
+            bytes.resize(off + data.len(), None);
+        }
+        for (i, &b) in data.iter().enumerate() {
+            if bytes[off + i].is_none() {
+                bytes[off + i] = Some(b);
+            }
+        }
+    }
+    bytes
+}
+
+fn stream(len: usize, salt: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt)).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Segments of a stream in any order, with duplicates whose bytes may differ: the output
+    /// is what the model says, whatever the order, across sequence wraparound.
+    #[test]
+    fn matches_the_model(
+        isn in prop_oneof![any::<u32>(), (u32::MAX - 3000)..=u32::MAX],
+        len in 1usize..3000,
+        cuts in proptest::collection::vec(1usize..400, 1..30),
+        order in proptest::collection::vec(any::<u16>(), 0..60),
+        dups in proptest::collection::vec((any::<u16>(), any::<u16>(), any::<bool>()), 0..10),
+        drop in proptest::collection::vec(any::<u16>(), 0..3),
+    ) {
+        let data = stream(len, 7);
+        // Cut the stream into segments.
+        let mut segs: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut pos = 0;
+        let mut ci = 0;
+        while pos < len {
+            let n = cuts[ci % cuts.len()].min(len - pos);
+            ci += 1;
+            segs.push((isn.wrapping_add(1).wrapping_add(pos as u32), data[pos..pos + n].to_vec()));
+            pos += n;
+        }
+        // Duplicates covering arbitrary ranges, sometimes with other bytes.
+        for (a, b, conflict) in dups {
+            let s = a as usize % len;
+            let e = (s + 1 + b as usize % 500).min(len);
+            let bytes = if conflict { stream(len, 99)[s..e].to_vec() } else { data[s..e].to_vec() };
+            segs.push((isn.wrapping_add(1).wrapping_add(s as u32), bytes));
+        }
+        // Drop some (never the first, so the stream start is known).
+        for d in drop {
+            if segs.len() > 2 {
+                let i = 1 + d as usize % (segs.len() - 1);
+                segs.remove(i);
+            }
+        }
+        // Shuffle deterministically.
+        for (i, o) in order.iter().enumerate() {
+            let a = i % segs.len();
+            let b = *o as usize % segs.len();
+            segs.swap(a, b);
+        }
+        let limits = FlowLimits { max_ooo_per_conn: usize::MAX, ..FlowLimits::default() };
+        let (got, _) = run(isn, &segs, &[], &limits);
+        let want = model(isn, &segs);
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn acknowledged_hole_becomes_a_gap_at_once() {
+    let isn = 1000;
+    let segs = [(1001, b"abc".to_vec()), (1007, b"ghi".to_vec())];
+    let mut r = Reassembler::default();
+    r.syn(isn);
+    let mut st = FlowStats::default();
+    let limits = FlowLimits::default();
+    let mut events = Vec::new();
+    for (i, (seq, d)) in segs.iter().enumerate() {
+        let chunk = Chunk { ts: Ts(i as i64), frame: i as u64, offset: 0, ack: None };
+        r.data(*seq, d, 0, false, chunk, &limits, &mut st, &mut |ev| events.push(format!("{ev:?}")));
+    }
+    assert_eq!(events.len(), 1, "the hole holds back ghi: {events:?}");
+    // The receiver acknowledges past the hole: it was sent but not captured.
+    r.ack(1010, Ts(9), &mut st, &mut |ev| events.push(format!("{ev:?}")));
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events[1].starts_with("Gap(3"));
+    assert_eq!(st.gaps, 1);
+    assert_eq!(st.gap_bytes, 3);
+}
+
+#[test]
+fn per_connection_cap_forces_a_gap() {
+    let isn = 5;
+    let mut segs = vec![(6u32, vec![1u8; 10])];
+    // A hole of 10 bytes, then 100 bytes buffered in 10 segments.
+    for k in 0..10u32 {
+        segs.push((26 + k * 10, vec![2u8; 10]));
+    }
+    let limits = FlowLimits { max_ooo_per_conn: 45, ..FlowLimits::default() };
+    let (out, st) = run(isn, &segs, &[], &limits);
+    assert!(st.ooo_conn_cap_hits >= 1);
+    assert_eq!(out.len(), 120);
+    assert_eq!(out.iter().filter(|b| b.is_none()).count(), 10);
+}
+
+#[test]
+fn snap_length_cut_bytes_are_a_gap() {
+    let mut r = Reassembler::default();
+    r.syn(0);
+    let mut st = FlowStats::default();
+    let limits = FlowLimits::default();
+    let mut out: Vec<Option<u8>> = Vec::new();
+    let mut sink = |ev: Ev<'_>| match ev {
+        Ev::Data(b, _) => out.extend(b.iter().map(|&x| Some(x))),
+        Ev::Gap(n, _) => out.extend(std::iter::repeat_n(None, n as usize)),
+    };
+    let c = Chunk { ts: Ts(0), frame: 1, offset: 0, ack: None };
+    r.data(1, b"ab", 3, false, c, &limits, &mut st, &mut sink);
+    r.data(6, b"z", 0, false, c, &limits, &mut st, &mut sink);
+    assert_eq!(out, vec![Some(b'a'), Some(b'b'), None, None, None, Some(b'z')]);
+    assert_eq!(st.snaplen_cut_bytes, 3);
+}
+
+// ---- whole connections through a shard ----
+
+struct Collect(Vec<crate::http::Exchange>);
+impl ExchangeSink for Collect {
+    fn exchange(&mut self, ex: crate::http::Exchange) {
+        self.0.push(ex);
+    }
+}
+
+fn seg<'a>(frame: u64, from_client: bool, seq: u32, ack: u32, fl: u8, payload: &'a [u8]) -> TcpSegment<'a> {
+    let c = Endpoint { ip: [1; 16], port: 40000, v6: false };
+    let s = Endpoint { ip: [2; 16], port: 80, v6: false };
+    let (key, dir) = if from_client { FlowKey::new(c, s) } else { FlowKey::new(s, c) };
+    TcpSegment { frame, ts: Ts(frame as i64 * 1000), key, dir, seq, ack, flags: fl, payload, missing: 0 }
+}
+
+#[test]
+fn handshake_exchange_and_close() {
+    let mut sh = Shard::new(FlowLimits::default(), HttpLimits::default(), Collect(Vec::new()));
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let (a, f, s, r) = (flags::ACK, flags::FIN, flags::SYN, flags::RST);
+    let segs = [
+        seg(1, true, 100, 0, s, b""),
+        seg(2, false, 500, 101, s | a, b""),
+        seg(3, true, 101, 501, a, b""),
+        seg(4, true, 101, 501, a, req),
+        seg(5, false, 501, 101 + req.len() as u32, a, resp),
+        seg(6, true, 101 + req.len() as u32, 501 + resp.len() as u32, a | f, b""),
+        seg(7, false, 501 + resp.len() as u32, 102 + req.len() as u32, a | f, b""),
+        seg(8, true, 102 + req.len() as u32, 502 + resp.len() as u32, a, b""),
+    ];
+    for sgm in &segs {
+        sh.segment(sgm);
+    }
+    assert_eq!(sh.sink.0.len(), 1);
+    let ex = &sh.sink.0[0];
+    assert_eq!(ex.conn.id, 1);
+    assert_eq!(ex.conn.client.port, 40000);
+    assert_eq!(ex.conn.syn_ts, Some(Ts(1000)));
+    assert_eq!(ex.conn.established_ts, Some(Ts(3000)));
+    assert_eq!(ex.response.as_ref().unwrap().body, b"ok");
+    assert_eq!(sh.stats.closed_fin, 1);
+    // The final ACK does not start a new connection.
+    sh.sweep(Ts(10_000));
+    assert_eq!(sh.open_flows(), 0);
+    assert_eq!(sh.stats.flows, 1);
+    let _ = r;
+}
+
+#[test]
+fn mid_stream_capture_without_handshake() {
+    let mut sh = Shard::new(FlowLimits::default(), HttpLimits::default(), Collect(Vec::new()));
+    let resp_tail = b"tail of a previous body";
+    let req = b"GET /n HTTP/1.1\r\n\r\n";
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz";
+    sh.segment(&seg(1, false, 9000, 50, flags::ACK, resp_tail));
+    sh.segment(&seg(2, true, 50, 9000 + resp_tail.len() as u32, flags::ACK, req));
+    sh.segment(&seg(3, false, 9000 + resp_tail.len() as u32, 50 + req.len() as u32, flags::ACK, resp));
+    sh.finish(Ts(99_000));
+    assert_eq!(sh.sink.0.len(), 1);
+    assert_eq!(sh.sink.0[0].request.as_ref().unwrap().head.target(), b"/n");
+    assert_eq!(sh.sink.0[0].response.as_ref().unwrap().body, b"z");
+}
+
+#[test]
+fn idle_timeout_and_flow_cap() {
+    let limits = FlowLimits { idle_timeout_ns: 5_000, ..FlowLimits::default() };
+    let mut sh = Shard::new(limits, HttpLimits::default(), Collect(Vec::new()));
+    sh.segment(&seg(1, true, 1, 0, flags::ACK, b"GET /a HTTP/1.1\r\n\r\n"));
+    sh.sweep(Ts(2_000));
+    assert_eq!(sh.open_flows(), 1);
+    sh.sweep(Ts(100_000));
+    assert_eq!(sh.open_flows(), 0);
+    assert_eq!(sh.stats.idle_timeouts, 1);
+    // The request is kept, without a response.
+    assert_eq!(sh.sink.0.len(), 1);
+    assert!(sh.sink.0[0].response.is_none());
+}

@@ -1,0 +1,1338 @@
+//! HTTP/1.x over a reassembled TCP connection: message framing, pairing and decoding.
+//!
+//! Contract: an [`HttpConn`] receives the two byte streams of one connection as they are
+//! reassembled ([`HttpConn::data`], [`HttpConn::gap`], [`HttpConn::end`]), in any piece sizes,
+//! and hands complete [`Exchange`]s (owned) to a sink, in the order of their requests. It
+//! never waits for more than the caps in [`HttpLimits`] allow, never panics on bad bytes, and
+//! records everything it could not recover as [`Anomaly`]s on the exchange and counts in
+//! [`HttpStats`].
+//!
+//! Framing follows RFC 9112: Content-Length, chunked (extensions, trailers), close-delimited
+//! responses, HEAD responses and 1xx/204/304 without body, CONNECT and Upgrade (the exchange is
+//! recorded, then the connection is a tunnel), pipelining. After a gap or a malformed head the
+//! stream resynchronises at the next line that starts a message. Responses are paired with
+//! requests in order, using TCP acknowledgments to notice a request or response lost in a gap.
+
+pub mod decode;
+pub mod head;
+
+use std::collections::VecDeque;
+
+use crate::capture::Ts;
+use crate::wire::Endpoint;
+use decode::{BodyDecoder, Coding};
+use head::{Head, HeadError, Looks};
+
+/// Caps of the HTTP layer.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// Largest message head (start line and header fields), bytes.
+    pub max_head: usize,
+    /// Most header fields in one head.
+    pub max_headers: usize,
+    /// Largest decoded body kept per message, bytes; past it the body is truncated.
+    pub max_body: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits { max_head: 128 << 10, max_headers: 1024, max_body: 16 << 20 }
+    }
+}
+
+/// Counters of the HTTP layer.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct HttpStats {
+    pub requests: u64,
+    pub responses: u64,
+    pub interim_responses: u64,
+    pub exchanges: u64,
+    pub no_response: u64,
+    pub no_request: u64,
+    pub lenient_heads: u64,
+    pub malformed_heads: u64,
+    pub oversized_heads: u64,
+    pub messages_with_gaps: u64,
+    pub incomplete_messages: u64,
+    pub truncated_bodies: u64,
+    pub decode_errors: u64,
+    pub unsupported_codings: u64,
+    pub bad_framing: u64,
+    pub resyncs: u64,
+    pub resync_skipped_bytes: u64,
+    pub tunnels: u64,
+    pub tunnel_bytes: u64,
+    pub non_http_connections: u64,
+}
+
+/// The connection an exchange belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnMeta {
+    /// A stable id: the number of the connection's first frame.
+    pub id: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    /// When the client's SYN was seen.
+    pub syn_ts: Option<Ts>,
+    /// When the handshake completed (the client's ACK of the SYN-ACK).
+    pub established_ts: Option<Ts>,
+}
+
+/// Something that could not be recovered, or was unusual, about an exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Anomaly {
+    /// Bytes of the message were never captured.
+    Gap {
+        response: bool,
+        bytes: u64,
+    },
+    /// The message was cut short by the end of its connection (or of the capture).
+    Incomplete {
+        response: bool,
+    },
+    NoResponse,
+    NoRequest,
+    /// The decoded body passed the cap and was truncated.
+    Truncated {
+        response: bool,
+    },
+    DecodeError {
+        response: bool,
+        error: String,
+    },
+    UnsupportedCoding {
+        response: bool,
+        coding: String,
+    },
+    /// httparse refused the head; the lenient parser read it.
+    LenientHead {
+        response: bool,
+        why: &'static str,
+    },
+    DroppedHeaderLines {
+        response: bool,
+        lines: u32,
+    },
+    /// Several Content-Length values that disagree, or one that is not a number.
+    BadContentLength {
+        response: bool,
+    },
+    /// Transfer-Encoding and Content-Length together (request smuggling pattern).
+    TransferEncodingWithContentLength {
+        response: bool,
+    },
+    BadChunk {
+        response: bool,
+    },
+    /// Transfer-Encoding whose last coding is not chunked: the body runs to the close.
+    UnchunkedTransferEncoding {
+        response: bool,
+    },
+    /// The connection became a tunnel (CONNECT or Upgrade) after this exchange.
+    Tunnel,
+    /// The request or response stream started before the capture did.
+    MidStream,
+}
+
+impl std::fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let side = |r: &bool| if *r { "response" } else { "request" };
+        match self {
+            Anomaly::Gap { response, bytes } => write!(f, "{}: {bytes} bytes missing from the capture", side(response)),
+            Anomaly::Incomplete { response } => write!(f, "{}: incomplete, the connection ended", side(response)),
+            Anomaly::NoResponse => f.write_str("no response"),
+            Anomaly::NoRequest => f.write_str("no request"),
+            Anomaly::Truncated { response } => write!(f, "{}: body truncated at the decoded size cap", side(response)),
+            Anomaly::DecodeError { response, error } => write!(f, "{}: decode error: {error}", side(response)),
+            Anomaly::UnsupportedCoding { response, coding } => write!(f, "{}: unsupported content coding {coding}", side(response)),
+            Anomaly::LenientHead { response, why } => write!(f, "{}: malformed head ({why}), read leniently", side(response)),
+            Anomaly::DroppedHeaderLines { response, lines } => write!(f, "{}: {lines} malformed header lines dropped", side(response)),
+            Anomaly::BadContentLength { response } => write!(f, "{}: invalid or conflicting Content-Length", side(response)),
+            Anomaly::TransferEncodingWithContentLength { response } => {
+                write!(f, "{}: both Transfer-Encoding and Content-Length (Content-Length ignored)", side(response))
+            }
+            Anomaly::BadChunk { response } => write!(f, "{}: malformed chunked encoding", side(response)),
+            Anomaly::UnchunkedTransferEncoding { response } => {
+                write!(f, "{}: Transfer-Encoding not ending in chunked, body read to the close", side(response))
+            }
+            Anomaly::Tunnel => f.write_str("connection became a tunnel"),
+            Anomaly::MidStream => f.write_str("connection started before the capture"),
+        }
+    }
+}
+
+/// One HTTP message, owned.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub head: Head,
+    /// The decoded body (at most the cap).
+    pub body: Vec<u8>,
+    /// Body bytes on the wire, chunk framing included.
+    pub body_wire_len: u64,
+    /// The entity as sent: after de-chunking, before content decoding.
+    pub entity_len: u64,
+    /// Content codings undone (in the order they were applied).
+    pub codings: Vec<Coding>,
+    /// The body kept is the still-encoded bytes (decoding failed from the start).
+    pub body_is_encoded: bool,
+    pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub first_ts: Ts,
+    pub last_ts: Ts,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    /// Offset of the message's first byte in its TCP stream (relative to the stream's start).
+    pub stream_offset: u64,
+}
+
+/// A request and its response.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    pub conn: ConnMeta,
+    /// Position of the exchange on its connection, from 0.
+    pub index: u32,
+    pub request: Option<Message>,
+    pub response: Option<Message>,
+    /// Status codes of interim (1xx) responses before the final one.
+    pub interim: Vec<u16>,
+    pub anomalies: Vec<Anomaly>,
+}
+
+impl Exchange {
+    /// When the exchange started: its request's first byte, else its response's.
+    pub fn start(&self) -> Ts {
+        self.request.as_ref().or(self.response.as_ref()).map_or(Ts(0), |m| m.first_ts)
+    }
+}
+
+/// Where bytes handed to [`HttpConn::data`] come from.
+#[derive(Clone, Copy, Debug)]
+pub struct Chunk {
+    pub ts: Ts,
+    pub frame: u64,
+    /// Offset of the first byte in its stream.
+    pub offset: u64,
+    /// The sender's acknowledgment of the other stream, as an offset in that stream.
+    pub ack: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum St {
+    /// Expecting a message start.
+    Start,
+    /// Looking for a message start after a gap or garbage.
+    Sync,
+    /// Collecting a head.
+    Head,
+    /// In a body.
+    Body,
+    /// After CONNECT or Upgrade: bytes are not HTTP.
+    Tunnel,
+    /// Not HTTP at all.
+    Off,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked(ChunkSt),
+    Close,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChunkSt {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailer,
+}
+
+/// A message whose head is parsed and whose body is arriving.
+struct InProgress {
+    msg: Message,
+    framing: Framing,
+    dec: Option<BodyDecoder>,
+    /// Id of the pending exchange it belongs to.
+    target: u64,
+    gap: u64,
+    /// A chunk-size or trailer line being collected.
+    line: Vec<u8>,
+}
+
+/// One direction's parser.
+struct Half {
+    response: bool,
+    st: St,
+    buf: Vec<u8>,
+    /// How far `buf` was searched for the end of a head.
+    searched: usize,
+    /// Timing of the head being collected.
+    head_first: Option<Chunk>,
+    cur: Option<Box<InProgress>>,
+    /// Nothing has been seen in this direction yet.
+    fresh: bool,
+    /// The stream started at its beginning (SYN seen) rather than mid-way.
+    clean_start: bool,
+    /// In Sync: whether the next byte starts a line.
+    line_start: bool,
+    last: Option<Chunk>,
+}
+
+impl Half {
+    fn new(response: bool) -> Half {
+        Half {
+            response,
+            st: St::Start,
+            buf: Vec::new(),
+            searched: 0,
+            head_first: None,
+            cur: None,
+            fresh: true,
+            clean_start: false,
+            line_start: true,
+            last: None,
+        }
+    }
+}
+
+struct Pending {
+    id: u64,
+    /// The request's head is parsed (its body may still be arriving).
+    has_request: bool,
+    request: Option<Message>,
+    /// The request's head was lost in a gap.
+    req_lost: bool,
+    req_head_method: ReqKind,
+    /// Client's acknowledgment of the server stream when the request began.
+    req_ack: Option<u64>,
+    /// A final response head was assigned to this exchange.
+    has_response: bool,
+    response: Option<Message>,
+    /// The response's head was lost in a gap.
+    resp_lost: bool,
+    interim: Vec<u16>,
+    anomalies: Vec<Anomaly>,
+    start: Ts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReqKind {
+    Other,
+    Head,
+    Connect,
+    /// No request (a response without one).
+    Unknown,
+}
+
+/// HTTP state of one TCP connection.
+pub struct HttpConn {
+    pub meta: ConnMeta,
+    halves: [Half; 2],
+    pending: VecDeque<Pending>,
+    next_id: u64,
+    exchanges: u32,
+    midstream: bool,
+}
+
+/// Receives finished exchanges.
+pub trait ExchangeSink {
+    fn exchange(&mut self, ex: Exchange);
+}
+
+impl<F: FnMut(Exchange)> ExchangeSink for F {
+    fn exchange(&mut self, ex: Exchange) {
+        self(ex)
+    }
+}
+
+/// Everything a call needs besides the connection.
+pub struct Ctx<'a> {
+    pub limits: &'a HttpLimits,
+    pub stats: &'a mut HttpStats,
+    pub sink: &'a mut dyn ExchangeSink,
+}
+
+/// Which side of the connection bytes come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client = 0,
+    Server = 1,
+}
+
+impl HttpConn {
+    pub fn new(meta: ConnMeta) -> HttpConn {
+        HttpConn { meta, halves: [Half::new(false), Half::new(true)], pending: VecDeque::new(), next_id: 0, exchanges: 0, midstream: false }
+    }
+
+    /// Says the side's stream is seen from its start (its SYN was captured).
+    pub fn clean_start(&mut self, side: Side) {
+        self.halves[side as usize].clean_start = true;
+    }
+
+    /// Whether the connection was found not to carry HTTP.
+    pub fn is_off(&self) -> bool {
+        self.halves.iter().any(|h| h.st == St::Off)
+    }
+
+    /// Whether both directions are tunnels or off: nothing more to parse.
+    pub fn is_done(&self) -> bool {
+        self.halves.iter().all(|h| matches!(h.st, St::Tunnel | St::Off))
+    }
+
+    /// The start of the earliest exchange not yet handed out.
+    pub fn pending_start(&self) -> Option<Ts> {
+        let mut m = self.pending.iter().map(|p| p.start).min();
+        for h in &self.halves {
+            if let Some(c) = h.head_first {
+                m = Some(m.map_or(c.ts, |x: Ts| x.min(c.ts)));
+            }
+        }
+        m
+    }
+
+    /// Bytes buffered by the parser (heads being collected, bodies decoded so far).
+    pub fn buffered_bytes(&self) -> usize {
+        let mut n = 0;
+        for h in &self.halves {
+            n += h.buf.capacity();
+            if let Some(c) = &h.cur {
+                n += c.msg.body.capacity() + c.msg.head.raw.capacity();
+            }
+        }
+        for p in &self.pending {
+            for m in p.request.iter().chain(p.response.iter()) {
+                n += m.body.capacity() + m.head.raw.capacity();
+            }
+        }
+        n
+    }
+
+    /// Bytes of one side, in order.
+    pub fn data(&mut self, side: Side, bytes: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let h = &mut self.halves[side as usize];
+        if h.fresh {
+            h.fresh = false;
+            if !h.clean_start {
+                // Seen from the middle: the first bytes may be anywhere in a message.
+                self.midstream = true;
+                if h.st == St::Start {
+                    h.st = St::Sync;
+                    h.line_start = true;
+                }
+            }
+        }
+        self.feed(side as usize, bytes, chunk, cx);
+    }
+
+    /// `len` bytes of one side were never captured.
+    pub fn gap(&mut self, side: Side, len: u64, ts: Ts, cx: &mut Ctx<'_>) {
+        let i = side as usize;
+        let h = &mut self.halves[i];
+        h.fresh = false;
+        match h.st {
+            St::Tunnel | St::Off => {}
+            St::Start | St::Sync | St::Head => {
+                if h.st == St::Head {
+                    // The head being collected is lost, but a message was there: keep its
+                    // place so that pairing stays right.
+                    cx.stats.incomplete_messages += 1;
+                    let response = h.response;
+                    let first = h.head_first.unwrap_or(Chunk { ts, frame: 0, offset: 0, ack: None });
+                    let partial = std::mem::take(&mut h.buf);
+                    self.lost_head(response, first, &partial, len, cx);
+                }
+                let h = &mut self.halves[i];
+                h.buf.clear();
+                h.searched = 0;
+                h.head_first = None;
+                h.st = St::Sync;
+                h.line_start = true;
+            }
+            St::Body => {
+                let Some(cur) = h.cur.as_mut() else {
+                    h.st = St::Sync;
+                    return;
+                };
+                cur.gap += len;
+                if let Some(d) = cur.dec.as_mut() {
+                    // Decoding cannot go on across missing bytes; keep what was decoded.
+                    d.finish();
+                }
+                match &mut cur.framing {
+                    Framing::Length(rem) if len <= *rem => {
+                        *rem -= len;
+                        cur.msg.body_wire_len += len;
+                        if *rem == 0 {
+                            self.finish_message(i, ts, cx);
+                        }
+                    }
+                    Framing::Chunked(ChunkSt::Data(rem)) if len <= *rem => {
+                        *rem -= len;
+                        cur.msg.body_wire_len += len;
+                        if *rem == 0 {
+                            cur.framing = Framing::Chunked(ChunkSt::DataEnd);
+                        }
+                    }
+                    Framing::Close => {
+                        cur.msg.body_wire_len += len;
+                    }
+                    _ => {
+                        // The gap swallowed the end of the message: finish what we have and
+                        // look for the next message.
+                        cx.stats.incomplete_messages += 1;
+                        self.finish_message(i, ts, cx);
+                        let h = &mut self.halves[i];
+                        if h.st != St::Tunnel {
+                            h.st = St::Sync;
+                            h.line_start = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A message whose head was cut by a gap. What arrived of the head is kept when its start
+    /// line parses (the complete lines before the gap); either way the message keeps its place
+    /// so that pairing stays right.
+    fn lost_head(&mut self, response: bool, first: Chunk, partial: &[u8], len: u64, cx: &mut Ctx<'_>) {
+        let limits = *cx.limits;
+        let msg = partial_head(partial, !response, limits.max_headers).map(|head| Message {
+            head,
+            body: Vec::new(),
+            body_wire_len: 0,
+            entity_len: 0,
+            codings: Vec::new(),
+            body_is_encoded: false,
+            trailers: Vec::new(),
+            first_ts: first.ts,
+            last_ts: self.halves[response as usize].last.map_or(first.ts, |c| c.ts),
+            first_frame: first.frame,
+            last_frame: self.halves[response as usize].last.map_or(first.frame, |c| c.frame),
+            stream_offset: first.offset,
+        });
+        let gap = Anomaly::Gap { response, bytes: len };
+        if response {
+            if msg.is_some() {
+                cx.stats.responses += 1;
+            }
+            match self.pending.iter_mut().find(|p| !p.has_response) {
+                Some(p) => {
+                    p.has_response = true;
+                    p.resp_lost = msg.is_none();
+                    p.response = msg;
+                    p.anomalies.push(gap);
+                }
+                None if msg.is_some() => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    cx.stats.no_request += 1;
+                    self.pending.push_back(Pending {
+                        id,
+                        has_request: false,
+                        request: None,
+                        req_lost: false,
+                        req_head_method: ReqKind::Unknown,
+                        req_ack: None,
+                        has_response: true,
+                        response: msg,
+                        resp_lost: false,
+                        interim: Vec::new(),
+                        anomalies: vec![Anomaly::NoRequest, gap],
+                        start: first.ts,
+                    });
+                }
+                None => {}
+            }
+            self.try_emit(cx);
+        } else {
+            if msg.is_some() {
+                cx.stats.requests += 1;
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            let kind = match msg.as_ref().map(|m| m.head.method()) {
+                Some(m) if m.eq_ignore_ascii_case(b"HEAD") => ReqKind::Head,
+                Some(m) if m.eq_ignore_ascii_case(b"CONNECT") => ReqKind::Connect,
+                Some(_) => ReqKind::Other,
+                None => ReqKind::Unknown,
+            };
+            self.pending.push_back(Pending {
+                id,
+                has_request: true,
+                req_lost: msg.is_none(),
+                request: msg,
+                req_head_method: kind,
+                req_ack: first.ack,
+                has_response: false,
+                response: None,
+                resp_lost: false,
+                interim: Vec::new(),
+                anomalies: vec![gap],
+                start: first.ts,
+            });
+        }
+    }
+
+    /// The connection ended (`clean`: by FIN or RST rather than a timeout or the end of the
+    /// capture).
+    pub fn end(&mut self, clean: bool, ts: Ts, cx: &mut Ctx<'_>) {
+        // A close-delimited body ends here; other unfinished messages are incomplete.
+        for i in [1, 0] {
+            let h = &mut self.halves[i];
+            if let Some(cur) = h.cur.as_ref() {
+                let complete_by_close = matches!(cur.framing, Framing::Close) && clean;
+                if !complete_by_close {
+                    let (resp, target) = (h.response, cur.target);
+                    if let Some(p) = self.pending.iter_mut().find(|p| p.id == target) {
+                        p.anomalies.push(Anomaly::Incomplete { response: resp });
+                    }
+                    cx.stats.incomplete_messages += 1;
+                }
+                self.finish_message(i, ts, cx);
+            }
+            let h = &mut self.halves[i];
+            if h.head_first.is_some() && !h.buf.is_empty() {
+                cx.stats.incomplete_messages += 1;
+            }
+            h.buf = Vec::new();
+            h.head_first = None;
+        }
+        // Everything left is handed out as it is.
+        while let Some(mut p) = self.pending.pop_front() {
+            if p.has_request && !p.has_response {
+                p.anomalies.push(Anomaly::NoResponse);
+                cx.stats.no_response += 1;
+            }
+            self.emit(p, cx);
+        }
+    }
+
+    fn feed(&mut self, i: usize, mut data: &[u8], mut chunk: Chunk, cx: &mut Ctx<'_>) {
+        while !data.is_empty() {
+            let h = &mut self.halves[i];
+            h.last = Some(chunk);
+            let used = match h.st {
+                St::Tunnel => {
+                    cx.stats.tunnel_bytes += data.len() as u64;
+                    data.len()
+                }
+                St::Off => data.len(),
+                St::Start => {
+                    // Blank lines between messages are tolerated.
+                    let skip = data.iter().position(|&c| c != b'\r' && c != b'\n').unwrap_or(data.len());
+                    if skip == data.len() {
+                        data.len()
+                    } else {
+                        match head::sniff(&data[skip..]) {
+                            Looks::Neither | Looks::Response if !h.response => self.not_a_start(i, cx, skip),
+                            Looks::Neither | Looks::Request if h.response => self.not_a_start(i, cx, skip),
+                            _ => {
+                                let h = &mut self.halves[i];
+                                h.st = St::Head;
+                                h.head_first = Some(Chunk { offset: chunk.offset + skip as u64, ..chunk });
+                                skip
+                            }
+                        }
+                    }
+                }
+                St::Sync => self.sync(i, data, chunk, cx),
+                St::Head => self.head_bytes(i, data, chunk, cx),
+                St::Body => self.body_bytes(i, data, chunk, cx),
+            };
+            data = &data[used..];
+            chunk.offset += used as u64;
+        }
+    }
+
+    /// The bytes at a message start are not a message: the connection is not HTTP (when seen
+    /// from its start) or we resynchronise.
+    fn not_a_start(&mut self, i: usize, cx: &mut Ctx<'_>, _skip: usize) -> usize {
+        let h = &mut self.halves[i];
+        let first_message = h.clean_start && self.exchanges == 0 && self.pending.is_empty();
+        if first_message {
+            h.st = St::Off;
+            cx.stats.non_http_connections += 1;
+            // Both directions stop.
+            for h in &mut self.halves {
+                h.st = St::Off;
+                h.buf = Vec::new();
+            }
+        } else {
+            h.st = St::Sync;
+            h.line_start = true;
+            cx.stats.resyncs += 1;
+        }
+        0
+    }
+
+    fn sync(&mut self, i: usize, data: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) -> usize {
+        let h = &mut self.halves[i];
+        let request = !h.response;
+        // Segment boundaries often fall on message boundaries: a message may start right here.
+        if head::find_message_start(data, 0, request, true) == Some(0) {
+            cx.stats.resync_skipped_bytes += h.buf.len() as u64;
+            cx.stats.resyncs += 1;
+            h.buf.clear();
+            h.st = St::Head;
+            h.searched = 0;
+            h.head_first = Some(chunk);
+            return 0;
+        }
+        // A line begun in an earlier piece: complete it with this piece's first line.
+        if !h.buf.is_empty() {
+            let nl = memchr::memchr(b'\n', data);
+            let take = nl.map_or(data.len(), |p| p + 1);
+            h.buf.extend_from_slice(&data[..take]);
+            if nl.is_none() {
+                if h.buf.len() > 8 << 10 {
+                    cx.stats.resync_skipped_bytes += h.buf.len() as u64;
+                    h.buf.clear();
+                    h.line_start = false;
+                }
+                return take;
+            }
+            let line = std::mem::take(&mut h.buf);
+            if head::find_message_start(&line, 0, request, true) == Some(0) {
+                let start_offset = chunk.offset + take as u64 - line.len() as u64;
+                h.st = St::Head;
+                h.head_first = Some(Chunk { offset: start_offset, ..chunk });
+                h.searched = 0;
+                h.buf = line;
+                cx.stats.resyncs += 1;
+                // Re-check the collected bytes as a head.
+                self.head_check(i, chunk, cx);
+                return take;
+            }
+            cx.stats.resync_skipped_bytes += line.len() as u64;
+            h.line_start = true;
+            return take;
+        }
+        match head::find_message_start(data, 0, request, h.line_start) {
+            Some(p) => {
+                cx.stats.resync_skipped_bytes += p as u64;
+                cx.stats.resyncs += 1;
+                h.st = St::Head;
+                h.searched = 0;
+                h.head_first = Some(Chunk { offset: chunk.offset + p as u64, ..chunk });
+                p
+            }
+            None => {
+                // Keep the last partial line: a message may start there.
+                let tail = memchr::memrchr(b'\n', data).map_or(0, |p| p + 1);
+                let keep = data.len() - tail;
+                if keep <= 8 << 10 && (tail > 0 || h.line_start) {
+                    h.buf.extend_from_slice(&data[tail..]);
+                    cx.stats.resync_skipped_bytes += tail as u64;
+                } else {
+                    cx.stats.resync_skipped_bytes += data.len() as u64;
+                }
+                h.line_start = false;
+                data.len()
+            }
+        }
+    }
+
+    /// Bytes of a head being collected. Returns how many were used.
+    fn head_bytes(&mut self, i: usize, data: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) -> usize {
+        let limits = *cx.limits;
+        let h = &mut self.halves[i];
+        if h.buf.is_empty() {
+            // Fast path: the whole head is in this piece.
+            if let Some(end) = head::find_end(data, 0) {
+                let raw = data[..end].to_vec();
+                self.head_done(i, raw, chunk, cx);
+                return end;
+            }
+            if data.len() > limits.max_head {
+                return self.head_too_large(i, cx, data.len());
+            }
+            h.buf.extend_from_slice(data);
+            h.searched = data.len();
+            return self.head_sanity(i, cx, data.len());
+        }
+        let before = h.buf.len();
+        let room = limits.max_head + 4 - before.min(limits.max_head);
+        let take = data.len().min(room);
+        h.buf.extend_from_slice(&data[..take]);
+        match head::find_end(&h.buf, h.searched) {
+            Some(end) => {
+                let used = end - before;
+                h.buf.truncate(end);
+                let raw = std::mem::take(&mut h.buf);
+                h.searched = 0;
+                self.head_done(i, raw, chunk, cx);
+                used
+            }
+            None => {
+                h.searched = h.buf.len();
+                if h.buf.len() > limits.max_head {
+                    return self.head_too_large(i, cx, take);
+                }
+                self.head_sanity(i, cx, take)
+            }
+        }
+    }
+
+    /// After a resync into `buf`: see whether the head is already complete there.
+    fn head_check(&mut self, i: usize, chunk: Chunk, cx: &mut Ctx<'_>) {
+        let h = &mut self.halves[i];
+        if let Some(end) = head::find_end(&h.buf, 0) {
+            let rest = h.buf.split_off(end);
+            let raw = std::mem::take(&mut h.buf);
+            self.head_done(i, raw, chunk, cx);
+            if !rest.is_empty() {
+                self.feed(i, &rest, chunk, cx);
+            }
+        } else {
+            h.searched = h.buf.len();
+        }
+    }
+
+    /// A partial head that is plainly not a head sends the stream to resync.
+    fn head_sanity(&mut self, i: usize, cx: &mut Ctx<'_>, used: usize) -> usize {
+        let h = &mut self.halves[i];
+        let look = head::sniff(&h.buf);
+        let bad = matches!((look, h.response), (Looks::Neither, _) | (Looks::Request, true) | (Looks::Response, false));
+        if bad {
+            cx.stats.malformed_heads += 1;
+            cx.stats.resync_skipped_bytes += h.buf.len() as u64;
+            h.buf.clear();
+            h.head_first = None;
+            h.st = St::Sync;
+            h.line_start = false;
+        }
+        used
+    }
+
+    fn head_too_large(&mut self, i: usize, cx: &mut Ctx<'_>, used: usize) -> usize {
+        let h = &mut self.halves[i];
+        cx.stats.oversized_heads += 1;
+        cx.stats.resync_skipped_bytes += h.buf.len() as u64;
+        h.buf = Vec::new();
+        h.head_first = None;
+        h.st = St::Sync;
+        h.line_start = false;
+        used
+    }
+
+    /// A complete head arrived.
+    fn head_done(&mut self, i: usize, raw: Vec<u8>, chunk: Chunk, cx: &mut Ctx<'_>) {
+        let limits = *cx.limits;
+        let response = self.halves[i].response;
+        let first = self.halves[i].head_first.take().unwrap_or(chunk);
+        let head = match head::parse(raw, !response, limits.max_headers) {
+            Ok(h) => h,
+            Err(e) => {
+                match e {
+                    HeadError::TooManyHeaders => cx.stats.oversized_heads += 1,
+                    HeadError::StartLine => cx.stats.malformed_heads += 1,
+                }
+                let h = &mut self.halves[i];
+                h.st = St::Sync;
+                h.line_start = true;
+                return;
+            }
+        };
+        let mut anomalies = Vec::new();
+        if let Some(why) = head.lenient {
+            cx.stats.lenient_heads += 1;
+            anomalies.push(Anomaly::LenientHead { response, why });
+        }
+        if head.dropped_lines > 0 {
+            anomalies.push(Anomaly::DroppedHeaderLines { response, lines: head.dropped_lines });
+        }
+        let msg = Message {
+            head,
+            body: Vec::new(),
+            body_wire_len: 0,
+            entity_len: 0,
+            codings: Vec::new(),
+            body_is_encoded: false,
+            trailers: Vec::new(),
+            first_ts: first.ts,
+            last_ts: chunk.ts,
+            first_frame: first.frame,
+            last_frame: chunk.frame,
+            stream_offset: first.offset,
+        };
+        if response {
+            self.response_head(msg, first, anomalies, cx);
+        } else {
+            self.request_head(msg, first, anomalies, cx);
+        }
+    }
+
+    fn request_head(&mut self, msg: Message, first: Chunk, mut anomalies: Vec<Anomaly>, cx: &mut Ctx<'_>) {
+        cx.stats.requests += 1;
+        let method = msg.head.method();
+        let kind = if method.eq_ignore_ascii_case(b"HEAD") {
+            ReqKind::Head
+        } else if method.eq_ignore_ascii_case(b"CONNECT") {
+            ReqKind::Connect
+        } else {
+            ReqKind::Other
+        };
+        let framing = body_framing(&msg.head, false, ReqKind::Other, &mut anomalies);
+        let id = self.next_id;
+        self.next_id += 1;
+        if self.midstream && self.exchanges == 0 && self.pending.is_empty() {
+            anomalies.push(Anomaly::MidStream);
+        }
+        self.pending.push_back(Pending {
+            id,
+            has_request: true,
+            request: None,
+            req_lost: false,
+            req_head_method: kind,
+            req_ack: first.ack,
+            has_response: false,
+            response: None,
+            resp_lost: false,
+            interim: Vec::new(),
+            anomalies,
+            start: msg.first_ts,
+        });
+        self.start_body(0, msg, framing, id, cx);
+    }
+
+    fn response_head(&mut self, msg: Message, first: Chunk, anomalies: Vec<Anomaly>, cx: &mut Ctx<'_>) {
+        let status = msg.head.status();
+        let resp_offset = first.offset;
+        // Find the exchange this answers: the first without a final response, unless
+        // acknowledgments show its response was lost (or this one's request was).
+        let mut idx = self.pending.iter().position(|p| !p.has_response);
+        while let Some(k) = idx {
+            let p = &self.pending[k];
+            // The request was sent after the client had seen this response's bytes: this
+            // response answers a request that was lost.
+            if p.has_request && p.req_ack.is_some_and(|a| a > resp_offset) {
+                idx = None;
+                break;
+            }
+            // The next request was sent after the client received response bytes that came
+            // after this request but before this response: this request's response was lost.
+            let next = self.pending.iter().skip(k + 1).find(|q| q.has_request);
+            match (p.req_ack, next.and_then(|q| q.req_ack)) {
+                (Some(a), Some(b)) if b > a && b <= resp_offset && p.has_request => {
+                    let p = &mut self.pending[k];
+                    p.has_response = true;
+                    p.anomalies.push(Anomaly::NoResponse);
+                    cx.stats.no_response += 1;
+                    idx = self.pending.iter().position(|p| !p.has_response);
+                }
+                _ => break,
+            }
+        }
+        let idx = match idx {
+            Some(k) => k,
+            None => {
+                let id = self.next_id;
+                self.next_id += 1;
+                cx.stats.no_request += 1;
+                let mut an = vec![Anomaly::NoRequest];
+                if self.midstream && self.exchanges == 0 && self.pending.is_empty() {
+                    an.push(Anomaly::MidStream);
+                }
+                self.pending.push_back(Pending {
+                    id,
+                    has_request: false,
+                    request: None,
+                    req_lost: false,
+                    req_head_method: ReqKind::Unknown,
+                    req_ack: None,
+                    has_response: false,
+                    response: None,
+                    resp_lost: false,
+                    interim: Vec::new(),
+                    anomalies: an,
+                    start: msg.first_ts,
+                });
+                self.pending.len() - 1
+            }
+        };
+        let p = &mut self.pending[idx];
+        if (100..200).contains(&status) && status != 101 {
+            cx.stats.interim_responses += 1;
+            p.interim.push(status);
+            p.anomalies.extend(anomalies);
+            // Back to waiting for the final response.
+            let h = &mut self.halves[1];
+            h.st = St::Start;
+            self.try_emit(cx);
+            return;
+        }
+        cx.stats.responses += 1;
+        p.has_response = true;
+        p.anomalies.extend(anomalies);
+        let kind = p.req_head_method;
+        let id = p.id;
+        let tunnel = status == 101 || (kind == ReqKind::Connect && (200..300).contains(&status));
+        let mut an = Vec::new();
+        let framing = if tunnel { Framing::None } else { body_framing(&msg.head, true, kind, &mut an) };
+        if tunnel {
+            an.push(Anomaly::Tunnel);
+        }
+        self.pending[idx].anomalies.extend(an);
+        self.start_body(1, msg, framing, id, cx);
+        if tunnel {
+            cx.stats.tunnels += 1;
+            // The request side may still be finishing its body; whatever comes after is
+            // tunnel traffic.
+            for h in &mut self.halves {
+                if h.st != St::Body {
+                    h.st = St::Tunnel;
+                    h.buf = Vec::new();
+                    h.head_first = None;
+                }
+            }
+        }
+    }
+
+    /// Begins the body of a message whose head was just parsed.
+    fn start_body(&mut self, i: usize, mut msg: Message, framing: Framing, target: u64, cx: &mut Ctx<'_>) {
+        let limits = *cx.limits;
+        let response = i == 1;
+        let mut codings = Vec::new();
+        let mut unknown = None;
+        let has_body = !matches!(framing, Framing::None | Framing::Length(0));
+        if has_body {
+            for v in msg.head.field_all("content-encoding") {
+                if let Some(u) = decode::parse_codings(v, &mut codings) {
+                    unknown.get_or_insert_with(|| String::from_utf8_lossy(u).into_owned());
+                }
+            }
+            // Transfer codings other than chunked were applied after the content codings.
+            for v in msg.head.field_all("transfer-encoding") {
+                if let Some(u) = decode::parse_codings(v, &mut codings) {
+                    unknown.get_or_insert_with(|| String::from_utf8_lossy(u).into_owned());
+                }
+            }
+        }
+        if let Some(coding) = unknown {
+            cx.stats.unsupported_codings += 1;
+            // Keep the bytes as they are rather than decode part of a chain.
+            codings.clear();
+            if let Some(p) = self.pending.iter_mut().find(|p| p.id == target) {
+                p.anomalies.push(Anomaly::UnsupportedCoding { response, coding });
+            }
+        }
+        let dec = has_body.then(|| BodyDecoder::new(&codings, limits.max_body));
+        msg.codings = codings;
+        let cur = Box::new(InProgress { msg, framing, dec, target, gap: 0, line: Vec::new() });
+        let h = &mut self.halves[i];
+        h.cur = Some(cur);
+        h.st = St::Body;
+        if !has_body {
+            let ts = h.cur.as_ref().map_or(Ts(0), |c| c.msg.last_ts);
+            self.finish_message(i, ts, cx);
+        }
+    }
+
+    /// Body bytes. Returns how many were used.
+    fn body_bytes(&mut self, i: usize, data: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) -> usize {
+        let h = &mut self.halves[i];
+        let Some(cur) = h.cur.as_mut() else {
+            h.st = St::Start;
+            return 0;
+        };
+        cur.msg.last_ts = chunk.ts;
+        cur.msg.last_frame = chunk.frame;
+        let response = h.response;
+        let mut used = 0;
+        let mut done = false;
+        let mut bad_chunk = false;
+        while used < data.len() && !done && !bad_chunk {
+            let rest = &data[used..];
+            match &mut cur.framing {
+                Framing::None => {
+                    done = true;
+                }
+                Framing::Length(rem) => {
+                    let n = (*rem).min(rest.len() as u64) as usize;
+                    body_piece(cur, &rest[..n]);
+                    used += n;
+                    if let Framing::Length(rem) = &mut cur.framing {
+                        *rem -= n as u64;
+                        done = *rem == 0;
+                    }
+                }
+                Framing::Close => {
+                    body_piece(cur, rest);
+                    used += rest.len();
+                }
+                Framing::Chunked(st) => match *st {
+                    ChunkSt::Size | ChunkSt::Trailer => {
+                        let nl = memchr::memchr(b'\n', rest);
+                        let take = nl.map_or(rest.len(), |p| p + 1);
+                        if cur.line.len() + take > 16 << 10 {
+                            bad_chunk = true;
+                            continue;
+                        }
+                        cur.line.extend_from_slice(&rest[..take]);
+                        cur.msg.body_wire_len += take as u64;
+                        used += take;
+                        if nl.is_none() {
+                            continue;
+                        }
+                        let line = std::mem::take(&mut cur.line);
+                        let trimmed = decode::trim(&line);
+                        if *st == ChunkSt::Size {
+                            if trimmed.is_empty() {
+                                // A stray blank line before the size: tolerate it.
+                                continue;
+                            }
+                            match chunk_size(trimmed) {
+                                Some(0) => *st = ChunkSt::Trailer,
+                                Some(n) => *st = ChunkSt::Data(n),
+                                None => bad_chunk = true,
+                            }
+                        } else if trimmed.is_empty() {
+                            done = true;
+                        } else if let Some(colon) = trimmed.iter().position(|&c| c == b':') {
+                            let name = decode::trim(&trimmed[..colon]).to_vec();
+                            let value = decode::trim(&trimmed[colon + 1..]).to_vec();
+                            cur.msg.trailers.push((name, value));
+                        }
+                    }
+                    ChunkSt::Data(rem) => {
+                        let n = rem.min(rest.len() as u64) as usize;
+                        body_piece(cur, &rest[..n]);
+                        used += n;
+                        let left = rem - n as u64;
+                        if let Framing::Chunked(st) = &mut cur.framing {
+                            *st = if left == 0 { ChunkSt::DataEnd } else { ChunkSt::Data(left) };
+                        }
+                    }
+                    ChunkSt::DataEnd => {
+                        // CRLF (or a bare LF) after the chunk data.
+                        match rest[0] {
+                            b'\r' => {
+                                used += 1;
+                                cur.msg.body_wire_len += 1;
+                            }
+                            b'\n' => {
+                                used += 1;
+                                cur.msg.body_wire_len += 1;
+                                *st = ChunkSt::Size;
+                            }
+                            _ => {
+                                // Missing line end: read on as the next size line.
+                                *st = ChunkSt::Size;
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        if bad_chunk {
+            cx.stats.bad_framing += 1;
+            let target = cur.target;
+            if let Some(p) = self.pending.iter_mut().find(|p| p.id == target) {
+                p.anomalies.push(Anomaly::BadChunk { response });
+            }
+            self.finish_message(i, chunk.ts, cx);
+            let h = &mut self.halves[i];
+            if h.st != St::Tunnel {
+                h.st = St::Sync;
+                h.line_start = false;
+            }
+            return used;
+        }
+        if done {
+            self.finish_message(i, chunk.ts, cx);
+        }
+        used
+    }
+
+    /// The message in progress on half `i` is over (complete or not).
+    fn finish_message(&mut self, i: usize, ts: Ts, cx: &mut Ctx<'_>) {
+        let h = &mut self.halves[i];
+        let response = h.response;
+        let Some(cur) = h.cur.take() else { return };
+        if h.st == St::Body {
+            h.st = St::Start;
+        }
+        let InProgress { mut msg, dec, target, gap, .. } = *cur;
+        if msg.last_ts < ts {
+            msg.last_ts = ts;
+        }
+        let mut anomalies = Vec::new();
+        if gap > 0 {
+            cx.stats.messages_with_gaps += 1;
+            anomalies.push(Anomaly::Gap { response, bytes: gap });
+        }
+        if let Some(mut d) = dec {
+            d.finish();
+            msg.entity_len = d.encoded_len;
+            if d.truncated {
+                cx.stats.truncated_bodies += 1;
+                anomalies.push(Anomaly::Truncated { response });
+            }
+            if let Some(e) = d.error.take()
+                && gap == 0
+            {
+                cx.stats.decode_errors += 1;
+                anomalies.push(Anomaly::DecodeError { response, error: e });
+            }
+            msg.body_is_encoded = d.fell_back_to_raw();
+            if msg.body_is_encoded {
+                msg.codings.clear();
+            }
+            msg.body = std::mem::take(&mut d.out);
+        }
+        // A close-delimited or tunnel-bound message: the other half may be waiting on it.
+        if let Some(p) = self.pending.iter_mut().find(|p| p.id == target) {
+            p.anomalies.extend(anomalies);
+            if response {
+                p.response = Some(msg);
+            } else {
+                p.request = Some(msg);
+            }
+        }
+        // After a tunnel-making response, this half carries tunnel bytes.
+        if response {
+            let tunnel = self.pending.iter().any(|p| p.id == target && p.anomalies.contains(&Anomaly::Tunnel));
+            if tunnel {
+                for h in &mut self.halves {
+                    if h.cur.is_none() {
+                        h.st = St::Tunnel;
+                    }
+                }
+            }
+        } else if self.halves[1].st == St::Tunnel {
+            self.halves[0].st = St::Tunnel;
+        }
+        self.try_emit(cx);
+    }
+
+    /// Hands out finished exchanges from the front of the queue.
+    fn try_emit(&mut self, cx: &mut Ctx<'_>) {
+        while let Some(p) = self.pending.front() {
+            let req_done = !p.has_request || p.request.is_some() || p.req_lost;
+            let resp_done = p.has_response && (p.response.is_some() || p.resp_lost || p.anomalies.contains(&Anomaly::NoResponse));
+            if !(req_done && resp_done) {
+                break;
+            }
+            let p = self.pending.pop_front().expect("front exists");
+            self.emit(p, cx);
+        }
+    }
+
+    fn emit(&mut self, mut p: Pending, cx: &mut Ctx<'_>) {
+        if p.request.is_none() && p.response.is_none() {
+            return;
+        }
+        if p.req_lost && !p.anomalies.contains(&Anomaly::NoRequest) {
+            p.anomalies.push(Anomaly::NoRequest);
+        }
+        cx.stats.exchanges += 1;
+        let ex = Exchange {
+            conn: self.meta,
+            index: self.exchanges,
+            request: p.request,
+            response: p.response,
+            interim: p.interim,
+            anomalies: p.anomalies,
+        };
+        self.exchanges += 1;
+        cx.sink.exchange(ex);
+    }
+}
+
+/// Parses the complete lines of a head cut short, when its start line is there.
+fn partial_head(partial: &[u8], request: bool, max_headers: usize) -> Option<Head> {
+    let skip = partial.iter().position(|&c| c != b'\r' && c != b'\n')?;
+    let lines_end = memchr::memrchr(b'\n', partial).filter(|&p| p > skip)? + 1;
+    let mut raw = partial[..lines_end].to_vec();
+    raw.extend_from_slice(b"\r\n");
+    head::parse(raw, request, max_headers).ok()
+}
+
+fn body_piece(cur: &mut InProgress, bytes: &[u8]) {
+    cur.msg.body_wire_len += bytes.len() as u64;
+    if cur.gap > 0 {
+        // After missing bytes the body cannot be decoded further; count it only.
+        return;
+    }
+    if let Some(d) = cur.dec.as_mut() {
+        d.push(bytes);
+    }
+}
+
+/// Parses a chunk-size line (hex digits, then optional extensions).
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 {
+        return None;
+    }
+    let rest = decode::trim(&line[digits..]);
+    if !(rest.is_empty() || rest[0] == b';') {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in &line[..digits] {
+        let d = (c as char).to_digit(16)? as u64;
+        n = n.checked_mul(16)?.checked_add(d)?;
+    }
+    // A chunk over 2^62 bytes cannot be real; treat it as malformed rather than wait forever.
+    (n < 1 << 62).then_some(n)
+}
+
+/// How a message's body is delimited (RFC 9112 section 6.3).
+fn body_framing(head: &Head, response: bool, req: ReqKind, anomalies: &mut Vec<Anomaly>) -> Framing {
+    if response {
+        let status = head.status();
+        if req == ReqKind::Head || (100..200).contains(&status) || status == 204 || status == 304 {
+            return Framing::None;
+        }
+    }
+    let te: Vec<&[u8]> = head.field_all("transfer-encoding").collect();
+    let has_cl = head.field("content-length").is_some();
+    if !te.is_empty() {
+        if has_cl {
+            anomalies.push(Anomaly::TransferEncodingWithContentLength { response });
+        }
+        let last = te.iter().flat_map(|v| v.split(|&c| c == b',')).map(decode::trim).rfind(|t| !t.is_empty());
+        if last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")) {
+            return Framing::Chunked(ChunkSt::Size);
+        }
+        anomalies.push(Anomaly::UnchunkedTransferEncoding { response });
+        return if response { Framing::Close } else { Framing::None };
+    }
+    if has_cl {
+        let mut value: Option<u64> = None;
+        let mut bad = false;
+        for v in head.field_all("content-length") {
+            for part in v.split(|&c| c == b',') {
+                let t = decode::trim(part);
+                let n = if !t.is_empty() && t.len() <= 19 && t.iter().all(u8::is_ascii_digit) {
+                    std::str::from_utf8(t).ok().and_then(|s| s.parse::<u64>().ok())
+                } else {
+                    None
+                };
+                match (n, value) {
+                    (None, _) => bad = true,
+                    (Some(n), None) => value = Some(n),
+                    (Some(n), Some(v)) if n != v => bad = true,
+                    _ => {}
+                }
+            }
+        }
+        if bad {
+            anomalies.push(Anomaly::BadContentLength { response });
+        }
+        return match value {
+            Some(n) => Framing::Length(n),
+            None if response => Framing::Close,
+            None => Framing::None,
+        };
+    }
+    if response { Framing::Close } else { Framing::None }
+}
+
+#[cfg(test)]
+mod tests;

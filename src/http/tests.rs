@@ -1,0 +1,363 @@
+//! Tests of the HTTP layer: every split point, pairing, framing corners, gaps.
+
+use super::*;
+use std::io::Write;
+
+fn meta() -> ConnMeta {
+    let ep = |port| Endpoint { ip: [0; 16], port, v6: false };
+    ConnMeta { id: 1, client: ep(40000), server: ep(80), syn_ts: None, established_ts: None }
+}
+
+/// One step of a conversation: which side, which bytes (or a gap of n bytes).
+enum Step<'a> {
+    C(&'a [u8]),
+    S(&'a [u8]),
+    CGap(u64),
+    SGap(u64),
+}
+
+struct Run {
+    conn: HttpConn,
+    stats: HttpStats,
+    limits: HttpLimits,
+    out: Vec<Exchange>,
+    offs: [u64; 2],
+    ts: i64,
+}
+
+impl Run {
+    fn new(clean: bool) -> Run {
+        let mut conn = HttpConn::new(meta());
+        if clean {
+            conn.clean_start(Side::Client);
+            conn.clean_start(Side::Server);
+        }
+        Run { conn, stats: HttpStats::default(), limits: HttpLimits::default(), out: Vec::new(), offs: [0; 2], ts: 0 }
+    }
+
+    fn send(&mut self, side: Side, bytes: &[u8], step: usize) {
+        for piece in bytes.chunks(step.max(1)) {
+            self.ts += 1;
+            let i = side as usize;
+            let chunk = Chunk { ts: Ts(self.ts), frame: self.ts as u64, offset: self.offs[i], ack: Some(self.offs[1 - i]) };
+            self.offs[i] += piece.len() as u64;
+            let mut sink = |e: Exchange| self.out.push(e);
+            let mut cx = Ctx { limits: &self.limits, stats: &mut self.stats, sink: &mut sink };
+            self.conn.data(side, piece, chunk, &mut cx);
+        }
+    }
+
+    fn gap(&mut self, side: Side, n: u64) {
+        self.offs[side as usize] += n;
+        let mut sink = |e: Exchange| self.out.push(e);
+        let mut cx = Ctx { limits: &self.limits, stats: &mut self.stats, sink: &mut sink };
+        self.conn.gap(side, n, Ts(self.ts), &mut cx);
+    }
+
+    fn end(&mut self, clean: bool) {
+        let mut sink = |e: Exchange| self.out.push(e);
+        let mut cx = Ctx { limits: &self.limits, stats: &mut self.stats, sink: &mut sink };
+        self.conn.end(clean, Ts(self.ts + 1), &mut cx);
+    }
+
+    fn play(steps: &[Step<'_>], step: usize, clean: bool) -> Run {
+        let mut r = Run::new(clean);
+        for s in steps {
+            match s {
+                Step::C(b) => r.send(Side::Client, b, step),
+                Step::S(b) => r.send(Side::Server, b, step),
+                Step::CGap(n) => r.gap(Side::Client, *n),
+                Step::SGap(n) => r.gap(Side::Server, *n),
+            }
+        }
+        r.end(true);
+        r
+    }
+}
+
+/// (method, target, status, request body, response body) of each exchange.
+/// (method, target, status, request body, response body).
+type Row = (String, String, u16, Vec<u8>, Vec<u8>);
+
+fn summary(out: &[Exchange]) -> Vec<Row> {
+    out.iter()
+        .map(|e| {
+            let (m, t, rb) = e.request.as_ref().map_or((String::new(), String::new(), Vec::new()), |r| {
+                (
+                    String::from_utf8_lossy(r.head.method()).into_owned(),
+                    String::from_utf8_lossy(r.head.target()).into_owned(),
+                    r.body.clone(),
+                )
+            });
+            let (st, sb) = e.response.as_ref().map_or((0, Vec::new()), |r| (r.head.status(), r.body.clone()));
+            (m, t, st, rb, sb)
+        })
+        .collect()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn ex(m: &str, t: &str, st: u16, rb: &[u8], sb: &[u8]) -> Row {
+    (m.into(), t.into(), st, rb.to_vec(), sb.to_vec())
+}
+
+/// Runs the conversation with every piece size from 1 to the longest message, plus whole.
+fn at_every_split(steps: &[Step<'_>], want: &[Row]) {
+    let longest = steps
+        .iter()
+        .map(|s| match s {
+            Step::C(b) | Step::S(b) => b.len(),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(1);
+    for step in 1..=longest {
+        let r = Run::play(steps, step, true);
+        assert_eq!(summary(&r.out), want, "piece size {step}");
+        for e in &r.out {
+            assert!(e.anomalies.is_empty(), "piece size {step}: {:?}", e.anomalies);
+        }
+    }
+}
+
+#[test]
+fn content_length_keep_alive() {
+    let steps = [
+        Step::C(b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"),
+        Step::S(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+        Step::C(b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"),
+        Step::S(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+    ];
+    at_every_split(&steps, &[ex("GET", "/a?x=1", 200, b"", b"hello"), ex("POST", "/b", 201, b"abc", b"")]);
+}
+
+#[test]
+fn chunked_with_extensions_trailers_and_gzip() {
+    let body = b"{\"items\":[1,2,3],\"name\":\"chunky\"}".repeat(20);
+    let gz = gzip(&body);
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let (a, b) = gz.split_at(gz.len() / 3);
+    write!(resp, "{:x};name=val\r\n", a.len()).unwrap();
+    resp.extend(a);
+    write!(resp, "\r\n{:X}\r\n", b.len()).unwrap();
+    resp.extend(b);
+    resp.extend(b"\r\n0\r\nX-Checksum: abc\r\n\r\n");
+    let steps = [
+        Step::C(b"GET / HTTP/1.1\r\n\r\n"),
+        Step::S(&resp),
+        Step::C(b"GET /2 HTTP/1.1\r\n\r\n"),
+        Step::S(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ];
+    at_every_split(&steps, &[ex("GET", "/", 200, b"", &body), ex("GET", "/2", 200, b"", b"ok")]);
+    let r = Run::play(&steps, 7, true);
+    let m = r.out[0].response.as_ref().unwrap();
+    assert_eq!(m.trailers, vec![(b"X-Checksum".to_vec(), b"abc".to_vec())]);
+    assert_eq!(m.entity_len, gz.len() as u64);
+    assert_eq!(m.codings, vec![Coding::Gzip]);
+    assert_eq!(m.body_wire_len, resp.len() as u64 - resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() as u64 - 4);
+}
+
+#[test]
+fn pipelining_head_and_interim_responses() {
+    let steps = [
+        Step::C(b"GET /1 HTTP/1.1\r\n\r\nHEAD /2 HTTP/1.1\r\n\r\nPOST /3 HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"),
+        Step::S(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nAHTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n",
+        ),
+        Step::C(b"data"),
+        Step::S(b"HTTP/1.1 204 No Content\r\n\r\n"),
+    ];
+    at_every_split(&steps, &[ex("GET", "/1", 200, b"", b"A"), ex("HEAD", "/2", 200, b"", b""), ex("POST", "/3", 204, b"data", b"")]);
+    let r = Run::play(&steps, 1000, true);
+    assert_eq!(r.out[2].interim, vec![100]);
+    assert_eq!(r.stats.requests, 3);
+    assert_eq!(r.stats.responses, 3);
+    assert_eq!(r.stats.interim_responses, 1);
+}
+
+#[test]
+fn not_modified_and_close_delimited() {
+    let steps = [
+        Step::C(b"GET /c HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n"),
+        Step::S(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"),
+        Step::C(b"GET /d HTTP/1.0\r\n\r\n"),
+        Step::S(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end"),
+    ];
+    at_every_split(&steps, &[ex("GET", "/c", 304, b"", b""), ex("GET", "/d", 200, b"", b"until the end")]);
+    // Ended by a timeout instead of FIN: the body is flagged incomplete.
+    let mut r = Run::new(true);
+    r.send(Side::Client, b"GET / HTTP/1.0\r\n\r\n", 100);
+    r.send(Side::Server, b"HTTP/1.0 200 OK\r\n\r\npartial", 100);
+    r.end(false);
+    assert_eq!(r.out[0].anomalies, vec![Anomaly::Incomplete { response: true }]);
+}
+
+#[test]
+fn connect_and_upgrade_become_tunnels() {
+    let steps = [
+        Step::C(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
+        Step::S(b"HTTP/1.1 200 Connection established\r\n\r\n"),
+        Step::C(b"\x16\x03\x01\x00\x05hello GET / HTTP/1.1\r\n\r\n"),
+        Step::S(b"\x16\x03\x03 HTTP/1.1 200 OK\r\n\r\n"),
+    ];
+    let r = Run::play(&steps, 3, true);
+    assert_eq!(summary(&r.out), vec![ex("CONNECT", "example.com:443", 200, b"", b"")]);
+    assert_eq!(r.out[0].anomalies, vec![Anomaly::Tunnel]);
+    assert_eq!(r.stats.tunnels, 1);
+    assert!(r.stats.tunnel_bytes > 0);
+    let steps = [
+        Step::C(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+        Step::S(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello"),
+        Step::C(b"\x81\x85abcdHTTP/1.1 200"),
+    ];
+    let r = Run::play(&steps, 2, true);
+    assert_eq!(summary(&r.out), vec![ex("GET", "/ws", 101, b"", b"")]);
+}
+
+#[test]
+fn gap_inside_a_body_keeps_framing() {
+    let steps = [
+        Step::C(b"GET /1 HTTP/1.1\r\n\r\n"),
+        Step::S(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n012"),
+        Step::SGap(4),
+        Step::S(b"789"),
+        Step::C(b"GET /2 HTTP/1.1\r\n\r\n"),
+        Step::S(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno"),
+    ];
+    for step in [1, 3, 100] {
+        let r = Run::play(&steps, step, true);
+        assert_eq!(summary(&r.out), vec![ex("GET", "/1", 200, b"", b"012"), ex("GET", "/2", 404, b"", b"no")]);
+        assert_eq!(r.out[0].anomalies, vec![Anomaly::Gap { response: true, bytes: 4 }]);
+        assert!(r.out[1].anomalies.is_empty());
+    }
+}
+
+#[test]
+fn gap_over_a_head_resynchronises() {
+    let steps = [
+        Step::C(b"GET /1 HTTP/1.1\r\n\r\n"),
+        Step::S(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        Step::C(b"GET /2 HT"),
+        Step::CGap(20),
+        Step::C(b"xx\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n"),
+        Step::S(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3"),
+    ];
+    for step in [1, 5, 1000] {
+        let r = Run::play(&steps, step, true);
+        let s = summary(&r.out);
+        assert_eq!(s[0], ex("GET", "/1", 200, b"", b"ok"), "step {step}");
+        // /2's request head was lost: its response arrives without a request, and /3 is
+        // answered by the right response thanks to the acknowledgments.
+        assert!(s.contains(&ex("GET", "/3", 200, b"", b"3")), "step {step}: {s:?}");
+        assert!(r.stats.resyncs >= 1);
+    }
+}
+
+#[test]
+fn lost_response_is_noticed_from_acknowledgments() {
+    let mut r = Run::new(true);
+    r.send(Side::Client, b"GET /1 HTTP/1.1\r\n\r\n", 100);
+    r.send(Side::Server, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", 100);
+    r.send(Side::Client, b"GET /2 HTTP/1.1\r\n\r\n", 100);
+    // The response to /2 is never captured, but the client acknowledged it.
+    let lost = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb";
+    r.offs[1] += lost.len() as u64;
+    r.send(Side::Client, b"GET /3 HTTP/1.1\r\n\r\n", 100);
+    r.gap(Side::Server, lost.len() as u64);
+    r.send(Side::Server, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nc", 100);
+    r.end(true);
+    let s = summary(&r.out);
+    assert_eq!(s, vec![ex("GET", "/1", 200, b"", b"a"), ex("GET", "/2", 0, b"", b""), ex("GET", "/3", 200, b"", b"c")]);
+    assert_eq!(r.out[1].anomalies, vec![Anomaly::NoResponse]);
+}
+
+#[test]
+fn unanswered_and_unrequested() {
+    let mut r = Run::new(false);
+    r.send(Side::Server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 100);
+    r.send(Side::Client, b"GET /x HTTP/1.1\r\n\r\n", 100);
+    r.end(true);
+    let s = summary(&r.out);
+    assert_eq!(s, vec![ex("", "", 200, b"", b"hi"), ex("GET", "/x", 0, b"", b"")]);
+    assert!(r.out[0].anomalies.contains(&Anomaly::NoRequest));
+    assert!(r.out[0].anomalies.contains(&Anomaly::MidStream));
+    assert!(r.out[1].anomalies.contains(&Anomaly::NoResponse));
+}
+
+#[test]
+fn non_http_connection_is_ignored() {
+    let r = Run::play(&[Step::C(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), Step::S(b"\x16\x03\x03\x00\x7a")], 3, true);
+    assert!(r.out.is_empty());
+    assert_eq!(r.stats.non_http_connections, 1);
+    assert!(r.conn.is_off());
+}
+
+#[test]
+fn mid_stream_start_finds_the_next_message() {
+    let r = Run::play(
+        &[
+            Step::S(b"of a body that started earlier\r\n"),
+            Step::C(b"ers: x\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n"),
+            Step::S(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes"),
+        ],
+        4,
+        false,
+    );
+    let s = summary(&r.out);
+    assert_eq!(s, vec![ex("GET", "/next", 200, b"", b"yes")]);
+}
+
+#[test]
+fn decoded_size_cap_truncates_and_flags() {
+    let big = vec![b'z'; 100_000];
+    let gz = gzip(&big);
+    let mut resp = format!("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).into_bytes();
+    resp.extend(&gz);
+    let mut r = Run::new(true);
+    r.limits.max_body = 1000;
+    r.send(Side::Client, b"GET / HTTP/1.1\r\n\r\n", 100);
+    r.send(Side::Server, &resp, 1460);
+    r.send(Side::Client, b"GET /after HTTP/1.1\r\n\r\n", 100);
+    r.send(Side::Server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 100);
+    r.end(true);
+    assert_eq!(r.out[0].response.as_ref().unwrap().body.len(), 1000);
+    assert_eq!(r.out[0].anomalies, vec![Anomaly::Truncated { response: true }]);
+    assert_eq!(summary(&r.out)[1], ex("GET", "/after", 200, b"", b"ok"));
+    assert_eq!(r.stats.truncated_bodies, 1);
+}
+
+#[test]
+fn smuggling_patterns_are_flagged_and_parsed_carefully() {
+    // Transfer-Encoding wins over Content-Length.
+    let r = Run::play(
+        &[
+            Step::C(b"POST /a HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+            Step::S(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        ],
+        5,
+        true,
+    );
+    assert_eq!(summary(&r.out), vec![ex("POST", "/a", 200, b"abc", b"")]);
+    assert!(r.out[0].anomalies.contains(&Anomaly::TransferEncodingWithContentLength { response: false }));
+    // Conflicting Content-Length values.
+    let r = Run::play(
+        &[
+            Step::C(b"POST /b HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nab"),
+            Step::S(b"HTTP/1.1 400 Bad\r\nContent-Length: 0\r\n\r\n"),
+        ],
+        100,
+        true,
+    );
+    assert!(r.out[0].anomalies.contains(&Anomaly::BadContentLength { response: false }));
+    // Chunk size overflowing 64 bits: malformed, no hang, no panic.
+    let r = Run::play(
+        &[Step::C(b"GET / HTTP/1.1\r\n\r\n"), Step::S(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nxx")],
+        3,
+        true,
+    );
+    assert!(r.out[0].anomalies.contains(&Anomaly::BadChunk { response: true }));
+}

@@ -1,0 +1,474 @@
+//! HAR 1.2 written as a stream: the envelope by hand, one entry at a time.
+//!
+//! Contract: [`write_entry`] serializes one [`Exchange`] into a byte buffer as a HAR entry
+//! object; [`HarWriter`] writes the envelope around entries given to it in order, never
+//! holding more than one. Bodies are `text` when the decoded body is UTF-8, base64 with
+//! `"encoding": "base64"` otherwise. Times come from packet timestamps, in milliseconds with
+//! microsecond precision; `time` is the exact sum of the timings that are not -1.
+
+use std::io::{self, Write};
+
+use base64::Engine;
+
+use crate::capture::Ts;
+use crate::http::{Anomaly, Exchange, Message};
+
+use super::json::{write_bytes_str, write_str};
+use super::time::{http_date_to_iso, iso8601};
+
+/// The key entries are ordered by: start time, then connection, then position on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryKey {
+    pub start: Ts,
+    pub conn: u64,
+    pub index: u32,
+}
+
+/// When an exchange's HAR entry starts: at the SYN for a connection's first exchange when the
+/// handshake was seen (the connect time is part of it), else at its first byte.
+pub fn entry_start(ex: &Exchange) -> Ts {
+    match connect_micros(ex) {
+        Some(_) => ex.conn.syn_ts.unwrap_or(ex.start()),
+        None => ex.start(),
+    }
+}
+
+pub fn entry_key(ex: &Exchange) -> EntryKey {
+    EntryKey { start: entry_start(ex), conn: ex.conn.id, index: ex.index }
+}
+
+fn connect_micros(ex: &Exchange) -> Option<i64> {
+    if ex.index != 0 {
+        return None;
+    }
+    let req = ex.request.as_ref()?;
+    let syn = ex.conn.syn_ts?;
+    let est = ex.conn.established_ts.unwrap_or(req.first_ts);
+    let end = est.min(req.first_ts).max(syn);
+    Some(syn.micros_until(end))
+}
+
+/// Writes a number of microseconds as milliseconds with three decimals.
+fn write_ms(out: &mut Vec<u8>, micros: i64) {
+    if micros < 0 {
+        out.extend_from_slice(b"-1");
+        return;
+    }
+    let _ = write!(out, "{}.{:03}", micros / 1000, micros % 1000);
+}
+
+/// Serializes one exchange as a HAR entry (a JSON object, no trailing separator).
+pub fn write_entry(out: &mut Vec<u8>, ex: &Exchange) {
+    let req = ex.request.as_ref();
+    let resp = ex.response.as_ref();
+    let connect = connect_micros(ex);
+    let (send, wait, receive) = match (req, resp) {
+        (Some(q), Some(r)) => (q.first_ts.micros_until(q.last_ts), q.last_ts.micros_until(r.first_ts), r.first_ts.micros_until(r.last_ts)),
+        (Some(q), None) => (q.first_ts.micros_until(q.last_ts), 0, 0),
+        (None, Some(r)) => (0, 0, r.first_ts.micros_until(r.last_ts)),
+        (None, None) => (0, 0, 0),
+    };
+    let total = connect.unwrap_or(0) + send + wait + receive;
+    out.extend_from_slice(b"{\"startedDateTime\":\"");
+    iso8601(out, entry_start(ex));
+    out.extend_from_slice(b"\",\"time\":");
+    write_ms(out, total);
+    out.extend_from_slice(b",\"request\":");
+    write_request(out, ex, req);
+    out.extend_from_slice(b",\"response\":");
+    write_response(out, resp);
+    out.extend_from_slice(b",\"cache\":{},\"timings\":{\"blocked\":-1,\"dns\":-1,\"connect\":");
+    write_ms(out, connect.unwrap_or(-1));
+    out.extend_from_slice(b",\"send\":");
+    write_ms(out, send);
+    out.extend_from_slice(b",\"wait\":");
+    write_ms(out, wait);
+    out.extend_from_slice(b",\"receive\":");
+    write_ms(out, receive);
+    out.extend_from_slice(b",\"ssl\":-1},\"serverIPAddress\":\"");
+    let _ = write!(out, "{}", ex.conn.server.addr());
+    let _ = write!(out, "\",\"connection\":\"{}\"", ex.conn.id);
+    write_private(out, ex);
+    out.push(b'}');
+}
+
+fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
+    let msgs = ex.request.iter().chain(ex.response.iter());
+    let first = msgs.clone().map(|m| m.first_frame).min().unwrap_or(0);
+    let last = msgs.map(|m| m.last_frame).max().unwrap_or(0);
+    let _ = write!(
+        out,
+        ",\"_apitool\":{{\"flow\":{},\"exchange\":{},\"client\":\"{}\",\"server\":\"{}\",\"firstFrame\":{first},\"lastFrame\":{last}",
+        ex.conn.id, ex.index, ex.conn.client, ex.conn.server
+    );
+    if !ex.interim.is_empty() {
+        out.extend_from_slice(b",\"interimStatus\":[");
+        for (i, s) in ex.interim.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let _ = write!(out, "{s}");
+        }
+        out.push(b']');
+    }
+    if let Some(r) = ex.response.as_ref()
+        && !r.trailers.is_empty()
+    {
+        out.extend_from_slice(b",\"trailers\":");
+        write_pairs(out, r.trailers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())));
+    }
+    out.extend_from_slice(b",\"anomalies\":[");
+    for (i, a) in ex.anomalies.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, &a.to_string());
+    }
+    out.extend_from_slice(b"]}");
+}
+
+fn write_pairs<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) {
+    out.push(b'[');
+    for (i, (n, v)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"name\":");
+        write_bytes_str(out, n);
+        out.extend_from_slice(b",\"value\":");
+        write_header_value(out, v);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// A header value with obs-fold line breaks turned into single spaces.
+fn write_header_value(out: &mut Vec<u8>, v: &[u8]) {
+    if v.contains(&b'\n') {
+        let mut flat = Vec::with_capacity(v.len());
+        let mut i = 0;
+        while i < v.len() {
+            if v[i] == b'\r' || v[i] == b'\n' {
+                while i < v.len() && matches!(v[i], b'\r' | b'\n' | b' ' | b'\t') {
+                    i += 1;
+                }
+                flat.push(b' ');
+            } else {
+                flat.push(v[i]);
+                i += 1;
+            }
+        }
+        write_bytes_str(out, &flat);
+    } else {
+        write_bytes_str(out, v);
+    }
+}
+
+/// Builds the absolute URL of a request.
+pub fn request_url(ex: &Exchange, m: &Message) -> Vec<u8> {
+    let target = m.head.target();
+    let mut url = Vec::with_capacity(target.len() + 32);
+    let lower = |b: &[u8], p: &[u8]| b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p);
+    if lower(target, b"http://") || lower(target, b"https://") {
+        push_url_bytes(&mut url, target);
+        return url;
+    }
+    url.extend_from_slice(b"http://");
+    let host = m.head.field("host").map(crate::http::decode::trim).filter(|h| !h.is_empty());
+    if m.head.method().eq_ignore_ascii_case(b"CONNECT") {
+        push_url_bytes(&mut url, target);
+        return url;
+    }
+    match host {
+        Some(h) => push_url_bytes(&mut url, h),
+        None => {
+            let s = ex.conn.server;
+            match s.addr() {
+                std::net::IpAddr::V4(a) => {
+                    let _ = write!(url, "{a}");
+                }
+                std::net::IpAddr::V6(a) => {
+                    let _ = write!(url, "[{a}]");
+                }
+            }
+            if s.port != 80 {
+                let _ = write!(url, ":{}", s.port);
+            }
+        }
+    }
+    if target.first() == Some(&b'/') {
+        push_url_bytes(&mut url, target);
+    } else if target != b"*" {
+        url.push(b'/');
+        push_url_bytes(&mut url, target);
+    }
+    url
+}
+
+/// Bytes that cannot appear in a URL as they are: percent-encoded.
+pub fn needs_escape(c: u8) -> bool {
+    c <= b' ' || c >= 0x7f || b"\"<>\\^`{|}".contains(&c)
+}
+
+fn push_url_bytes(url: &mut Vec<u8>, b: &[u8]) {
+    for &c in b {
+        if needs_escape(c) {
+            let _ = write!(url, "%{c:02X}");
+        } else {
+            url.push(c);
+        }
+    }
+}
+
+fn percent_decode(s: &[u8], plus_is_space: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' if plus_is_space => out.push(b' '),
+            b'%' if i + 2 < s.len() && s[i + 1].is_ascii_hexdigit() && s[i + 2].is_ascii_hexdigit() => {
+                let h = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                out.push(h(s[i + 1]) * 16 + h(s[i + 2]));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// name=value pairs of a query string or urlencoded form, decoded.
+fn write_params(out: &mut Vec<u8>, q: &[u8], as_query: bool) {
+    out.push(b'[');
+    let mut first = true;
+    for part in q.split(|&c| c == b'&') {
+        if part.is_empty() {
+            continue;
+        }
+        let (n, v) = match part.iter().position(|&c| c == b'=') {
+            Some(p) => (&part[..p], &part[p + 1..]),
+            None => (part, &b""[..]),
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(b"{\"name\":");
+        write_bytes_str(out, &percent_decode(n, true));
+        out.extend_from_slice(b",\"value\":");
+        write_bytes_str(out, &percent_decode(v, true));
+        out.push(b'}');
+    }
+    let _ = as_query;
+    out.push(b']');
+}
+
+fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
+    let Some(m) = req else {
+        // A response without its request: what is known of the request is its server.
+        out.extend_from_slice(b"{\"method\":\"\",\"url\":\"");
+        let s = ex.conn.server;
+        let _ = match s.addr() {
+            std::net::IpAddr::V4(a) => write!(out, "http://{a}:{}/", s.port),
+            std::net::IpAddr::V6(a) => write!(out, "http://[{a}]:{}/", s.port),
+        };
+        out.extend_from_slice(
+            b"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"queryString\":[],\"headersSize\":-1,\"bodySize\":-1}",
+        );
+        return;
+    };
+    out.extend_from_slice(b"{\"method\":");
+    write_bytes_str(out, m.head.method());
+    out.extend_from_slice(b",\"url\":");
+    let url = request_url(ex, m);
+    write_bytes_str(out, &url);
+    out.extend_from_slice(b",\"httpVersion\":");
+    write_bytes_str(out, m.head.version());
+    out.extend_from_slice(b",\"cookies\":[");
+    let mut first = true;
+    for v in m.head.field_all("cookie") {
+        for c in v.split(|&c| c == b';') {
+            let c = crate::http::decode::trim(c);
+            if c.is_empty() {
+                continue;
+            }
+            let (n, val) = match c.iter().position(|&x| x == b'=') {
+                Some(p) => (&c[..p], &c[p + 1..]),
+                None => (c, &b""[..]),
+            };
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(b"{\"name\":");
+            write_bytes_str(out, crate::http::decode::trim(n));
+            out.extend_from_slice(b",\"value\":");
+            write_bytes_str(out, crate::http::decode::trim(val));
+            out.push(b'}');
+        }
+    }
+    out.extend_from_slice(b"],\"headers\":");
+    write_pairs(out, m.head.fields());
+    out.extend_from_slice(b",\"queryString\":");
+    let target = m.head.target();
+    let query = target.iter().position(|&c| c == b'?').map_or(&b""[..], |p| {
+        let q = &target[p + 1..];
+        &q[..q.iter().position(|&c| c == b'#').unwrap_or(q.len())]
+    });
+    write_params(out, query, true);
+    if !m.body.is_empty() || m.body_wire_len > 0 {
+        let mime = m.head.field("content-type").unwrap_or(b"");
+        out.extend_from_slice(b",\"postData\":{\"mimeType\":");
+        write_bytes_str(out, mime);
+        let lower_mime: Vec<u8> = mime.to_ascii_lowercase();
+        if lower_mime.starts_with(b"application/x-www-form-urlencoded") {
+            out.extend_from_slice(b",\"params\":");
+            write_params(out, &m.body, false);
+        } else if lower_mime.starts_with(b"multipart/form-data")
+            && let Some(params) = super::multipart::params(mime, &m.body)
+        {
+            out.extend_from_slice(b",\"params\":");
+            out.extend_from_slice(&params);
+        }
+        write_body_text(out, &m.body);
+        out.push(b'}');
+    }
+    let _ = write!(out, ",\"headersSize\":{},\"bodySize\":{}}}", m.head.raw.len(), m.body_wire_len);
+}
+
+/// `"text": ...` and, for bytes that are not UTF-8, `"encoding": "base64"`.
+fn write_body_text(out: &mut Vec<u8>, body: &[u8]) {
+    out.extend_from_slice(b",\"text\":");
+    match std::str::from_utf8(body) {
+        Ok(s) => write_str(out, s),
+        Err(_) => {
+            out.push(b'"');
+            let start = out.len();
+            let len = base64::encoded_len(body.len(), true).unwrap_or(0);
+            out.resize(start + len, 0);
+            let n = base64::engine::general_purpose::STANDARD.encode_slice(body, &mut out[start..]).unwrap_or(0);
+            out.truncate(start + n);
+            out.extend_from_slice(b"\",\"encoding\":\"base64\"");
+        }
+    }
+}
+
+fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
+    let Some(m) = resp else {
+        out.extend_from_slice(b"{\"status\":0,\"statusText\":\"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"content\":{\"size\":0,\"mimeType\":\"x-unknown\"},\"redirectURL\":\"\",\"headersSize\":-1,\"bodySize\":-1}");
+        return;
+    };
+    let _ = write!(out, "{{\"status\":{},\"statusText\":", m.head.status());
+    write_bytes_str(out, m.head.reason());
+    out.extend_from_slice(b",\"httpVersion\":");
+    write_bytes_str(out, m.head.version());
+    out.extend_from_slice(b",\"cookies\":[");
+    for (i, v) in m.head.field_all("set-cookie").enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_set_cookie(out, v);
+    }
+    out.extend_from_slice(b"],\"headers\":");
+    write_pairs(out, m.head.fields());
+    let _ = write!(out, ",\"content\":{{\"size\":{}", m.body.len());
+    if !m.codings.is_empty() && !m.body_is_encoded {
+        let _ = write!(out, ",\"compression\":{}", m.body.len() as i64 - m.entity_len as i64);
+    }
+    out.extend_from_slice(b",\"mimeType\":");
+    match m.head.field("content-type") {
+        Some(ct) => write_bytes_str(out, ct),
+        None => out.extend_from_slice(b"\"x-unknown\""),
+    }
+    if !m.body.is_empty() {
+        write_body_text(out, &m.body);
+    }
+    out.extend_from_slice(b"},\"redirectURL\":");
+    write_bytes_str(out, m.head.field("location").unwrap_or(b""));
+    let _ = write!(out, ",\"headersSize\":{},\"bodySize\":{}}}", m.head.raw.len(), m.body_wire_len);
+}
+
+fn write_set_cookie(out: &mut Vec<u8>, v: &[u8]) {
+    let mut parts = v.split(|&c| c == b';');
+    let first = crate::http::decode::trim(parts.next().unwrap_or(b""));
+    let (n, val) = match first.iter().position(|&x| x == b'=') {
+        Some(p) => (&first[..p], &first[p + 1..]),
+        None => (first, &b""[..]),
+    };
+    out.extend_from_slice(b"{\"name\":");
+    write_bytes_str(out, crate::http::decode::trim(n));
+    out.extend_from_slice(b",\"value\":");
+    write_bytes_str(out, crate::http::decode::trim(val));
+    for attr in parts {
+        let attr = crate::http::decode::trim(attr);
+        let (k, v) = match attr.iter().position(|&x| x == b'=') {
+            Some(p) => (crate::http::decode::trim(&attr[..p]), crate::http::decode::trim(&attr[p + 1..])),
+            None => (attr, &b""[..]),
+        };
+        if k.eq_ignore_ascii_case(b"path") {
+            out.extend_from_slice(b",\"path\":");
+            write_bytes_str(out, v);
+        } else if k.eq_ignore_ascii_case(b"domain") {
+            out.extend_from_slice(b",\"domain\":");
+            write_bytes_str(out, v);
+        } else if k.eq_ignore_ascii_case(b"expires") {
+            if let Some(iso) = http_date_to_iso(v) {
+                out.extend_from_slice(b",\"expires\":");
+                write_str(out, &iso);
+            }
+        } else if k.eq_ignore_ascii_case(b"httponly") {
+            out.extend_from_slice(b",\"httpOnly\":true");
+        } else if k.eq_ignore_ascii_case(b"secure") {
+            out.extend_from_slice(b",\"secure\":true");
+        }
+    }
+    out.push(b'}');
+}
+
+/// Writes the HAR envelope around entries handed over one at a time.
+pub struct HarWriter<W: Write> {
+    w: W,
+    entries: u64,
+}
+
+impl<W: Write> HarWriter<W> {
+    pub fn new(mut w: W, creator_version: &str, comment: Option<&str>) -> io::Result<HarWriter<W>> {
+        let mut head = Vec::new();
+        head.extend_from_slice(b"{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"apitool\",\"version\":");
+        write_str(&mut head, creator_version);
+        head.push(b'}');
+        if let Some(c) = comment {
+            head.extend_from_slice(b",\"comment\":");
+            write_str(&mut head, c);
+        }
+        head.extend_from_slice(b",\"entries\":[\n");
+        w.write_all(&head)?;
+        Ok(HarWriter { w, entries: 0 })
+    }
+
+    /// Writes one serialized entry.
+    pub fn entry(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.entries > 0 {
+            self.w.write_all(b",\n")?;
+        }
+        self.entries += 1;
+        self.w.write_all(bytes)
+    }
+
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Closes the envelope and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.w.write_all(b"\n]}}\n")?;
+        self.w.flush()?;
+        Ok(self.w)
+    }
+}
+
+/// Whether an anomaly list marks the exchange as damaged (for counting).
+pub fn is_damaged(anomalies: &[Anomaly]) -> bool {
+    anomalies.iter().any(|a| !matches!(a, Anomaly::Tunnel | Anomaly::LenientHead { .. }))
+}
