@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use apitool::ir::hash::{Digest, ObjectHasher, digest, digest_text};
 use apitool::ir::pb::{self, data, http_body, http_meta, primitive};
 use apitool::ir::text;
+use apitool::ir::visit::{Context, Visitor, Walk, Walker};
 use prost::Message;
 
 /// The vector folder, or `None` (with a notice) when this checkout has no `shared/` beside it.
@@ -501,4 +502,109 @@ fn xxh64_key(n: u32) -> [u8; 8] {
 fn digest_text_parses_back() {
     let d: Digest = "UADY8pB9FOQ=".parse().unwrap();
     assert_eq!(d, digest(&pb::Witness::default()));
+}
+
+/// Counts primitives by value type with the visitor.
+#[derive(Default)]
+struct PrimitiveCounts(std::collections::BTreeMap<&'static str, usize>);
+
+impl<'a> Visitor<'a> for PrimitiveCounts {
+    fn primitive(&mut self, _: &Context<'_, 'a>, p: &'a pb::Primitive) -> Walk {
+        use primitive::Value as V;
+        let k = match &p.value {
+            Some(V::BoolValue(_)) => "bool_value",
+            Some(V::BytesValue(_)) => "bytes_value",
+            Some(V::StringValue(_)) => "string_value",
+            Some(V::Int32Value(_)) => "int32_value",
+            Some(V::Int64Value(_)) => "int64_value",
+            Some(V::Uint32Value(_)) => "uint32_value",
+            Some(V::Uint64Value(_)) => "uint64_value",
+            Some(V::DoubleValue(_)) => "double_value",
+            Some(V::FloatValue(_)) => "float_value",
+            None => "none",
+        };
+        *self.0.entry(k).or_default() += 1;
+        Walk::Continue
+    }
+}
+
+/// Collects the paths of string values.
+#[derive(Default)]
+struct StringPaths(Vec<String>);
+
+impl<'a> Visitor<'a> for StringPaths {
+    fn primitive(&mut self, cx: &Context<'_, 'a>, p: &'a pb::Primitive) -> Walk {
+        if let Some(primitive::Value::StringValue(_)) = &p.value {
+            assert!(cx.http().is_some(), "{}: no HTTP location", cx.path());
+            self.0.push(cx.path().to_string());
+        }
+        Walk::Continue
+    }
+}
+
+#[test]
+fn visitor_over_vectors() {
+    let Some(dir) = vector_dir() else { return };
+    let docs = load_all(&dir);
+    // One walker (and its stack) for all the witnesses.
+    let mut walker = Walker::new();
+    let mut total_strings = 0;
+    for (name, src, doc) in &docs {
+        // What the text says: one `<kind>_value` line per primitive.
+        let mut want = std::collections::BTreeMap::new();
+        for line in src.lines() {
+            let t = line.trim_start();
+            for kind in [
+                "bool_value",
+                "bytes_value",
+                "string_value",
+                "int32_value",
+                "int64_value",
+                "uint32_value",
+                "uint64_value",
+                "double_value",
+                "float_value",
+            ] {
+                if t.strip_prefix(kind)
+                    .is_some_and(|r| r.starts_with([':', ' ']))
+                {
+                    *want.entry(kind).or_insert(0usize) += 1;
+                }
+            }
+        }
+        let mut counts = PrimitiveCounts::default();
+        let mut paths = StringPaths::default();
+        match doc {
+            Doc::Witness(w) => {
+                assert!(walker.witness(w, &mut counts).is_continue());
+                assert!(walker.witness(w, &mut paths).is_continue());
+            }
+            Doc::Spec(s) => {
+                let mut walker = Walker::new();
+                assert!(walker.spec(s, &mut counts).is_continue());
+                assert!(walker.spec(s, &mut paths).is_continue());
+            }
+        }
+        assert_eq!(counts.0, want, "{name}");
+        assert_eq!(
+            paths.0.len(),
+            want.get("string_value").copied().unwrap_or(0),
+            "{name}"
+        );
+        let root = if name == "spec.pb.txt" {
+            "methods["
+        } else {
+            "args["
+        };
+        assert!(
+            paths
+                .0
+                .iter()
+                .all(|p| p.starts_with(root) || p.starts_with("responses[")),
+            "{name}: {:?}",
+            paths.0
+        );
+        total_strings += paths.0.len();
+    }
+    assert_eq!(total_strings, 991);
 }

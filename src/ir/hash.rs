@@ -9,11 +9,16 @@
 //! Map entries are sorted in the [`ObjectHasher`]'s scratch buffer, one buffer shared by every
 //! map of every nesting level, so hashing allocates nothing once that buffer has grown.
 //!
-//! Rules (see the project's `docs/ir.md`): unset proto3 fields (zero scalars, `-0.0`, empty
+//! Rules (from `shared/docs/ir.md`): unset proto3 fields (zero scalars, `-0.0`, empty
 //! strings, bytes, lists and maps, absent messages) are left out; the chosen member of a oneof is
 //! always hashed; inside lists and maps every value is hashed; map keys are hashed as `u` strings
 //! exactly as stored (a key is never recomputed from its value); `HTTPMethodMeta.processing_latency`
 //! and `Data.example_values` are excluded.
+//!
+//! Floats (tag `f`, float32 widened to float64) hash a text payload: `Infinity`, `-Infinity`,
+//! `NaN`, `+0:` for zero, else the sign, the exponent `e` such that `0.5 < |x| / 2^e <= 1` in
+//! decimal, `:`, and the bits of `|x| / 2^e` from the `2^0` place down to the last `1`
+//! (so `1.0` is `+0:1`, `0.5` is `+-1:1`, `3.0` is `+2:011`).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -352,7 +357,7 @@ fn float_payload(x: f64, buf: &mut [u8; FLOAT_BUF]) -> usize {
 }
 
 /// The payload hashed for a float (exposed for tests and tools): `Infinity`, `-Infinity`,
-/// `NaN`, or the mantissa/exponent text of [`float_payload`].
+/// `NaN`, or `sign exponent ":" bits` as the module docs describe.
 pub fn float_text(x: f64) -> String {
     if x.is_nan() {
         "NaN".into()
@@ -1030,6 +1035,60 @@ mod tests {
             assert!(t.len() <= FLOAT_BUF, "{t}");
             assert_eq!(h_f64(x), tagged(b'f', t.as_bytes()));
             assert_eq!(h_f64(-x), tagged(b'f', float_text(-x).as_bytes()));
+        }
+    }
+
+    /// `2^k` for every `k` a finite double can need, built from bits (no rounding).
+    fn pow2(k: i32) -> f64 {
+        if k >= -1022 {
+            f64::from_bits(((k + 1023) as u64) << 52)
+        } else {
+            f64::from_bits(1u64 << (k + 1074))
+        }
+    }
+
+    /// Reads a payload back: `sign exponent ':' bits` means `sum(bit_i * 2^(e - i))`.
+    fn decode_payload(t: &str) -> f64 {
+        let (sign, rest) = t.split_at(1);
+        let (e, bits) = rest.split_once(':').expect("colon");
+        let e: i32 = e.parse().expect("exponent");
+        let mut x = 0.0;
+        for (i, b) in bits.bytes().enumerate() {
+            if b == b'1' {
+                x += pow2(e - i as i32);
+            }
+        }
+        if sign == "-" { -x } else { x }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn float_payload_decodes_to_the_value(bits in proptest::prelude::any::<u64>()) {
+            let x = f64::from_bits(bits);
+            proptest::prop_assume!(x.is_finite());
+            let t = float_text(x);
+            proptest::prop_assert!(t.len() <= FLOAT_BUF);
+            let back = decode_payload(&t);
+            if x == 0.0 {
+                proptest::prop_assert_eq!(t.as_str(), "+0:");
+            } else {
+                proptest::prop_assert_eq!(back.to_bits(), x.to_bits(), "{}", t);
+                // The mantissa is in (0.5, 1]: no trailing zeros, leading "1" only for 1.0.
+                let m = t.split_once(':').unwrap().1;
+                proptest::prop_assert!(m.ends_with('1'));
+                proptest::prop_assert!(m.starts_with('0') || m == "1");
+            }
+            proptest::prop_assert_eq!(h_f64(x), tagged(b'f', t.as_bytes()));
+        }
+
+        #[test]
+        fn float32_widens(bits in proptest::prelude::any::<u32>()) {
+            let x = f32::from_bits(bits);
+            proptest::prop_assume!(x.is_finite() && x != 0.0);
+            let w = pb::Float { r#type: None, value: x };
+            let mut m = Msg::new();
+            m.put(2, h_f64(f64::from(x)));
+            proptest::prop_assert_eq!(digest(&w), m.finish());
         }
     }
 

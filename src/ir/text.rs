@@ -1594,3 +1594,204 @@ impl TextFormat for pb::OneOf {
         p.scalar("potential_conflict", &self.potential_conflict);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn prim(src: &str) -> Result<pb::Primitive, TextError> {
+        parse(src)
+    }
+
+    fn string_value(p: &pb::Primitive) -> &str {
+        match &p.value {
+            Some(pb::primitive::Value::StringValue(s)) => &s.value,
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn string_escapes() {
+        let p = prim(r#"string_value { value: "a\"b\\c\n\t\r\a\b\f\v\?\'" }"#).unwrap();
+        assert_eq!(string_value(&p), "a\"b\\c\n\t\r\x07\x08\x0c\x0b?'");
+        let p = prim(r#"string_value { value: "\101\60\0x\x41\x4g\u00e9\U0001F600" }"#).unwrap();
+        assert_eq!(string_value(&p), "A0\0x\u{41}\u{4}gé😀");
+        // Octal escapes of UTF-8 bytes make a UTF-8 string.
+        let p = prim(r#"string_value { value: '\303\251' "!" }"#).unwrap();
+        assert_eq!(string_value(&p), "é!");
+        let p = prim(r#"bytes_value { value: "\377\000" }"#).unwrap();
+        assert_eq!(
+            p.value,
+            Some(pb::primitive::Value::BytesValue(pb::Bytes {
+                r#type: None,
+                value: vec![0xff, 0]
+            }))
+        );
+    }
+
+    #[test]
+    fn errors_carry_line_and_column() {
+        let e = prim("string_value {\n  value: \"\\377\"\n}").unwrap_err();
+        assert_eq!((e.pos.line, e.pos.col), (2, 10));
+        assert!(e.msg.contains("UTF-8"), "{e}");
+        let e = prim("string_value {\n  valeu: \"x\"\n}").unwrap_err();
+        assert_eq!(e.to_string(), "2:10: unknown field `valeu` in String");
+        let e = prim("int32_value { value: 2147483648 }").unwrap_err();
+        assert_eq!((e.pos.line, e.pos.col), (1, 22));
+        assert!(e.msg.contains("out of range"), "{e}");
+        let e = prim("string_value { value: \"abc }").unwrap_err();
+        assert_eq!((e.pos.line, e.pos.col), (1, 23));
+        let e = prim("string_value { value: \"é\" } @").unwrap_err();
+        assert_eq!((e.pos.line, e.pos.col), (1, 29));
+        let e = prim("string_value {").unwrap_err();
+        assert!(e.msg.contains("expected '}'"), "{e}");
+        let e = prim("string_value < value: \"x\" }").unwrap_err();
+        assert!(e.msg.contains("expected a field name"), "{e}");
+        let e: TextError = parse::<pb::HttpAuth>("type: BEARR").unwrap_err();
+        assert_eq!(e.to_string(), "1:7: unknown value `BEARR` for field `type`");
+        let e = prim("[ext.foo] { }").unwrap_err();
+        assert!(e.msg.contains("not supported"), "{e}");
+        let e = prim("type_hint \"x\"").unwrap_err();
+        assert!(e.msg.contains("expected ':'"), "{e}");
+    }
+
+    #[test]
+    fn numbers_bools_enums_and_lists() {
+        let t: pb::Int64Type =
+            parse("fixed_values: [1, -2, 0x10, 010] fixed_values: -0x7fffffffffffffff min { value: -9223372036854775808 } max {}")
+                .unwrap();
+        assert_eq!(t.fixed_values, vec![1, -2, 16, 8, -0x7fff_ffff_ffff_ffff]);
+        assert_eq!((t.min, t.max), (Some(i64::MIN), Some(0)));
+        let t: pb::Uint64Type = parse("fixed_values: 18446744073709551615").unwrap();
+        assert_eq!(t.fixed_values, vec![u64::MAX]);
+        assert!(parse::<pb::Uint64Type>("fixed_values: -1").is_err());
+        let t: pb::FloatType = parse(
+            "fixed_values: [1.5f, -inf, Infinity, .25, 1e3, 4.3275556e-08, 7] min { value: -NaN }",
+        )
+        .unwrap();
+        assert_eq!(t.fixed_values[0], 1.5);
+        assert_eq!(t.fixed_values[1], f32::NEG_INFINITY);
+        assert_eq!(t.fixed_values[2], f32::INFINITY);
+        assert_eq!(&t.fixed_values[3..], &[0.25, 1000.0, 4.327_555_6e-8, 7.0]);
+        assert!(t.min.unwrap().is_nan());
+        let t: pb::BoolType = parse("fixed_values: [true, False, t, f, 1, 0]").unwrap();
+        assert_eq!(t.fixed_values, vec![true, false, true, false, true, false]);
+        let a: pb::HttpAuth = parse("type: 2").unwrap();
+        assert_eq!(a.r#type, 2);
+        let b: pb::HttpBody =
+            parse("# comment\ncontent_type: FORM_URL_ENCODED; other_type: 'x',").unwrap();
+        assert_eq!((b.content_type, b.other_type.as_str()), (2, "x"));
+        let b: pb::HttpBody = parse("content_type: 42").unwrap();
+        assert_eq!(text_of(&b), "content_type: 42\n");
+        let s: pb::ApiSpec =
+            parse("tags { key: \"a\" value: \"b\" } tags: [{ key: \"c\" }]").unwrap();
+        assert_eq!(s.tags.get("a").map(String::as_str), Some("b"));
+        assert_eq!(s.tags.get("c").map(String::as_str), Some(""));
+    }
+
+    fn text_of<T: TextFormat>(m: &T) -> String {
+        to_text(m)
+    }
+
+    #[test]
+    fn depth_is_capped() {
+        let deep = "optional { data { ".repeat(MAX_DEPTH) + &"} } ".repeat(MAX_DEPTH);
+        let e = parse::<pb::Data>(&deep).unwrap_err();
+        assert!(e.msg.contains("nesting"), "{e}");
+        let ok = "optional { data { ".repeat(MAX_DEPTH / 2 - 1) + &"} } ".repeat(MAX_DEPTH / 2 - 1);
+        parse::<pb::Data>(&ok).unwrap();
+    }
+
+    #[test]
+    fn printer_output() {
+        let d = pb::Data {
+            value: Some(pb::data::Value::Primitive(pb::Primitive {
+                value: Some(pb::primitive::Value::StringValue(pb::Str::default())),
+                formats: [("uuid".to_string(), false)].into_iter().collect(),
+                akita_annotations: Some(pb::AkitaAnnotations {
+                    format_option: Some(pb::FormatOption {
+                        format: Some(pb::format_option::Format::StringFormat(String::new())),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+            meta: Some(pb::DataMeta {
+                meta: Some(pb::data_meta::Meta::Http(pb::HttpMeta {
+                    location: Some(pb::http_meta::Location::Empty(pb::HttpEmpty {})),
+                    response_code: -1,
+                })),
+            }),
+            ..Default::default()
+        };
+        let t = to_text(&d);
+        assert_eq!(
+            t,
+            "primitive {\n  string_value {\n  }\n  akita_annotations {\n    format_option {\n      \
+             string_format: \"\"\n    }\n  }\n  formats {\n    key: \"uuid\"\n    value: false\n  }\n}\n\
+             meta {\n  http {\n    empty {\n    }\n    response_code: -1\n  }\n}\n"
+        );
+        assert_eq!(parse::<pb::Data>(&t).unwrap(), d);
+    }
+
+    #[test]
+    fn quoting() {
+        let mut s = String::new();
+        write_quoted("a\"\\\n\u{1}é".as_bytes(), true, &mut s);
+        assert_eq!(s, r#""a\"\\\n\001é""#);
+        s.clear();
+        write_quoted(&[b'a', 0xc3, 0xa9, 0xff, 0x7f], false, &mut s);
+        assert_eq!(s, r#""a\303\251\377\177""#);
+    }
+
+    fn arb_f32() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            any::<f32>().prop_filter("not NaN", |x| !x.is_nan()),
+            (any::<u32>())
+                .prop_map(f32::from_bits)
+                .prop_filter("not NaN", |x| !x.is_nan()),
+        ]
+    }
+
+    fn arb_f64() -> impl Strategy<Value = f64> {
+        any::<u64>()
+            .prop_map(f64::from_bits)
+            .prop_filter("not NaN", |x| !x.is_nan())
+    }
+
+    proptest! {
+        #[test]
+        fn scalars_round_trip(
+            s in any::<String>(),
+            b in proptest::collection::vec(any::<u8>(), 0..32),
+            f in arb_f32(),
+            d in arb_f64(),
+            i in any::<i64>(),
+            u in any::<u64>(),
+            fixed in proptest::collection::vec(arb_f64(), 0..4),
+            min in proptest::option::of(arb_f64()),
+        ) {
+            let w = pb::StringType { fixed_values: vec![s.clone()], regex: s };
+            prop_assert_eq!(parse::<pb::StringType>(&to_text(&w)).unwrap(), w);
+            let w = pb::BytesType { fixed_values: vec![b] };
+            prop_assert_eq!(parse::<pb::BytesType>(&to_text(&w)).unwrap(), w);
+            let w = pb::Float { r#type: None, value: f };
+            let back = parse::<pb::Float>(&to_text(&w)).unwrap();
+            // -0.0 is not printed (it is unset) and reads back as 0.0.
+            prop_assert_eq!(back.value, f);
+            let w = pb::DoubleType { fixed_values: fixed, min, max: Some(d) };
+            prop_assert_eq!(parse::<pb::DoubleType>(&to_text(&w)).unwrap(), w);
+            let w = pb::Int64Type { fixed_values: vec![i, 0], min: Some(i), max: None };
+            prop_assert_eq!(parse::<pb::Int64Type>(&to_text(&w)).unwrap(), w);
+            let w = pb::Uint64 { r#type: None, value: u };
+            prop_assert_eq!(parse::<pb::Uint64>(&to_text(&w)).unwrap(), w);
+        }
+
+        #[test]
+        fn parser_never_panics(src in "[a-z_{}<>:\\[\\],;\"'\\\\0-9. \n#-]{0,64}") {
+            let _ = parse::<pb::Witness>(&src);
+            let _ = parse::<pb::Data>(&src);
+        }
+    }
+}
