@@ -332,6 +332,9 @@ pub struct HttpConn {
     next_id: u64,
     exchanges: u32,
     midstream: bool,
+    /// Bytes of the response stream were lost between messages since the last response
+    /// head: a whole response may be missing.
+    resp_gap: bool,
 }
 
 /// Receives finished exchanges.
@@ -361,7 +364,15 @@ pub enum Side {
 
 impl HttpConn {
     pub fn new(meta: ConnMeta) -> HttpConn {
-        HttpConn { meta, halves: [Half::new(false), Half::new(true)], pending: VecDeque::new(), next_id: 0, exchanges: 0, midstream: false }
+        HttpConn {
+            meta,
+            halves: [Half::new(false), Half::new(true)],
+            pending: VecDeque::new(),
+            next_id: 0,
+            exchanges: 0,
+            midstream: false,
+            resp_gap: false,
+        }
     }
 
     /// Says the side's stream is seen from its start (its SYN was captured).
@@ -435,6 +446,10 @@ impl HttpConn {
         match h.st {
             St::Tunnel | St::Off => {}
             St::Start | St::Sync | St::Head => {
+                if h.response {
+                    self.resp_gap = true;
+                }
+                let h = &mut self.halves[i];
                 if h.st == St::Head {
                     // The head being collected is lost, but a message was there: keep its
                     // place so that pairing stays right.
@@ -482,6 +497,9 @@ impl HttpConn {
                     _ => {
                         // The gap swallowed the end of the message: finish what we have and
                         // look for the next message.
+                        if i == 1 {
+                            self.resp_gap = true;
+                        }
                         cx.stats.incomplete_messages += 1;
                         self.finish_message(i, ts, cx);
                         let h = &mut self.halves[i];
@@ -913,11 +931,12 @@ impl HttpConn {
                 idx = None;
                 break;
             }
-            // The next request was sent after the client received response bytes that came
-            // after this request but before this response: this request's response was lost.
+            // After bytes of the response stream were lost: when the next request was sent after
+            // the client had received response bytes that came after this request but before
+            // this response, those bytes were this request's response, lost.
             let next = self.pending.iter().skip(k + 1).find(|q| q.has_request);
             match (p.req_ack, next.and_then(|q| q.req_ack)) {
-                (Some(a), Some(b)) if b > a && b <= resp_offset && p.has_request => {
+                (Some(a), Some(b)) if self.resp_gap && b > a && b <= resp_offset && p.has_request => {
                     let p = &mut self.pending[k];
                     p.has_response = true;
                     p.anomalies.push(Anomaly::NoResponse);
@@ -954,6 +973,7 @@ impl HttpConn {
                 self.pending.len() - 1
             }
         };
+        self.resp_gap = false;
         let p = &mut self.pending[idx];
         if (100..200).contains(&status) && status != 101 {
             cx.stats.interim_responses += 1;

@@ -101,6 +101,11 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
         ",\"_apitool\":{{\"flow\":{},\"exchange\":{},\"client\":\"{}\",\"server\":\"{}\",\"firstFrame\":{first},\"lastFrame\":{last}",
         ex.conn.id, ex.index, ex.conn.client, ex.conn.server
     );
+    if let Some(r) = ex.request.as_ref() {
+        // The request-target exactly as sent (the URL above is absolute and escaped).
+        out.extend_from_slice(b",\"target\":");
+        write_bytes_str(out, r.head.target());
+    }
     if !ex.interim.is_empty() {
         out.extend_from_slice(b",\"interimStatus\":[");
         for (i, s) in ex.interim.iter().enumerate() {
