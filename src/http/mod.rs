@@ -342,6 +342,13 @@ pub trait ExchangeSink {
     fn exchange(&mut self, ex: Exchange);
 }
 
+/// Collecting exchanges in a vector (for tools and tests; the pipeline serializes instead).
+impl ExchangeSink for Vec<Exchange> {
+    fn exchange(&mut self, ex: Exchange) {
+        self.push(ex)
+    }
+}
+
 impl<F: FnMut(Exchange)> ExchangeSink for F {
     fn exchange(&mut self, ex: Exchange) {
         self(ex)
