@@ -360,6 +360,7 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     note!(t.idle_timeouts, "connections ended by the idle timeout (--idle-timeout)");
     note!(t.ended_at_capture_end, "connections still open at the end of the capture");
     note!(t.port_reuse, "connections that reused the ports of an earlier one");
+    note!(t.rst_ignored, "RSTs not honoured because the connection went on");
     let h = &s.http;
     note!(h.non_http_connections, "connections that are not HTTP/1.x (ignored)");
     note!(h.no_response, "requests without a response");

@@ -65,6 +65,8 @@ pub struct FlowStats {
     pub ended_at_capture_end: u64,
     pub port_reuse: u64,
     pub segments_ignored: u64,
+    /// RSTs followed by more data or a handshake on the same connection, and so not honoured.
+    pub rst_ignored: u64,
 }
 
 #[derive(Debug)]
@@ -401,6 +403,9 @@ struct Conn {
     established_ts: Option<Ts>,
     http: Option<Box<HttpConn>>,
     fin_seen: [bool; 2],
+    /// A RST was seen then; the connection ends at the next sweep unless new data or a
+    /// handshake follows (a RST the receiver ignored, as in some evasions).
+    rst_at: Option<Ts>,
     /// Not HTTP, or a tunnel: segments are no longer reassembled.
     ignore: bool,
     closed: bool,
@@ -419,6 +424,7 @@ impl Conn {
             established_ts: None,
             http: None,
             fin_seen: [false; 2],
+            rst_at: None,
             ignore: false,
             closed: false,
         }
@@ -532,6 +538,16 @@ impl<S: ExchangeSink> Shard<S> {
         if seg.has(flags::FIN) {
             conn.fin_seen[d] = true;
         }
+        if seg.has(flags::RST) {
+            conn.rst_at.get_or_insert(seg.ts);
+        } else if conn.rst_at.is_some() {
+            let r = &conn.dirs[d];
+            let new_data = has_data && (!r.started() || r.ext(seg.seq) + seg.payload.len() as u64 > r.next_offset());
+            if syn || new_data {
+                conn.rst_at = None;
+                self.stats.rst_ignored += 1;
+            }
+        }
         // Handshake.
         if syn {
             if !seg.has(flags::ACK) {
@@ -564,7 +580,7 @@ impl<S: ExchangeSink> Shard<S> {
         }
         let conn = self.conns.get_mut(&seg.key).expect("present");
         if conn.ignore {
-            if seg.has(flags::RST) || seg.has(flags::FIN) {
+            if seg.has(flags::FIN) {
                 self.maybe_close(seg);
             }
             return;
@@ -623,11 +639,6 @@ impl<S: ExchangeSink> Shard<S> {
 
     fn maybe_close(&mut self, seg: &TcpSegment<'_>) {
         let Some(conn) = self.conns.get_mut(&seg.key) else { return };
-        if seg.has(flags::RST) {
-            self.stats.closed_rst += 1;
-            self.end_conn(seg.key, true, seg.ts);
-            return;
-        }
         let both_fin = conn.fin_seen[0] && conn.fin_seen[1];
         let done = conn.dirs[0].finished() && conn.dirs[1].finished();
         if done || (both_fin && seg.has(flags::FIN)) {
@@ -661,6 +672,13 @@ impl<S: ExchangeSink> Shard<S> {
     /// Between windows: removes closed connections and ends idle ones (capture time `now`).
     pub fn sweep(&mut self, now: Ts) {
         let idle = self.limits.idle_timeout_ns;
+        let mut reset: Vec<(u64, FlowKey, Ts)> =
+            self.conns.values().filter(|c| !c.closed).filter_map(|c| c.rst_at.map(|t| (c.id, c.key, t))).collect();
+        reset.sort_unstable();
+        for (_, key, at) in reset {
+            self.stats.closed_rst += 1;
+            self.end_conn(key, true, at);
+        }
         let expired: Vec<FlowKey> = self.conns.values().filter(|c| !c.closed && now.0 - c.last_ts.0 > idle).map(|c| c.key).collect();
         for key in expired {
             self.stats.idle_timeouts += 1;
@@ -701,11 +719,20 @@ impl<S: ExchangeSink> Shard<S> {
 
     /// Ends every connection (end of the capture).
     pub fn finish(&mut self, now: Ts) {
-        let mut keys: Vec<(u64, FlowKey)> = self.conns.values().filter(|c| !c.closed).map(|c| (c.id, c.key)).collect();
+        let mut keys: Vec<(u64, FlowKey, Option<Ts>)> =
+            self.conns.values().filter(|c| !c.closed).map(|c| (c.id, c.key, c.rst_at)).collect();
         keys.sort_unstable();
-        for (_, key) in keys {
-            self.stats.ended_at_capture_end += 1;
-            self.end_conn(key, false, now);
+        for (_, key, rst) in keys {
+            match rst {
+                Some(at) => {
+                    self.stats.closed_rst += 1;
+                    self.end_conn(key, true, at);
+                }
+                None => {
+                    self.stats.ended_at_capture_end += 1;
+                    self.end_conn(key, false, now);
+                }
+            }
         }
         self.conns.clear();
     }

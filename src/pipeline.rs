@@ -464,7 +464,8 @@ fn add_flow(a: &mut FlowStats, b: &FlowStats) {
         closed_rst,
         ended_at_capture_end,
         port_reuse,
-        segments_ignored
+        segments_ignored,
+        rst_ignored
     );
 }
 

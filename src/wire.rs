@@ -300,16 +300,27 @@ impl Cx {
             }
             // PPPoE session: 6-byte header, then a PPP protocol number.
             0x8864 => {
-                if d.len() < 8 {
+                if d.len() < 7 {
                     return Decoded::Skip(Skip::Malformed("pppoe header"));
                 }
-                match u16::from_be_bytes([d[6], d[7]]) {
-                    0x0021 | 0x0057 => self.ip(&d[8..], depth),
-                    _ => Decoded::Skip(Skip::NotIp),
-                }
+                self.ppp(&d[6..], depth)
             }
             // Ethernet bridged inside Ethernet (e.g. after a transparent bridging tunnel).
             0x6558 => self.nested_ethernet(d, depth),
+            _ => Decoded::Skip(Skip::NotIp),
+        }
+    }
+
+    /// PPP: optional address/control bytes, a protocol field of one byte (compressed, odd) or
+    /// two.
+    fn ppp<'m>(self, d: &'m [u8], depth: u8) -> Decoded<'m> {
+        let p = if d.len() >= 2 && d[0] == 0xff && d[1] == 0x03 { &d[2..] } else { d };
+        if p.is_empty() || (p[0] & 1 == 0 && p.len() < 2) {
+            return Decoded::Skip(Skip::Malformed("ppp header"));
+        }
+        let (proto, rest) = if p[0] & 1 == 1 { (p[0] as u16, &p[1..]) } else { (u16::from_be_bytes([p[0], p[1]]), &p[2..]) };
+        match proto {
+            0x21 | 0x57 => self.ip(rest, depth),
             _ => Decoded::Skip(Skip::NotIp),
         }
     }
@@ -474,17 +485,7 @@ impl Cx {
                 self.nested_ethernet(&inner[12 + extra..], depth)
             }
             // PPP inside enhanced GRE.
-            0x880b => {
-                let p = if inner.len() >= 2 && inner[0] == 0xff && inner[1] == 0x03 { &inner[2..] } else { inner };
-                if p.len() < 2 {
-                    return Decoded::Skip(Skip::Malformed("ppp header"));
-                }
-                let (pp, rest) = if p[0] & 1 == 1 { (p[0] as u16, &p[1..]) } else { (u16::from_be_bytes([p[0], p[1]]), &p[2..]) };
-                match pp {
-                    0x21 | 0x57 => self.ip(rest, depth),
-                    _ => Decoded::Skip(Skip::NotIp),
-                }
-            }
+            0x880b => self.ppp(inner, depth),
             _ => Decoded::Skip(Skip::NotIp),
         }
     }

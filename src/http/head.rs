@@ -277,14 +277,12 @@ fn request_line(l: &[u8], off: usize) -> Result<StartLine, HeadError> {
     if rest.is_empty() {
         return Err(HeadError::StartLine);
     }
-    // The version is the last word when it looks like one; the target is everything between
-    // (it may hold spaces).
+    // The version is the last word when it looks like one. The target is the first word (as
+    // tshark and most servers read it); words between it and the version are dropped.
+    let t_end = rest.iter().position(|&c| is_ws(c)).unwrap_or(rest.len());
     let (target, version) = match rest.iter().rposition(|&c| is_ws(c)) {
-        Some(sp) if rest[sp + 1..].starts_with(b"HTTP/") => {
-            let t_end = rest[..sp].iter().rposition(|&c| !is_ws(c)).map_or(0, |p| p + 1);
-            ((rest_start, rest_start + t_end), (rest_start + sp + 1, rest_end))
-        }
-        _ => ((rest_start, rest_end), (rest_end, rest_end)),
+        Some(sp) if rest[sp + 1..].starts_with(b"HTTP/") => ((rest_start, rest_start + t_end), (rest_start + sp + 1, rest_end)),
+        _ => ((rest_start, rest_start + t_end), (rest_end, rest_end)),
     };
     let sp = |(s, e): (usize, usize)| Span { start: (off + s) as u32, end: (off + e) as u32 };
     Ok(StartLine::Request { method: sp((0, m_end)), target: sp(target), version: sp(version) })
@@ -455,7 +453,8 @@ mod tests {
     #[test]
     fn lenient_cases() {
         let h = req("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!(h.target(), b"/a b");
+        assert_eq!(h.target(), b"/a");
+        assert_eq!(h.version(), b"HTTP/1.1");
         assert!(h.lenient.is_some());
         let h = req("GET /old\r\n\r\n");
         assert_eq!((h.target(), h.version()), (&b"/old"[..], &b""[..]));

@@ -215,6 +215,10 @@ pub struct Chunk {
     pub ack: Option<u64>,
 }
 
+/// Bytes searched for HTTP in a connection whose two streams start with something else
+/// (a SOCKS or proxy preamble, say) before it is taken for another protocol.
+const JUNK_SCAN: u64 = 64 << 10;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum St {
     /// Expecting a message start.
@@ -275,6 +279,10 @@ struct Half {
     clean_start: bool,
     /// In Sync: whether the next byte starts a line.
     line_start: bool,
+    /// The stream was seen from its start and did not start with HTTP.
+    junk_start: bool,
+    /// Bytes searched since such a start.
+    junk_bytes: u64,
     last: Option<Chunk>,
 }
 
@@ -290,6 +298,8 @@ impl Half {
             fresh: true,
             clean_start: false,
             line_start: true,
+            junk_start: false,
+            junk_bytes: 0,
             last: None,
         }
     }
@@ -679,13 +689,13 @@ impl HttpConn {
         let h = &mut self.halves[i];
         let first_message = h.clean_start && self.exchanges == 0 && self.pending.is_empty();
         if first_message {
-            h.st = St::Off;
-            cx.stats.non_http_connections += 1;
-            // Both directions stop.
-            for h in &mut self.halves {
-                h.st = St::Off;
-                h.buf = Vec::new();
-            }
+            // A stream that does not start with HTTP. The connection is not HTTP when neither
+            // side starts with it; a garbled request still gets its response recorded.
+            // (HTTP may still follow a preamble such as a SOCKS handshake: the streams are
+            // searched for a while before giving up, see `sync`.)
+            h.junk_start = true;
+            h.st = St::Sync;
+            h.line_start = true;
         } else {
             h.st = St::Sync;
             h.line_start = true;
@@ -695,6 +705,19 @@ impl HttpConn {
     }
 
     fn sync(&mut self, i: usize, data: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) -> usize {
+        if self.halves[i].junk_start && self.exchanges == 0 && self.pending.is_empty() {
+            self.halves[i].junk_bytes += data.len() as u64;
+            let (a, b) = (&self.halves[0], &self.halves[1]);
+            if a.junk_start && b.junk_start && a.junk_bytes + b.junk_bytes > JUNK_SCAN {
+                // Neither side has shown HTTP: the connection is something else.
+                cx.stats.non_http_connections += 1;
+                for h in &mut self.halves {
+                    h.st = St::Off;
+                    h.buf = Vec::new();
+                }
+                return data.len();
+            }
+        }
         let h = &mut self.halves[i];
         let request = !h.response;
         // Segment boundaries often fall on message boundaries: a message may start right here.

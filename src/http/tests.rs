@@ -290,7 +290,10 @@ fn unanswered_and_unrequested() {
 
 #[test]
 fn non_http_connection_is_ignored() {
-    let r = Run::play(&[Step::C(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), Step::S(b"\x16\x03\x03\x00\x7a")], 3, true);
+    // TLS-like records both ways: searched for a while (HTTP may follow a preamble), then
+    // taken for another protocol.
+    let hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".repeat(4000);
+    let r = Run::play(&[Step::C(&hello), Step::S(b"\x16\x03\x03\x00\x7a"), Step::C(&hello)], 1460, true);
     assert!(r.out.is_empty());
     assert_eq!(r.stats.non_http_connections, 1);
     assert!(r.conn.is_off());
@@ -360,4 +363,13 @@ fn smuggling_patterns_are_flagged_and_parsed_carefully() {
         true,
     );
     assert!(r.out[0].anomalies.contains(&Anomaly::BadChunk { response: true }));
+}
+
+#[test]
+fn garbled_request_still_records_its_response() {
+    let r =
+        Run::play(&[Step::C(b"OPTIONS\r\nHost: x\r\n\r\n"), Step::S(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad")], 4, true);
+    assert_eq!(summary(&r.out), vec![ex("", "", 400, b"", b"bad")]);
+    assert!(r.out[0].anomalies.contains(&Anomaly::NoRequest));
+    assert_eq!(r.stats.non_http_connections, 0);
 }
