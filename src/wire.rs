@@ -237,6 +237,18 @@ pub fn decode<'m>(frame: &Frame<'m>) -> Decoded<'m> {
         }
         // NFLOG: a 4-byte header then TLVs (host byte order); the packet is TLV type 9.
         239 => cx.nflog(d),
+        // IEEE 802.11, and 802.11 behind a radiotap header (its length at bytes 2..4).
+        105 => cx.wlan(d, 0),
+        127 => {
+            if d.len() < 4 {
+                return Decoded::Skip(Skip::Malformed("radiotap header"));
+            }
+            let n = u16::from_le_bytes([d[2], d[3]]) as usize;
+            if d.len() < n {
+                return Decoded::Skip(Skip::Malformed("radiotap header"));
+            }
+            cx.wlan(&d[n..], 0)
+        }
         other => Decoded::Skip(Skip::UnsupportedLinktype(other)),
     }
 }
@@ -309,6 +321,33 @@ impl Cx {
             0x6558 => self.nested_ethernet(d, depth),
             _ => Decoded::Skip(Skip::NotIp),
         }
+    }
+
+    /// An 802.11 data frame: its header (addresses, QoS, HT control), then LLC/SNAP.
+    fn wlan<'m>(self, d: &'m [u8], depth: u8) -> Decoded<'m> {
+        if d.len() < 24 {
+            return Decoded::Skip(Skip::Malformed("802.11 header"));
+        }
+        let (fc, flags) = (d[0], d[1]);
+        let (kind, subtype) = ((fc >> 2) & 3, fc >> 4);
+        // Data frames only; null-data subtypes carry nothing; protected frames are encrypted.
+        if kind != 2 || subtype & 4 != 0 || flags & 0x40 != 0 {
+            return Decoded::Skip(Skip::NotIp);
+        }
+        let mut hl = 24;
+        if flags & 3 == 3 {
+            hl += 6;
+        }
+        if subtype & 8 != 0 {
+            hl += 2;
+            if flags & 0x80 != 0 {
+                hl += 4;
+            }
+        }
+        if d.len() < hl {
+            return Decoded::Skip(Skip::Malformed("802.11 header"));
+        }
+        self.llc(&d[hl..], depth)
     }
 
     /// PPP: optional address/control bytes, a protocol field of one byte (compressed, odd) or
@@ -486,6 +525,8 @@ impl Cx {
             }
             // PPP inside enhanced GRE.
             0x880b => self.ppp(inner, depth),
+            // Aruba's GRE carries 802.11 frames.
+            0x8200 | 0x8210 => self.wlan(inner, depth),
             _ => Decoded::Skip(Skip::NotIp),
         }
     }
