@@ -237,6 +237,16 @@ pub fn decode<'m>(frame: &Frame<'m>) -> Decoded<'m> {
         }
         // NFLOG: a 4-byte header then TLVs (host byte order); the packet is TLV type 9.
         239 => cx.nflog(d),
+        // Linux ARCNET: source, destination, offset, then a protocol id: RFC 1201 IP (0xd4)
+        // with split flag and sequence (and 4 more bytes for an exception packet), or
+        // RFC 1051 IP (0xf0).
+        129 => match (d.get(4), d.get(5)) {
+            (Some(0xd4), Some(0xff)) if d.len() >= 12 => cx.ip(&d[12..], 0),
+            (Some(0xd4), Some(_)) if d.len() >= 8 => cx.ip(&d[8..], 0),
+            (Some(0xf0), _) => cx.ip(&d[5..], 0),
+            (Some(_), _) => Decoded::Skip(Skip::NotIp),
+            _ => Decoded::Skip(Skip::Malformed("arcnet header")),
+        },
         // IEEE 802.11, and 802.11 behind a radiotap header (its length at bytes 2..4).
         105 => cx.wlan(d, 0),
         127 => {

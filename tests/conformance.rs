@@ -19,7 +19,7 @@ use apitool::pipeline::{Config, Converter};
 
 /// Agreement with the tshark answer key over all its messages, in percent: the best level
 /// reached so far. Raise it when the agreement improves; never lower it.
-const FLOOR_PERCENT: f64 = 99.3;
+const FLOOR_PERCENT: f64 = 99.5;
 
 fn corpus() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
@@ -97,6 +97,10 @@ fn ours(har: &serde_json::Value) -> BTreeMap<(u16, u16), Vec<Msg>> {
         let list = out.entry(key).or_default();
         if let Some(t) = x["target"].as_str() {
             list.push(Msg::Req { method: e["request"]["method"].as_str().unwrap_or("").to_string(), target: escape_target(t) });
+        }
+        // Interim responses are messages of their own on the wire.
+        for s in x["interimStatus"].as_array().into_iter().flatten() {
+            list.push(Msg::Resp { status: s.as_u64().unwrap_or(0) as u16, body: String::new() });
         }
         let status = e["response"]["status"].as_u64().unwrap_or(0) as u16;
         if status != 0 {

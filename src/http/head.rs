@@ -267,7 +267,15 @@ fn parse_lenient(raw: &[u8], request: bool, max_headers: usize) -> Result<(Parse
 }
 
 fn request_line(l: &[u8], off: usize) -> Result<StartLine, HeadError> {
-    let m_end = l.iter().position(|&c| is_ws(c)).ok_or(HeadError::StartLine)?;
+    let Some(m_end) = l.iter().position(|&c| is_ws(c)) else {
+        // A bare method (no target, no version), as some broken clients send: keep it when it
+        // is an upper-case token.
+        if !l.is_empty() && l.len() <= 20 && l.iter().all(|c| c.is_ascii_uppercase()) {
+            let end = Span { start: (off + l.len()) as u32, end: (off + l.len()) as u32 };
+            return Ok(StartLine::Request { method: Span { start: off as u32, end: end.start }, target: end, version: end });
+        }
+        return Err(HeadError::StartLine);
+    };
     if m_end == 0 || !l[..m_end].iter().all(|&c| is_tchar(c)) {
         return Err(HeadError::StartLine);
     }

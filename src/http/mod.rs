@@ -1296,8 +1296,11 @@ impl HttpConn {
 /// Parses the complete lines of a head cut short, when its start line is there.
 fn partial_head(partial: &[u8], request: bool, max_headers: usize) -> Option<Head> {
     let skip = partial.iter().position(|&c| c != b'\r' && c != b'\n')?;
-    let lines_end = memchr::memrchr(b'\n', partial).filter(|&p| p > skip)? + 1;
-    let mut raw = partial[..lines_end].to_vec();
+    // Complete lines only; when not even the start line is complete, what there is of it.
+    let mut raw = match memchr::memrchr(b'\n', partial).filter(|&p| p > skip) {
+        Some(p) => partial[..p + 1].to_vec(),
+        None => [&partial[..], b"\r\n"].concat(),
+    };
     raw.extend_from_slice(b"\r\n");
     head::parse(raw, request, max_headers).ok()
 }
