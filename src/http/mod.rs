@@ -1299,7 +1299,7 @@ fn partial_head(partial: &[u8], request: bool, max_headers: usize) -> Option<Hea
     // Complete lines only; when not even the start line is complete, what there is of it.
     let mut raw = match memchr::memrchr(b'\n', partial).filter(|&p| p > skip) {
         Some(p) => partial[..p + 1].to_vec(),
-        None => [&partial[..], b"\r\n"].concat(),
+        None => [partial, b"\r\n"].concat(),
     };
     raw.extend_from_slice(b"\r\n");
     head::parse(raw, request, max_headers).ok()
