@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Measures, on one generated capture: the frame-iteration floor, `apitool convert` (HAR) and
+# tshark's HTTP dissection (fields output), each with wall time, MB/s and peak RSS from
+# /usr/bin/time -v, and prints the ratios.
+#
+#   benches/compare.sh [SIZE] [TSHARK_SIZE]
+#
+# SIZE (default 1G) is the generated capture; tshark runs on its first TSHARK_SIZE bytes
+# (default 64M; it manages a few MB/s, so a whole gigabyte would take many minutes), and its
+# rate is computed on that prefix. Needs: cargo, /usr/bin/time, tshark (apt-get install tshark;
+# skipped with a note when missing). Everything it writes goes under target/bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE=${1:-1G}
+TSHARK_SIZE=${2:-64M}
+THREADS=${THREADS:-$(nproc)}
+DIR=target/bench
+mkdir -p "$DIR"
+CAP="$DIR/api-$SIZE.pcap"
+
+to_bytes() { numfmt --from=iec "$1"; }
+
+cargo build --release --quiet --bin apitool --example frame_floor --example gencap
+BIN=target/release/apitool
+FLOOR=target/release/examples/frame_floor
+GEN=target/release/examples/gencap
+
+if [ ! -s "$CAP" ]; then
+    echo "generating $CAP ($SIZE, seed 42)..."
+    "$GEN" --size "$SIZE" --seed 42 -o "$CAP" >/dev/null
+fi
+BYTES=$(stat -c %s "$CAP")
+
+# run NAME BYTES CMD...: prints one row and records wall seconds and peak KiB.
+declare -A WALL RSS MBPS
+run() {
+    local name=$1 bytes=$2; shift 2
+    local log="$DIR/$name.time"
+    /usr/bin/time -v -o "$log" "$@" >/dev/null 2>"$DIR/$name.stderr"
+    local wall rss
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {split($2,t,":"); s=0; for(i=1;i<=length(t);i++) s=s*60+t[i]; print s}' "$log")
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+    WALL[$name]=$wall
+    RSS[$name]=$rss
+    MBPS[$name]=$(awk -v b="$bytes" -v w="$wall" 'BEGIN { printf "%.1f", (w > 0 ? b / w / 1e6 : 0) }')
+    printf '%-22s %12d %10.2f %10s %10.1f\n' "$name" "$bytes" "$wall" "${MBPS[$name]}" "$(awk -v r="$rss" 'BEGIN{print r/1024}')"
+}
+
+echo
+echo "capture: $CAP ($BYTES bytes), threads: $THREADS, machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+printf '%-22s %12s %10s %10s %10s\n' tool bytes wall_s MB/s peak_MiB
+run floor "$BYTES" "$FLOOR" "$CAP"
+run apitool "$BYTES" "$BIN" convert --quiet --threads "$THREADS" "$CAP" -o "$DIR/out.har"
+run apitool-1thread "$BYTES" "$BIN" convert --quiet --threads 1 "$CAP" -o "$DIR/out1.har"
+rm -f "$DIR/out.har" "$DIR/out1.har"
+
+if command -v tshark >/dev/null 2>&1; then
+    TS_CAP="$DIR/api-$SIZE-prefix-$TSHARK_SIZE.pcap"
+    if [ ! -s "$TS_CAP" ]; then
+        # A prefix cut at a record boundary: editcap keeps whole records.
+        TS_BYTES=$(to_bytes "$TSHARK_SIZE")
+        FRAMES=$(awk -v want="$TS_BYTES" -v total="$BYTES" -v n="$(capinfos -c -M "$CAP" | awk '/Number of packets/ {print $NF}')" 'BEGIN { printf "%d", n * want / total }')
+        editcap -r "$CAP" "$TS_CAP" "1-$FRAMES" >/dev/null
+    fi
+    TSB=$(stat -c %s "$TS_CAP")
+    run tshark "$TSB" tshark -r "$TS_CAP" -2 -o tcp.desegment_tcp_streams:TRUE -o http.desegment_body:TRUE \
+        -o http.dechunk_body:TRUE -o http.decompress_body:TRUE -Y http -T fields \
+        -e frame.number -e http.request.method -e http.request.uri -e http.response.code -e http.file_data
+else
+    echo "tshark: not installed (apt-get install tshark), skipped"
+fi
+
+echo
+awk -v a="${MBPS[apitool]}" -v f="${MBPS[floor]}" -v one="${MBPS[apitool-1thread]}" 'BEGIN {
+    printf "apitool vs floor: %.2fx slower; scaling 1 -> N threads: %.2fx\n", f / a, a / one }'
+if [ -n "${MBPS[tshark]:-}" ]; then
+    awk -v a="${MBPS[apitool]}" -v t="${MBPS[tshark]}" -v ra="${RSS[apitool]}" -v rt="${RSS[tshark]}" 'BEGIN {
+        printf "apitool vs tshark: %.0fx faster, %.1fx less peak memory\n", a / t, rt / ra }'
+fi
