@@ -271,14 +271,22 @@ impl TcpConn {
     }
 
     /// Sends `arena[start..end]` from `dir` in MSS-sized segments spaced by
-    /// `seg_gap_ns` from `ts`, with the peer's ACKs; the queue is kept in
-    /// time order. Returns the time of the last data segment.
+    /// `seg_gap_ns` from `ts` (and never more than the peer's window in
+    /// flight), with the peer's ACKs; the queue is kept in time order.
+    /// Returns the time of the last data segment.
     pub fn send_range(&mut self, dir: Dir, start: usize, end: usize, ts: u64) -> u64 {
         let mss = self.cfg.mss.max(1);
         let peer_delay = match dir {
             Dir::ToServer => self.cfg.rtt_ns,
             Dir::ToClient => self.cfg.ack_delay_ns,
         };
+        let window = usize::from(self.cfg.window).max(mss + 1);
+        // (arrival time, offset acknowledged) of the peer's ACKs so far: a
+        // segment waits until the bytes in flight fit strictly inside the
+        // peer's window.
+        let mut acks: Vec<(u64, usize)> = Vec::new();
+        let mut acked = start;
+        let mut ai = 0;
         let mut t = ts;
         let mut off = start;
         let mut n = 0u32;
@@ -286,6 +294,15 @@ impl TcpConn {
         while off < end {
             let len = mss.min(end - off);
             let last = off + len == end;
+            while ai < acks.len() && acks[ai].0 <= t {
+                acked = acks[ai].1;
+                ai += 1;
+            }
+            while off + len - acked >= window && ai < acks.len() {
+                t = t.max(acks[ai].0 + 1_000);
+                acked = acks[ai].1;
+                ai += 1;
+            }
             let fl = if last {
                 flags::ACK | flags::PSH
             } else {
@@ -307,6 +324,7 @@ impl TcpConn {
             if last || n.is_multiple_of(self.cfg.ack_every.max(1)) {
                 let ack = self.pure(t + peer_delay, dir.peer(), flags::ACK);
                 self.push(ack);
+                acks.push((t + peer_delay, off + len));
             }
             last_t = t;
             t += self.cfg.seg_gap_ns;
