@@ -141,6 +141,7 @@ fn run() -> Result<(), String> {
                 impair: a.impair,
                 interfaces: format.interfaces(),
                 snaplen: format.min_snaplen(),
+                record_overhead: format.record_overhead(),
                 ..SynthConfig::default()
             };
             if let Some(v6) = a.ipv6 {

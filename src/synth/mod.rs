@@ -89,6 +89,10 @@ pub struct SynthConfig {
     /// Snap length of the capture: when shorter than a full segment, every
     /// exchange is marked unrecoverable. 0 = no truncation.
     pub snaplen: u32,
+    /// Bytes each packet costs in the file besides its IP packet (record
+    /// header plus link header), for size budgeting; see
+    /// [`CaptureFormat::record_overhead`].
+    pub record_overhead: u64,
     /// Timestamp of the first packet, in ns since the epoch.
     pub start_ns: u64,
 }
@@ -112,6 +116,7 @@ impl Default for SynthConfig {
             max_body: 200_000,
             interfaces: 1,
             snaplen: 0,
+            record_overhead: 30,
             start_ns: 1_700_000_000_000_000_000,
         }
     }
@@ -347,17 +352,21 @@ struct Gen<'a> {
     snaplen_cuts: bool,
 }
 
-const CLOSE_RESERVE: u64 = 3 * 90;
-const HANDSHAKE_RESERVE: u64 = 3 * 94;
-
 impl Gen<'_> {
+    /// Bytes a FIN exchange (or a handshake) takes: three packets, each
+    /// at most 64 bytes of IPv6 + TCP headers besides the record overhead.
+    fn close_reserve(&self) -> u64 {
+        3 * (64 + self.cfg.record_overhead)
+    }
+
     /// Bytes queued by the open connections, plus what closing the ones
     /// not yet closing will take.
     fn queued_all(&self) -> u64 {
+        let reserve = self.close_reserve();
         self.slots
             .iter()
             .flatten()
-            .map(|s| s.conn.queued_bytes() + if s.closing { 0 } else { CLOSE_RESERVE })
+            .map(|s| s.conn.queued_bytes() + if s.closing { 0 } else { reserve })
             .sum()
     }
 
@@ -366,7 +375,7 @@ impl Gen<'_> {
     }
 
     fn open(&mut self, written: u64, ts: u64) -> Option<Slot> {
-        if self.draining || !self.fits(written, HANDSHAKE_RESERVE + CLOSE_RESERVE + 1500) {
+        if self.draining || !self.fits(written, 2 * self.close_reserve() + 1500) {
             self.draining = true;
             return None;
         }
@@ -434,6 +443,8 @@ impl Gen<'_> {
             ),
             session: format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64()),
         };
+        let mut conn = conn;
+        conn.set_record_overhead(self.cfg.record_overhead);
         let mut slot = Slot {
             conn,
             id,
@@ -503,7 +514,8 @@ impl Gen<'_> {
         let bytes =
             (c.request.len() + c.response.len() + c.interim.as_ref().map_or(0, |r| r.len())) as u64;
         let segs = bytes / slot.conn.cfg.mss as u64 + 3;
-        let est = bytes + segs * 90 + (segs / 2 + 3) * 90 + CLOSE_RESERVE;
+        let per = 60 + self.cfg.record_overhead;
+        let est = bytes + segs * per + (segs / 2 + 3) * per + self.close_reserve();
         if !self.fits(written, est + slot.conn.queued_bytes()) {
             slot.conn.arena_mut().truncate(mark);
             self.draining = true;
@@ -691,6 +703,7 @@ pub fn generate_to<W: Write>(
     let mut cfg = cfg.clone();
     cfg.interfaces = format.interfaces();
     cfg.snaplen = format.min_snaplen();
+    cfg.record_overhead = format.record_overhead();
     let mut wr = format.writer(w)?;
     let s = generate(&cfg, &mut wr, truth)?;
     let mut w = wr.into_inner();

@@ -478,6 +478,17 @@ impl CaptureFormat {
         }
     }
 
+    /// Largest per-packet overhead of the format: record header (16 for
+    /// pcap, 32 plus up to 3 bytes of padding for a pcapng EPB) plus the
+    /// link header.
+    pub fn record_overhead(&self) -> u64 {
+        let rec = match self {
+            CaptureFormat::Pcap(_) => 16,
+            CaptureFormat::PcapNg { .. } => 34,
+        };
+        rec + self.max_link_header() as u64
+    }
+
     /// Opens a writer of this format over `w` (file headers written now).
     pub fn writer<W: Write>(&self, w: W) -> io::Result<CaptureWriter<W>> {
         Ok(match self {

@@ -89,10 +89,10 @@ pub struct Pkt {
 }
 
 impl Pkt {
-    /// Frame bytes this packet will take in a pcap file (record header and
-    /// Ethernet included), for size budgeting.
-    pub fn wire_estimate(&self, v6: bool) -> u64 {
-        16 + 14 + if v6 { 40 } else { 20 } + 20 + self.len as u64
+    /// Bytes this packet will take in the capture file, given the per-record
+    /// overhead (record header plus link header), for size budgeting.
+    pub fn wire_estimate(&self, v6: bool, overhead: u64) -> u64 {
+        overhead + if v6 { 40 } else { 20 } + if self.mss_opt { 24 } else { 20 } + self.len as u64
     }
 
     fn is_data(&self) -> bool {
@@ -114,6 +114,7 @@ pub struct TcpConn {
     arena: Vec<u8>,
     queued: u64,
     last_ts: u64,
+    overhead: u64,
 }
 
 impl TcpConn {
@@ -144,6 +145,7 @@ impl TcpConn {
             arena: Vec::new(),
             queued: 0,
             last_ts: 0,
+            overhead: 30,
         }
     }
 
@@ -170,6 +172,12 @@ impl TcpConn {
         self.pkts
             .back()
             .map_or(self.last_ts, |p| p.ts_ns.max(self.last_ts))
+    }
+
+    /// Sets the per-record overhead (record header plus link header) used
+    /// by [`queued_bytes`](Self::queued_bytes); default 30 (pcap, Ethernet).
+    pub fn set_record_overhead(&mut self, bytes: u64) {
+        self.overhead = bytes;
     }
 
     /// Estimated capture bytes of the queued packets.
@@ -201,7 +209,7 @@ impl TcpConn {
     /// Queues a packet as is (adversarial layouts). Keep timestamps
     /// non-decreasing.
     pub fn push(&mut self, p: Pkt) {
-        self.queued += p.wire_estimate(self.is_ipv6());
+        self.queued += p.wire_estimate(self.is_ipv6(), self.overhead);
         self.pkts.push_back(p);
     }
 
@@ -378,7 +386,9 @@ impl TcpConn {
         let Some(p) = self.pkts.pop_front() else {
             return Ok(false);
         };
-        self.queued = self.queued.saturating_sub(p.wire_estimate(self.is_ipv6()));
+        self.queued = self
+            .queued
+            .saturating_sub(p.wire_estimate(self.is_ipv6(), self.overhead));
         let (src, dst, ttl) = match p.dir {
             Dir::ToServer => (self.client, self.server, 64),
             Dir::ToClient => (self.server, self.client, 56),
@@ -468,7 +478,7 @@ impl TcpConn {
         let span = (self.pkts.len() - i).min(8) as u64;
         let at = i + 1 + rng.below(span) as usize;
         p.ts_ns = self.pkts[at - 1].ts_ns;
-        self.queued += p.wire_estimate(self.is_ipv6());
+        self.queued += p.wire_estimate(self.is_ipv6(), self.overhead);
         self.pkts.insert(at, p);
         Some(p.dir)
     }
@@ -482,7 +492,9 @@ impl TcpConn {
         }
         let i = idx[rng.below(idx.len() as u64) as usize];
         let p = self.pkts.remove(i)?;
-        self.queued = self.queued.saturating_sub(p.wire_estimate(self.is_ipv6()));
+        self.queued = self
+            .queued
+            .saturating_sub(p.wire_estimate(self.is_ipv6(), self.overhead));
         Some(p.dir)
     }
 
@@ -494,7 +506,9 @@ impl TcpConn {
                 break;
             }
             if let Some(p) = self.pkts.remove(from) {
-                self.queued = self.queued.saturating_sub(p.wire_estimate(self.is_ipv6()));
+                self.queued = self
+                    .queued
+                    .saturating_sub(p.wire_estimate(self.is_ipv6(), self.overhead));
             }
         }
     }
