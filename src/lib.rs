@@ -12,4 +12,5 @@ pub mod http;
 pub mod ir;
 pub mod out;
 pub mod pipeline;
+pub mod replay;
 pub mod wire;
