@@ -809,6 +809,7 @@ fn ctrl_c_stops_with_a_partial_report() {
     let rj = dir.path().join("i.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_apitool"))
         .args(["replay", s(&base), "--target", &server.url(), "--timeout", "20", "--concurrency", "1", "--report-json", s(&rj)])
+        .args(["--record", s(&base)])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -840,6 +841,14 @@ fn ctrl_c_stops_with_a_partial_report() {
     let report = read_json(&rj);
     assert_eq!(report["interrupted"], true);
     assert_eq!(report["counts"]["not_run"], 5, "the stalled request never finished: {report}");
+    // The baseline is left as it was rather than replaced by a partial one.
+    assert_eq!(read_json(&base)["log"]["entries"].as_array().unwrap().len(), 5);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

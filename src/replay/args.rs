@@ -89,7 +89,7 @@ pub struct ReplayArgs {
     pub report_junit: Option<PathBuf>,
 
     /// Write the responses received as a new HAR baseline to FILE (default: not written). FILE
-    /// may be the recording itself: it is replaced only at the end.
+    /// may be the recording itself: it is replaced only at the end of a complete run.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 

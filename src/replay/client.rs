@@ -343,6 +343,39 @@ mod tests {
     }
 
     #[test]
+    fn prepared_requests() {
+        let har = br#"{"log":{"entries":[{"request":{"method":"POST","url":"https://www.test/api/x?y=1","headers":[
+            {"name":":authority","value":"www.test"},{"name":":method","value":"POST"},
+            {"name":"Connection","value":"keep-alive, X-Hop"},{"name":"X-Hop","value":"1"},
+            {"name":"Content-Length","value":"3"},{"name":"Expect","value":"100-continue"},
+            {"name":"Content-Encoding","value":"gzip"},{"name":"X-Keep","value":"a"},{"name":"X-Keep","value":"b"},
+            {"name":"Bad Name","value":"v"}],
+            "postData":{"mimeType":"text/plain","text":"hello"}}}]}}"#;
+        let e = super::super::har_in::parse_har(har, false).unwrap().remove(0);
+        let mut cfg = ClientConfig {
+            target: "http://127.0.0.1:9/base".parse().unwrap(),
+            keep_host: false,
+            timeout: Duration::from_secs(1),
+            max_body: 1 << 20,
+        };
+        let p = prepare(&cfg, &e).unwrap();
+        assert_eq!(p.request.uri_ref().unwrap().to_string(), "http://127.0.0.1:9/base/api/x?y=1");
+        let h = p.request.headers_ref().unwrap();
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["content-encoding", "x-keep"]);
+        assert_eq!(h.get_all("x-keep").iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+        let body = p.body.unwrap();
+        let mut d = BodyDecoder::new(&[Coding::Gzip], 100);
+        d.push(&body);
+        d.finish();
+        assert_eq!(d.out, b"hello", "sent gzip-encoded again");
+        cfg.keep_host = true;
+        let p = prepare(&cfg, &e).unwrap();
+        assert_eq!(p.request.headers_ref().unwrap().get("host").unwrap(), "www.test");
+    }
+
+    #[test]
     fn encode_round_trip() {
         let data = b"hello hello hello hello".repeat(20);
         let codings = [Coding::Gzip, Coding::Brotli, Coding::Zstd, Coding::Deflate];

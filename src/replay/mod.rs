@@ -17,12 +17,13 @@
 //!   compare with) or `not_run` (interrupted). A failure belongs to its exchange: the run goes
 //!   on. The report lists exchanges in recording order, whatever order they completed in.
 //! - Stopping: the `stop` flag (set by Ctrl-C or SIGTERM in the command) ends the run at
-//!   once: exchanges still waiting are `not_run`, the partial report is written, and requests
-//!   in flight are abandoned (each is bounded by the timeout anyway).
+//!   once: exchanges still waiting are `not_run`, the partial report is written (not the
+//!   `--record` baseline, which would lose them), and requests in flight are abandoned (each
+//!   is bounded by the timeout anyway). A second signal exits at once.
 //! - Memory: the recording is read whole (bodies included) before the run; received bodies
 //!   are kept only for `--record`, each at most `--max-body`.
 //! - Exit status ([`RunReport::exit_status`]): 0 when every exchange replayed is unchanged
-//!   (or skipped), 1 when one changed or failed, 130 when interrupted; the command adds 2 for
+//!   (or skipped), 1 when one changed, failed or could not run, 130 when interrupted; the command adds 2 for
 //!   bad flags, an unreadable recording, or a report that cannot be written.
 
 pub mod args;
@@ -161,11 +162,11 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// 130 when interrupted, 1 when an exchange changed or failed, else 0.
+    /// 130 when interrupted, 1 when an exchange changed, failed or could not run, else 0.
     pub fn exit_status(&self) -> i32 {
         if self.interrupted {
             130
-        } else if self.counts.changed > 0 || self.counts.failed > 0 {
+        } else if self.counts.changed > 0 || self.counts.failed > 0 || self.counts.not_run > 0 {
             1
         } else {
             0
@@ -293,10 +294,12 @@ fn run_one(agent: &ureq::Agent, cfg: &ReplayConfig, e: &RecEntry, keep: bool) ->
         }
     };
     r.notes.extend(p.notes.iter().cloned());
+    let t0 = Instant::now();
     let got = match client::send(agent, &cfg.client, p) {
         Ok(g) => g,
         Err(f) => {
             fail(&mut r, f);
+            r.time_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
             return r;
         }
     };
@@ -578,7 +581,12 @@ pub fn command(args: &ReplayArgs) -> i32 {
         written.push(o.write(|w| w.write_all(report::junit(&report).as_bytes())));
     }
     if let Some(o) = record_out {
-        written.push(o.write(|w| record::write_har(w, &entries, &report)));
+        if report.interrupted {
+            // A partial baseline would lose the entries that did not run.
+            eprintln!("apitool: {}: not written, the run was interrupted", o.path.display());
+        } else {
+            written.push(o.write(|w| record::write_har(w, &entries, &report)));
+        }
     }
     for r in written {
         if let Err(e) = r {
