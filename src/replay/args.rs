@@ -29,8 +29,8 @@ pub struct ReplayArgs {
     #[arg(value_name = "RECORDING")]
     pub recording: PathBuf,
 
-    /// Where to send the requests: http://HOST[:PORT], optionally with a base path put before
-    /// every recorded path (http://127.0.0.1:8080/v2).
+    /// Where to send the requests: `http://HOST[:PORT]`, optionally with a base path put
+    /// before every recorded path (`http://127.0.0.1:8080/v2`).
     #[arg(long, value_name = "URL")]
     pub target: String,
 
@@ -65,7 +65,7 @@ pub struct ReplayArgs {
     pub ignore_header: Vec<String>,
 
     /// Ignore this part of JSON bodies when comparing (repeatable): a JSON Pointer
-    /// (/meta/generated_at, * for any member or position) or a JSONPath like $.items[*].id.
+    /// (`/meta/generated_at`, `*` for any member or position) or a JSONPath like `$.items[*].id`.
     /// Default: none.
     #[arg(long, value_name = "PATH")]
     pub ignore_json: Vec<String>,

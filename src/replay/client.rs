@@ -250,7 +250,14 @@ fn failure(err: ureq::Error, cfg: &ClientConfig, body_bytes: Option<u64>) -> Fai
             K::TimedOut | K::WouldBlock => ("timeout", format!("timed out after {} {during}", secs(cfg.timeout))),
             _ => ("io", format!("{e} while {during}")),
         },
-        ureq::Error::Protocol(p) => ("protocol", format!("invalid HTTP from the target: {p}")),
+        ureq::Error::Protocol(p) => {
+            let mut m = format!("invalid HTTP from the target: {p}");
+            if m.contains("chunk expected crlf") {
+                // ureq-proto refuses chunk-size lines over 20 bytes (long chunk extensions).
+                m.push_str(" (or a chunk-size line with extensions longer than the client accepts)");
+            }
+            ("protocol", m)
+        }
         ureq::Error::HostNotFound => ("refused", "target host not found".to_string()),
         ureq::Error::ConnectionFailed => ("refused", "connection failed".to_string()),
         ureq::Error::LargeResponseHeader(n, max) => ("protocol", format!("response head too large ({n} bytes, at most {max})")),
