@@ -1,6 +1,7 @@
 //! The command line: flags in, a validated configuration out, then the commands.
 //!
-//! Exit status: 0 when every input converted, 1 when any failed, 2 for usage errors (clap's).
+//! Exit status of `convert`: 0 when every input converted, 1 when any failed, 2 for usage
+//! errors (clap's). `replay` has its own (see [`crate::replay`]).
 //! A fatal problem with one input is one line on standard error naming the file (and the byte
 //! offset where it applies); the other inputs are still processed.
 
@@ -13,6 +14,7 @@ use crate::capture::Input;
 use crate::flow::FlowLimits;
 use crate::http::HttpLimits;
 use crate::pipeline::{Config, Converter, Summary};
+pub use crate::replay::ReplayArgs;
 
 #[derive(Parser, Debug)]
 #[command(name = "apitool", version, about = "Turn packet captures of HTTP API traffic into HAR files, fast and in bounded memory.")]
@@ -25,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Convert pcap/pcapng captures to HAR 1.2 (one HAR per input).
     Convert(ConvertArgs),
+    /// Replay a recording (HAR or capture) against a target and report what changed.
+    Replay(ReplayArgs),
 }
 
 /// Parses sizes such as `4096`, `64k`, `16MiB`, `1G`.
@@ -131,6 +135,7 @@ impl ConvertArgs {
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Convert(args) => convert(&args),
+        Command::Replay(args) => crate::replay::command(&args),
     }
 }
 

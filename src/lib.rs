@@ -13,5 +13,6 @@ pub mod http;
 pub mod ir;
 pub mod out;
 pub mod pipeline;
+pub mod replay;
 pub mod synth;
 pub mod wire;
