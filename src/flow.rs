@@ -500,7 +500,15 @@ impl<S: ExchangeSink> Shard<S> {
 
     /// The earliest start of an exchange still in progress.
     pub fn pending_start(&self) -> Option<Ts> {
-        self.conns.values().filter_map(|c| c.http.as_ref().and_then(|h| h.pending_start())).min()
+        self.conns
+            .values()
+            .filter(|c| !c.closed)
+            .filter_map(|c| match c.http.as_ref() {
+                Some(h) => h.pending_start(),
+                // A handshake without data yet: its first exchange will start at the SYN.
+                None => c.syn_ts,
+            })
+            .min()
     }
 
     /// Takes one segment (in capture order).

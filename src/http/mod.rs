@@ -415,6 +415,10 @@ impl HttpConn {
                 m = Some(m.map_or(c.ts, |x: Ts| x.min(c.ts)));
             }
         }
+        // The first exchange of a connection whose handshake was seen starts at the SYN.
+        if let (Some(x), Some(syn), 0) = (m, self.meta.syn_ts, self.exchanges) {
+            m = Some(x.min(syn));
+        }
         m
     }
 
