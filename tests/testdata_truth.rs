@@ -129,17 +129,18 @@ impl Ours {
     }
 }
 
-/// Matches entries to the rows of one truth connection, in order: the position in `rows` of
-/// each entry, or `None` when some entry is none of the rows.
-fn align(entries: &[&Ours], rows: &[&TruthRow]) -> Option<Vec<usize>> {
+/// Matches entries to the rows of one truth connection, in order: for each entry, its position
+/// in `rows`, or `None` when it is none of the rows left.
+fn align(entries: &[&Ours], rows: &[&TruthRow]) -> Vec<Option<usize>> {
     let mut next = 0;
-    let mut out = Vec::with_capacity(entries.len());
-    for e in entries {
-        let j = (next..rows.len()).find(|&j| e.could_be(rows[j]))?;
-        out.push(j);
-        next = j + 1;
-    }
-    Some(out)
+    entries
+        .iter()
+        .map(|e| {
+            let j = (next..rows.len()).find(|&j| e.could_be(rows[j]))?;
+            next = j + 1;
+            Some(j)
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -183,31 +184,40 @@ fn check_capture(cap: &Capture, har: &Value, fail: &mut Vec<String>) -> Tally {
     t.conns_truth = truth_conns.len();
     t.conns_ours = our_conns.len();
 
-    // Each of our connections is one truth connection (connections open in the same order
-    // in both, so the first free one in order that explains all its entries is taken).
-    let mut used: BTreeMap<usize, String> = BTreeMap::new();
+    // Each of our connections is one truth connection: the free one that explains most of its
+    // entries, the first in opening order after the previous one on a tie (connections open in
+    // the same order in both).
+    let mut used: BTreeSet<usize> = BTreeSet::new();
     let mut matched: BTreeMap<(usize, usize), &Ours> = BTreeMap::new(); // (conn, position in conn) -> entry
     let mut last = None;
     for ((_, id), list) in &our_conns {
-        let free = |c: &usize| !used.contains_key(c);
-        let after_last = truth_conns.keys().copied().filter(|c| free(c) && last.is_none_or(|l| *c > l));
-        let any = truth_conns.keys().copied().filter(|c| free(c));
-        let found = after_last.chain(any).find_map(|c| align(list, &truth_conns[&c]).map(|a| (c, a)));
-        match found {
-            Some((c, pos)) => {
-                used.insert(c, id.clone());
-                last = Some(c);
-                for (e, p) in list.iter().zip(pos) {
-                    matched.insert((c, p), e);
-                }
+        let after_last = truth_conns.keys().copied().filter(|c| !used.contains(c) && last.is_none_or(|l| *c > l));
+        let before = truth_conns.keys().copied().filter(|c| !used.contains(c) && last.is_some_and(|l| *c <= l));
+        let mut best: Option<(usize, usize, Vec<Option<usize>>)> = None;
+        for c in after_last.chain(before) {
+            let a = align(list, &truth_conns[&c]);
+            let score = a.iter().flatten().count();
+            if score > 0 && best.as_ref().is_none_or(|b| score > b.1) {
+                best = Some((c, score, a));
             }
-            None => {
-                for e in list {
-                    fail.push(format!(
-                        "{name}: entry {} ({} {} -> {}, connection {id}) is no exchange of the truth (invented, or its connection split or merged)",
-                        e.pos, e.method, e.url, e.status
-                    ));
+        }
+        let pos = match best {
+            Some((c, _, a)) => {
+                used.insert(c);
+                last = Some(c);
+                a.into_iter().map(|p| p.map(|p| (c, p))).collect()
+            }
+            None => vec![None; list.len()],
+        };
+        for (e, p) in list.iter().zip(pos) {
+            match p {
+                Some(k) => {
+                    matched.insert(k, e);
                 }
+                None => fail.push(format!(
+                    "{name}: entry {} ({} {} -> {}, connection {id}) is no exchange of the truth (invented, out of order, or its connection split or merged)",
+                    e.pos, e.method, e.url, e.status
+                )),
             }
         }
     }
