@@ -184,35 +184,41 @@ fn check_capture(cap: &Capture, har: &Value, fail: &mut Vec<String>) -> Tally {
     t.conns_truth = truth_conns.len();
     t.conns_ours = our_conns.len();
 
-    // Each of our connections is one truth connection: the free one that explains most of its
-    // entries, the first in opening order after the previous one on a tie (connections open in
-    // the same order in both).
-    let mut used: BTreeSet<usize> = BTreeSet::new();
-    let mut matched: BTreeMap<(usize, usize), &Ours> = BTreeMap::new(); // (conn, position in conn) -> entry
-    let mut last = None;
-    for ((_, id), list) in &our_conns {
-        let after_last = truth_conns.keys().copied().filter(|c| !used.contains(c) && last.is_none_or(|l| *c > l));
-        let before = truth_conns.keys().copied().filter(|c| !used.contains(c) && last.is_some_and(|l| *c <= l));
-        let mut best: Option<(usize, usize, Vec<Option<usize>>)> = None;
-        for c in after_last.chain(before) {
-            let a = align(list, &truth_conns[&c]);
-            let score = a.iter().flatten().count();
-            if score > 0 && best.as_ref().is_none_or(|b| score > b.1) {
-                best = Some((c, score, a));
-            }
+    // Each of our connections is one truth connection. Both are numbered in opening order,
+    // so the pairing keeps that order; among such pairings, the one that explains the most
+    // entries is taken (dynamic programming over the two lists, like a longest common
+    // subsequence weighted by how many entries of a connection fit the truth's).
+    let ours_list: Vec<(&String, &Vec<&Ours>)> = our_conns.iter().map(|((_, id), l)| (id, l)).collect();
+    let truth_list: Vec<(usize, &Vec<&TruthRow>)> = truth_conns.iter().map(|(c, l)| (*c, l)).collect();
+    let (n, m) = (ours_list.len(), truth_list.len());
+    let aligned: Vec<Vec<Vec<Option<usize>>>> =
+        ours_list.iter().map(|(_, l)| truth_list.iter().map(|(_, rows)| align(l, rows)).collect()).collect();
+    let score = |i: usize, j: usize| aligned[i][j].iter().flatten().count();
+    let mut best = vec![vec![0usize; m + 1]; n + 1];
+    for i in 1..=n {
+        for j in 1..=m {
+            best[i][j] = best[i - 1][j].max(best[i][j - 1]).max(best[i - 1][j - 1] + score(i - 1, j - 1));
         }
-        let pos = match best {
-            Some((c, _, a)) => {
-                used.insert(c);
-                last = Some(c);
-                a.into_iter().map(|p| p.map(|p| (c, p))).collect()
-            }
-            None => vec![None; list.len()],
-        };
-        for (e, p) in list.iter().zip(pos) {
-            match p {
-                Some(k) => {
-                    matched.insert(k, e);
+    }
+    let mut pairs: Vec<Option<usize>> = vec![None; n]; // our connection -> truth connection (index)
+    let (mut i, mut j) = (n, m);
+    while i > 0 && j > 0 {
+        if best[i][j] == best[i - 1][j] {
+            i -= 1;
+        } else if best[i][j] == best[i][j - 1] {
+            j -= 1;
+        } else {
+            pairs[i - 1] = Some(j - 1);
+            i -= 1;
+            j -= 1;
+        }
+    }
+    let mut matched: BTreeMap<(usize, usize), &Ours> = BTreeMap::new(); // (conn, position in conn) -> entry
+    for (i, (id, list)) in ours_list.iter().enumerate() {
+        for (k, e) in list.iter().enumerate() {
+            match pairs[i].and_then(|j| aligned[i][j][k].map(|p| (truth_list[j].0, p))) {
+                Some(key) => {
+                    matched.insert(key, e);
                 }
                 None => fail.push(format!(
                     "{name}: entry {} ({} {} -> {}, connection {id}) is no exchange of the truth (invented, out of order, or its connection split or merged)",
