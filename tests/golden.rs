@@ -34,10 +34,10 @@ fn first_difference(want: &[u8], got: &[u8]) -> String {
     let at = want.iter().zip(got).position(|(a, b)| a != b).unwrap_or(want.len().min(got.len()));
     let line = want[..at].iter().filter(|&&c| c == b'\n').count();
     let show = |b: &[u8]| String::from_utf8_lossy(&b[at.saturating_sub(80)..(at + 80).min(b.len())]).into_owned();
+    let place = if line == 0 { "the envelope".to_string() } else { format!("entry {}", line - 1) };
     format!(
-        "first difference at byte {at} (line {}, entry {}); golden {} bytes, ours {} bytes\n  golden: …{}…\n  ours:   …{}…",
+        "first difference at byte {at} (line {}, {place}); golden {} bytes, ours {} bytes\n  golden: …{}…\n  ours:   …{}…",
         line + 1,
-        line.saturating_sub(1),
         want.len(),
         got.len(),
         show(want),

@@ -424,7 +424,7 @@ fn captures_match_their_truth() {
     println!(
         "(exact: rows without damage tags that match; dmg found: damaged rows output with an anomaly; full: of those, how many match the truth anyway)"
     );
-    validate_hars(&hars);
+    fail.extend(har_validation_errors(&hars));
     assert!(fail.is_empty(), "{} mismatches with the truth:\n  {}", fail.len(), fail.join("\n  "));
 }
 

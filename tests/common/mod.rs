@@ -340,13 +340,23 @@ impl Validator {
     }
 }
 
+/// The validator's complaints about HAR files, if any; `None` also when it is not installed
+/// (with a notice).
+pub fn har_validation_errors(files: &[PathBuf]) -> Option<String> {
+    let v = har_validator()?;
+    match v.check(files) {
+        Ok(()) => {
+            eprintln!("har-validator accepted {} HAR files", files.len());
+            None
+        }
+        Err(e) => Some(format!("har-validator rejects our output:\n{e}")),
+    }
+}
+
 /// Validates HAR files when the validator is installed (with a notice when it is not).
 pub fn validate_hars(files: &[PathBuf]) {
-    if let Some(v) = har_validator() {
-        if let Err(e) = v.check(files) {
-            panic!("har-validator rejects our output:\n{e}");
-        }
-        eprintln!("har-validator accepted {} HAR files", files.len());
+    if let Some(e) = har_validation_errors(files) {
+        panic!("{e}");
     }
 }
 
