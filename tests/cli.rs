@@ -387,3 +387,52 @@ fn a_truncated_capture_converts_and_says_where_it_was_cut() {
     assert!(stderr(&o).contains(&format!("at byte {cut}")), "stdin: {}", stderr(&o));
     validate_hars(&[har]);
 }
+
+/// `testdata/keepalive.pcap` with its records repeated `copies` times, each copy 1000 s after
+/// the previous one (the same connection again, long after it ended).
+fn repeated_keepalive(copies: u32) -> Vec<u8> {
+    let data = std::fs::read(testdata().join("keepalive.pcap")).unwrap();
+    let mut out = data[..24].to_vec();
+    for k in 0..copies {
+        let mut off = 24;
+        while off + 16 <= data.len() {
+            let incl = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
+            let ts = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) + 1000 * k;
+            out.extend_from_slice(&ts.to_le_bytes());
+            out.extend_from_slice(&data[off + 4..off + 16 + incl]);
+            off += 16 + incl;
+        }
+    }
+    out
+}
+
+#[test]
+fn a_closed_standard_output_is_not_an_error() {
+    // Like `apitool convert big.pcap -o - | head -c 10`: the reader goes away early.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("big.pcap");
+    std::fs::write(&input, repeated_keepalive(8)).unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["convert", input.to_str().unwrap(), "-q", "-o", "-"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [0u8; 10];
+    std::io::Read::read_exact(&mut stdout, &mut head).unwrap();
+    assert_eq!(&head, b"{\"log\":{\"v");
+    drop(stdout);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.stderr.is_empty(), "nothing on stderr: {:?}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "a closed pipe is success");
+
+    // The whole output, for comparison: 8 times keepalive's exchanges (about 0.5 MB, more
+    // than a pipe holds, so the early close above did cut the output).
+    let o = apitool(["convert", input.to_str().unwrap(), "-q", "-o", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.len() > 4 << 16, "the HAR is larger than a pipe buffer ({} bytes)", o.stdout.len());
+    let v = read_har(&o.stdout, "repeated keepalive");
+    assert_eq!(v["log"]["entries"].as_array().map(Vec::len), Some(32));
+}
