@@ -221,6 +221,7 @@ fn all_inputs_converted_is_status_0() {
     let o = apitool(["convert", "testdata/keepalive.pcap", "testdata/midstream.pcap", "-q", "-o", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(o.stderr.is_empty() && o.stdout.is_empty());
+    validate_hars(&[out.join("keepalive.har"), out.join("midstream.har")]);
 }
 
 #[test]
@@ -279,6 +280,7 @@ fn an_unwritable_output_fails_with_status_1() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot write the summary"), "{}", stderr(&o));
     assert!(har.exists(), "the HAR is still written");
+    validate_hars(&[har]);
 }
 
 /// Where a pcap file is cut short: the offset of its incomplete last record, if any.
@@ -366,6 +368,7 @@ fn quiet_prints_nothing_for_a_clean_capture() {
     let o = apitool(["convert", "testdata/keepalive.pcap", "-q", "-o", "-"]);
     assert!(o.status.success() && o.stderr.is_empty());
     assert!(o.stdout == std::fs::read(&har).unwrap(), "-o - gives the same bytes as -o FILE");
+    validate_hars(&[har]);
 }
 
 #[test]
@@ -435,4 +438,7 @@ fn a_closed_standard_output_is_not_an_error() {
     assert!(o.stdout.len() > 4 << 16, "the HAR is larger than a pipe buffer ({} bytes)", o.stdout.len());
     let v = read_har(&o.stdout, "repeated keepalive");
     assert_eq!(v["log"]["entries"].as_array().map(Vec::len), Some(32));
+    let full = tmp.path().join("big.har");
+    std::fs::write(&full, &o.stdout).unwrap();
+    validate_hars(&[full]);
 }

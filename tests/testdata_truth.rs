@@ -306,8 +306,18 @@ fn check_capture(cap: &Capture, har: &Value, fail: &mut Vec<String>) -> Tally {
     t
 }
 
-/// The timing rules of every entry of a HAR.
-fn check_timings(name: &str, har: &Value, fail: &mut Vec<String>) {
+/// Entries known to end (start + time) after their last frame: (capture, entry, why). The
+/// check reports them instead of failing; remove an entry from here once it is fixed.
+const KNOWN_LATE_END: &[(&str, usize, &str)] = &[(
+    "close-delimited",
+    0,
+    "a close-delimited response's receive runs to the end of the whole connection (the client's FIN, frame 21), not to the server's FIN (frame 20) or its last byte (frame 17)",
+)];
+
+/// The timing rules of every entry of a HAR; `frames` are the capture's frame timestamps (ns).
+/// Returns notes on first exchanges whose timings leave part of the exchange uncovered.
+fn check_timings(name: &str, har: &Value, frames: &[Option<i64>], fail: &mut Vec<String>) -> Vec<String> {
+    let mut notes = Vec::new();
     let mut prev: Option<(i64, &str)> = None;
     for (i, e) in har["log"]["entries"].as_array().expect("entries").iter().enumerate() {
         let t = &e["timings"];
@@ -342,7 +352,48 @@ fn check_timings(name: &str, har: &Value, fail: &mut Vec<String>) {
             fail.push(format!("{name}: entry {i}: startedDateTime {started} is before the previous entry's {ps}"));
         }
         prev = Some((at, started));
+
+        // Against the capture's own timestamps (read by the test, not by apitool): an entry
+        // starts at its first frame, or before it at the SYN when it carries the connect time,
+        // and ends (start + time) at its last frame.
+        let x = &e["_apitool"];
+        let frame_us = |k: &str| -> Option<i64> {
+            let n = x[k].as_u64()? as usize;
+            frames.get(n.checked_sub(1)?).copied().flatten().map(|ns| ns.div_euclid(1000))
+        };
+        let (Some(first), Some(last)) = (frame_us("firstFrame"), frame_us("lastFrame")) else {
+            fail.push(format!("{name}: entry {i}: _apitool.firstFrame/lastFrame name no frame of the capture"));
+            continue;
+        };
+        // Each phase is a whole number of microseconds, truncated from nanoseconds.
+        const SLACK_US: i64 = 3;
+        let end = at + time;
+        if connect == -1 {
+            if at != first {
+                fail.push(format!("{name}: entry {i}: starts at {started}, its first frame {} µs later", first - at));
+            }
+            if (end - last).abs() > SLACK_US {
+                fail.push(format!("{name}: entry {i}: start + time is {} µs off its last frame", end - last));
+            }
+        } else {
+            if at > first || at + connect > first {
+                fail.push(format!("{name}: entry {i}: start {started} + connect {connect} µs is after its first frame"));
+            }
+            if end > last + SLACK_US {
+                let msg = format!("{name}: entry {i}: start + time is {} µs after its last frame", end - last);
+                match KNOWN_LATE_END.iter().find(|(n, k, _)| *n == name && *k == i) {
+                    Some((_, _, why)) => notes.push(format!("{msg} (known: {why})")),
+                    None => fail.push(msg),
+                }
+            } else if last - end > SLACK_US {
+                notes.push(format!(
+                    "{name}: entry {i}: start + time ends {} µs before its last frame (the time between the handshake and the request is in no timing)",
+                    last - end
+                ));
+            }
+        }
     }
+    notes
 }
 
 #[test]
@@ -358,6 +409,7 @@ fn captures_match_their_truth() {
         "capture", "rows", "dmg", "ours", "exact", "conns", "dmg found", "floor", "full"
     );
     let mut hars = Vec::new();
+    let mut timing_notes = Vec::new();
     for cap in &caps {
         let out = dir.path().join(format!("{}.har", cap.name));
         let summary_path = dir.path().join(format!("{}.summary.json", cap.name));
@@ -365,12 +417,13 @@ fn captures_match_their_truth() {
         let bytes = std::fs::read(&out).unwrap();
         let har = read_har(&bytes, &cap.name);
         let t = check_capture(cap, &har, &mut fail);
-        check_timings(&cap.name, &har, &mut fail);
+        let capture = std::fs::read(testdata().join(&cap.file)).unwrap();
+        timing_notes.extend(check_timings(&cap.name, &har, &frame_times(&capture), &mut fail));
 
         // The summary agrees with the HAR and with the capture.
         let summary: Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
         let s = &summary["inputs"][0];
-        let frames = count_frames(&std::fs::read(testdata().join(&cap.file)).unwrap());
+        let frames = count_frames(&capture);
         let damaged_entries = har["log"]["entries"]
             .as_array()
             .unwrap()
@@ -424,6 +477,9 @@ fn captures_match_their_truth() {
     println!(
         "(exact: rows without damage tags that match; dmg found: damaged rows output with an anomaly; full: of those, how many match the truth anyway)"
     );
+    if !timing_notes.is_empty() {
+        println!("\nknown timing gaps:\n  {}", timing_notes.join("\n  "));
+    }
     fail.extend(har_validation_errors(&hars));
     assert!(fail.is_empty(), "{} mismatches with the truth:\n  {}", fail.len(), fail.join("\n  "));
 }
