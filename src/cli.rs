@@ -228,6 +228,8 @@ fn convert(args: &ConvertArgs) -> i32 {
                 }
                 summaries.push(summary);
             }
+            // convert_one's empty message: standard output was closed (BrokenPipe), not an error.
+            Err(msg) if msg.is_empty() => {}
             Err(msg) => {
                 eprintln!("apitool: {msg}");
                 failed = true;

@@ -1,0 +1,444 @@
+//! The command line of the built binary: help, several inputs, directories, exit statuses,
+//! error messages, the JSON summary, `--quiet`, and a capture cut short.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use common::*;
+
+/// Help text with its line wrapping undone.
+fn flat(s: &[u8]) -> String {
+    String::from_utf8_lossy(s).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn help_mentions_every_flag_with_its_default() {
+    let o = apitool(["--help"]);
+    assert!(o.status.success(), "--help exits 0");
+    let top = flat(&o.stdout);
+    for want in ["convert", "--help", "--version"] {
+        assert!(top.contains(want), "apitool --help mentions {want}:\n{top}");
+    }
+
+    let o = apitool(["convert", "--help"]);
+    assert!(o.status.success(), "convert --help exits 0");
+    let help = flat(&o.stdout);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
+    let flags: &[(&str, Option<&str>)] = &[
+        ("-o, --output <OUT>", None),
+        ("--threads <N>", Some(&threads)),
+        ("--max-ooo-per-conn <SIZE>", Some("4MiB")),
+        ("--max-ooo-total <SIZE>", Some("32MiB")),
+        ("--max-flows <N>", Some("100000")),
+        ("--idle-timeout <SECS>", Some("120")),
+        ("--max-body <SIZE>", Some("16MiB")),
+        ("--max-head <SIZE>", Some("128KiB")),
+        ("--max-headers <N>", Some("1024")),
+        ("-q, --quiet", None),
+        ("--summary-json <FILE>", None),
+        ("-h, --help", None),
+    ];
+    for (flag, default) in flags {
+        let at = help.find(flag).unwrap_or_else(|| panic!("convert --help mentions {flag}:\n{help}"));
+        // The flag's description runs to the next flag.
+        let rest = &help[at + flag.len()..];
+        let end = flags.iter().filter_map(|(f, _)| rest.find(f)).min().unwrap_or(rest.len());
+        let desc = &rest[..end];
+        match default {
+            Some(d) => assert!(desc.contains(&format!("[default: {d}]")), "{flag} shows its default {d}: {desc:?}"),
+            None => assert!(!desc.contains("[default:"), "{flag} has no default: {desc:?}"),
+        }
+    }
+    // Every flag the help lists is one of the above (a new flag needs its line here).
+    let listed = help.split(' ').filter(|w| w.starts_with("--")).collect::<std::collections::BTreeSet<_>>();
+    for w in listed {
+        assert!(flags.iter().any(|(f, _)| f.split([' ', ',']).any(|x| x == w)), "convert --help lists {w}, which this test does not know");
+    }
+    for w in ["INPUT", "pcapng", "standard input"] {
+        assert!(help.contains(w), "convert --help explains the inputs ({w})");
+    }
+}
+
+/// Copies testdata captures into `dir` (created), returning the copies.
+fn copy_captures(dir: &Path, files: &[&str]) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    files
+        .iter()
+        .map(|f| {
+            let to = dir.join(f);
+            std::fs::copy(testdata().join(f), &to).unwrap();
+            to
+        })
+        .collect()
+}
+
+/// The names of the files in a directory, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+/// The entries of a HAR, as the har crate and serde_json read them.
+fn entries(path: &Path) -> Vec<Value> {
+    let v = read_har(&std::fs::read(path).unwrap(), &path.display().to_string());
+    v["log"]["entries"].as_array().unwrap().clone()
+}
+
+#[test]
+fn several_inputs_and_a_directory_into_an_output_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Several files.
+    let out = tmp.path().join("out");
+    let o = apitool([
+        "convert",
+        "testdata/keepalive.pcap",
+        "testdata/two-interfaces.pcapng",
+        "testdata/zstd.pcap",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(listing(&out), ["keepalive.har", "two-interfaces.har", "zstd.har"]);
+    // Each is what converting that input alone gives.
+    for name in ["keepalive", "two-interfaces", "zstd"] {
+        let file = if name == "two-interfaces" { format!("{name}.pcapng") } else { format!("{name}.pcap") };
+        let alone = tmp.path().join(format!("{name}.alone.har"));
+        convert(&file, &alone, &["-q"]);
+        assert!(std::fs::read(&alone).unwrap() == std::fs::read(out.join(format!("{name}.har"))).unwrap(), "{name}: same HAR alone");
+    }
+
+    // A directory: its captures (*.pcap, *.pcapng, *.cap), nothing else; into a directory
+    // that does not exist yet.
+    let input = tmp.path().join("in");
+    copy_captures(&input, &["pipelined.pcap", "simple.pcapng", "http10.pcap"]);
+    std::fs::copy(testdata().join("concurrent.pcap"), input.join("concurrent.cap")).unwrap();
+    std::fs::write(input.join("notes.txt"), "not a capture").unwrap();
+    std::fs::copy(testdata().join("keepalive.truth.tsv"), input.join("keepalive.truth.tsv")).unwrap();
+    let out2 = tmp.path().join("new/nested");
+    let o = apitool(["convert", input.to_str().unwrap(), "-q", "-o", out2.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(listing(&out2), ["concurrent.har", "http10.har", "pipelined.har", "simple.har"]);
+    assert_eq!(entries(&out2.join("concurrent.har")).len(), 12);
+    assert_eq!(entries(&out2.join("simple.har")).len(), 4);
+
+    // Two inputs with the same name do not overwrite each other.
+    let other = tmp.path().join("other");
+    copy_captures(&other, &["pipelined.pcap"]);
+    std::fs::copy(testdata().join("zstd.pcap"), other.join("pipelined.pcap")).unwrap();
+    let out3 = tmp.path().join("out3");
+    let o = apitool([
+        "convert",
+        input.join("pipelined.pcap").to_str().unwrap(),
+        other.join("pipelined.pcap").to_str().unwrap(),
+        "-q",
+        "-o",
+        out3.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(listing(&out3), ["pipelined-2.har", "pipelined.har"]);
+    assert_eq!(entries(&out3.join("pipelined.har")).len(), 3);
+    assert_eq!(entries(&out3.join("pipelined-2.har")).len(), 2, "the second is zstd's");
+
+    let mut hars: Vec<PathBuf> = Vec::new();
+    for d in [&out, &out2, &out3] {
+        hars.extend(listing(d).into_iter().map(|n| d.join(n)));
+    }
+    validate_hars(&hars);
+}
+
+#[test]
+fn a_bad_input_fails_alone_with_status_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let garbage = tmp.path().join("garbage.pcap");
+    std::fs::write(&garbage, "GET / HTTP/1.1\r\nHost: example\r\n\r\nthis is not a capture\n").unwrap();
+    let empty = tmp.path().join("empty.pcap");
+    std::fs::write(&empty, "").unwrap();
+    let missing = tmp.path().join("missing.pcap");
+    let out = tmp.path().join("out");
+    let o = apitool([
+        "convert",
+        "testdata/keepalive.pcap",
+        garbage.to_str().unwrap(),
+        empty.to_str().unwrap(),
+        missing.to_str().unwrap(),
+        "testdata/zstd.pcap",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "a bad input makes the status 1: {}", stderr(&o));
+    // The good inputs are still written, in full.
+    assert_eq!(listing(&out), ["keepalive.har", "zstd.har"]);
+    assert_eq!(entries(&out.join("keepalive.har")).len(), 4);
+    assert_eq!(entries(&out.join("zstd.har")).len(), 2);
+    // One line per bad input, naming it.
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "one error line per bad input, nothing else with --quiet:\n{err}");
+    let line_of = |p: &Path| {
+        let p = p.to_str().unwrap();
+        lines.iter().find(|l| l.contains(p)).copied().unwrap_or_else(|| panic!("an error line names {p}:\n{err}"))
+    };
+    let g = line_of(&garbage);
+    assert!(g.contains("byte 0") && g.contains("not a pcap or pcapng"), "unrecognised input: {g}");
+    let e = line_of(&empty);
+    assert!(e.contains("byte 0") && e.contains("empty"), "empty input: {e}");
+    let m = line_of(&missing);
+    assert!(m.contains("No such file"), "missing input: {m}");
+    for l in &lines {
+        assert!(l.starts_with("apitool: "), "error lines start with the program name: {l}");
+    }
+    // Nothing is left behind for the failed inputs (no partial HAR, no temporary file).
+    assert!(!out.join("garbage.har").exists() && !out.join("empty.har").exists());
+
+    // A single bad input to a file: status 1, no output file.
+    let single = tmp.path().join("single.har");
+    let o = apitool(["convert", garbage.to_str().unwrap(), "-o", single.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!single.exists(), "no HAR is written for an unreadable input");
+    assert_eq!(listing(tmp.path()).iter().filter(|n| n.contains(".tmp")).count(), 0, "no temporary file is left");
+
+    // A directory without captures.
+    let empty_dir = tmp.path().join("nothing");
+    std::fs::create_dir(&empty_dir).unwrap();
+    std::fs::write(empty_dir.join("readme.txt"), "x").unwrap();
+    let o = apitool(["convert", empty_dir.to_str().unwrap(), "-o", tmp.path().join("o2").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(empty_dir.to_str().unwrap()) && stderr(&o).contains("no capture files"), "{}", stderr(&o));
+
+    validate_hars(&[out.join("keepalive.har"), out.join("zstd.har")]);
+}
+
+#[test]
+fn all_inputs_converted_is_status_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = apitool(["convert", "testdata/keepalive.pcap", "testdata/midstream.pcap", "-q", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stderr.is_empty() && o.stdout.is_empty());
+    validate_hars(&[out.join("keepalive.har"), out.join("midstream.har")]);
+}
+
+#[test]
+fn usage_errors_are_status_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x.har");
+    let out = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["convert", "--no-such-flag", "testdata/keepalive.pcap", "-o", out], "--no-such-flag"),
+        (&["convert", "--threads", "0", "testdata/keepalive.pcap", "-o", out], "--threads"),
+        (&["convert", "--threads", "many", "testdata/keepalive.pcap", "-o", out], "--threads"),
+        (&["convert", "--max-body", "12 parsecs", "testdata/keepalive.pcap", "-o", out], "--max-body"),
+        (&["convert", "--idle-timeout", "0", "testdata/keepalive.pcap", "-o", out], "--idle-timeout"),
+        (&["convert", "testdata/keepalive.pcap"], "--output"),
+        (&["convert", "-o", out], "INPUT"),
+        (&["convert", "testdata/keepalive.pcap", "testdata/zstd.pcap", "-o", "-"], "output directory"),
+        (&["frobnicate"], "frobnicate"),
+    ];
+    for (args, mention) in cases {
+        let o = apitool(*args);
+        assert_eq!(o.status.code(), Some(2), "apitool {args:?} is a usage error: {}", stderr(&o));
+        assert!(stderr(&o).contains(mention), "apitool {args:?}: the message mentions {mention}: {}", stderr(&o));
+        assert!(!Path::new(out).exists(), "apitool {args:?} wrote nothing");
+    }
+}
+
+#[test]
+fn an_unwritable_output_fails_with_status_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for target in [tmp.path().join("no-such-dir/x.har"), file.join("x.har")] {
+        let t = target.to_str().unwrap();
+        let o = apitool(["convert", "testdata/keepalive.pcap", "-o", t]);
+        assert_eq!(o.status.code(), Some(1), "-o {t}: {}", stderr(&o));
+        let err = stderr(&o);
+        let line = err.lines().find(|l| l.starts_with("apitool: ")).unwrap_or_else(|| panic!("-o {t}: an error line: {err}"));
+        assert!(line.contains(t) && line.contains("cannot write"), "-o {t}: the message names the output: {line}");
+        assert!(!target.exists());
+    }
+    // An output directory that cannot be created (its parent is a file).
+    let o = apitool(["convert", "testdata/keepalive.pcap", "testdata/zstd.pcap", "-o", file.join("sub").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot create output directory"), "{}", stderr(&o));
+    // A summary that cannot be written.
+    let har = tmp.path().join("ok.har");
+    let o = apitool([
+        "convert",
+        "testdata/keepalive.pcap",
+        "-q",
+        "-o",
+        har.to_str().unwrap(),
+        "--summary-json",
+        file.join("s.json").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot write the summary"), "{}", stderr(&o));
+    assert!(har.exists(), "the HAR is still written");
+    validate_hars(&[har]);
+}
+
+/// Where a pcap file is cut short: the offset of its incomplete last record, if any.
+fn pcap_cut_at(data: &[u8]) -> Option<u64> {
+    assert_eq!(&data[..4], [0xd4, 0xc3, 0xb2, 0xa1], "a little-endian µs pcap");
+    let mut off = 24;
+    while off < data.len() {
+        if off + 16 > data.len() {
+            return Some(off as u64);
+        }
+        let incl = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
+        if off + 16 + incl > data.len() {
+            return Some(off as u64);
+        }
+        off += 16 + incl;
+    }
+    None
+}
+
+#[test]
+fn summary_json_has_per_input_counters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let sum = tmp.path().join("summary.json");
+    let inputs = ["keepalive.pcap", "concurrent.pcap", "two-interfaces.pcapng", "truncated-file.pcap", "ipv4-fragments.pcap"];
+    let mut args: Vec<String> = vec!["convert".into()];
+    args.extend(inputs.iter().map(|f| format!("testdata/{f}")));
+    args.extend(["-q", "-o", out.to_str().unwrap(), "--summary-json", sum.to_str().unwrap()].map(String::from));
+    let o = apitool(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&std::fs::read(&sum).unwrap()).expect("the summary is JSON");
+    assert_eq!(v["failed"], Value::Bool(false));
+    let list = v["inputs"].as_array().expect("inputs");
+    assert_eq!(list.len(), inputs.len());
+    for (s, file) in list.iter().zip(inputs) {
+        let data = std::fs::read(testdata().join(file)).unwrap();
+        let rows = read_truth(&testdata().join(format!("{}.truth.tsv", file.rsplit_once('.').unwrap().0)));
+        let conns = rows.iter().map(|r| r.conn).collect::<std::collections::BTreeSet<_>>().len() as u64;
+        assert_eq!(s["input"], format!("testdata/{file}"));
+        assert_eq!(s["bytes"].as_u64(), Some(data.len() as u64), "{file}: bytes");
+        assert_eq!(s["frames"].as_u64(), Some(count_frames(&data)), "{file}: frames");
+        assert_eq!(s["tcp"]["flows"].as_u64(), Some(conns), "{file}: tcp.flows");
+        assert_eq!(s["entries"].as_u64(), Some(rows.len() as u64), "{file}: entries");
+        assert_eq!(s["http"]["exchanges"].as_u64(), Some(rows.len() as u64), "{file}: http.exchanges");
+        let truncated = (file == "truncated-file.pcap").then(|| pcap_cut_at(&data).expect("the file is cut"));
+        assert_eq!(s["truncated_at"].as_u64(), truncated, "{file}: truncated_at");
+    }
+    assert_eq!(list[4]["ip_fragments"]["reassembled"].as_u64().map(|n| n > 0), Some(true), "fragments were reassembled");
+
+    // A failed input is not in the list, and "failed" says so.
+    let sum2 = tmp.path().join("summary2.json");
+    let o = apitool([
+        "convert",
+        "testdata/zstd.pcap",
+        "testdata/README.md",
+        "-q",
+        "-o",
+        tmp.path().join("out2").to_str().unwrap(),
+        "--summary-json",
+        sum2.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&std::fs::read(&sum2).unwrap()).expect("the summary is JSON");
+    assert_eq!(v["failed"], Value::Bool(true));
+    assert_eq!(v["inputs"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn quiet_prints_nothing_for_a_clean_capture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let har = tmp.path().join("k.har");
+    let o = apitool(["convert", "testdata/keepalive.pcap", "--quiet", "-o", har.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(o.stderr.is_empty(), "--quiet: nothing on stderr, got {:?}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    // Without it, one line: the input, its counts and where the HAR went.
+    let o = apitool(["convert", "testdata/keepalive.pcap", "-o", har.to_str().unwrap()]);
+    assert!(o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "a clean capture's summary is one line: {err}");
+    for want in ["testdata/keepalive.pcap", "32 frames", "1 connection", "4 exchanges", har.to_str().unwrap()] {
+        assert!(err.contains(want), "the summary mentions {want:?}: {err}");
+    }
+    // -o - writes the HAR on stdout and nothing else.
+    let o = apitool(["convert", "testdata/keepalive.pcap", "-q", "-o", "-"]);
+    assert!(o.status.success() && o.stderr.is_empty());
+    assert!(o.stdout == std::fs::read(&har).unwrap(), "-o - gives the same bytes as -o FILE");
+    validate_hars(&[har]);
+}
+
+#[test]
+fn a_truncated_capture_converts_and_says_where_it_was_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let har = tmp.path().join("t.har");
+    let cut = pcap_cut_at(&std::fs::read(testdata().join("truncated-file.pcap")).unwrap()).expect("the file is cut");
+    let o = apitool(["convert", "testdata/truncated-file.pcap", "-o", har.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "a cut capture is not an error: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("ends in the middle of a record at byte {cut}")), "the summary mentions the cut at byte {cut}: {err}");
+    let e = entries(&har);
+    assert_eq!(e.len(), 4);
+    assert!(!e[3]["_apitool"]["anomalies"].as_array().unwrap().is_empty(), "the cut exchange is flagged");
+    // The same through standard input.
+    let data = std::fs::read(testdata().join("truncated-file.pcap")).unwrap();
+    let o = apitool_stdin(["convert", "-", "-o", tmp.path().join("s.har").to_str().unwrap()], &data);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("at byte {cut}")), "stdin: {}", stderr(&o));
+    validate_hars(&[har]);
+}
+
+/// `testdata/keepalive.pcap` with its records repeated `copies` times, each copy 1000 s after
+/// the previous one (the same connection again, long after it ended).
+fn repeated_keepalive(copies: u32) -> Vec<u8> {
+    let data = std::fs::read(testdata().join("keepalive.pcap")).unwrap();
+    let mut out = data[..24].to_vec();
+    for k in 0..copies {
+        let mut off = 24;
+        while off + 16 <= data.len() {
+            let incl = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
+            let ts = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) + 1000 * k;
+            out.extend_from_slice(&ts.to_le_bytes());
+            out.extend_from_slice(&data[off + 4..off + 16 + incl]);
+            off += 16 + incl;
+        }
+    }
+    out
+}
+
+#[test]
+fn a_closed_standard_output_is_not_an_error() {
+    // Like `apitool convert big.pcap -o - | head -c 10`: the reader goes away early.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("big.pcap");
+    std::fs::write(&input, repeated_keepalive(8)).unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["convert", input.to_str().unwrap(), "-q", "-o", "-"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [0u8; 10];
+    std::io::Read::read_exact(&mut stdout, &mut head).unwrap();
+    assert_eq!(&head, b"{\"log\":{\"v");
+    drop(stdout);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.stderr.is_empty(), "nothing on stderr: {:?}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "a closed pipe is success");
+
+    // The whole output, for comparison: 8 times keepalive's exchanges (about 0.5 MB, more
+    // than a pipe holds, so the early close above did cut the output).
+    let o = apitool(["convert", input.to_str().unwrap(), "-q", "-o", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.len() > 4 << 16, "the HAR is larger than a pipe buffer ({} bytes)", o.stdout.len());
+    let v = read_har(&o.stdout, "repeated keepalive");
+    assert_eq!(v["log"]["entries"].as_array().map(Vec::len), Some(32));
+    let full = tmp.path().join("big.har");
+    std::fs::write(&full, &o.stdout).unwrap();
+    validate_hars(&[full]);
+}
