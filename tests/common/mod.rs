@@ -304,6 +304,11 @@ pub fn har_validator() -> Option<Validator> {
             return Some(Validator::Node { node: node.clone(), node_path: d });
         }
     }
+    // CI installs it and says so: there, a missing validator is a failure, not a skip.
+    assert!(
+        std::env::var_os("APITOOL_REQUIRE_HAR_VALIDATOR").is_none(),
+        "APITOOL_REQUIRE_HAR_VALIDATOR is set but har-validator is not installed"
+    );
     eprintln!("notice: har-validator is not installed (npm install -g har-validator): HAR schema validation skipped");
     None
 }
