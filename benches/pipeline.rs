@@ -146,7 +146,8 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     // Body decoding alone, in bytes of decoded output per second.
-    let body: Vec<u8> = (0..20_000u32).flat_map(|i| format!("{{\"id\":{i},\"name\":\"user{}\",\"ok\":true}},", i % 977).into_bytes()).collect();
+    let body: Vec<u8> =
+        (0..20_000u32).flat_map(|i| format!("{{\"id\":{i},\"name\":\"user{}\",\"ok\":true}},", i % 977).into_bytes()).collect();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&body).expect("gzip");
     let gz = gz.finish().expect("gzip");

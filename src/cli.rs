@@ -282,13 +282,21 @@ fn convert_one(conv: &Converter, path: &Path, name: &str, target: &Path, interac
             .prefix(".apitool-")
             .suffix(".har.tmp")
             .tempfile_in(dir)
-            .map_err(|e| format!("{}: cannot write: {e}", target.display()))?;
+            .map_err(|e| format!("{}: cannot write: {}", target.display(), os_error(&e)))?;
         let (file, tmp_path) = tmp.into_parts();
+        // The temporary file is private (0600); the HAR gets the mode an existing file has, or
+        // the usual 0644.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(target).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+        }
         let w = std::io::BufWriter::with_capacity(1 << 20, file);
         match conv.convert(input, name, w, &mut progress) {
             Ok((s, w)) => {
-                w.into_inner().map_err(|e| format!("{}: {}", target.display(), e.error()))?;
-                tmp_path.persist(target).map_err(|e| format!("{}: cannot write: {}", target.display(), e.error))?;
+                w.into_inner().map_err(|e| format!("{}: cannot write: {}", target.display(), os_error(e.error())))?;
+                tmp_path.persist(target).map_err(|e| format!("{}: cannot write: {}", target.display(), os_error(&e.error)))?;
                 Ok(s)
             }
             Err(e) => Err(e),
@@ -303,6 +311,15 @@ fn convert_one(conv: &Converter, path: &Path, name: &str, target: &Path, interac
         crate::pipeline::ConvertError::Write(w) if w.kind() == std::io::ErrorKind::BrokenPipe => String::new(),
         crate::pipeline::ConvertError::Write(w) => format!("{}: cannot write: {w}", target.display()),
     })
+}
+
+/// An I/O error's own message, without the temporary file's name that tempfile adds.
+fn os_error(e: &std::io::Error) -> String {
+    let msg = e.to_string();
+    match msg.find(" at path ") {
+        Some(p) => msg[..p].to_string(),
+        None => msg,
+    }
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {

@@ -403,6 +403,8 @@ struct Conn {
     established_ts: Option<Ts>,
     http: Option<Box<HttpConn>>,
     fin_seen: [bool; 2],
+    /// The end of each direction's stream was told to the HTTP layer.
+    fin_told: [bool; 2],
     /// A RST was seen then; the connection ends at the next sweep unless new data or a
     /// handshake follows (a RST the receiver ignored, as in some evasions).
     rst_at: Option<Ts>,
@@ -424,6 +426,7 @@ impl Conn {
             established_ts: None,
             http: None,
             fin_seen: [false; 2],
+            fin_told: [false; 2],
             rst_at: None,
             ignore: false,
             closed: false,
@@ -629,6 +632,10 @@ impl<S: ExchangeSink> Shard<S> {
                 this.data(payload_seq, seg.payload, seg.missing, seg.has(flags::FIN), chunk, limits, stats, &mut |ev| {
                     deliver(h, side, ev, &mut cx)
                 });
+                if this.finished() && !conn.fin_told[d] {
+                    conn.fin_told[d] = true;
+                    h.side_closed(side, &mut cx);
+                }
             }
             None => {
                 this.data(payload_seq, seg.payload, seg.missing, seg.has(flags::FIN), chunk, limits, stats, &mut |_| {});

@@ -360,6 +360,10 @@ impl<'c> Engine<'c> {
     /// Between windows: caps across shards, idle connections, and writing what is ready.
     fn between<W: Write>(&mut self, out: &mut HarWriter<W>) -> io::Result<()> {
         let now = self.max_ts;
+        let flows_before: usize = self.shards.iter().map(|s| s.open_flows()).sum();
+        let buffered_before: usize = self.shards.iter().map(|s| s.buffered_bytes()).sum();
+        self.summary.peak_flows = self.summary.peak_flows.max(flows_before as u64);
+        self.summary.peak_reassembly_bytes = self.summary.peak_reassembly_bytes.max(buffered_before as u64);
         for s in &mut self.shards {
             s.sweep(now);
         }
@@ -367,8 +371,6 @@ impl<'c> Engine<'c> {
         // Caps that span shards, applied in an order that does not depend on the sharding.
         let flows: usize = self.shards.iter().map(|s| s.open_flows()).sum();
         let buffered: usize = self.shards.iter().map(|s| s.buffered_bytes()).sum();
-        self.summary.peak_flows = self.summary.peak_flows.max(flows as u64);
-        self.summary.peak_reassembly_bytes = self.summary.peak_reassembly_bytes.max(buffered as u64);
         let n = self.shards.len() as u64;
         if flows > self.cfg.flow.max_flows {
             let mut all: Vec<(Ts, u64, wire::FlowKey)> =
@@ -573,20 +575,16 @@ impl Converter {
         let mut eof = false;
         let mut base: u64 = 0; // stream offset of buf[0]
         let mut fill = |buf: &mut Vec<u8>, eof: &mut bool, need: usize, base: u64| -> Result<(), ConvertError> {
-            while !*eof && buf.len() < need {
+            if !*eof && buf.len() < need {
+                // Reads into the spare capacity (nothing is zeroed first) until `need` bytes
+                // are there or the input ends.
                 let old = buf.len();
-                buf.resize(need, 0);
-                match r.read(&mut buf[old..]) {
-                    Ok(0) => {
-                        buf.truncate(old);
-                        *eof = true;
-                    }
-                    Ok(k) => buf.truncate(old + k),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
-                    Err(e) => {
-                        buf.truncate(old);
-                        return Err(ConvertError::Read { offset: base + old as u64, source: e });
-                    }
+                let want = (need - old) as u64;
+                buf.reserve(need - old);
+                match (&mut *r).take(want).read_to_end(buf) {
+                    Ok(k) if (k as u64) < want => *eof = true,
+                    Ok(_) => {}
+                    Err(e) => return Err(ConvertError::Read { offset: base + buf.len() as u64, source: e }),
                 }
             }
             Ok(())

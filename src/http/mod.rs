@@ -175,6 +175,8 @@ pub struct Message {
     pub codings: Vec<Coding>,
     /// The body kept is the still-encoded bytes (decoding failed from the start).
     pub body_is_encoded: bool,
+    /// The body was cut at the decoded size cap.
+    pub body_truncated: bool,
     pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
     pub first_ts: Ts,
     pub last_ts: Ts,
@@ -472,9 +474,9 @@ impl HttpConn {
                 }
                 let h = &mut self.halves[i];
                 if h.st == St::Head {
-                    // The head being collected is lost, but a message was there: keep its
+                    // The head being collected is cut, but a message was there: keep its
                     // place so that pairing stays right.
-                    cx.stats.incomplete_messages += 1;
+                    cx.stats.messages_with_gaps += 1;
                     let response = h.response;
                     let first = h.head_first.unwrap_or(Chunk { ts, frame: 0, offset: 0, ack: None });
                     let partial = std::mem::take(&mut h.buf);
@@ -521,7 +523,6 @@ impl HttpConn {
                         if i == 1 {
                             self.resp_gap = true;
                         }
-                        cx.stats.incomplete_messages += 1;
                         self.finish_message(i, ts, cx);
                         let h = &mut self.halves[i];
                         if h.st != St::Tunnel {
@@ -546,6 +547,7 @@ impl HttpConn {
             entity_len: 0,
             codings: Vec::new(),
             body_is_encoded: false,
+            body_truncated: false,
             trailers: Vec::new(),
             first_ts: first.ts,
             last_ts: self.halves[response as usize].last.map_or(first.ts, |c| c.ts),
@@ -613,6 +615,18 @@ impl HttpConn {
                 anomalies: vec![gap],
                 start: first.ts,
             });
+        }
+    }
+
+    /// One side's stream ended with its FIN (every byte before it delivered): a body that runs
+    /// to the close is complete now, whether or not the other side has closed yet.
+    pub fn side_closed(&mut self, side: Side, cx: &mut Ctx<'_>) {
+        let i = side as usize;
+        if let Some(cur) = self.halves[i].cur.as_ref()
+            && matches!(cur.framing, Framing::Close)
+        {
+            let ts = cur.msg.last_ts;
+            self.finish_message(i, ts, cx);
         }
     }
 
@@ -795,6 +809,9 @@ impl HttpConn {
         if h.buf.is_empty() {
             // Fast path: the whole head is in this piece.
             if let Some(end) = head::find_end(data, 0) {
+                if end > limits.max_head {
+                    return self.head_too_large(i, cx, end);
+                }
                 let raw = data[..end].to_vec();
                 self.head_done(i, raw, chunk, cx);
                 return end;
@@ -811,6 +828,10 @@ impl HttpConn {
         let take = data.len().min(room);
         h.buf.extend_from_slice(&data[..take]);
         match head::find_end(&h.buf, h.searched) {
+            Some(end) if end > limits.max_head => {
+                h.buf.truncate(end);
+                self.head_too_large(i, cx, end - before)
+            }
             Some(end) => {
                 let used = end - before;
                 h.buf.truncate(end);
@@ -904,6 +925,7 @@ impl HttpConn {
             entity_len: 0,
             codings: Vec::new(),
             body_is_encoded: false,
+            body_truncated: false,
             trailers: Vec::new(),
             first_ts: first.ts,
             last_ts: chunk.ts,
@@ -1210,10 +1232,9 @@ impl HttpConn {
         if h.st == St::Body {
             h.st = St::Start;
         }
+        // `last_ts` stays the time of the message's last byte, whenever it is declared over.
+        let _ = ts;
         let InProgress { mut msg, dec, target, gap, .. } = *cur;
-        if msg.last_ts < ts {
-            msg.last_ts = ts;
-        }
         let mut anomalies = Vec::new();
         if gap > 0 {
             cx.stats.messages_with_gaps += 1;
@@ -1223,6 +1244,7 @@ impl HttpConn {
             d.finish();
             msg.entity_len = d.encoded_len;
             if d.truncated {
+                msg.body_truncated = true;
                 cx.stats.truncated_bodies += 1;
                 anomalies.push(Anomaly::Truncated { response });
             }

@@ -38,14 +38,22 @@ pub fn entry_key(ex: &Exchange) -> EntryKey {
 }
 
 fn connect_micros(ex: &Exchange) -> Option<i64> {
+    connect_and_stall(ex).map(|(c, _)| c)
+}
+
+/// On a connection's first exchange whose handshake was seen: the handshake (SYN to the
+/// client's ACK) and the time the request then waited before its first byte was sent (which
+/// browsers' HAR exports count as `blocked`, "stalled"). Together they run from the SYN to the
+/// request, so the timings cover the whole exchange.
+fn connect_and_stall(ex: &Exchange) -> Option<(i64, i64)> {
     if ex.index != 0 {
         return None;
     }
     let req = ex.request.as_ref()?;
     let syn = ex.conn.syn_ts?;
-    let est = ex.conn.established_ts.unwrap_or(req.first_ts);
-    let end = est.min(req.first_ts).max(syn);
-    Some(syn.micros_until(end))
+    let start = req.first_ts.max(syn);
+    let est = ex.conn.established_ts.unwrap_or(start).clamp(syn, start);
+    Some((syn.micros_until(est), est.micros_until(start)))
 }
 
 /// Writes a number of microseconds as milliseconds with three decimals.
@@ -61,14 +69,17 @@ fn write_ms(out: &mut Vec<u8>, micros: i64) {
 pub fn write_entry(out: &mut Vec<u8>, ex: &Exchange) {
     let req = ex.request.as_ref();
     let resp = ex.response.as_ref();
-    let connect = connect_micros(ex);
+    let (connect, blocked) = match connect_and_stall(ex) {
+        Some((c, b)) => (Some(c), Some(b)),
+        None => (None, None),
+    };
     let (send, wait, receive) = match (req, resp) {
         (Some(q), Some(r)) => (q.first_ts.micros_until(q.last_ts), q.last_ts.micros_until(r.first_ts), r.first_ts.micros_until(r.last_ts)),
         (Some(q), None) => (q.first_ts.micros_until(q.last_ts), 0, 0),
         (None, Some(r)) => (0, 0, r.first_ts.micros_until(r.last_ts)),
         (None, None) => (0, 0, 0),
     };
-    let total = connect.unwrap_or(0) + send + wait + receive;
+    let total = blocked.unwrap_or(0) + connect.unwrap_or(0) + send + wait + receive;
     out.extend_from_slice(b"{\"startedDateTime\":\"");
     iso8601(out, entry_start(ex));
     out.extend_from_slice(b"\",\"time\":");
@@ -77,7 +88,9 @@ pub fn write_entry(out: &mut Vec<u8>, ex: &Exchange) {
     write_request(out, ex, req);
     out.extend_from_slice(b",\"response\":");
     write_response(out, resp);
-    out.extend_from_slice(b",\"cache\":{},\"timings\":{\"blocked\":-1,\"dns\":-1,\"connect\":");
+    out.extend_from_slice(b",\"cache\":{},\"timings\":{\"blocked\":");
+    write_ms(out, blocked.unwrap_or(-1));
+    out.extend_from_slice(b",\"dns\":-1,\"connect\":");
     write_ms(out, connect.unwrap_or(-1));
     out.extend_from_slice(b",\"send\":");
     write_ms(out, send);
@@ -336,14 +349,16 @@ fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
             out.extend_from_slice(b",\"params\":");
             out.extend_from_slice(&params);
         }
-        write_body_text(out, &m.body);
+        write_body_text(out, &m.body, "_encoding");
         out.push(b'}');
     }
     let _ = write!(out, ",\"headersSize\":{},\"bodySize\":{}}}", m.head.raw.len(), m.body_wire_len);
 }
 
-/// `"text": ...` and, for bytes that are not UTF-8, `"encoding": "base64"`.
-fn write_body_text(out: &mut Vec<u8>, body: &[u8]) {
+/// `"text": ...` and, for bytes that are not UTF-8, base64 with `"encoding": "base64"` (the
+/// name of the field given as `key`: `content` has `encoding` in HAR 1.2, `postData` does not,
+/// so there it is the custom `_encoding`).
+fn write_body_text(out: &mut Vec<u8>, body: &[u8], key: &str) {
     out.extend_from_slice(b",\"text\":");
     match std::str::from_utf8(body) {
         Ok(s) => write_str(out, s),
@@ -354,7 +369,7 @@ fn write_body_text(out: &mut Vec<u8>, body: &[u8]) {
             out.resize(start + len, 0);
             let n = base64::engine::general_purpose::STANDARD.encode_slice(body, &mut out[start..]).unwrap_or(0);
             out.truncate(start + n);
-            out.extend_from_slice(b"\",\"encoding\":\"base64\"");
+            let _ = write!(out, "\",\"{key}\":\"base64\"");
         }
     }
 }
@@ -378,7 +393,7 @@ fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
     out.extend_from_slice(b"],\"headers\":");
     write_pairs(out, m.head.fields());
     let _ = write!(out, ",\"content\":{{\"size\":{}", m.body.len());
-    if !m.codings.is_empty() && !m.body_is_encoded {
+    if !m.codings.is_empty() && !m.body_is_encoded && !m.body_truncated {
         let _ = write!(out, ",\"compression\":{}", m.body.len() as i64 - m.entity_len as i64);
     }
     out.extend_from_slice(b",\"mimeType\":");
@@ -387,7 +402,7 @@ fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
         None => out.extend_from_slice(b"\"x-unknown\""),
     }
     if !m.body.is_empty() {
-        write_body_text(out, &m.body);
+        write_body_text(out, &m.body, "encoding");
     }
     out.extend_from_slice(b"},\"redirectURL\":");
     write_bytes_str(out, m.head.field("location").unwrap_or(b""));
@@ -475,5 +490,5 @@ impl<W: Write> HarWriter<W> {
 
 /// Whether an anomaly list marks the exchange as damaged (for counting).
 pub fn is_damaged(anomalies: &[Anomaly]) -> bool {
-    anomalies.iter().any(|a| !matches!(a, Anomaly::Tunnel | Anomaly::LenientHead { .. }))
+    anomalies.iter().any(|a| !matches!(a, Anomaly::Tunnel | Anomaly::LenientHead { .. } | Anomaly::MidStream))
 }

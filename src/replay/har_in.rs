@@ -150,7 +150,8 @@ fn pairs(v: Option<&Value>) -> Vec<(String, String)> {
 /// A body from `text` and `encoding`.
 fn body_text(obj: &Value) -> Option<Vec<u8>> {
     let text = obj.get("text").and_then(str_of)?;
-    if obj.get("encoding").and_then(str_of).is_some_and(|e| e.eq_ignore_ascii_case("base64")) {
+    let enc = obj.get("encoding").or_else(|| obj.get("_encoding")).and_then(str_of);
+    if enc.is_some_and(|e| e.eq_ignore_ascii_case("base64")) {
         let clean: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
         if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(clean.as_bytes()) {
             return Some(b);

@@ -176,10 +176,11 @@ pub fn sha256_hex(b: &[u8]) -> String {
     Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The bytes of a HAR `text` field: base64-decoded when `encoding` is `base64`.
+/// The bytes of a HAR `text` field: base64-decoded when `encoding` (in `content`) or
+/// `_encoding` (in `postData`, which has no such field in HAR 1.2) is `base64`.
 pub fn har_text_bytes(obj: &Value) -> Option<Vec<u8>> {
     let text = obj.get("text")?.as_str()?;
-    match obj.get("encoding").and_then(Value::as_str) {
+    match obj.get("encoding").or_else(|| obj.get("_encoding")).and_then(Value::as_str) {
         Some("base64") => Some(base64::engine::general_purpose::STANDARD.decode(text).expect("valid base64 in a HAR text")),
         Some(other) => panic!("unknown HAR text encoding {other:?}"),
         None => Some(text.as_bytes().to_vec()),
