@@ -273,9 +273,9 @@ fn convert_one(conv: &Converter, path: &Path, name: &str, target: &Path, interac
         }
     };
     let result = if target.as_os_str() == "-" {
-        let stdout = std::io::stdout().lock();
-        let w = std::io::BufWriter::with_capacity(1 << 20, stdout);
-        conv.convert(input, name, w, &mut progress).map(|(s, _)| s)
+        let w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+        conv.convert(input, name, w, &mut progress)
+            .and_then(|(s, mut w)| w.flush().map(|_| s).map_err(crate::pipeline::ConvertError::Write))
     } else {
         let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let tmp = tempfile::Builder::new()
@@ -292,10 +292,9 @@ fn convert_one(conv: &Converter, path: &Path, name: &str, target: &Path, interac
             let mode = std::fs::metadata(target).map_or(0o644, |m| m.permissions().mode() & 0o7777);
             let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
         }
-        let w = std::io::BufWriter::with_capacity(1 << 20, file);
-        match conv.convert(input, name, w, &mut progress) {
-            Ok((s, w)) => {
-                w.into_inner().map_err(|e| format!("{}: cannot write: {}", target.display(), os_error(e.error())))?;
+        // The converter writes whole entries with vectored writes: no buffer in between.
+        match conv.convert(input, name, file, &mut progress) {
+            Ok((s, _file)) => {
                 tmp_path.persist(target).map_err(|e| format!("{}: cannot write: {}", target.display(), os_error(&e.error)))?;
                 Ok(s)
             }

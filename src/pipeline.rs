@@ -171,8 +171,9 @@ impl Reorder {
         Ok(())
     }
 
-    /// Writes every entry that starts before `watermark` (all of them for `None`).
-    fn release<W: Write>(&mut self, watermark: Option<Ts>, out: &mut HarWriter<W>) -> io::Result<()> {
+    /// Moves every entry that starts before `watermark` (all of them for `None`) into
+    /// `batch`, in order.
+    fn release(&mut self, watermark: Option<Ts>, batch: &mut Vec<Vec<u8>>) -> io::Result<()> {
         loop {
             let a = self.mem.first_key_value().map(|(k, _)| *k);
             let b = self.spilled.first_key_value().map(|(k, _)| *k);
@@ -192,14 +193,14 @@ impl Reorder {
             if Some(key) == a {
                 let bytes = self.mem.remove(&key).expect("present");
                 self.mem_bytes -= bytes.len();
-                out.entry(&bytes)?;
+                batch.push(bytes);
             } else {
                 let (off, len) = self.spilled.remove(&key).expect("present");
                 let f = self.spill.as_mut().expect("spilled entries have a file");
                 f.seek(SeekFrom::Start(off))?;
                 let mut buf = vec![0; len as usize];
                 f.read_exact(&mut buf)?;
-                out.entry(&buf)?;
+                batch.push(buf);
             }
         }
         if self.spilled.is_empty() && self.spill_len > 0 {
@@ -231,48 +232,39 @@ enum WindowEnd {
     Corrupt(String),
 }
 
-/// One conversion in progress.
-struct Engine<'c> {
-    cfg: &'c Config,
-    pool: &'c rayon::ThreadPool,
+/// Reading and decoding: frames of a window dealt to the shards' segment lists.
+struct Reader {
     reader: FrameReader,
     defrag: Defragmenter,
-    shards: Vec<Shard<EntrySink>>,
-    reorder: Reorder,
+    /// Frame-level counters (the summary's).
     summary: Summary,
     max_ts: Ts,
     list_caps: Vec<usize>,
+    window_bytes: usize,
+    window_frames: usize,
 }
 
-impl<'c> Engine<'c> {
-    fn new(cfg: &'c Config, pool: &'c rayon::ThreadPool, reader: FrameReader) -> Engine<'c> {
-        let n = cfg.threads.max(1);
-        let shards = (0..n).map(|_| Shard::new(cfg.flow, cfg.http, EntrySink::default())).collect();
-        Engine {
-            cfg,
-            pool,
-            reader,
-            defrag: Defragmenter::new(cfg.defrag),
-            shards,
-            reorder: Reorder::new(cfg.reorder_mem),
-            summary: Summary::default(),
-            max_ts: Ts(i64::MIN),
-            list_caps: vec![0; n],
-        }
-    }
+/// One window's segments, per shard, and what ended it.
+struct Window<'w> {
+    lists: Vec<Vec<SegRef<'w>>>,
+    pos: usize,
+    end: WindowEnd,
+    /// The latest capture time seen up to the end of this window.
+    now: Ts,
+}
 
-    /// Reads records from `buf[pos..]` within the window budget and runs them through the
-    /// shards. Returns the new position and why it stopped.
-    fn window(&mut self, buf: &[u8], mut pos: usize) -> (usize, WindowEnd) {
-        let n = self.shards.len();
-        let mut lists: Vec<Vec<SegRef<'_>>> = self.list_caps.iter().map(|&c| Vec::with_capacity(c)).collect();
+impl Reader {
+    /// Reads records from `buf[pos..]` within the window budget and deals their segments.
+    fn window<'w>(&mut self, buf: &'w [u8], mut pos: usize) -> Window<'w> {
+        let n = self.list_caps.len();
+        let mut lists: Vec<Vec<SegRef<'w>>> = self.list_caps.iter().map(|&c| Vec::with_capacity(c + c / 8)).collect();
         let start = pos;
         let mut frames = 0;
         let end = loop {
             if pos >= buf.len() {
                 break WindowEnd::End;
             }
-            if pos - start >= self.cfg.window_bytes || frames >= self.cfg.window_frames {
+            if pos - start >= self.window_bytes || frames >= self.window_frames {
                 break WindowEnd::Budget;
             }
             match self.reader.next(&buf[pos..]) {
@@ -289,25 +281,7 @@ impl<'c> Engine<'c> {
         for (c, l) in self.list_caps.iter_mut().zip(&lists) {
             *c = l.len();
         }
-        let run = |shard: &mut Shard<EntrySink>, list: &Vec<SegRef<'_>>| {
-            for s in list {
-                match s {
-                    SegRef::Borrowed(seg) => shard.segment(seg),
-                    SegRef::Owned(b) => {
-                        let (seg, data) = &**b;
-                        let seg = TcpSegment { payload: data, ..*seg };
-                        shard.segment(&seg);
-                    }
-                }
-            }
-        };
-        if n == 1 {
-            run(&mut self.shards[0], &lists[0]);
-        } else {
-            let shards = &mut self.shards;
-            self.pool.install(|| shards.par_iter_mut().zip(lists.par_iter()).for_each(|(s, l)| run(s, l)));
-        }
-        (pos, end)
+        Window { lists, pos, end, now: self.max_ts }
     }
 
     fn frame<'w>(&mut self, f: &Frame<'w>, lists: &mut [Vec<SegRef<'w>>], n: usize) {
@@ -337,29 +311,70 @@ impl<'c> Engine<'c> {
                             let data = payload[off..off + seg.payload.len()].to_vec();
                             lists[i].push(SegRef::Owned(Box::new((owned, data))));
                         }
-                        Decoded::Skip(k) => self.skip(k),
-                        Decoded::Fragment(_) => self.skip(Skip::TooDeep),
+                        Decoded::Skip(k) => skip(s, k),
+                        Decoded::Fragment(_) => skip(s, Skip::TooDeep),
                     }
                 }
             }
-            Decoded::Skip(k) => self.skip(k),
+            Decoded::Skip(k) => skip(s, k),
         }
     }
+}
 
-    fn skip(&mut self, k: Skip) {
-        let s = &mut self.summary;
-        match k {
-            Skip::UnsupportedLinktype(lt) => *s.unsupported_linktypes.entry(lt).or_default() += 1,
-            Skip::NotIp => s.not_ip += 1,
-            Skip::NotTcp => s.not_tcp += 1,
-            Skip::Malformed(layer) => *s.malformed.entry(layer).or_default() += 1,
-            Skip::TooDeep => s.too_deep += 1,
+fn skip(s: &mut Summary, k: Skip) {
+    match k {
+        Skip::UnsupportedLinktype(lt) => *s.unsupported_linktypes.entry(lt).or_default() += 1,
+        Skip::NotIp => s.not_ip += 1,
+        Skip::NotTcp => s.not_tcp += 1,
+        Skip::Malformed(layer) => *s.malformed.entry(layer).or_default() += 1,
+        Skip::TooDeep => s.too_deep += 1,
+    }
+}
+
+/// Runs a window's segments through the shards, in parallel.
+fn process(pool: &rayon::ThreadPool, shards: &mut [Shard<EntrySink>], lists: &[Vec<SegRef<'_>>]) {
+    let run = |shard: &mut Shard<EntrySink>, list: &Vec<SegRef<'_>>| {
+        for s in list {
+            match s {
+                SegRef::Borrowed(seg) => shard.segment(seg),
+                SegRef::Owned(b) => {
+                    let (seg, data) = &**b;
+                    let seg = TcpSegment { payload: data, ..*seg };
+                    shard.segment(&seg);
+                }
+            }
         }
+    };
+    if shards.len() == 1 {
+        run(&mut shards[0], &lists[0]);
+    } else {
+        pool.install(|| shards.par_iter_mut().zip(lists.par_iter()).for_each(|(s, l)| run(s, l)));
+    }
+}
+
+/// The shards, the order of entries, and the channel to the writer thread.
+struct Engine<'c> {
+    cfg: &'c Config,
+    shards: Vec<Shard<EntrySink>>,
+    reorder: Reorder,
+    summary: Summary,
+    out: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>,
+}
+
+/// Shards per worker thread: more shards than threads lets work stealing even out windows
+/// where a few connections carry most of the bytes. The output does not depend on it.
+const SHARDS_PER_THREAD: usize = 4;
+
+impl<'c> Engine<'c> {
+    fn new(cfg: &'c Config, out: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>) -> Engine<'c> {
+        let n = shard_count(cfg);
+        let shards = (0..n).map(|_| Shard::new(cfg.flow, cfg.http, EntrySink::default())).collect();
+        Engine { cfg, shards, reorder: Reorder::new(cfg.reorder_mem), summary: Summary::default(), out }
     }
 
-    /// Between windows: caps across shards, idle connections, and writing what is ready.
-    fn between<W: Write>(&mut self, out: &mut HarWriter<W>) -> io::Result<()> {
-        let now = self.max_ts;
+    /// Between windows: caps across shards, idle connections, and handing what is ready to the
+    /// writer. `now` is the latest capture time of the window just processed.
+    fn between(&mut self, now: Ts, defrag: &mut Defragmenter) -> io::Result<()> {
         let flows_before: usize = self.shards.iter().map(|s| s.open_flows()).sum();
         let buffered_before: usize = self.shards.iter().map(|s| s.buffered_bytes()).sum();
         self.summary.peak_flows = self.summary.peak_flows.max(flows_before as u64);
@@ -367,7 +382,7 @@ impl<'c> Engine<'c> {
         for s in &mut self.shards {
             s.sweep(now);
         }
-        self.defrag.expire(now);
+        defrag.expire(now);
         // Caps that span shards, applied in an order that does not depend on the sharding.
         let flows: usize = self.shards.iter().map(|s| s.open_flows()).sum();
         let buffered: usize = self.shards.iter().map(|s| s.buffered_bytes()).sum();
@@ -402,7 +417,18 @@ impl<'c> Engine<'c> {
             Some(p) => p.min(now),
             None => now,
         };
-        self.reorder.release(Some(watermark), out)
+        self.send(Some(watermark))
+    }
+
+    /// Releases entries before `watermark` to the writer thread.
+    fn send(&mut self, watermark: Option<Ts>) -> io::Result<()> {
+        let mut batch = Vec::new();
+        self.reorder.release(watermark, &mut batch)?;
+        if !batch.is_empty() && self.out.send(batch).is_err() {
+            // The writer stopped on an error; its result says which.
+            return Err(io::Error::other("the writer stopped"));
+        }
+        Ok(())
     }
 
     /// Moves the shards' finished entries into the reorder buffer.
@@ -417,27 +443,38 @@ impl<'c> Engine<'c> {
         Ok(())
     }
 
-    /// Ends everything and writes what is left.
-    fn finish<W: Write>(&mut self, out: &mut HarWriter<W>) -> io::Result<()> {
-        let now = self.max_ts.max(Ts(0));
-        self.defrag.finish();
+    /// Ends everything, hands what is left to the writer, and completes the summary.
+    fn finish(&mut self, now: Ts, reader: &mut Reader) -> io::Result<()> {
+        reader.defrag.finish();
         for s in &mut self.shards {
             s.finish(now);
         }
         self.collect()?;
-        self.reorder.release(None, out)?;
+        self.send(None)?;
         let s = &mut self.summary;
-        s.ip_fragments = self.defrag.stats;
+        let r = std::mem::take(&mut reader.summary);
+        s.frames = r.frames;
+        s.frames_snap_cut = r.frames_snap_cut;
+        s.tcp_segments = r.tcp_segments;
+        s.unsupported_linktypes = r.unsupported_linktypes;
+        s.not_ip = r.not_ip;
+        s.not_tcp = r.not_tcp;
+        s.malformed = r.malformed;
+        s.too_deep = r.too_deep;
+        s.ip_fragments = reader.defrag.stats;
         for sh in &self.shards {
             add_flow(&mut s.tcp, &sh.stats);
             add_http(&mut s.http, &sh.http_stats);
         }
-        s.entries = out.entries();
         s.entries_out_of_order = self.reorder.out_of_order;
         s.entries_spilled = self.reorder.spilled_total;
-        s.format = self.reader.format().to_string();
+        s.format = reader.reader.format().to_string();
         Ok(())
     }
+}
+
+fn shard_count(cfg: &Config) -> usize {
+    if cfg.threads <= 1 { 1 } else { cfg.threads * SHARDS_PER_THREAD }
 }
 
 macro_rules! add_fields {
@@ -519,57 +556,112 @@ impl Converter {
         &self.cfg
     }
 
-    /// Converts one input, writing a HAR document to `out`. `progress` is told the number of
-    /// input bytes consumed so far, after each window.
-    pub fn convert<W: Write>(&self, input: Input, name: &str, out: W, progress: &mut dyn FnMut(u64)) -> Result<(Summary, W), ConvertError> {
-        let comment = format!("converted from {name} by apitool");
-        match input {
-            Input::Mapped { map } => {
-                // Sequential reading; pages already consumed are dropped as we go.
-                let _ = map.advise(memmap2::Advice::Sequential);
-                let data: &[u8] = &map;
-                let (reader, hl) = FrameReader::open(data)?;
-                let mut har = HarWriter::new(out, env!("CARGO_PKG_VERSION"), Some(&comment)).map_err(ConvertError::Write)?;
-                let mut eng = Engine::new(&self.cfg, &self.pool, reader);
-                eng.summary.input = name.to_string();
-                eng.summary.bytes = data.len() as u64;
-                let mut pos = hl;
-                let mut released = 0usize;
-                loop {
-                    let (p, end) = eng.window(data, pos);
-                    pos = p;
-                    eng.between(&mut har).map_err(ConvertError::Write)?;
-                    release_pages(&map, &mut released, pos);
-                    progress(pos as u64);
-                    match end {
-                        WindowEnd::Budget => {}
-                        WindowEnd::End => break,
-                        WindowEnd::NeedMore(_) => {
-                            eng.summary.truncated_at = Some(pos as u64);
-                            break;
-                        }
-                        WindowEnd::Corrupt(why) => {
-                            eng.summary.corrupt = Some((pos as u64, why));
-                            break;
-                        }
-                    }
-                }
-                eng.finish(&mut har).map_err(ConvertError::Write)?;
-                let w = har.finish().map_err(ConvertError::Write)?;
-                Ok((eng.summary, w))
-            }
-            Input::Stream(mut r) => self.convert_stream(&mut *r, name, out, &comment, progress),
+    fn reader(&self, reader: FrameReader) -> Reader {
+        Reader {
+            reader,
+            defrag: Defragmenter::new(self.cfg.defrag),
+            summary: Summary::default(),
+            max_ts: Ts(i64::MIN),
+            list_caps: vec![0; shard_count(&self.cfg)],
+            window_bytes: self.cfg.window_bytes,
+            window_frames: self.cfg.window_frames,
         }
     }
 
-    fn convert_stream<W: Write>(
+    /// Converts one input, writing a HAR document to `out` (from a thread of its own, with
+    /// vectored writes: `out` needs no buffering of its own). `progress` is told the number of
+    /// input bytes consumed so far, after each window.
+    pub fn convert<W: Write + Send>(
         &self,
-        r: &mut dyn Read,
+        input: Input,
         name: &str,
         out: W,
-        comment: &str,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(Summary, W), ConvertError> {
+        let comment = format!("converted from {name} by apitool");
+        let har = HarWriter::new(out, env!("CARGO_PKG_VERSION"), Some(&comment)).map_err(ConvertError::Write)?;
+        // Released entries go to the writer in batches; two batches in flight at most.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(2);
+        std::thread::scope(|scope| {
+            let writer = std::thread::Builder::new()
+                .name("apitool-writer".into())
+                .spawn_scoped(scope, move || -> io::Result<(HarWriter<W>, u64)> {
+                    let mut har = har;
+                    for batch in rx {
+                        har.entry_batch(&batch)?;
+                    }
+                    let n = har.entries();
+                    Ok((har, n))
+                })
+                .map_err(|e| ConvertError::Write(io::Error::other(e)))?;
+            let mut eng = Engine::new(&self.cfg, tx);
+            let result = match input {
+                Input::Mapped { map } => self.run_mapped(&map, &mut eng, progress),
+                Input::Stream(mut r) => self.run_stream(&mut *r, &mut eng, progress),
+            };
+            let summary = std::mem::take(&mut eng.summary);
+            drop(eng);
+            let written = writer.join().map_err(|_| ConvertError::Write(io::Error::other("the writer thread panicked")))?;
+            let mut summary = Summary { input: name.to_string(), ..summary };
+            match (result, written) {
+                (Err(ConvertError::Write(_)), Err(e)) | (Ok(()), Err(e)) => Err(ConvertError::Write(e)),
+                (Err(e), _) => Err(e),
+                (Ok(()), Ok((har, n))) => {
+                    summary.entries = n;
+                    let w = har.finish().map_err(ConvertError::Write)?;
+                    Ok((summary, w))
+                }
+            }
+        })
+    }
+
+    /// A memory-mapped capture: decoding of the next window runs while the shards process the
+    /// current one; consumed pages are released as we go.
+    fn run_mapped(&self, map: &memmap2::Mmap, eng: &mut Engine<'_>, progress: &mut dyn FnMut(u64)) -> Result<(), ConvertError> {
+        let _ = map.advise(memmap2::Advice::Sequential);
+        let data: &[u8] = map;
+        let (reader, hl) = FrameReader::open(data)?;
+        let mut reader = self.reader(reader);
+        eng.summary.bytes = data.len() as u64;
+        let mut released = 0usize;
+        let mut win = reader.window(data, hl);
+        loop {
+            let more = matches!(win.end, WindowEnd::Budget);
+            let (pos, now) = (win.pos, win.now);
+            let next = if more {
+                let shards = &mut eng.shards;
+                let lists = &win.lists;
+                let (next, ()) = self.pool.install(|| rayon::join(|| reader.window(data, pos), || process(&self.pool, shards, lists)));
+                Some(next)
+            } else {
+                process(&self.pool, &mut eng.shards, &win.lists);
+                None
+            };
+            let end = std::mem::replace(&mut win.end, WindowEnd::End);
+            drop(win);
+            eng.between(now, &mut reader.defrag).map_err(ConvertError::Write)?;
+            release_pages(map, &mut released, pos);
+            progress(pos as u64);
+            match end {
+                WindowEnd::Budget => {}
+                WindowEnd::End => break,
+                WindowEnd::NeedMore(_) => {
+                    eng.summary.truncated_at = Some(pos as u64);
+                    break;
+                }
+                WindowEnd::Corrupt(why) => {
+                    eng.summary.corrupt = Some((pos as u64, why));
+                    break;
+                }
+            }
+            win = next.expect("a next window after a full one");
+        }
+        let now = reader.max_ts.max(Ts(0));
+        eng.finish(now, &mut reader).map_err(ConvertError::Write)
+    }
+
+    /// A stream: read window by window into a buffer that keeps the unread tail.
+    fn run_stream(&self, r: &mut dyn Read, eng: &mut Engine<'_>, progress: &mut dyn FnMut(u64)) -> Result<(), ConvertError> {
         let want = self.cfg.window_bytes + (1 << 20);
         let mut buf: Vec<u8> = Vec::with_capacity(want);
         let mut eof = false;
@@ -578,9 +670,8 @@ impl Converter {
             if !*eof && buf.len() < need {
                 // Reads into the spare capacity (nothing is zeroed first) until `need` bytes
                 // are there or the input ends.
-                let old = buf.len();
-                let want = (need - old) as u64;
-                buf.reserve(need - old);
+                let want = (need - buf.len()) as u64;
+                buf.reserve(need - buf.len());
                 match (&mut *r).take(want).read_to_end(buf) {
                     Ok(k) if (k as u64) < want => *eof = true,
                     Ok(_) => {}
@@ -591,14 +682,14 @@ impl Converter {
         };
         fill(&mut buf, &mut eof, want, base)?;
         let (reader, hl) = FrameReader::open(&buf)?;
-        let mut har = HarWriter::new(out, env!("CARGO_PKG_VERSION"), Some(comment)).map_err(ConvertError::Write)?;
-        let mut eng = Engine::new(&self.cfg, &self.pool, reader);
-        eng.summary.input = name.to_string();
+        let mut reader = self.reader(reader);
         let mut pos = hl;
         loop {
-            let (p, end) = eng.window(&buf, pos);
+            let win = reader.window(&buf, pos);
+            process(&self.pool, &mut eng.shards, &win.lists);
+            let (p, now, end) = (win.pos, win.now, win.end);
             pos = p;
-            eng.between(&mut har).map_err(ConvertError::Write)?;
+            eng.between(now, &mut reader.defrag).map_err(ConvertError::Write)?;
             progress(base + pos as u64);
             let need_more = match end {
                 WindowEnd::Budget => 0,
@@ -622,9 +713,8 @@ impl Converter {
             fill(&mut buf, &mut eof, need, base)?;
         }
         eng.summary.bytes = base + buf.len() as u64;
-        eng.finish(&mut har).map_err(ConvertError::Write)?;
-        let w = har.finish().map_err(ConvertError::Write)?;
-        Ok((eng.summary, w))
+        let now = reader.max_ts.max(Ts(0));
+        eng.finish(now, &mut reader).map_err(ConvertError::Write)
     }
 }
 

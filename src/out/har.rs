@@ -476,6 +476,31 @@ impl<W: Write> HarWriter<W> {
         self.w.write_all(bytes)
     }
 
+    /// Writes serialized entries in one go (vectored writes: the entries are not copied into
+    /// a buffer first).
+    pub fn entry_batch(&mut self, batch: &[Vec<u8>]) -> io::Result<()> {
+        const SEP: &[u8] = b",\n";
+        let mut slices: Vec<io::IoSlice<'_>> = Vec::with_capacity(batch.len() * 2);
+        for e in batch {
+            if self.entries > 0 {
+                slices.push(io::IoSlice::new(SEP));
+            }
+            self.entries += 1;
+            slices.push(io::IoSlice::new(e));
+        }
+        let mut rest: &mut [io::IoSlice<'_>] = &mut slices;
+        while !rest.is_empty() {
+            // At most IOV_MAX slices go to one call.
+            let take = rest.len().min(1024);
+            let n = self.w.write_vectored(&rest[..take])?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            io::IoSlice::advance_slices(&mut rest, n);
+        }
+        Ok(())
+    }
+
     pub fn entries(&self) -> u64 {
         self.entries
     }
