@@ -89,6 +89,47 @@ type Sink<'a> = dyn FnMut(&[u8]) -> Flow + 'a;
 
 const SCRATCH: usize = 16 * 1024;
 
+thread_local! {
+    /// Output buffers of finished decoding stages, reused by the next ones on this thread (a
+    /// new buffer would be allocated and zeroed for every compressed body otherwise).
+    static SCRATCH_POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A stage's output buffer, taken from this thread's pool and given back when dropped.
+struct Scratch(Vec<u8>);
+
+impl Scratch {
+    fn take() -> Scratch {
+        let v = SCRATCH_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_else(|| vec![0; SCRATCH]);
+        Scratch(v)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        SCRATCH_POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < 16 {
+                p.push(v);
+            }
+        });
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
 enum Stage {
     Gzip(Box<GzipStage>),
     Deflate(Box<DeflateStage>),
@@ -101,7 +142,7 @@ impl Stage {
         Ok(match c {
             Coding::Gzip => Stage::Gzip(Box::new(GzipStage::new())),
             Coding::Deflate => {
-                Stage::Deflate(Box::new(DeflateStage { inner: None, sniff: Vec::new(), scratch: vec![0; SCRATCH], done: false }))
+                Stage::Deflate(Box::new(DeflateStage { inner: None, sniff: Vec::new(), scratch: Scratch::take(), done: false }))
             }
             Coding::Brotli => Stage::Brotli(Box::new(BrotliStage::new())),
             Coding::Zstd => Stage::Zstd(Box::new(ZstdStage::new()?)),
@@ -173,7 +214,7 @@ fn inflate(
 struct DeflateStage {
     inner: Option<Decompress>,
     sniff: Vec<u8>,
-    scratch: Vec<u8>,
+    scratch: Scratch,
     done: bool,
 }
 
@@ -200,7 +241,7 @@ impl DeflateStage {
 
     fn run(&mut self, input: &[u8], next: &mut Sink<'_>) -> Result<Flow, String> {
         let d = self.inner.as_mut().expect("set before run");
-        let (flow, _, end) = inflate(d, &mut self.scratch, input, next, "deflate")?;
+        let (flow, _, end) = inflate(d, &mut self.scratch[..], input, next, "deflate")?;
         self.done = end;
         Ok(flow)
     }
@@ -235,7 +276,7 @@ struct GzipStage {
     hdr: Vec<u8>,
     inflater: Decompress,
     crc: flate2::Crc,
-    scratch: Vec<u8>,
+    scratch: Scratch,
     members: u32,
 }
 
@@ -279,7 +320,7 @@ impl GzipStage {
             hdr: Vec::new(),
             inflater: Decompress::new(false),
             crc: flate2::Crc::new(),
-            scratch: vec![0; SCRATCH],
+            scratch: Scratch::take(),
             members: 0,
         }
     }
@@ -323,7 +364,7 @@ impl GzipStage {
                         crc.update(b);
                         next(b)
                     };
-                    let (flow, used, end) = inflate(&mut self.inflater, &mut self.scratch, input, &mut tee, "gzip")?;
+                    let (flow, used, end) = inflate(&mut self.inflater, &mut self.scratch[..], input, &mut tee, "gzip")?;
                     input = &input[used..];
                     if flow == Flow::Full {
                         return Ok(Flow::Full);
@@ -369,7 +410,7 @@ type BrState = brotli::BrotliState<brotli::HeapAlloc<u8>, brotli::HeapAlloc<u32>
 
 struct BrotliStage {
     state: Box<BrState>,
-    scratch: Vec<u8>,
+    scratch: Scratch,
     done: bool,
 }
 
@@ -381,7 +422,7 @@ impl BrotliStage {
             brotli::HeapAlloc::<u32>::new(0),
             brotli::HeapAlloc::<brotli::HuffmanCode>::new(brotli::HuffmanCode::default()),
         );
-        BrotliStage { state: Box::new(state), scratch: vec![0; SCRATCH], done: false }
+        BrotliStage { state: Box::new(state), scratch: Scratch::take(), done: false }
     }
 
     fn push(&mut self, input: &[u8], next: &mut Sink<'_>) -> Result<Flow, String> {
@@ -400,7 +441,7 @@ impl BrotliStage {
                 input,
                 &mut avail_out,
                 &mut out_off,
-                &mut self.scratch,
+                &mut self.scratch[..],
                 &mut total,
                 &mut self.state,
             );
@@ -422,7 +463,7 @@ impl BrotliStage {
 
 struct ZstdStage {
     dec: zstd::stream::raw::Decoder<'static>,
-    scratch: Vec<u8>,
+    scratch: Scratch,
     frame_done: bool,
     seen_input: bool,
 }
@@ -433,7 +474,7 @@ impl ZstdStage {
         let mut dec = zstd::stream::raw::Decoder::new().map_err(|e| format!("zstd: {e}"))?;
         // Frames that need a window over 8 MiB are refused rather than allocated.
         dec.set_parameter(DParameter::WindowLogMax(23)).map_err(|e| format!("zstd: {e}"))?;
-        Ok(ZstdStage { dec, scratch: vec![0; SCRATCH], frame_done: false, seen_input: false })
+        Ok(ZstdStage { dec, scratch: Scratch::take(), frame_done: false, seen_input: false })
     }
 
     fn push(&mut self, input: &[u8], next: &mut Sink<'_>) -> Result<Flow, String> {
@@ -502,6 +543,13 @@ impl BodyDecoder {
             raw: Vec::new(),
             raw_overflow: false,
         }
+    }
+
+    /// Makes room for a body expected to decode to about `bytes` (at most the cap, and at most
+    /// 4 MiB ahead of time), so it does not grow by repeated copies.
+    pub fn expect(&mut self, bytes: u64) {
+        let n = (bytes.min(self.cap as u64) as usize).min(4 << 20);
+        self.out.reserve(n);
     }
 
     /// Whether any decoding is done at all.

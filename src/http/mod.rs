@@ -1096,7 +1096,14 @@ impl HttpConn {
                 p.anomalies.push(Anomaly::UnsupportedCoding { response, coding });
             }
         }
-        let dec = has_body.then(|| BodyDecoder::new(&codings, limits.max_body));
+        let dec = has_body.then(|| {
+            let mut d = BodyDecoder::new(&codings, limits.max_body);
+            if let Framing::Length(n) = framing {
+                // Compressed bodies decode to several times their size.
+                d.expect(if codings.is_empty() { n } else { n.saturating_mul(4) });
+            }
+            d
+        });
         msg.codings = codings;
         let cur = Box::new(InProgress { msg, framing, dec, target, gap: 0, line: Vec::new() });
         let h = &mut self.halves[i];

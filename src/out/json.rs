@@ -22,6 +22,7 @@ const fn escape_table() -> [u8; 256] {
     t
 }
 
+#[cfg(test)]
 static ESCAPE: [u8; 256] = escape_table();
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -38,55 +39,87 @@ fn needs_escape(w: u64) -> bool {
     (ctl | quote | backslash) != 0
 }
 
+/// For each byte, the two bytes it is written as (the byte and a filler, or `\` and the escape
+/// letter), little-endian in a `u16`, and how many of them count: 1, 2, or 6 for control bytes
+/// (written as `\u00XX` on a slower path).
+const fn pair_table() -> ([u16; 256], [u8; 256]) {
+    let e = escape_table();
+    let mut pair = [0u16; 256];
+    let mut len = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        if e[c] == 0 {
+            pair[c] = c as u16;
+            len[c] = 1;
+        } else if e[c] == b'u' {
+            len[c] = 6;
+        } else {
+            pair[c] = (b'\\' as u16) | ((e[c] as u16) << 8);
+            len[c] = 2;
+        }
+        c += 1;
+    }
+    (pair, len)
+}
+
+static PAIRS: ([u16; 256], [u8; 256]) = pair_table();
+
 /// Writes `s` as a JSON string, quotes included.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
-    let start = out.len();
-    // Room for the worst case but control bytes (each input byte becomes at most two), written
-    // in place; control bytes (six each) make room for themselves.
-    out.resize(start + 2 * b.len() + 2, 0);
-    let mut o = start;
-    out[o] = b'"';
-    o += 1;
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        let w: [u8; 8] = b[i..i + 8].try_into().expect("8 bytes");
-        if !needs_escape(u64::from_le_bytes(w)) {
-            out[o..o + 8].copy_from_slice(&w);
-            o += 8;
-        } else {
-            for &c in &w {
-                o = escape_byte(out, o, c, b.len() - i);
+    let (pairs, lens) = &PAIRS;
+    // Room for two bytes per input byte (every escape but `\u00XX`, which makes its own room)
+    // and one spare for the filler byte the pair writes leave behind.
+    out.reserve(2 * b.len() + 3);
+    let mut o = out.len();
+    let mut cap = out.capacity();
+    let mut base = out.as_mut_ptr();
+    // SAFETY: writes stay below `cap`: before each step the room left covers two bytes per
+    // remaining input byte plus three (checked where a control byte needs six, which reserves
+    // more and takes the new pointer); `set_len` covers exactly the bytes written, all
+    // initialised.
+    unsafe {
+        *base.add(o) = b'"';
+        o += 1;
+        let mut i = 0;
+        while i < b.len() {
+            if i + 8 <= b.len() {
+                let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+                if !needs_escape(w) {
+                    std::ptr::copy_nonoverlapping(b.as_ptr().add(i), base.add(o), 8);
+                    o += 8;
+                    i += 8;
+                    continue;
+                }
+            }
+            let end = (i + 8).min(b.len());
+            while i < end {
+                let c = *b.get_unchecked(i) as usize;
+                let n = *lens.get_unchecked(c) as usize;
+                if n == 6 {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    let need = o + 6 + 2 * (b.len() - i) + 3;
+                    if need > cap {
+                        out.set_len(o);
+                        out.reserve(need - o);
+                        cap = out.capacity();
+                        base = out.as_mut_ptr();
+                    }
+                    let seq = [b'\\', b'u', b'0', b'0', HEX[c >> 4], HEX[c & 15]];
+                    std::ptr::copy_nonoverlapping(seq.as_ptr(), base.add(o), 6);
+                    o += 6;
+                } else {
+                    std::ptr::write_unaligned(base.add(o) as *mut [u8; 2], pairs.get_unchecked(c).to_le_bytes());
+                    o += n;
+                }
+                i += 1;
             }
         }
-        i += 8;
+        *base.add(o) = b'"';
+        o += 1;
+        debug_assert!(o <= cap);
+        out.set_len(o);
     }
-    for &c in &b[i..] {
-        o = escape_byte(out, o, c, b.len() - i);
-    }
-    out[o] = b'"';
-    out.truncate(o + 1);
-}
-
-/// Writes one byte at `o`, escaped as needed; returns the next position. `left` bounds the
-/// bytes still to come, for making room after a control byte.
-#[inline(always)]
-fn escape_byte(out: &mut Vec<u8>, o: usize, c: u8, left: usize) -> usize {
-    let e = ESCAPE[c as usize];
-    if e == b'u' {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let need = o + 6 + 2 * left + 1;
-        if out.len() < need {
-            out.resize(need, 0);
-        }
-        out[o..o + 6].copy_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
-        return o + 6;
-    }
-    // Branch-free for the common cases: either `c`, or `\` then the escape letter.
-    let esc = (e != 0) as usize;
-    out[o] = if esc == 1 { b'\\' } else { c };
-    out[o + 1] = e;
-    o + 1 + esc
 }
 
 /// Writes protocol bytes as a JSON string: UTF-8 as it is, anything else read as ISO-8859-1
