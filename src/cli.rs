@@ -267,9 +267,9 @@ fn convert_one(conv: &Converter, path: &Path, name: &str, target: &Path, interac
     } else {
         None
     };
-    let mut progress = |n: u64| {
+    let mut progress = |p: &crate::pipeline::Progress| {
         if let Some(b) = &bar {
-            b.set_position(n);
+            b.set_position(p.bytes);
         }
     };
     let result = if target.as_os_str() == "-" {

@@ -708,6 +708,14 @@ impl<S: ExchangeSink> Shard<S> {
         self.conns.values().map(|c| (c.key, c.id, c.last_ts, c.dirs[0].buffered() + c.dirs[1].buffered())).collect()
     }
 
+    /// Memory held per connection (id, out-of-order bytes + HTTP parser bytes).
+    pub fn conn_memory(&self) -> Vec<(u64, usize)> {
+        self.conns
+            .values()
+            .map(|c| (c.id, c.dirs[0].buffered() + c.dirs[1].buffered() + c.http.as_ref().map_or(0, |h| h.buffered_bytes())))
+            .collect()
+    }
+
     /// Ends a connection because a global cap was hit.
     pub fn evict(&mut self, key: FlowKey, now: Ts) {
         self.stats.flow_cap_evictions += 1;

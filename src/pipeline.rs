@@ -37,6 +37,9 @@ pub struct Config {
     /// Serialized entries held in memory while waiting for their turn; more spill to a
     /// temporary file.
     pub reorder_mem: usize,
+    /// Report the connections holding the most memory in each [`Progress`] (costs a pass over
+    /// the connections per window).
+    pub observe_connections: bool,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             window_bytes: 8 << 20,
             window_frames: 65_536,
             reorder_mem: 16 << 20,
+            observe_connections: false,
         }
     }
 }
@@ -89,6 +93,30 @@ pub struct Summary {
     pub peak_flows: u64,
     /// Peak serialized entries waiting for their turn, bytes.
     pub peak_pending_entry_bytes: u64,
+}
+
+/// Where a conversion stands, told after each window (for progress bars and `apitool
+/// profile`). Figures are taken between windows, after idle connections were swept.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Input bytes consumed so far.
+    pub bytes: u64,
+    /// The latest capture time seen.
+    pub ts: Ts,
+    /// Connections tracked (before the sweep of idle ones).
+    pub open_flows: usize,
+    /// Out-of-order bytes held by reassembly (before the sweep).
+    pub reassembly_bytes: usize,
+    /// Bytes held by the HTTP parsers: heads being collected, bodies decoded so far.
+    pub http_bytes: usize,
+    /// Serialized entries waiting for their turn, in memory.
+    pub pending_entry_bytes: usize,
+    /// Counters so far, summed over the shards.
+    pub tcp: FlowStats,
+    pub http: HttpStats,
+    /// With [`Config::observe_connections`]: the connections holding the most buffered bytes
+    /// (id, out-of-order bytes + HTTP bytes), largest first, at most 10.
+    pub top_connections: Vec<(u64, usize)>,
 }
 
 /// Why an input could not be converted at all.
@@ -374,9 +402,25 @@ impl<'c> Engine<'c> {
 
     /// Between windows: caps across shards, idle connections, and handing what is ready to the
     /// writer. `now` is the latest capture time of the window just processed.
-    fn between(&mut self, now: Ts, defrag: &mut Defragmenter) -> io::Result<()> {
+    fn between(&mut self, now: Ts, defrag: &mut Defragmenter, progress: &mut Progress) -> io::Result<()> {
         let flows_before: usize = self.shards.iter().map(|s| s.open_flows()).sum();
         let buffered_before: usize = self.shards.iter().map(|s| s.buffered_bytes()).sum();
+        progress.ts = now;
+        progress.open_flows = flows_before;
+        progress.reassembly_bytes = buffered_before;
+        progress.http_bytes = self.shards.iter().map(|s| s.http_buffered_bytes()).sum();
+        progress.tcp = FlowStats::default();
+        progress.http = HttpStats::default();
+        for sh in &self.shards {
+            add_flow(&mut progress.tcp, &sh.stats);
+            add_http(&mut progress.http, &sh.http_stats);
+        }
+        if self.cfg.observe_connections {
+            let mut all: Vec<(u64, usize)> = self.shards.iter().flat_map(|s| s.conn_memory()).filter(|c| c.1 > 0).collect();
+            all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            all.truncate(10);
+            progress.top_connections = all;
+        }
         self.summary.peak_flows = self.summary.peak_flows.max(flows_before as u64);
         self.summary.peak_reassembly_bytes = self.summary.peak_reassembly_bytes.max(buffered_before as u64);
         for s in &mut self.shards {
@@ -412,6 +456,7 @@ impl<'c> Engine<'c> {
             }
         }
         self.collect()?;
+        progress.pending_entry_bytes = self.reorder.mem_bytes;
         let pending = self.shards.iter().filter_map(|s| s.pending_start()).min();
         let watermark = match pending {
             Some(p) => p.min(now),
@@ -569,14 +614,14 @@ impl Converter {
     }
 
     /// Converts one input, writing a HAR document to `out` (from a thread of its own, with
-    /// vectored writes: `out` needs no buffering of its own). `progress` is told the number of
-    /// input bytes consumed so far, after each window.
+    /// vectored writes: `out` needs no buffering of its own). `progress` is told where the
+    /// conversion stands after each window.
     pub fn convert<W: Write + Send>(
         &self,
         input: Input,
         name: &str,
         out: W,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(&Progress),
     ) -> Result<(Summary, W), ConvertError> {
         let comment = format!("converted from {name} by apitool");
         let har = HarWriter::new(out, env!("CARGO_PKG_VERSION"), Some(&comment)).map_err(ConvertError::Write)?;
@@ -617,7 +662,7 @@ impl Converter {
 
     /// A memory-mapped capture: decoding of the next window runs while the shards process the
     /// current one; consumed pages are released as we go.
-    fn run_mapped(&self, map: &memmap2::Mmap, eng: &mut Engine<'_>, progress: &mut dyn FnMut(u64)) -> Result<(), ConvertError> {
+    fn run_mapped(&self, map: &memmap2::Mmap, eng: &mut Engine<'_>, progress: &mut dyn FnMut(&Progress)) -> Result<(), ConvertError> {
         let _ = map.advise(memmap2::Advice::Sequential);
         let data: &[u8] = map;
         let (reader, hl) = FrameReader::open(data)?;
@@ -639,9 +684,10 @@ impl Converter {
             };
             let end = std::mem::replace(&mut win.end, WindowEnd::End);
             drop(win);
-            eng.between(now, &mut reader.defrag).map_err(ConvertError::Write)?;
+            let mut p = Progress { bytes: pos as u64, ..Progress::default() };
+            eng.between(now, &mut reader.defrag, &mut p).map_err(ConvertError::Write)?;
             release_pages(map, &mut released, pos);
-            progress(pos as u64);
+            progress(&p);
             match end {
                 WindowEnd::Budget => {}
                 WindowEnd::End => break,
@@ -661,7 +707,7 @@ impl Converter {
     }
 
     /// A stream: read window by window into a buffer that keeps the unread tail.
-    fn run_stream(&self, r: &mut dyn Read, eng: &mut Engine<'_>, progress: &mut dyn FnMut(u64)) -> Result<(), ConvertError> {
+    fn run_stream(&self, r: &mut dyn Read, eng: &mut Engine<'_>, progress: &mut dyn FnMut(&Progress)) -> Result<(), ConvertError> {
         let want = self.cfg.window_bytes + (1 << 20);
         let mut buf: Vec<u8> = Vec::with_capacity(want);
         let mut eof = false;
@@ -689,8 +735,9 @@ impl Converter {
             process(&self.pool, &mut eng.shards, &win.lists);
             let (p, now, end) = (win.pos, win.now, win.end);
             pos = p;
-            eng.between(now, &mut reader.defrag).map_err(ConvertError::Write)?;
-            progress(base + pos as u64);
+            let mut p = Progress { bytes: base + pos as u64, ..Progress::default() };
+            eng.between(now, &mut reader.defrag, &mut p).map_err(ConvertError::Write)?;
+            progress(&p);
             let need_more = match end {
                 WindowEnd::Budget => 0,
                 WindowEnd::End if eof => break,
