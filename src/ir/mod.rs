@@ -20,12 +20,19 @@
 //! - **Visitor** ([`visit`]): hooks with early stop and skip-children, called with the path to
 //!   each node and the HTTP location in effect; a reused [`visit::Walker`] allocates nothing.
 //!
-//! Building witnesses from HTTP exchanges, and bounding their nesting, is the caller's job: the
-//! hash, printer and walker recurse once per nesting level; the text parser caps nesting at
-//! [`text::MAX_DEPTH`].
+//! - **Construction** ([`build`]): an HTTP exchange becomes a witness; bodies are parsed by
+//!   content type ([`body`]), string values categorised and their formats detected
+//!   ([`formats`]), paths optionally templated ([`template`]) and sensitive values optionally
+//!   redacted ([`redact`]). Body nesting is capped ([`body::MAX_DEPTH`]): the hash, printer and
+//!   walker recurse once per nesting level; the text parser caps nesting at [`text::MAX_DEPTH`].
 
+pub mod body;
+pub mod build;
+pub mod formats;
 pub mod hash;
 pub mod pb;
+pub mod redact;
+pub mod template;
 pub mod text;
 pub mod visit;
 

@@ -1,0 +1,496 @@
+//! From an HTTP exchange to a witness.
+//!
+//! Request side (`response_code` 0): each header one `Data` with `HTTPHeader` (value
+//! categorised), except `Cookie` (one `Data` per cookie with `HTTPCookie`), `Authorization`
+//! (`HTTPAuth{BASIC|BEARER|UNKNOWN}`, its value never kept: an empty string) and
+//! `Content-Type` (it describes the body); each query key one `Data` with `HTTPQuery` (a
+//! repeated key a list of its values); with templates, each identifier segment of the path one
+//! `Data` with `HTTPPath`; the body by its content type ([`super::body`]). Response side
+//! (`response_code` = status): headers except `Set-Cookie` (one `HTTPCookie` per cookie, the
+//! attributes left out) and `Content-Type`, then the body; a response with neither is one
+//! `HTTPEmpty`. `Method.args` and `Method.responses` are keyed by the hash of the `Data` they
+//! hold (so identical values collapse into one entry).
+//!
+//! `HTTPMethodMeta` holds the method, the path (without query; the template with
+//! `--template-paths`), the host (the Host header, else the server address) and the processing
+//! latency (response first byte − request last byte, in ms). `MethodId.api_type` is
+//! `HTTP_REST`; its name is left empty, as the reference did.
+//!
+//! The whole-witness hash reuses the hashes of the values computed for the map keys: each value
+//! is hashed once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::body::{self, Ctx, IrStats, form::pairs};
+use super::hash::{self, Digest, ObjectHasher, TEXT_LEN};
+use super::pb::{self, http_meta::Location};
+use super::redact::Redactor;
+use super::{formats, template};
+use crate::http::decode::trim;
+use crate::http::{Exchange, Message};
+
+/// How witnesses are built.
+#[derive(Clone, Debug, Default)]
+pub struct WitnessOptions {
+    /// Identifier segments of paths become `{id}` (and `HTTPPath` arguments).
+    pub template_paths: bool,
+    /// Every primitive's value is replaced by the zero value of its type.
+    pub zero_values: bool,
+    /// Sensitive values are replaced.
+    pub redact: Option<Arc<Redactor>>,
+    /// Nesting cap of body values (0: [`body::MAX_DEPTH`]).
+    pub max_depth: usize,
+    /// Bytes kept of text and binary bodies (0: [`body::SAMPLE`]).
+    pub sample: usize,
+}
+
+/// Builds witnesses, reusing its hasher; counts what it did in `stats`.
+#[derive(Default)]
+pub struct WitnessBuilder {
+    pub opts: WitnessOptions,
+    hasher: ObjectHasher,
+    pub stats: IrStats,
+}
+
+fn meta(loc: Location, code: i32) -> Option<pb::DataMeta> {
+    Some(pb::DataMeta { meta: Some(pb::data_meta::Meta::Http(pb::HttpMeta { location: Some(loc), response_code: code })) })
+}
+
+fn header(name: &[u8]) -> Location {
+    Location::Header(pb::HttpHeader { key: String::from_utf8_lossy(name).into_owned() })
+}
+
+/// The path and query of a request-target (an absolute-form target loses its scheme and
+/// authority, returned as the third item).
+pub fn split_target(t: &[u8]) -> (&[u8], Option<&[u8]>, Option<&[u8]>) {
+    let mut t = t;
+    let mut authority = None;
+    for scheme in [&b"http://"[..], b"https://"] {
+        if t.len() >= scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &t[scheme.len()..];
+            let end = rest.iter().position(|&c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len());
+            authority = Some(&rest[..end]);
+            t = &rest[end..];
+        }
+    }
+    let t = &t[..t.iter().position(|&c| c == b'#').unwrap_or(t.len())];
+    match t.iter().position(|&c| c == b'?') {
+        Some(p) => (&t[..p], Some(&t[p + 1..]), authority),
+        None => (t, None, authority),
+    }
+}
+
+impl WitnessBuilder {
+    pub fn new(opts: WitnessOptions) -> Self {
+        WitnessBuilder { opts, hasher: ObjectHasher::new(), stats: IrStats::default() }
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        let mut cx = Ctx::new(self.opts.redact.as_deref());
+        if self.opts.max_depth > 0 {
+            cx.max_depth = self.opts.max_depth;
+        }
+        if self.opts.sample > 0 {
+            cx.sample = self.opts.sample;
+        }
+        cx
+    }
+
+    /// The witness of an exchange and its hash; `None` for a response without its request.
+    pub fn build(&mut self, ex: &Exchange) -> Option<(pb::Witness, Digest)> {
+        let req = ex.request.as_ref()?;
+        let mut cx = self.ctx();
+        let mut args: Vec<pb::Data> = Vec::with_capacity(16);
+        let mut responses: Vec<pb::Data> = Vec::with_capacity(16);
+
+        // Path and query.
+        let (path, query, authority) = split_target(req.head.target());
+        let path = String::from_utf8_lossy(path);
+        let path_template = if self.opts.template_paths {
+            let (t, ids) = template::template(&path);
+            for (i, id) in ids.into_iter().enumerate() {
+                let v = body::form::percent_decode(id.as_bytes(), false);
+                let p = cx.text(&v, false);
+                args.push(pb::Data {
+                    value: Some(pb::data::Value::Primitive(p)),
+                    meta: meta(Location::Path(pb::HttpPath { key: template::param_name(i) }), 0),
+                    ..Default::default()
+                });
+            }
+            t
+        } else {
+            path.into_owned()
+        };
+        if let Some(q) = query {
+            let mut keys: BTreeMap<String, Vec<pb::Data>> = BTreeMap::new();
+            for (k, v) in pairs(q) {
+                let sensitive = cx.sensitive_name(&k);
+                let p = cx.text(&v, sensitive);
+                keys.entry(k).or_default().push(body::prim_data(p));
+            }
+            for (k, mut vs) in keys {
+                let value = if vs.len() == 1 { vs.pop().expect("one").value } else { Some(pb::data::Value::List(pb::List { elems: vs })) };
+                args.push(pb::Data { value, meta: meta(Location::Query(pb::HttpQuery { key: k }), 0), ..Default::default() });
+            }
+        }
+        self.message(&mut cx, req, 0, &mut args);
+
+        let mut latency = 0.0f32;
+        if let Some(resp) = ex.response.as_ref() {
+            let code = i32::from(resp.head.status());
+            self.message(&mut cx, resp, code, &mut responses);
+            if responses.is_empty() {
+                responses.push(pb::Data { value: None, meta: meta(Location::Empty(pb::HttpEmpty {}), code), ..Default::default() });
+            }
+            latency = ((resp.first_ts.0 - req.last_ts.0).max(0) as f64 / 1e6) as f32;
+        }
+
+        let host = match req.head.field("host").map(trim).filter(|h| !h.is_empty()).or(authority) {
+            Some(h) => String::from_utf8_lossy(h).into_owned(),
+            None => ex.conn.server.to_string(),
+        };
+        let method_name = String::from_utf8_lossy(req.head.method()).into_owned();
+        self.stats.add(&cx.stats);
+
+        if self.opts.zero_values {
+            for d in args.iter_mut().chain(responses.iter_mut()) {
+                zero_data(d);
+            }
+        }
+        let mut arg_keys = Vec::with_capacity(args.len());
+        let mut resp_keys = Vec::with_capacity(responses.len());
+        let args = self.keyed(args, &mut arg_keys);
+        let responses = self.keyed(responses, &mut resp_keys);
+        let method = pb::Method {
+            id: Some(pb::MethodId { name: String::new(), api_type: pb::ApiType::HttpRest as i32 }),
+            args,
+            responses,
+            meta: Some(pb::MethodMeta {
+                meta: Some(pb::method_meta::Meta::Http(pb::HttpMethodMeta {
+                    method: method_name,
+                    path_template,
+                    host,
+                    processing_latency: latency,
+                })),
+            }),
+        };
+        let digest = self.method_digest(&method, &mut arg_keys, &mut resp_keys);
+        Some((pb::Witness { method: Some(method) }, digest))
+    }
+
+    /// Headers, cookies, authorization and body of one message.
+    fn message(&self, cx: &mut Ctx<'_>, m: &Message, code: i32, out: &mut Vec<pb::Data>) {
+        let request = code == 0;
+        for (name, value) in m.head.fields() {
+            let value = trim(value);
+            if name.eq_ignore_ascii_case(b"content-type") {
+                continue;
+            }
+            if request && name.eq_ignore_ascii_case(b"cookie") {
+                for c in value.split(|&c| c == b';') {
+                    let c = trim(c);
+                    if c.is_empty() {
+                        continue;
+                    }
+                    let (n, v) = match c.iter().position(|&x| x == b'=') {
+                        Some(p) => (trim(&c[..p]), trim(&c[p + 1..])),
+                        None => (c, &b""[..]),
+                    };
+                    out.push(self.cookie(cx, n, v, code));
+                }
+                continue;
+            }
+            if !request && name.eq_ignore_ascii_case(b"set-cookie") {
+                let first = &value[..value.iter().position(|&c| c == b';').unwrap_or(value.len())];
+                let (n, v) = match first.iter().position(|&x| x == b'=') {
+                    Some(p) => (trim(&first[..p]), trim(&first[p + 1..])),
+                    None => (trim(first), &b""[..]),
+                };
+                out.push(self.cookie(cx, n, v, code));
+                continue;
+            }
+            if request && name.eq_ignore_ascii_case(b"authorization") {
+                let scheme = value.split(|&c| c == b' ').next().unwrap_or(b"");
+                let ty = if scheme.eq_ignore_ascii_case(b"basic") {
+                    pb::http_auth::HttpAuthType::Basic
+                } else if scheme.eq_ignore_ascii_case(b"bearer") {
+                    pb::http_auth::HttpAuthType::Bearer
+                } else {
+                    pb::http_auth::HttpAuthType::Unknown
+                };
+                out.push(pb::Data {
+                    value: Some(pb::data::Value::Primitive(formats::string_primitive(String::new()))),
+                    meta: meta(Location::Auth(pb::HttpAuth { r#type: ty as i32 }), code),
+                    ..Default::default()
+                });
+                continue;
+            }
+            let p = if name.eq_ignore_ascii_case(b"proxy-authorization") {
+                // A credential too: its value is never kept.
+                formats::string_primitive(String::new())
+            } else {
+                let sensitive = cx.redact.is_some_and(|r| r.sensitive_name(name));
+                cx.text(value, sensitive)
+            };
+            out.push(pb::Data { value: Some(pb::data::Value::Primitive(p)), meta: meta(header(name), code), ..Default::default() });
+        }
+        if !m.body.is_empty() {
+            let (mut d, loc) = body::parse(cx, m.head.field("content-type"), &m.body);
+            d.meta = meta(loc, code);
+            out.push(d);
+        }
+    }
+
+    fn cookie(&self, cx: &mut Ctx<'_>, name: &[u8], value: &[u8], code: i32) -> pb::Data {
+        // Every cookie value is sensitive when redacting.
+        let p = cx.text(value, cx.redact.is_some());
+        pb::Data {
+            value: Some(pb::data::Value::Primitive(p)),
+            meta: meta(Location::Cookie(pb::HttpCookie { key: String::from_utf8_lossy(name).into_owned() }), code),
+            ..Default::default()
+        }
+    }
+
+    /// Keys each value by the text of its hash; `keys` receives `(key hash, value hash)`.
+    fn keyed(&mut self, values: Vec<pb::Data>, keys: &mut Vec<[u8; 16]>) -> BTreeMap<String, pb::Data> {
+        let mut map = BTreeMap::new();
+        let mut buf = [0u8; TEXT_LEN];
+        for d in values {
+            let h = self.hasher.digest(&d);
+            let text = h.encode_text(&mut buf);
+            if map.contains_key(text) {
+                continue;
+            }
+            let kh = hash::h_str(text);
+            let mut e = [0u8; 16];
+            e[..8].copy_from_slice(&kh.0);
+            e[8..].copy_from_slice(&h.0);
+            keys.push(e);
+            map.insert(text.to_owned(), d);
+        }
+        map
+    }
+
+    /// The hash of `Witness { method }` from the hashes of its values computed for the keys.
+    fn method_digest(&mut self, m: &pb::Method, args: &mut [[u8; 16]], responses: &mut [[u8; 16]]) -> Digest {
+        let map = |entries: &mut [[u8; 16]]| -> Digest {
+            entries.sort_unstable();
+            let mut st = xxhash_rust::xxh64::Xxh64::new(0);
+            st.update(b"d");
+            st.update(entries.as_flattened());
+            Digest(st.digest().to_be_bytes())
+        };
+        let mut fields: Vec<[u8; 16]> = Vec::with_capacity(4);
+        let mut put = |n: usize, v: Digest| {
+            let mut e = [0u8; 16];
+            e[..8].copy_from_slice(&hash::FIELD_KEYS[n].0);
+            e[8..].copy_from_slice(&v.0);
+            fields.push(e);
+        };
+        if let Some(id) = &m.id {
+            put(1, self.hasher.digest(id));
+        }
+        if !args.is_empty() {
+            put(2, map(args));
+        }
+        if !responses.is_empty() {
+            put(3, map(responses));
+        }
+        if let Some(meta) = &m.meta {
+            put(4, self.hasher.digest(meta));
+        }
+        let method = map(&mut fields);
+        let mut w = [0u8; 17];
+        w[0] = b'd';
+        w[1..9].copy_from_slice(&hash::FIELD_KEYS[1].0);
+        w[9..].copy_from_slice(&method.0);
+        Digest(xxhash_rust::xxh64::xxh64(&w, 0).to_be_bytes())
+    }
+}
+
+/// Replaces every primitive's value below `d` by the zero value of its type (types, formats
+/// and annotations kept), as the reference's obfuscation did.
+pub fn zero_data(d: &mut pb::Data) {
+    use pb::data::Value as D;
+    use pb::primitive::Value as V;
+    match &mut d.value {
+        Some(D::Primitive(p)) => match &mut p.value {
+            Some(V::StringValue(s)) => s.value.clear(),
+            Some(V::BytesValue(b)) => b.value.clear(),
+            Some(V::BoolValue(b)) => b.value = false,
+            Some(V::Int32Value(x)) => x.value = 0,
+            Some(V::Int64Value(x)) => x.value = 0,
+            Some(V::Uint32Value(x)) => x.value = 0,
+            Some(V::Uint64Value(x)) => x.value = 0,
+            Some(V::DoubleValue(x)) => x.value = 0.0,
+            Some(V::FloatValue(x)) => x.value = 0.0,
+            None => {}
+        },
+        Some(D::Struct(s)) => {
+            for v in s.fields.values_mut() {
+                zero_data(v);
+            }
+            if let Some(mt) = &mut s.map_type {
+                for v in [&mut mt.key, &mut mt.value].into_iter().flatten() {
+                    zero_data(v);
+                }
+            }
+        }
+        Some(D::List(l)) => l.elems.iter_mut().for_each(zero_data),
+        Some(D::Optional(o)) => {
+            if let Some(pb::optional::Value::Data(v)) = &mut o.value {
+                zero_data(v);
+            }
+        }
+        Some(D::Oneof(o)) => o.options.values_mut().for_each(zero_data),
+        None => {}
+    }
+}
+
+/// A witness encoded with its varint length prefix (protobuf's `writeDelimitedTo` framing),
+/// appended to `out`.
+pub fn encode_delimited(w: &pb::Witness, out: &mut Vec<u8>) {
+    use prost::Message;
+    let len = w.encoded_len();
+    out.reserve(len + 10);
+    prost::encoding::encode_varint(len as u64, out);
+    w.encode_raw(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Ts;
+    use crate::http::{ConnMeta, head};
+
+    fn msg(raw: &str, request: bool, body: &[u8], first: i64, last: i64) -> Message {
+        Message {
+            head: head::parse(raw.as_bytes().to_vec(), request, 100).unwrap(),
+            body: body.to_vec(),
+            body_wire_len: body.len() as u64,
+            entity_len: body.len() as u64,
+            codings: vec![],
+            body_is_encoded: false,
+            body_truncated: false,
+            trailers: vec![],
+            first_ts: Ts(first),
+            last_ts: Ts(last),
+            first_frame: 1,
+            last_frame: 2,
+            stream_offset: 0,
+        }
+    }
+
+    pub(crate) fn exchange(req: &str, req_body: &[u8], resp: Option<(&str, &[u8])>) -> Exchange {
+        let ep = |a: [u8; 4], port| crate::wire::Endpoint::from_addr(std::net::IpAddr::from(a), port);
+        Exchange {
+            conn: ConnMeta { id: 1, client: ep([10, 0, 0, 1], 5000), server: ep([10, 0, 0, 2], 8080), syn_ts: None, established_ts: None },
+            index: 0,
+            request: Some(msg(req, true, req_body, 1_000_000, 2_000_000)),
+            response: resp.map(|(r, b)| msg(r, false, b, 14_500_000, 15_000_000)),
+            interim: vec![],
+            anomalies: vec![],
+        }
+    }
+
+    const REQ: &str = "POST /users/1234/orders/af3c09e1?b=2&a=x&a=y HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8\r\nAuthorization: Bearer sekrit\r\nCookie: session=abc; theme=dark\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n";
+    const RESP: &str = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nSet-Cookie: sid=xyz; Path=/; HttpOnly\r\nX-Request-Id: 123e4567-e89b-12d3-a456-426614174000\r\n\r\n";
+
+    #[test]
+    fn a_whole_exchange() {
+        let ex = exchange(REQ, br#"{"name":"x"}"#, Some((RESP, br#"{"id":7}"#)));
+        let mut b = WitnessBuilder::new(WitnessOptions { template_paths: true, ..Default::default() });
+        let (w, digest) = b.build(&ex).unwrap();
+        assert_eq!(digest, crate::ir::digest(&w), "the combined hash equals the hash of the message");
+        let m = w.method.as_ref().unwrap();
+        for (k, d) in m.args.iter().chain(&m.responses) {
+            assert_eq!(k, &crate::ir::digest_text(d), "map keys are the hashes of their values");
+        }
+        let t = crate::ir::body::flat_text(&w);
+        for want in [
+            r#"path_template: "/users/{id}/orders/{id}""#,
+            r#"host: "api.example.com""#,
+            r#"method: "POST""#,
+            "path { key: \"id\" }",
+            "path { key: \"id_2\" }",
+            "query { key: \"a\" }",
+            "query { key: \"b\" }",
+            "header { key: \"User-Agent\" }",
+            "auth { type: BEARER }",
+            "cookie { key: \"session\" }",
+            "cookie { key: \"sid\" }",
+            "content_type: JSON",
+            "response_code: 201",
+            "unique_id",
+            "processing_latency: 12.5",
+            "api_type: HTTP_REST",
+        ] {
+            assert!(t.contains(want), "{want} in\n{t}");
+        }
+        assert!(!t.contains("sekrit"), "the credential is never kept");
+        assert!(!t.contains("Content-Type"), "content type lives in the body meta");
+        assert_eq!(m.args.len(), 2 + 2 + 2 + 1 + 2 + 1 + 1, "path, query, headers (Host, User-Agent, Content-Length), auth, cookies, body");
+        // The wire form decodes back.
+        let mut buf = Vec::new();
+        encode_delimited(&w, &mut buf);
+        let back = <pb::Witness as prost::Message>::decode_length_delimited(&buf[..]).unwrap();
+        assert_eq!(back, w);
+    }
+
+    #[test]
+    fn no_template_keeps_the_path_and_same_input_same_hash() {
+        let ex = exchange(REQ, br#"{"name":"x"}"#, None);
+        let mut b = WitnessBuilder::default();
+        let (w, d1) = b.build(&ex).unwrap();
+        let t = crate::ir::body::flat_text(&w);
+        assert!(t.contains(r#"path_template: "/users/1234/orders/af3c09e1""#), "{t}");
+        assert!(!t.contains("path {"));
+        assert!(!t.contains("responses"));
+        let (_, d2) = b.build(&ex).unwrap();
+        assert_eq!(d1, d2);
+        assert_eq!(d1, crate::ir::digest(&w));
+    }
+
+    #[test]
+    fn empty_response_and_absolute_targets() {
+        let ex = exchange("GET http://h.example:81/p?q HTTP/1.1\r\n\r\n", b"", Some(("HTTP/1.1 204 No Content\r\n\r\n", b"")));
+        let (w, d) = WitnessBuilder::default().build(&ex).unwrap();
+        let t = crate::ir::body::flat_text(&w);
+        assert!(t.contains("empty {") && t.contains("response_code: 204"), "{t}");
+        assert!(t.contains(r#"host: "h.example:81""#) && t.contains(r#"path_template: "/p""#), "{t}");
+        assert_eq!(d, crate::ir::digest(&w));
+        let ex = exchange("GET / HTTP/1.1\r\n\r\n", b"", None);
+        let (w, _) = WitnessBuilder::default().build(&ex).unwrap();
+        assert!(crate::ir::body::flat_text(&w).contains(r#"host: "10.0.0.2:8080""#));
+    }
+
+    #[test]
+    fn zero_values_and_redaction() {
+        let ex = exchange(REQ, br#"{"name":"x","password":"hunter2"}"#, Some((RESP, br#"{"id":7}"#)));
+        let mut b = WitnessBuilder::new(WitnessOptions { zero_values: true, ..Default::default() });
+        let (w, d) = b.build(&ex).unwrap();
+        let t = crate::ir::body::flat_text(&w);
+        assert!(!t.contains("hunter2") && !t.contains("curl") && !t.contains("value: 7"), "{t}");
+        assert!(t.contains("int64_value { }"), "{t}");
+        assert_eq!(d, crate::ir::digest(&w));
+
+        let r = Arc::new(Redactor::builtin());
+        let mut b = WitnessBuilder::new(WitnessOptions { redact: Some(r), ..Default::default() });
+        let (w, d) = b.build(&ex).unwrap();
+        let t = crate::ir::body::flat_text(&w);
+        for secret in ["hunter2", "abc", "dark", "xyz"] {
+            assert!(!t.contains(&format!("\"{secret}\"")), "{secret} in {t}");
+        }
+        assert!(t.contains("is_sensitive: true") && t.contains("\"curl/8\""), "{t}");
+        assert_eq!(b.stats.redactions, 4);
+        assert_eq!(d, crate::ir::digest(&w));
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(split_target(b"/a?b=1#f"), (&b"/a"[..], Some(&b"b=1"[..]), None));
+        assert_eq!(split_target(b"HTTPS://x:1/y"), (&b"/y"[..], None, Some(&b"x:1"[..])));
+        assert_eq!(split_target(b"http://x"), (&b""[..], None, Some(&b"x"[..])));
+    }
+}
