@@ -16,6 +16,8 @@ use crate::http::HttpLimits;
 use crate::pipeline::{Config, Converter, Summary};
 pub use crate::replay::ReplayArgs;
 
+pub mod witness;
+
 #[derive(Parser, Debug)]
 #[command(name = "apitool", version, about = "Turn packet captures of HTTP API traffic into HAR files, fast and in bounded memory.")]
 pub struct Cli {
@@ -29,6 +31,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Replay a recording (HAR or capture) against a target and report what changed.
     Replay(ReplayArgs),
+    /// Read witness files: print their hashes, or dump them as JSON or text format.
+    Witness(witness::WitnessArgs),
 }
 
 /// Parses sizes such as `4096`, `64k`, `16MiB`, `1G`.
@@ -54,10 +58,13 @@ pub struct ConvertArgs {
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
-    /// Where to write: a .har file for a single input (- for standard output), or a directory
-    /// (created if missing) that receives one NAME.har per input.
+    /// Where to write: a file for a single input (- for standard output), or a directory
+    /// (created if missing) that receives one NAME.har (NAME.witness) per input.
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
+
+    #[command(flatten)]
+    pub out: witness::OutputArgs,
 
     /// Worker threads for reassembly and parsing. The output does not depend on it.
     #[arg(long, value_name = "N", default_value_t = default_threads())]
@@ -126,6 +133,7 @@ impl ConvertArgs {
             },
             http: HttpLimits { max_head: self.max_head.max(64), max_headers: self.max_headers, max_body: self.max_body },
             threads: self.threads,
+            output: self.out.options()?,
             ..Config::default()
         })
     }
@@ -136,6 +144,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Convert(args) => convert(&args),
         Command::Replay(args) => crate::replay::command(&args),
+        Command::Witness(args) => witness::command(&args),
     }
 }
 
@@ -180,6 +189,12 @@ fn convert(args: &ConvertArgs) -> i32 {
     let inputs = expand_inputs(&args.inputs);
     let many = inputs.len() > 1 || args.inputs.iter().any(|p| p.is_dir());
     let out_is_dir = many || args.output.is_dir() || args.output.to_string_lossy().ends_with('/');
+    let formats = args.out.format;
+    if formats.har && formats.witness && args.output.as_os_str() == "-" {
+        eprintln!("apitool: -f har,witness writes two files: give a file or directory, not -");
+        return 2;
+    }
+    let ext = if formats.har { "har" } else { "witness" };
     if out_is_dir {
         if args.output.as_os_str() == "-" {
             eprintln!("apitool: several inputs need an output directory, not -");
@@ -211,20 +226,28 @@ fn convert(args: &ConvertArgs) -> i32 {
             } else {
                 path.file_stem().map_or("capture".into(), |s| s.to_string_lossy().into_owned())
             };
-            let mut candidate = format!("{stem}.har");
+            let mut candidate = format!("{stem}.{ext}");
             let mut k = 1;
             while !used_names.insert(candidate.clone()) {
                 k += 1;
-                candidate = format!("{stem}-{k}.har");
+                candidate = format!("{stem}-{k}.{ext}");
             }
             args.output.join(candidate)
         } else {
             args.output.clone()
         };
-        match convert_one(&converter, &path, &name, &target, interactive) {
+        let (har_target, wit_target) = match (formats.har, formats.witness) {
+            (true, true) => (Some(target.clone()), Some(witness::witness_path(&target))),
+            (false, _) => (None, Some(target.clone())),
+            (true, false) => (Some(target.clone()), None),
+        };
+        match convert_one(&converter, &path, &name, har_target.as_deref(), wit_target.as_deref(), interactive) {
             Ok(summary) => {
                 if !args.quiet {
                     eprint!("{}", human_summary(&summary, &target));
+                    if let (Some(w), Some(t)) = (&summary.witnesses, &wit_target) {
+                        eprint!("{}", witness_summary(w, t));
+                    }
                 }
                 summaries.push(summary);
             }
@@ -250,7 +273,75 @@ fn convert(args: &ConvertArgs) -> i32 {
     if failed { 1 } else { 0 }
 }
 
-fn convert_one(conv: &Converter, path: &Path, name: &str, target: &Path, interactive: bool) -> Result<Summary, String> {
+/// An output: standard output (buffered) or a temporary file that becomes the target when the
+/// conversion succeeds.
+enum Output {
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+    File(std::fs::File, tempfile::TempPath, PathBuf),
+}
+
+impl Output {
+    fn open(target: &Path) -> Result<Output, String> {
+        if target.as_os_str() == "-" {
+            return Ok(Output::Stdout(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout())));
+        }
+        let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".apitool-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| format!("{}: cannot write: {}", target.display(), os_error(&e)))?;
+        let (file, tmp_path) = tmp.into_parts();
+        // The temporary file is private (0600); the output gets the mode an existing file has,
+        // or the usual 0644.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(target).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+        }
+        Ok(Output::File(file, tmp_path, target.to_path_buf()))
+    }
+
+    /// Flushes standard output, or moves the temporary file to the target.
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(mut w) => w.flush(),
+            Output::File(_, tmp, target) => tmp.persist(&target).map(|_| ()).map_err(|e| e.error),
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Stdout(w) => w.write(buf),
+            Output::File(f, ..) => f.write(buf),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        match self {
+            Output::Stdout(w) => w.write_vectored(bufs),
+            // The converter writes whole entries with vectored writes: no buffer in between.
+            Output::File(f, ..) => f.write_vectored(bufs),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(w) => w.flush(),
+            Output::File(f, ..) => f.flush(),
+        }
+    }
+}
+
+fn convert_one(
+    conv: &Converter,
+    path: &Path,
+    name: &str,
+    har_target: Option<&Path>,
+    wit_target: Option<&Path>,
+    interactive: bool,
+) -> Result<Summary, String> {
     let input = Input::open(path).map_err(|e| format!("{name}: {e}"))?;
     let bar = if interactive {
         let bar = match input.size() {
@@ -272,35 +363,16 @@ fn convert_one(conv: &Converter, path: &Path, name: &str, target: &Path, interac
             b.set_position(p.bytes);
         }
     };
-    let result = if target.as_os_str() == "-" {
-        let w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-        conv.convert(input, name, w, &mut progress)
-            .and_then(|(s, mut w)| w.flush().map(|_| s).map_err(crate::pipeline::ConvertError::Write))
-    } else {
-        let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".apitool-")
-            .suffix(".har.tmp")
-            .tempfile_in(dir)
-            .map_err(|e| format!("{}: cannot write: {}", target.display(), os_error(&e)))?;
-        let (file, tmp_path) = tmp.into_parts();
-        // The temporary file is private (0600); the HAR gets the mode an existing file has, or
-        // the usual 0644.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(target).map_or(0o644, |m| m.permissions().mode() & 0o7777);
-            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+    let mut har = har_target.map(Output::open).transpose()?;
+    let mut wit = wit_target.map(Output::open).transpose()?;
+    let target = har_target.or(wit_target).unwrap_or(Path::new("-"));
+    let converted = conv.convert_to(input, name, har.as_mut(), wit.as_mut(), &mut progress).map(|(s, _, _)| s);
+    let result = converted.and_then(|s| {
+        for o in [har, wit].into_iter().flatten() {
+            o.finish().map_err(crate::pipeline::ConvertError::Write)?;
         }
-        // The converter writes whole entries with vectored writes: no buffer in between.
-        match conv.convert(input, name, file, &mut progress) {
-            Ok((s, _file)) => {
-                tmp_path.persist(target).map_err(|e| format!("{}: cannot write: {}", target.display(), os_error(&e.error)))?;
-                Ok(s)
-            }
-            Err(e) => Err(e),
-        }
-    };
+        Ok(s)
+    });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -323,6 +395,25 @@ fn os_error(e: &std::io::Error) -> String {
 
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The witness part of the summary in words.
+pub fn witness_summary(w: &crate::pipeline::WitnessSummary, target: &Path) -> String {
+    let mut out = format!("  {} -> {}\n", plural(w.written, "witness", "witnesses"), target.display());
+    let mut note = |n: u64, what: &str| {
+        if n > 0 {
+            out.push_str(&format!("  {n} {what}\n"));
+        }
+    };
+    note(w.duplicates, "duplicate witnesses dropped (--dedup)");
+    note(w.without_request, "responses without a request have no witness");
+    let u = &w.ir.unparsed_bodies;
+    for (n, ty) in [(u.json, "JSON"), (u.yaml, "YAML"), (u.xml, "XML"), (u.form, "form"), (u.multipart, "multipart")] {
+        note(n, &format!("bodies that did not parse as {ty} (kept as a string or bytes sample)"));
+    }
+    note(w.ir.depth_capped, "body values nested too deep (cut)");
+    note(w.ir.redactions, "values redacted in witnesses");
+    out
 }
 
 /// The summary in words: totals, then every counter that is not zero.
@@ -404,6 +495,8 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     note!(h.tunnels, "CONNECT or Upgrade tunnels (their bytes are not parsed)");
     note!(s.entries_with_anomalies, "exchanges with anomalies (see _apitool.anomalies)");
     note!(s.entries_out_of_order, "exchanges written out of time order (capture time went backwards)");
+    note!(s.filtered_out, "exchanges left out by --host/--path");
+    note!(s.har_redactions, "values redacted in the HAR");
     for n in notes {
         let _ = writeln!(out, "  {n}");
     }

@@ -8,9 +8,17 @@
 //! position). Entries waiting for their turn are held serialized, and spill to a temporary file
 //! past a memory cap. Nothing here depends on the number of threads: the output is the same
 //! bytes whatever it is.
+//!
+//! With a witness output ([`Converter::convert_to`]), the shards also build each exchange's
+//! witness, encode it and hash it; the HAR entry and the witness travel together as one record
+//! through the reorder buffer (so witnesses come out in the same order as entries), and the
+//! writer thread writes each part to its own output, dropping duplicate witnesses when asked.
+//! Filters and redaction are applied in the shards too. With HAR output only and neither
+//! filters nor redaction, records are the HAR entries themselves and nothing else is done.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -18,7 +26,13 @@ use serde::Serialize;
 use crate::capture::{Format, Frame, FrameReader, Input, Next, OpenError, Ts};
 use crate::flow::{FlowLimits, FlowStats, Shard};
 use crate::http::{Exchange, ExchangeSink, HttpLimits, HttpStats};
+use crate::ir::Digest;
+use crate::ir::body::IrStats;
+use crate::ir::build::{WitnessBuilder, WitnessOptions};
+use crate::ir::redact::Redactor;
+use crate::out::filter::Filter;
 use crate::out::har::{self, EntryKey, HarWriter};
+use crate::out::witness::WitnessWriter;
 use crate::wire::defrag::{DefragLimits, DefragStats, Defragmenter};
 use crate::wire::{self, Decoded, Skip, TcpSegment};
 
@@ -40,6 +54,22 @@ pub struct Config {
     /// Report the connections holding the most memory in each [`Progress`] (costs a pass over
     /// the connections per window).
     pub observe_connections: bool,
+    /// Witness construction, deduplication, filters and redaction.
+    pub output: OutputOptions,
+}
+
+/// What is written and how, beyond the HAR defaults.
+#[derive(Clone, Debug, Default)]
+pub struct OutputOptions {
+    /// How witnesses are built (when a witness output is given); its `redact` is ignored in
+    /// favour of [`OutputOptions::redact`].
+    pub witness: WitnessOptions,
+    /// Drop a witness whose hash was already written.
+    pub dedup: bool,
+    /// Only exchanges that pass are written (to both outputs).
+    pub filter: Option<Arc<Filter>>,
+    /// Sensitive values are replaced in both outputs.
+    pub redact: Option<Arc<Redactor>>,
 }
 
 impl Default for Config {
@@ -53,6 +83,7 @@ impl Default for Config {
             window_frames: 65_536,
             reorder_mem: 16 << 20,
             observe_connections: false,
+            output: OutputOptions::default(),
         }
     }
 }
@@ -93,6 +124,33 @@ pub struct Summary {
     pub peak_flows: u64,
     /// Peak serialized entries waiting for their turn, bytes.
     pub peak_pending_entry_bytes: u64,
+    /// Exchanges left out by `--host`/`--path` filters.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub filtered_out: u64,
+    /// Values replaced by redaction in the HAR entries.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub har_redactions: u64,
+    /// With a witness output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witnesses: Option<WitnessSummary>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What happened to the witnesses of one input.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WitnessSummary {
+    pub written: u64,
+    /// Dropped by `--dedup` (their hash was already written).
+    pub duplicates: u64,
+    /// Responses without their request have no witness.
+    pub without_request: u64,
+    /// Construction counters: bodies that failed to parse by type, nesting cut, samples,
+    /// values redacted in witnesses.
+    #[serde(flatten)]
+    pub ir: IrStats,
 }
 
 /// Where a conversion stands, told after each window (for progress bars and `apitool
@@ -131,14 +189,118 @@ pub enum ConvertError {
 }
 
 /// Collects the entries a shard produces, serialized.
+///
+/// The default sink writes HAR entries only. [`EntrySink::with_output`] makes framed records
+/// (see [`Record`]) holding the HAR entry and/or the witness, after filters and redaction.
 #[derive(Default)]
 pub struct EntrySink {
     entries: Vec<(EntryKey, Vec<u8>)>,
     anomalous: u64,
+    emit: Option<Box<Emit>>,
+}
+
+/// What a sink does beyond HAR entries.
+struct Emit {
+    har: bool,
+    witness: Option<WitnessBuilder>,
+    filter: Option<Arc<Filter>>,
+    redact: Option<Arc<Redactor>>,
+    filtered: u64,
+    har_redactions: u64,
+    without_request: u64,
+    scratch: Vec<u8>,
+}
+
+/// A framed record: `[HAR entry length: u32 LE][HAR entry][witness hash: 8][witness, length
+/// delimited]`; an empty witness part means no witness.
+struct Record;
+
+impl Record {
+    fn split(rec: &[u8]) -> (&[u8], Option<(Digest, &[u8])>) {
+        let n = u32::from_le_bytes(rec[..4].try_into().expect("4 bytes")) as usize;
+        let har = &rec[4..4 + n];
+        let rest = &rec[4 + n..];
+        let mut d = [0u8; 8];
+        d.copy_from_slice(&rest[..8]);
+        let w = &rest[8..];
+        (har, (!w.is_empty()).then_some((Digest(d), w)))
+    }
+}
+
+impl EntrySink {
+    /// A sink for the outputs asked for; `None` of both filter and redaction with HAR only is
+    /// the default sink.
+    pub fn with_output(har: bool, witness: bool, opts: &OutputOptions) -> EntrySink {
+        if har && !witness && opts.filter.is_none() && opts.redact.is_none() {
+            return EntrySink::default();
+        }
+        let witness = witness.then(|| WitnessBuilder::new(WitnessOptions { redact: opts.redact.clone(), ..opts.witness.clone() }));
+        EntrySink {
+            entries: Vec::new(),
+            anomalous: 0,
+            emit: Some(Box::new(Emit {
+                har,
+                witness,
+                filter: opts.filter.clone(),
+                redact: opts.redact.clone(),
+                filtered: 0,
+                har_redactions: 0,
+                without_request: 0,
+                scratch: Vec::new(),
+            })),
+        }
+    }
+}
+
+impl Emit {
+    fn record(&mut self, mut ex: Exchange) -> Option<Vec<u8>> {
+        if let Some(f) = &self.filter
+            && !f.keep(&ex)
+        {
+            self.filtered += 1;
+            return None;
+        }
+        // The witness first: it is built from the exchange as captured (it redacts by type).
+        self.scratch.clear();
+        let mut digest = Digest::default();
+        if let Some(b) = &mut self.witness {
+            match b.build(&ex) {
+                Some((w, d)) => {
+                    crate::ir::build::encode_delimited(&w, &mut self.scratch);
+                    digest = d;
+                }
+                None => self.without_request += 1,
+            }
+        }
+        let mut rec = Vec::with_capacity(
+            4 + 8 + self.scratch.len() + if self.har { 1024 + ex.response.as_ref().map_or(0, |r| r.body.len() * 4 / 3) } else { 0 },
+        );
+        rec.extend_from_slice(&[0; 4]);
+        if self.har {
+            if let Some(r) = &self.redact {
+                self.har_redactions += r.redact_exchange(&mut ex);
+            }
+            har::write_entry(&mut rec, &ex);
+            let n = (rec.len() - 4) as u32;
+            rec[..4].copy_from_slice(&n.to_le_bytes());
+        }
+        rec.extend_from_slice(&digest.0);
+        rec.extend_from_slice(&self.scratch);
+        Some(rec)
+    }
 }
 
 impl ExchangeSink for EntrySink {
     fn exchange(&mut self, ex: Exchange) {
+        if let Some(e) = self.emit.as_deref_mut() {
+            let key = har::entry_key(&ex);
+            let damaged = har::is_damaged(&ex.anomalies);
+            if let Some(rec) = e.record(ex) {
+                self.anomalous += u64::from(damaged);
+                self.entries.push((key, rec));
+            }
+            return;
+        }
         let key = har::entry_key(&ex);
         if har::is_damaged(&ex.anomalies) {
             self.anomalous += 1;
@@ -394,9 +556,9 @@ struct Engine<'c> {
 const SHARDS_PER_THREAD: usize = 4;
 
 impl<'c> Engine<'c> {
-    fn new(cfg: &'c Config, out: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>) -> Engine<'c> {
+    fn new(cfg: &'c Config, out: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>, har: bool, witness: bool) -> Engine<'c> {
         let n = shard_count(cfg);
-        let shards = (0..n).map(|_| Shard::new(cfg.flow, cfg.http, EntrySink::default())).collect();
+        let shards = (0..n).map(|_| Shard::new(cfg.flow, cfg.http, EntrySink::with_output(har, witness, &cfg.output))).collect();
         Engine { cfg, shards, reorder: Reorder::new(cfg.reorder_mem), summary: Summary::default(), out }
     }
 
@@ -514,6 +676,17 @@ impl<'c> Engine<'c> {
         s.entries_out_of_order = self.reorder.out_of_order;
         s.entries_spilled = self.reorder.spilled_total;
         s.format = reader.reader.format().to_string();
+        for sh in &self.shards {
+            if let Some(e) = sh.sink.emit.as_deref() {
+                s.filtered_out += e.filtered;
+                s.har_redactions += e.har_redactions;
+                if let Some(b) = &e.witness {
+                    let w = s.witnesses.get_or_insert_with(WitnessSummary::default);
+                    w.without_request += e.without_request;
+                    w.ir.add(&b.stats);
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -623,23 +796,66 @@ impl Converter {
         out: W,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<(Summary, W), ConvertError> {
+        let (s, har, _) = self.convert_to(input, name, Some(out), None::<io::Sink>, progress)?;
+        Ok((s, har.expect("a HAR output was given")))
+    }
+
+    /// Converts one input to a HAR document (`har`), length-delimited witnesses (`witness`) or
+    /// both in one pass; each output is written from the writer thread with vectored writes.
+    /// Witnesses come out in the order of the HAR entries; with [`OutputOptions::dedup`] a
+    /// witness whose hash was already written is dropped.
+    pub fn convert_to<H: Write + Send, V: Write + Send>(
+        &self,
+        input: Input,
+        name: &str,
+        har: Option<H>,
+        witness: Option<V>,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<(Summary, Option<H>, Option<V>), ConvertError> {
         let comment = format!("converted from {name} by apitool");
-        let har = HarWriter::new(out, env!("CARGO_PKG_VERSION"), Some(&comment)).map_err(ConvertError::Write)?;
+        let want_har = har.is_some();
+        let want_witness = witness.is_some();
+        let framed = EntrySink::with_output(want_har, want_witness, &self.cfg.output).emit.is_some();
+        let har = match har {
+            Some(out) => Some(HarWriter::new(out, env!("CARGO_PKG_VERSION"), Some(&comment)).map_err(ConvertError::Write)?),
+            None => None,
+        };
+        let wit = witness.map(|w| WitnessWriter::new(w, self.cfg.output.dedup));
         // Released entries go to the writer in batches; two batches in flight at most.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(2);
         std::thread::scope(|scope| {
             let writer = std::thread::Builder::new()
                 .name("apitool-writer".into())
-                .spawn_scoped(scope, move || -> io::Result<(HarWriter<W>, u64)> {
-                    let mut har = har;
+                .spawn_scoped(scope, move || -> io::Result<(Option<HarWriter<H>>, Option<WitnessWriter<V>>, u64)> {
+                    let (mut har, mut wit) = (har, wit);
+                    let mut records = 0u64;
                     for batch in rx {
-                        har.entry_batch(&batch)?;
+                        records += batch.len() as u64;
+                        if !framed {
+                            if let Some(h) = &mut har {
+                                h.entry_batch(&batch)?;
+                            }
+                            continue;
+                        }
+                        // One pair of slice lists per batch (a few per window).
+                        let mut hars: Vec<&[u8]> = Vec::with_capacity(batch.len());
+                        let mut wits: Vec<(Digest, &[u8])> = Vec::with_capacity(batch.len());
+                        for rec in &batch {
+                            let (h, w) = Record::split(rec);
+                            hars.push(h);
+                            wits.extend(w);
+                        }
+                        if let Some(h) = &mut har {
+                            h.entry_batch(&hars)?;
+                        }
+                        if let Some(w) = &mut wit {
+                            w.write_batch(&wits)?;
+                        }
                     }
-                    let n = har.entries();
-                    Ok((har, n))
+                    Ok((har, wit, records))
                 })
                 .map_err(|e| ConvertError::Write(io::Error::other(e)))?;
-            let mut eng = Engine::new(&self.cfg, tx);
+            let mut eng = Engine::new(&self.cfg, tx, want_har, want_witness);
             let result = match input {
                 Input::Mapped { map } => self.run_mapped(&map, &mut eng, progress),
                 Input::Stream(mut r) => self.run_stream(&mut *r, &mut eng, progress),
@@ -651,10 +867,22 @@ impl Converter {
             match (result, written) {
                 (Err(ConvertError::Write(_)), Err(e)) | (Ok(()), Err(e)) => Err(ConvertError::Write(e)),
                 (Err(e), _) => Err(e),
-                (Ok(()), Ok((har, n))) => {
-                    summary.entries = n;
-                    let w = har.finish().map_err(ConvertError::Write)?;
-                    Ok((summary, w))
+                (Ok(()), Ok((har, wit, records))) => {
+                    summary.entries = har.as_ref().map_or(records, |h| h.entries());
+                    let har = match har {
+                        Some(h) => Some(h.finish().map_err(ConvertError::Write)?),
+                        None => None,
+                    };
+                    let wit = match wit {
+                        Some(w) => {
+                            let s = summary.witnesses.get_or_insert_with(WitnessSummary::default);
+                            s.written = w.written();
+                            s.duplicates = w.duplicates();
+                            Some(w.finish().map_err(ConvertError::Write)?)
+                        }
+                        None => None,
+                    };
+                    Ok((summary, har, wit))
                 }
             }
         })

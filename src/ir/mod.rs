@@ -30,6 +30,7 @@ pub mod body;
 pub mod build;
 pub mod formats;
 pub mod hash;
+pub mod json;
 pub mod pb;
 pub mod redact;
 pub mod template;

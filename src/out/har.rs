@@ -478,7 +478,7 @@ impl<W: Write> HarWriter<W> {
 
     /// Writes serialized entries in one go (vectored writes: the entries are not copied into
     /// a buffer first).
-    pub fn entry_batch(&mut self, batch: &[Vec<u8>]) -> io::Result<()> {
+    pub fn entry_batch<B: AsRef<[u8]>>(&mut self, batch: &[B]) -> io::Result<()> {
         const SEP: &[u8] = b",\n";
         let mut slices: Vec<io::IoSlice<'_>> = Vec::with_capacity(batch.len() * 2);
         for e in batch {
@@ -486,7 +486,7 @@ impl<W: Write> HarWriter<W> {
                 slices.push(io::IoSlice::new(SEP));
             }
             self.entries += 1;
-            slices.push(io::IoSlice::new(e));
+            slices.push(io::IoSlice::new(e.as_ref()));
         }
         let mut rest: &mut [io::IoSlice<'_>] = &mut slices;
         while !rest.is_empty() {
