@@ -39,6 +39,14 @@ fn help_mentions_every_flag_with_its_default() {
         ("--max-headers <N>", Some("1024")),
         ("-q, --quiet", None),
         ("--summary-json <FILE>", None),
+        ("-f, --format <FORMATS>", Some("har")),
+        ("--dedup", None),
+        ("--template-paths", None),
+        ("--redact", None),
+        ("--redact-patterns <FILE>", None),
+        ("--zero-values", None),
+        ("--host <REGEX>", None),
+        ("--path <REGEX>", None),
         ("-h, --help", None),
     ];
     for (flag, default) in flags {

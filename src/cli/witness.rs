@@ -55,7 +55,7 @@ pub struct OutputArgs {
     #[arg(long)]
     pub redact: bool,
 
-    /// More patterns to redact (implies --redact): one regular expression per line matched
+    /// More patterns to redact (turns redaction on): one regular expression per line matched
     /// against values, or name:REGEX matched against field names; # starts a comment.
     #[arg(long, value_name = "FILE")]
     pub redact_patterns: Option<PathBuf>,
