@@ -412,6 +412,7 @@ pub fn witness_summary(w: &crate::pipeline::WitnessSummary, target: &Path) -> St
         note(n, &format!("bodies that did not parse as {ty} (kept as a string or bytes sample)"));
     }
     note(w.ir.depth_capped, "body values nested too deep (cut)");
+    note(w.ir.list_elements_dropped, "list elements past --max-list left out of witnesses");
     note(w.ir.redactions, "values redacted in witnesses");
     out
 }

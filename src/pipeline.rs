@@ -265,9 +265,9 @@ impl Emit {
         let mut digest = Digest::default();
         if let Some(b) = &mut self.witness {
             match b.build(&ex) {
-                Some((w, d)) => {
-                    crate::ir::build::encode_delimited(&w, &mut self.scratch);
-                    digest = d;
+                Some(w) => {
+                    b.encode(&w, &mut self.scratch);
+                    digest = w.digest;
                 }
                 None => self.without_request += 1,
             }

@@ -45,6 +45,7 @@ fn help_mentions_every_flag_with_its_default() {
         ("--redact", None),
         ("--redact-patterns <FILE>", None),
         ("--zero-values", None),
+        ("--max-list <N>", Some("32")),
         ("--host <REGEX>", None),
         ("--path <REGEX>", None),
         ("-h, --help", None),

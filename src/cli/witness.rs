@@ -65,6 +65,11 @@ pub struct OutputArgs {
     #[arg(long)]
     pub zero_values: bool,
 
+    /// Elements kept of each list in a witness body (the rest is read, counted, not kept);
+    /// 0 keeps them all.
+    #[arg(long, value_name = "N", default_value_t = crate::ir::body::MAX_LIST)]
+    pub max_list: usize,
+
     /// Keep only exchanges whose host (Host header, port left out) matches REGEX; repeatable.
     /// !REGEX leaves out the hosts that match.
     #[arg(long = "host", value_name = "REGEX")]
@@ -93,7 +98,12 @@ impl OutputArgs {
             return Err("--dedup, --template-paths and --zero-values need -f witness or -f har,witness".into());
         }
         Ok(OutputOptions {
-            witness: WitnessOptions { template_paths: self.template_paths, zero_values: self.zero_values, ..Default::default() },
+            witness: WitnessOptions {
+                template_paths: self.template_paths,
+                zero_values: self.zero_values,
+                max_list: Some(self.max_list),
+                ..Default::default()
+            },
             dedup: self.dedup,
             filter: (!filter.is_empty()).then(|| Arc::new(filter)),
             redact,

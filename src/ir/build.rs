@@ -19,14 +19,14 @@
 //! The whole-witness hash reuses the hashes of the values computed for the map keys: each value
 //! is hashed once.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::body::{self, Ctx, IrStats, form::pairs};
 use super::hash::{self, Digest, ObjectHasher, TEXT_LEN};
 use super::pb::{self, http_meta::Location};
 use super::redact::Redactor;
-use super::{formats, template};
+use super::template;
+use super::value::{self, Prim, Scalar, Sizes, Val};
 use crate::http::decode::trim;
 use crate::http::{Exchange, Message};
 
@@ -43,18 +43,106 @@ pub struct WitnessOptions {
     pub max_depth: usize,
     /// Bytes kept of text and binary bodies (0: [`body::SAMPLE`]).
     pub sample: usize,
+    /// Elements kept of each list in a body: `None` for [`body::MAX_LIST`], `Some(0)` for all.
+    pub max_list: Option<usize>,
 }
 
-/// Builds witnesses, reusing its hasher; counts what it did in `stats`.
+/// Builds witnesses, reusing its buffers; counts what it did in `stats`.
 #[derive(Default)]
 pub struct WitnessBuilder {
     pub opts: WitnessOptions,
     hasher: ObjectHasher,
+    scratch: Vec<[u8; 16]>,
+    sizes: Sizes,
+    /// Field names shared from witness to witness.
+    names: value::Interner,
+    /// Hashes of the `DataMeta`s seen (headers repeat from call to call), bounded.
+    meta_hashes: rustc_hash::FxHashMap<pb::DataMeta, Digest>,
     pub stats: IrStats,
 }
 
-fn meta(loc: Location, code: i32) -> Option<pb::DataMeta> {
-    Some(pb::DataMeta { meta: Some(pb::data_meta::Meta::Http(pb::HttpMeta { location: Some(loc), response_code: code })) })
+/// One argument or response: its key (the text of its hash), value and location.
+pub type Entry = (String, Val, pb::DataMeta);
+
+/// A built witness: its entries sorted by key, its metadata and its hash.
+#[derive(Clone, Debug)]
+pub struct Built {
+    pub args: Vec<Entry>,
+    pub responses: Vec<Entry>,
+    pub meta: pb::HttpMethodMeta,
+    pub digest: Digest,
+}
+
+fn meta(loc: Location, code: i32) -> pb::DataMeta {
+    pb::DataMeta { meta: Some(pb::data_meta::Meta::Http(pb::HttpMeta { location: Some(loc), response_code: code })) }
+}
+
+fn method_id() -> pb::MethodId {
+    pb::MethodId { name: String::new(), api_type: pb::ApiType::HttpRest as i32 }
+}
+
+impl Built {
+    /// The witness as `prost` messages.
+    pub fn to_pb(&self) -> pb::Witness {
+        let map = |es: &[Entry]| {
+            es.iter()
+                .map(|(k, v, m)| {
+                    let mut d = v.to_pb();
+                    d.meta = Some(m.clone());
+                    (k.clone(), d)
+                })
+                .collect()
+        };
+        pb::Witness {
+            method: Some(pb::Method {
+                id: Some(method_id()),
+                args: map(&self.args),
+                responses: map(&self.responses),
+                meta: Some(pb::MethodMeta { meta: Some(pb::method_meta::Meta::Http(self.meta.clone())) }),
+            }),
+        }
+    }
+
+    /// Appends the witness with its varint length prefix; decodes to [`Built::to_pb`].
+    pub fn encode_delimited(&self, sizes: &mut Sizes, out: &mut Vec<u8>) {
+        use prost::Message;
+        let varint_len = |v: usize| prost::encoding::encoded_len_varint(v as u64);
+        let ld = |n: usize| 1 + varint_len(n) + n;
+        sizes.clear();
+        let mut lens: Vec<(usize, usize)> = Vec::with_capacity(self.args.len() + self.responses.len());
+        let mut method = ld(2);
+        for (k, v, m) in self.args.iter().chain(&self.responses) {
+            let data = sizes.add(v) + ld(m.encoded_len());
+            let entry = ld(k.len()) + ld(data);
+            method += ld(entry);
+            lens.push((entry, data));
+        }
+        let mm = pb::MethodMeta { meta: Some(pb::method_meta::Meta::Http(self.meta.clone())) };
+        method += ld(mm.encoded_len());
+        let witness = ld(method);
+        out.reserve(witness + 10);
+        prost::encoding::encode_varint(witness as u64, out);
+        out.push(0x0a);
+        prost::encoding::encode_varint(method as u64, out);
+        out.extend_from_slice(&[0x0a, 2, 0x10, 1]);
+        let n_args = self.args.len();
+        for (i, ((k, v, m), (entry, data))) in self.args.iter().chain(&self.responses).zip(lens).enumerate() {
+            out.push(if i < n_args { 0x12 } else { 0x1a });
+            prost::encoding::encode_varint(entry as u64, out);
+            out.push(0x0a);
+            prost::encoding::encode_varint(k.len() as u64, out);
+            out.extend_from_slice(k.as_bytes());
+            out.push(0x12);
+            prost::encoding::encode_varint(data as u64, out);
+            value::encode_data(v, sizes, out);
+            out.push(0x2a);
+            prost::encoding::encode_varint(m.encoded_len() as u64, out);
+            m.encode_raw(out);
+        }
+        out.push(0x22);
+        prost::encoding::encode_varint(mm.encoded_len() as u64, out);
+        mm.encode_raw(out);
+    }
 }
 
 fn header(name: &[u8]) -> Location {
@@ -83,26 +171,31 @@ pub fn split_target(t: &[u8]) -> (&[u8], Option<&[u8]>, Option<&[u8]>) {
 
 impl WitnessBuilder {
     pub fn new(opts: WitnessOptions) -> Self {
-        WitnessBuilder { opts, hasher: ObjectHasher::new(), stats: IrStats::default() }
+        WitnessBuilder { opts, ..Default::default() }
     }
 
-    fn ctx(&self) -> Ctx<'_> {
-        let mut cx = Ctx::new(self.opts.redact.as_deref());
+    fn ctx<'r>(&mut self, redact: Option<&'r Redactor>) -> Ctx<'r> {
+        let mut cx = Ctx::new(redact);
+        cx.names = std::mem::take(&mut self.names);
         if self.opts.max_depth > 0 {
             cx.max_depth = self.opts.max_depth;
         }
         if self.opts.sample > 0 {
             cx.sample = self.opts.sample;
         }
+        if let Some(n) = self.opts.max_list {
+            cx.max_list = n;
+        }
         cx
     }
 
     /// The witness of an exchange and its hash; `None` for a response without its request.
-    pub fn build(&mut self, ex: &Exchange) -> Option<(pb::Witness, Digest)> {
+    pub fn build(&mut self, ex: &Exchange) -> Option<Built> {
         let req = ex.request.as_ref()?;
-        let mut cx = self.ctx();
-        let mut args: Vec<pb::Data> = Vec::with_capacity(16);
-        let mut responses: Vec<pb::Data> = Vec::with_capacity(16);
+        let redact = self.opts.redact.clone();
+        let mut cx = self.ctx(redact.as_deref());
+        let mut args: Vec<(Val, pb::DataMeta)> = Vec::with_capacity(16);
+        let mut responses: Vec<(Val, pb::DataMeta)> = Vec::with_capacity(16);
 
         // Path and query.
         let (path, query, authority) = split_target(req.head.target());
@@ -112,26 +205,24 @@ impl WitnessBuilder {
             for (i, id) in ids.into_iter().enumerate() {
                 let v = body::form::percent_decode(id.as_bytes(), false);
                 let p = cx.text(&v, false);
-                args.push(pb::Data {
-                    value: Some(pb::data::Value::Primitive(p)),
-                    meta: meta(Location::Path(pb::HttpPath { key: template::param_name(i) }), 0),
-                    ..Default::default()
-                });
+                args.push((Val::Prim(p), meta(Location::Path(pb::HttpPath { key: template::param_name(i) }), 0)));
             }
             t
         } else {
             path.into_owned()
         };
         if let Some(q) = query {
-            let mut keys: BTreeMap<String, Vec<pb::Data>> = BTreeMap::new();
+            let mut keys: Vec<(value::Key, Val)> = Vec::new();
             for (k, v) in pairs(q) {
                 let sensitive = cx.sensitive_name(&k);
                 let p = cx.text(&v, sensitive);
-                keys.entry(k).or_default().push(body::prim_data(p));
+                keys.push((value::Key::from(k), Val::Prim(p)));
             }
-            for (k, mut vs) in keys {
-                let value = if vs.len() == 1 { vs.pop().expect("one").value } else { Some(pb::data::Value::List(pb::List { elems: vs })) };
-                args.push(pb::Data { value, meta: meta(Location::Query(pb::HttpQuery { key: k }), 0), ..Default::default() });
+            // Sorted by key, a repeated key a list of its values.
+            if let Val::Struct(fields) = Val::struct_grouped(keys) {
+                for (k, v) in fields {
+                    args.push((v, meta(Location::Query(pb::HttpQuery { key: k.name.to_string() }), 0)));
+                }
             }
         }
         self.message(&mut cx, req, 0, &mut args);
@@ -141,7 +232,7 @@ impl WitnessBuilder {
             let code = i32::from(resp.head.status());
             self.message(&mut cx, resp, code, &mut responses);
             if responses.is_empty() {
-                responses.push(pb::Data { value: None, meta: meta(Location::Empty(pb::HttpEmpty {}), code), ..Default::default() });
+                responses.push((Val::Empty, meta(Location::Empty(pb::HttpEmpty {}), code)));
             }
             latency = ((resp.first_ts.0 - req.last_ts.0).max(0) as f64 / 1e6) as f32;
         }
@@ -152,35 +243,29 @@ impl WitnessBuilder {
         };
         let method_name = String::from_utf8_lossy(req.head.method()).into_owned();
         self.stats.add(&cx.stats);
+        self.names = std::mem::take(&mut cx.names);
 
         if self.opts.zero_values {
-            for d in args.iter_mut().chain(responses.iter_mut()) {
-                zero_data(d);
+            for (v, _) in args.iter_mut().chain(responses.iter_mut()) {
+                zero_val(v);
             }
         }
         let mut arg_keys = Vec::with_capacity(args.len());
         let mut resp_keys = Vec::with_capacity(responses.len());
         let args = self.keyed(args, &mut arg_keys);
         let responses = self.keyed(responses, &mut resp_keys);
-        let method = pb::Method {
-            id: Some(pb::MethodId { name: String::new(), api_type: pb::ApiType::HttpRest as i32 }),
-            args,
-            responses,
-            meta: Some(pb::MethodMeta {
-                meta: Some(pb::method_meta::Meta::Http(pb::HttpMethodMeta {
-                    method: method_name,
-                    path_template,
-                    host,
-                    processing_latency: latency,
-                })),
-            }),
-        };
-        let digest = self.method_digest(&method, &mut arg_keys, &mut resp_keys);
-        Some((pb::Witness { method: Some(method) }, digest))
+        let meta = pb::HttpMethodMeta { method: method_name, path_template, host, processing_latency: latency };
+        let digest = self.method_digest(&meta, &mut arg_keys, &mut resp_keys);
+        Some(Built { args, responses, meta, digest })
+    }
+
+    /// Encodes a built witness with its length prefix, reusing the builder's buffers.
+    pub fn encode(&mut self, b: &Built, out: &mut Vec<u8>) {
+        b.encode_delimited(&mut self.sizes, out);
     }
 
     /// Headers, cookies, authorization and body of one message.
-    fn message(&self, cx: &mut Ctx<'_>, m: &Message, code: i32, out: &mut Vec<pb::Data>) {
+    fn message(&self, cx: &mut Ctx<'_>, m: &Message, code: i32, out: &mut Vec<(Val, pb::DataMeta)>) {
         let request = code == 0;
         for (name, value) in m.head.fields() {
             let value = trim(value);
@@ -219,61 +304,68 @@ impl WitnessBuilder {
                 } else {
                     pb::http_auth::HttpAuthType::Unknown
                 };
-                out.push(pb::Data {
-                    value: Some(pb::data::Value::Primitive(formats::string_primitive(String::new()))),
-                    meta: meta(Location::Auth(pb::HttpAuth { r#type: ty as i32 }), code),
-                    ..Default::default()
-                });
+                out.push((
+                    Val::Prim(Prim::new(Scalar::Str(String::new()))),
+                    meta(Location::Auth(pb::HttpAuth { r#type: ty as i32 }), code),
+                ));
                 continue;
             }
             let p = if name.eq_ignore_ascii_case(b"proxy-authorization") {
                 // A credential too: its value is never kept.
-                formats::string_primitive(String::new())
+                Prim::new(Scalar::Str(String::new()))
             } else {
                 let sensitive = cx.redact.is_some_and(|r| r.sensitive_name(name));
                 cx.text(value, sensitive)
             };
-            out.push(pb::Data { value: Some(pb::data::Value::Primitive(p)), meta: meta(header(name), code), ..Default::default() });
+            out.push((Val::Prim(p), meta(header(name), code)));
         }
         if !m.body.is_empty() {
-            let (mut d, loc) = body::parse(cx, m.head.field("content-type"), &m.body);
-            d.meta = meta(loc, code);
-            out.push(d);
+            let (v, loc) = body::parse(cx, m.head.field("content-type"), &m.body);
+            out.push((v, meta(loc, code)));
         }
     }
 
-    fn cookie(&self, cx: &mut Ctx<'_>, name: &[u8], value: &[u8], code: i32) -> pb::Data {
+    fn cookie(&self, cx: &mut Ctx<'_>, name: &[u8], value: &[u8], code: i32) -> (Val, pb::DataMeta) {
         // Every cookie value is sensitive when redacting.
         let p = cx.text(value, cx.redact.is_some());
-        pb::Data {
-            value: Some(pb::data::Value::Primitive(p)),
-            meta: meta(Location::Cookie(pb::HttpCookie { key: String::from_utf8_lossy(name).into_owned() }), code),
-            ..Default::default()
-        }
+        (Val::Prim(p), meta(Location::Cookie(pb::HttpCookie { key: String::from_utf8_lossy(name).into_owned() }), code))
     }
 
-    /// Keys each value by the text of its hash; `keys` receives `(key hash, value hash)`.
-    fn keyed(&mut self, values: Vec<pb::Data>, keys: &mut Vec<[u8; 16]>) -> BTreeMap<String, pb::Data> {
-        let mut map = BTreeMap::new();
+    /// Keys each value by the text of its hash, sorted by key, identical values once; `keys`
+    /// receives `(key hash, value hash)`.
+    fn keyed(&mut self, values: Vec<(Val, pb::DataMeta)>, keys: &mut Vec<[u8; 16]>) -> Vec<Entry> {
+        let mut out: Vec<Entry> = Vec::with_capacity(values.len());
         let mut buf = [0u8; TEXT_LEN];
-        for d in values {
-            let h = self.hasher.digest(&d);
-            let text = h.encode_text(&mut buf);
-            if map.contains_key(text) {
-                continue;
-            }
-            let kh = hash::h_str(text);
+        for (v, m) in values {
+            let mh = match self.meta_hashes.get(&m) {
+                Some(h) => *h,
+                None => {
+                    let h = self.hasher.digest(&m);
+                    if self.meta_hashes.len() >= 4096 {
+                        self.meta_hashes.clear();
+                    }
+                    self.meta_hashes.insert(m.clone(), h);
+                    h
+                }
+            };
+            let h = value::hash_data(&v, Some(mh), &mut self.scratch);
+            let text = h.encode_text(&mut buf).to_owned();
+            out.push((text, v, m));
+            let kh = hash::h_str(&out.last().expect("pushed").0);
             let mut e = [0u8; 16];
             e[..8].copy_from_slice(&kh.0);
             e[8..].copy_from_slice(&h.0);
             keys.push(e);
-            map.insert(text.to_owned(), d);
         }
-        map
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.dedup_by(|a, b| a.0 == b.0);
+        keys.sort_unstable();
+        keys.dedup();
+        out
     }
 
     /// The hash of `Witness { method }` from the hashes of its values computed for the keys.
-    fn method_digest(&mut self, m: &pb::Method, args: &mut [[u8; 16]], responses: &mut [[u8; 16]]) -> Digest {
+    fn method_digest(&mut self, meta: &pb::HttpMethodMeta, args: &mut [[u8; 16]], responses: &mut [[u8; 16]]) -> Digest {
         let map = |entries: &mut [[u8; 16]]| -> Digest {
             entries.sort_unstable();
             let mut st = xxhash_rust::xxh64::Xxh64::new(0);
@@ -288,18 +380,14 @@ impl WitnessBuilder {
             e[8..].copy_from_slice(&v.0);
             fields.push(e);
         };
-        if let Some(id) = &m.id {
-            put(1, self.hasher.digest(id));
-        }
+        put(1, self.hasher.digest(&method_id()));
         if !args.is_empty() {
             put(2, map(args));
         }
         if !responses.is_empty() {
             put(3, map(responses));
         }
-        if let Some(meta) = &m.meta {
-            put(4, self.hasher.digest(meta));
-        }
+        put(4, self.hasher.digest(&pb::MethodMeta { meta: Some(pb::method_meta::Meta::Http(meta.clone())) }));
         let method = map(&mut fields);
         let mut w = [0u8; 17];
         w[0] = b'd';
@@ -309,43 +397,19 @@ impl WitnessBuilder {
     }
 }
 
-/// Replaces every primitive's value below `d` by the zero value of its type (types, formats
+/// Replaces every primitive's value below `v` by the zero value of its type (types, formats
 /// and annotations kept), as the reference's obfuscation did.
-pub fn zero_data(d: &mut pb::Data) {
-    use pb::data::Value as D;
-    use pb::primitive::Value as V;
-    match &mut d.value {
-        Some(D::Primitive(p)) => match &mut p.value {
-            Some(V::StringValue(s)) => s.value.clear(),
-            Some(V::BytesValue(b)) => b.value.clear(),
-            Some(V::BoolValue(b)) => b.value = false,
-            Some(V::Int32Value(x)) => x.value = 0,
-            Some(V::Int64Value(x)) => x.value = 0,
-            Some(V::Uint32Value(x)) => x.value = 0,
-            Some(V::Uint64Value(x)) => x.value = 0,
-            Some(V::DoubleValue(x)) => x.value = 0.0,
-            Some(V::FloatValue(x)) => x.value = 0.0,
-            None => {}
-        },
-        Some(D::Struct(s)) => {
-            for v in s.fields.values_mut() {
-                zero_data(v);
-            }
-            if let Some(mt) = &mut s.map_type {
-                for v in [&mut mt.key, &mut mt.value].into_iter().flatten() {
-                    zero_data(v);
-                }
-            }
+pub fn zero_val(v: &mut Val) {
+    v.for_each_prim_mut(&mut |p| {
+        p.val = match &p.val {
+            Scalar::Str(_) => Scalar::Str(String::new()),
+            Scalar::Bytes(_) => Scalar::Bytes(Vec::new()),
+            Scalar::Bool(_) => Scalar::Bool(false),
+            Scalar::I64(_) => Scalar::I64(0),
+            Scalar::U64(_) => Scalar::U64(0),
+            Scalar::F64(_) => Scalar::F64(0.0),
         }
-        Some(D::List(l)) => l.elems.iter_mut().for_each(zero_data),
-        Some(D::Optional(o)) => {
-            if let Some(pb::optional::Value::Data(v)) = &mut o.value {
-                zero_data(v);
-            }
-        }
-        Some(D::Oneof(o)) => o.options.values_mut().for_each(zero_data),
-        None => {}
-    }
+    });
 }
 
 /// A witness encoded with its varint length prefix (protobuf's `writeDelimitedTo` framing),
@@ -401,7 +465,8 @@ mod tests {
     fn a_whole_exchange() {
         let ex = exchange(REQ, br#"{"name":"x"}"#, Some((RESP, br#"{"id":7}"#)));
         let mut b = WitnessBuilder::new(WitnessOptions { template_paths: true, ..Default::default() });
-        let (w, digest) = b.build(&ex).unwrap();
+        let built = b.build(&ex).unwrap();
+        let (w, digest) = (built.to_pb(), built.digest);
         assert_eq!(digest, crate::ir::digest(&w), "the combined hash equals the hash of the message");
         let m = w.method.as_ref().unwrap();
         for (k, d) in m.args.iter().chain(&m.responses) {
@@ -431,23 +496,27 @@ mod tests {
         assert!(!t.contains("sekrit"), "the credential is never kept");
         assert!(!t.contains("Content-Type"), "content type lives in the body meta");
         assert_eq!(m.args.len(), 2 + 2 + 2 + 1 + 2 + 1 + 1, "path, query, headers (Host, User-Agent, Content-Length), auth, cookies, body");
-        // The wire form decodes back.
+        // The wire form decodes back, and is what prost writes.
         let mut buf = Vec::new();
-        encode_delimited(&w, &mut buf);
+        b.encode(&built, &mut buf);
         let back = <pb::Witness as prost::Message>::decode_length_delimited(&buf[..]).unwrap();
         assert_eq!(back, w);
+        let mut theirs = Vec::new();
+        encode_delimited(&w, &mut theirs);
+        assert_eq!(buf, theirs);
     }
 
     #[test]
     fn no_template_keeps_the_path_and_same_input_same_hash() {
         let ex = exchange(REQ, br#"{"name":"x"}"#, None);
         let mut b = WitnessBuilder::default();
-        let (w, d1) = b.build(&ex).unwrap();
+        let built = b.build(&ex).unwrap();
+        let (w, d1) = (built.to_pb(), built.digest);
         let t = crate::ir::body::flat_text(&w);
         assert!(t.contains(r#"path_template: "/users/1234/orders/af3c09e1""#), "{t}");
         assert!(!t.contains("path {"));
         assert!(!t.contains("responses"));
-        let (_, d2) = b.build(&ex).unwrap();
+        let d2 = b.build(&ex).unwrap().digest;
         assert_eq!(d1, d2);
         assert_eq!(d1, crate::ir::digest(&w));
     }
@@ -455,13 +524,14 @@ mod tests {
     #[test]
     fn empty_response_and_absolute_targets() {
         let ex = exchange("GET http://h.example:81/p?q HTTP/1.1\r\n\r\n", b"", Some(("HTTP/1.1 204 No Content\r\n\r\n", b"")));
-        let (w, d) = WitnessBuilder::default().build(&ex).unwrap();
+        let built = WitnessBuilder::default().build(&ex).unwrap();
+        let (w, d) = (built.to_pb(), built.digest);
         let t = crate::ir::body::flat_text(&w);
         assert!(t.contains("empty {") && t.contains("response_code: 204"), "{t}");
         assert!(t.contains(r#"host: "h.example:81""#) && t.contains(r#"path_template: "/p""#), "{t}");
         assert_eq!(d, crate::ir::digest(&w));
         let ex = exchange("GET / HTTP/1.1\r\n\r\n", b"", None);
-        let (w, _) = WitnessBuilder::default().build(&ex).unwrap();
+        let w = WitnessBuilder::default().build(&ex).unwrap().to_pb();
         assert!(crate::ir::body::flat_text(&w).contains(r#"host: "10.0.0.2:8080""#));
     }
 
@@ -469,7 +539,8 @@ mod tests {
     fn zero_values_and_redaction() {
         let ex = exchange(REQ, br#"{"name":"x","password":"hunter2"}"#, Some((RESP, br#"{"id":7}"#)));
         let mut b = WitnessBuilder::new(WitnessOptions { zero_values: true, ..Default::default() });
-        let (w, d) = b.build(&ex).unwrap();
+        let built = b.build(&ex).unwrap();
+        let (w, d) = (built.to_pb(), built.digest);
         let t = crate::ir::body::flat_text(&w);
         assert!(!t.contains("hunter2") && !t.contains("curl") && !t.contains("value: 7"), "{t}");
         assert!(t.contains("int64_value { }"), "{t}");
@@ -477,7 +548,8 @@ mod tests {
 
         let r = Arc::new(Redactor::builtin());
         let mut b = WitnessBuilder::new(WitnessOptions { redact: Some(r), ..Default::default() });
-        let (w, d) = b.build(&ex).unwrap();
+        let built = b.build(&ex).unwrap();
+        let (w, d) = (built.to_pb(), built.digest);
         let t = crate::ir::body::flat_text(&w);
         for secret in ["hunter2", "abc", "dark", "xyz"] {
             assert!(!t.contains(&format!("\"{secret}\"")), "{secret} in {t}");

@@ -3,7 +3,8 @@
 //! base64, phone number).
 //!
 //! Detection is cheap first: each detector looks at the length and the first bytes before any
-//! pattern runs, and the few regular expressions are compiled once ([`LazyLock`]).
+//! pattern runs; URLs and email addresses (frequent in API bodies) are checked by hand, and the
+//! phone pattern is a regular expression compiled once ([`LazyLock`]).
 //!
 //! Format names and kinds follow what the reference tooling wrote in witnesses
 //! (`formats {"rfc_3339": true} format_kind: "datetime"`, `"uuid"` → `"unique_id"`, `"url"` →
@@ -13,44 +14,70 @@
 //! zeros (`"007"`, a postcode) or a run of digits too long for 64 bits stays a string, and a
 //! double needs the syntax of one (`inf`, `nan` and `1_000` are strings).
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::pb::{self, primitive::Value as V};
+use super::value::{Prim, Scalar};
 
-/// A detected format: its name (the key in `Primitive.formats`) and kind (`format_kind`).
+/// A detected format: its name (the key in `Primitive.formats`) and kind (`format_kind`), with
+/// the hashes of `formats {name: true}` and of the kind computed at compile time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Format {
     pub name: &'static str,
     pub kind: &'static str,
+    /// ObjectHash of the map `{name: true}`.
+    pub formats_hash: [u8; 8],
+    /// ObjectHash of the string `kind`.
+    pub kind_hash: [u8; 8],
 }
 
-pub const UUID: Format = Format { name: "uuid", kind: "unique_id" };
-pub const RFC3339: Format = Format { name: "rfc_3339", kind: "datetime" };
-pub const DATE: Format = Format { name: "date", kind: "datetime" };
-pub const RFC2822: Format = Format { name: "rfc_2822", kind: "datetime" };
-pub const URL: Format = Format { name: "url", kind: "uri" };
-pub const EMAIL: Format = Format { name: "email", kind: "email" };
-pub const IPV4: Format = Format { name: "ipv4", kind: "ip_address" };
-pub const IPV6: Format = Format { name: "ipv6", kind: "ip_address" };
-pub const JWT: Format = Format { name: "jwt", kind: "token" };
-pub const BASE64: Format = Format { name: "base64", kind: "encoding" };
-pub const PHONE: Format = Format { name: "phone_number", kind: "phone_number" };
+/// `XXH64(tag ‖ s)` for `s` of at most 31 bytes, at compile time.
+const fn tagged(tag: u8, s: &[u8]) -> [u8; 8] {
+    let mut buf = [0u8; 32];
+    buf[0] = tag;
+    let mut i = 0;
+    while i < s.len() {
+        buf[i + 1] = s[i];
+        i += 1;
+    }
+    xxhash_rust::const_xxh64::xxh64(buf.split_at(s.len() + 1).0, 0).to_be_bytes()
+}
 
-static EMAIL_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}$").expect("email pattern")
-});
+const fn format(name: &'static str, kind: &'static str) -> Format {
+    let key = tagged(b'u', name.as_bytes());
+    let t = tagged(b'b', b"1");
+    let mut entry = [0u8; 17];
+    entry[0] = b'd';
+    let mut i = 0;
+    while i < 8 {
+        entry[1 + i] = key[i];
+        entry[9 + i] = t[i];
+        i += 1;
+    }
+    let formats_hash = xxhash_rust::const_xxh64::xxh64(&entry, 0).to_be_bytes();
+    Format { name, kind, formats_hash, kind_hash: tagged(b'u', kind.as_bytes()) }
+}
+
+pub static UUID: Format = format("uuid", "unique_id");
+pub static RFC3339: Format = format("rfc_3339", "datetime");
+pub static DATE: Format = format("date", "datetime");
+pub static RFC2822: Format = format("rfc_2822", "datetime");
+pub static URL: Format = format("url", "uri");
+pub static EMAIL: Format = format("email", "email");
+pub static IPV4: Format = format("ipv4", "ip_address");
+pub static IPV6: Format = format("ipv6", "ip_address");
+pub static JWT: Format = format("jwt", "token");
+pub static BASE64: Format = format("base64", "encoding");
+pub static PHONE: Format = format("phone_number", "phone_number");
+
 static PHONE_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:\+[1-9][0-9]{0,2}[ .\-]?)?(?:\([0-9]{1,4}\)[ .\-]?)?[0-9]{2,4}(?:[ .\-][0-9]{2,4}){1,4}$|^\+[1-9][0-9]{7,14}$")
         .expect("phone pattern")
 });
-static URL_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?i:https?|wss?|ftp)://[^\s/?#@]+(?:@[^\s/?#]+)?(?:[/?#]\S*)?$").expect("url pattern"));
 
 /// The format of a string, if it has one of the known ones.
-pub fn detect(s: &str) -> Option<Format> {
+pub fn detect(s: &str) -> Option<&'static Format> {
     let b = s.as_bytes();
     let n = b.len();
     if !(2..=4096).contains(&n) {
@@ -58,47 +85,88 @@ pub fn detect(s: &str) -> Option<Format> {
     }
     let c = b[0];
     if n == 36 && is_uuid(b) {
-        return Some(UUID);
+        return Some(&UUID);
     }
     if c.is_ascii_digit() {
         if n == 10 && is_date(b) {
-            return Some(DATE);
+            return Some(&DATE);
         }
         if n >= 19 && is_rfc3339(b) {
-            return Some(RFC3339);
+            return Some(&RFC3339);
         }
         if (7..=15).contains(&n) && s.parse::<std::net::Ipv4Addr>().is_ok() {
-            return Some(IPV4);
+            return Some(&IPV4);
         }
     }
     if c.is_ascii_alphabetic() {
-        if n >= 8 && memchr::memmem::find(b, b"://").is_some() && URL_RE.is_match(s) {
-            return Some(URL);
+        if n >= 8 && is_url(b) {
+            return Some(&URL);
         }
-        if n >= 26 && is_rfc2822(b) {
-            return Some(RFC2822);
+        if (26..=40).contains(&n) && b[3] == b',' && is_rfc2822(b) {
+            return Some(&RFC2822);
         }
         if n >= 20 && c == b'e' && b[1] == b'y' && is_jwt(b) {
-            return Some(JWT);
+            return Some(&JWT);
         }
     }
     if b.contains(&b':') && n <= 45 && s.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Some(IPV6);
+        return Some(&IPV6);
     }
-    if b.contains(&b'@') && EMAIL_RE.is_match(s) {
-        return Some(EMAIL);
+    if is_email(b) {
+        return Some(&EMAIL);
     }
     if (c == b'+' || c == b'(' || c.is_ascii_digit())
         && (8..=24).contains(&n)
         && PHONE_RE.is_match(s)
         && digits(b) >= if c == b'+' { 8 } else { 10 }
     {
-        return Some(PHONE);
+        return Some(&PHONE);
     }
     if n >= 16 && is_base64(b) {
-        return Some(BASE64);
+        return Some(&BASE64);
     }
     None
+}
+
+/// `scheme://authority[/path...]` for http, https, ws, wss and ftp, without whitespace.
+pub fn is_url(b: &[u8]) -> bool {
+    let Some(p) = memchr::memmem::find(b, b"://") else { return false };
+    let scheme = &b[..p];
+    let known = [&b"http"[..], b"https", b"ws", b"wss", b"ftp"].iter().any(|k| scheme.eq_ignore_ascii_case(k));
+    let rest = &b[p + 3..];
+    let auth_end = rest.iter().position(|&c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len());
+    let authority = &rest[..auth_end];
+    known
+        && !authority.is_empty()
+        && authority.iter().all(|&c| c > b' ' && c != 0x7f)
+        && authority.iter().filter(|&&c| c == b'@').count() <= 1
+        && !authority.ends_with(b"@")
+        && rest.iter().all(|&c| c > b' ' && c != 0x7f)
+}
+
+/// `local@domain.tld`: a local part of at most 64 of `A-Za-z0-9._%+-`, dot-separated domain
+/// labels of letters, digits and inner hyphens, a top-level domain of 2 to 24 letters.
+pub fn is_email(b: &[u8]) -> bool {
+    let Some(at) = memchr::memchr(b'@', b) else { return false };
+    let (local, domain) = (&b[..at], &b[at + 1..]);
+    if local.is_empty() || local.len() > 64 || !local.iter().all(|&c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c)) {
+        return false;
+    }
+    let mut labels = 0;
+    let mut last: &[u8] = &[];
+    for l in domain.split(|&c| c == b'.') {
+        let ok = !l.is_empty()
+            && l.len() <= 63
+            && l.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
+            && l[0] != b'-'
+            && l[l.len() - 1] != b'-';
+        if !ok {
+            return false;
+        }
+        labels += 1;
+        last = l;
+    }
+    labels >= 2 && (2..=24).contains(&last.len()) && last.iter().all(u8::is_ascii_alphabetic)
 }
 
 fn digits(b: &[u8]) -> usize {
@@ -253,69 +321,52 @@ fn plain_double(s: &[u8]) -> bool {
 
 /// The scalar a piece of text stands for: int64, uint64, double, bool, else a string (with
 /// its format) when UTF-8, else bytes.
-pub fn categorize(b: &[u8]) -> pb::Primitive {
+pub fn categorize(b: &[u8]) -> Prim {
     if let Some(v) = scalar_of(b) {
-        return prim(v);
+        return Prim::new(v);
     }
     match std::str::from_utf8(b) {
         Ok(s) => string_primitive(s.to_owned()),
-        Err(_) => prim(V::BytesValue(pb::Bytes { r#type: None, value: b.to_vec() })),
-    }
-}
-
-/// Like [`categorize`] for an owned string (no copy when it stays a string).
-pub fn categorize_string(s: String) -> pb::Primitive {
-    match scalar_of(s.as_bytes()) {
-        Some(v) => prim(v),
-        None => string_primitive(s),
+        Err(_) => Prim::new(Scalar::Bytes(b.to_vec())),
     }
 }
 
 /// The non-string scalar `b` spells, if any.
-fn scalar_of(b: &[u8]) -> Option<V> {
+fn scalar_of(b: &[u8]) -> Option<Scalar> {
     let first = *b.first()?;
     if first.is_ascii_digit() || first == b'-' {
         if plain_integer(b) {
             // ASCII digits: the parse cannot see anything but digits and a sign.
             let s = std::str::from_utf8(b).ok()?;
             if let Ok(v) = s.parse::<i64>() {
-                return Some(V::Int64Value(pb::Int64 { r#type: None, value: v }));
+                return Some(Scalar::I64(v));
             }
             if let Ok(v) = s.parse::<u64>() {
-                return Some(V::Uint64Value(pb::Uint64 { r#type: None, value: v }));
+                return Some(Scalar::U64(v));
             }
             return None;
         }
         if plain_double(b) {
             let v: f64 = std::str::from_utf8(b).ok()?.parse().ok()?;
             if v.is_finite() {
-                return Some(V::DoubleValue(pb::Double { r#type: None, value: v }));
+                return Some(Scalar::F64(v));
             }
         }
         return None;
     }
     if b.len() == 4 && b.eq_ignore_ascii_case(b"true") {
-        return Some(V::BoolValue(pb::Bool { r#type: None, value: true }));
+        return Some(Scalar::Bool(true));
     }
     if b.len() == 5 && b.eq_ignore_ascii_case(b"false") {
-        return Some(V::BoolValue(pb::Bool { r#type: None, value: false }));
+        return Some(Scalar::Bool(false));
     }
     None
 }
 
-fn prim(v: V) -> pb::Primitive {
-    pb::Primitive { value: Some(v), ..Default::default() }
-}
-
 /// A string primitive with its format, if detected.
-pub fn string_primitive(s: String) -> pb::Primitive {
-    let f = detect(&s);
-    let mut p = prim(V::StringValue(pb::Str { r#type: None, value: s }));
-    if let Some(f) = f {
-        p.formats = BTreeMap::from([(f.name.to_string(), true)]);
-        p.format_kind = f.kind.to_string();
-    }
-    p
+pub fn string_primitive(s: String) -> Prim {
+    let format = detect(&s);
+    Prim { val: Scalar::Str(s), format, sensitive: false }
 }
 
 #[cfg(test)]
@@ -323,14 +374,13 @@ mod tests {
     use super::*;
 
     fn kind(s: &str) -> &'static str {
-        match categorize(s.as_bytes()).value {
-            Some(V::Int64Value(_)) => "int64",
-            Some(V::Uint64Value(_)) => "uint64",
-            Some(V::DoubleValue(_)) => "double",
-            Some(V::BoolValue(_)) => "bool",
-            Some(V::StringValue(_)) => "string",
-            Some(V::BytesValue(_)) => "bytes",
-            _ => "?",
+        match categorize(s.as_bytes()).val {
+            Scalar::I64(_) => "int64",
+            Scalar::U64(_) => "uint64",
+            Scalar::F64(_) => "double",
+            Scalar::Bool(_) => "bool",
+            Scalar::Str(_) => "string",
+            Scalar::Bytes(_) => "bytes",
         }
     }
 
@@ -363,11 +413,8 @@ mod tests {
         ] {
             assert_eq!(kind(s), k, "{s:?}");
         }
-        assert_eq!(categorize(b"\xff\x00").value, Some(V::BytesValue(pb::Bytes { r#type: None, value: vec![0xff, 0] })));
-        match categorize(b"9223372036854775808").value {
-            Some(V::Uint64Value(u)) => assert_eq!(u.value, 9_223_372_036_854_775_808),
-            v => panic!("{v:?}"),
-        }
+        assert_eq!(categorize(b"\xff\x00").val, Scalar::Bytes(vec![0xff, 0]));
+        assert_eq!(categorize(b"9223372036854775808").val, Scalar::U64(9_223_372_036_854_775_808));
     }
 
     #[test]
@@ -388,6 +435,12 @@ mod tests {
             ("https:// nope", None),
             ("jo.doe+tag@mail.example.org", Some(EMAIL)),
             ("not@an-email", None),
+            ("a@b.c", None),
+            ("a b@x.org", None),
+            ("x@-a.org", None),
+            ("ftp://files.example.org", Some(URL)),
+            ("mailto://", None),
+            ("https://user@host/x y", None),
             ("192.168.0.1", Some(IPV4)),
             ("256.1.1.1", None),
             ("2001:db8::1", Some(IPV6)),
@@ -404,16 +457,16 @@ mod tests {
             ("hello world", None),
             ("x", None),
         ] {
-            assert_eq!(detect(s), f, "{s:?}");
+            assert_eq!(detect(s), f.as_ref(), "{s:?}");
         }
     }
 
     #[test]
     fn string_primitives_carry_their_format() {
-        let p = categorize(b"2024-02-29T10:33:00Z");
+        let p = categorize(b"2024-02-29T10:33:00Z").to_pb();
         assert_eq!(p.format_kind, "datetime");
         assert_eq!(p.formats.get("rfc_3339"), Some(&true));
-        let p = categorize(b"plain");
+        let p = categorize(b"plain").to_pb();
         assert!(p.formats.is_empty() && p.format_kind.is_empty());
     }
 }

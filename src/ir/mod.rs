@@ -35,6 +35,7 @@ pub mod pb;
 pub mod redact;
 pub mod template;
 pub mod text;
+pub mod value;
 pub mod visit;
 
 pub use hash::{Digest, ObjectHash, ObjectHasher, digest, digest_text};

@@ -147,14 +147,14 @@ pub mod data {
     }
 }
 
-#[derive(Clone, PartialEq, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct DataMeta {
     #[prost(oneof = "data_meta::Meta", tags = "1, 2")]
     pub meta: Option<data_meta::Meta>,
 }
 
 pub mod data_meta {
-    #[derive(Clone, PartialEq, ::prost::Oneof)]
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
     pub enum Meta {
         #[prost(message, tag = "1")]
         Grpc(super::GrpcMeta),
@@ -163,11 +163,11 @@ pub mod data_meta {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, ::prost::Message)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GrpcMeta {}
 
 /// Where in an HTTP exchange a value was seen.
-#[derive(Clone, PartialEq, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct HttpMeta {
     #[prost(oneof = "http_meta::Location", tags = "1, 2, 3, 4, 5, 6, 8, 9")]
     pub location: Option<http_meta::Location>,
@@ -177,7 +177,7 @@ pub struct HttpMeta {
 }
 
 pub mod http_meta {
-    #[derive(Clone, PartialEq, ::prost::Oneof)]
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
     pub enum Location {
         #[prost(message, tag = "1")]
         Path(super::HttpPath),
@@ -198,41 +198,41 @@ pub mod http_meta {
     }
 }
 
-#[derive(Clone, PartialEq, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct HttpPath {
     #[prost(string, tag = "1")]
     pub key: String,
 }
 
-#[derive(Clone, PartialEq, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct HttpQuery {
     #[prost(string, tag = "1")]
     pub key: String,
 }
 
-#[derive(Clone, PartialEq, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct HttpHeader {
     #[prost(string, tag = "1")]
     pub key: String,
 }
 
-#[derive(Clone, PartialEq, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct HttpCookie {
     #[prost(string, tag = "1")]
     pub key: String,
 }
 
-#[derive(Clone, Copy, PartialEq, ::prost::Message)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct HttpEmpty {}
 
-#[derive(Clone, PartialEq, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct HttpMultipart {
     /// "form-data" or "mixed".
     #[prost(string, tag = "1")]
     pub r#type: String,
 }
 
-#[derive(Clone, Copy, PartialEq, ::prost::Message)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct HttpAuth {
     #[prost(enumeration = "http_auth::HttpAuthType", tag = "1")]
     pub r#type: i32,
@@ -267,7 +267,7 @@ pub mod http_auth {
     }
 }
 
-#[derive(Clone, PartialEq, ::prost::Message)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct HttpBody {
     #[prost(enumeration = "http_body::ContentType", tag = "1")]
     pub content_type: i32,

@@ -26,7 +26,7 @@ use std::sync::LazyLock;
 
 use regex::bytes::Regex;
 
-use super::pb::{self, primitive::Value as V};
+use super::value::{Prim, Scalar};
 use crate::http::head::{Head, Span, StartLine};
 use crate::http::{Exchange, Message};
 
@@ -187,22 +187,17 @@ impl Redactor {
 }
 
 /// Replaces a primitive's value by its redacted form and marks it sensitive.
-pub fn redact_primitive(p: &mut pb::Primitive) {
-    match &mut p.value {
-        Some(V::StringValue(s)) => s.value = MASK.to_string(),
-        Some(V::BytesValue(b)) => b.value.clear(),
-        Some(V::BoolValue(b)) => b.value = false,
-        Some(V::Int32Value(x)) => x.value = 0,
-        Some(V::Int64Value(x)) => x.value = 0,
-        Some(V::Uint32Value(x)) => x.value = 0,
-        Some(V::Uint64Value(x)) => x.value = 0,
-        Some(V::DoubleValue(x)) => x.value = 0.0,
-        Some(V::FloatValue(x)) => x.value = 0.0,
-        None => {}
-    }
-    p.formats.clear();
-    p.format_kind.clear();
-    p.akita_annotations = Some(pb::AkitaAnnotations { is_sensitive: true, ..Default::default() });
+pub fn redact_primitive(p: &mut Prim) {
+    p.val = match p.val {
+        Scalar::Str(_) => Scalar::Str(MASK.to_string()),
+        Scalar::Bytes(_) => Scalar::Bytes(Vec::new()),
+        Scalar::Bool(_) => Scalar::Bool(false),
+        Scalar::I64(_) => Scalar::I64(0),
+        Scalar::U64(_) => Scalar::U64(0),
+        Scalar::F64(_) => Scalar::F64(0.0),
+    };
+    p.format = None;
+    p.sensitive = true;
 }
 
 // ---------------------------------------------------------------------------------------------

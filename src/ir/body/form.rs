@@ -1,8 +1,8 @@
 //! `application/x-www-form-urlencoded` bodies (and query strings): a struct of fields, a
 //! repeated key a list of its values in order, each value categorised.
 
-use super::{Ctx, group, prim_data, struct_data};
-use crate::ir::pb;
+use super::Ctx;
+use crate::ir::value::{Key, Val};
 
 /// Percent-decodes `s`, `+` as a space when `plus_is_space`.
 pub fn percent_decode(s: &[u8], plus_is_space: bool) -> Vec<u8> {
@@ -35,15 +35,15 @@ pub fn pairs(q: &[u8]) -> impl Iterator<Item = (String, Vec<u8>)> + '_ {
 }
 
 /// A form body as a struct.
-pub fn parse(cx: &mut Ctx<'_>, body: &[u8]) -> pb::Data {
-    let fields: Vec<(String, pb::Data)> = pairs(body)
+pub fn parse(cx: &mut Ctx<'_>, body: &[u8]) -> Val {
+    let fields: Vec<(Key, Val)> = pairs(body)
         .map(|(k, v)| {
             let sensitive = cx.sensitive_name(&k);
             let p = cx.text(&v, sensitive);
-            (k, prim_data(p))
+            (cx.key(&k), Val::Prim(p))
         })
         .collect();
-    struct_data(group(fields))
+    Val::struct_grouped(fields)
 }
 
 #[cfg(test)]
@@ -53,7 +53,7 @@ mod tests {
     #[test]
     fn fields_and_lists() {
         let d = parse(&mut Ctx::new(None), b"name=J%C3%B6hn+Do%C3%A9&expr=a%2Bb%3Dc%26d&n=5&n=6&flag&bad=%zz%4");
-        let t = crate::ir::body::flat_text(&d);
+        let t = crate::ir::body::flat_val(&d);
         for want in [
             r#""Jöhn Doé""#,
             r#""a+b=c&d""#,
@@ -73,7 +73,7 @@ mod tests {
     fn sensitive_fields_are_redacted() {
         let r = crate::ir::redact::Redactor::builtin();
         let mut cx = Ctx::new(Some(&r));
-        let t = crate::ir::body::flat_text(&parse(&mut cx, b"username=jo&password=p%40ss+w0rd&csrf_token=abc123"));
+        let t = crate::ir::body::flat_val(&parse(&mut cx, b"username=jo&password=p%40ss+w0rd&csrf_token=abc123"));
         assert!(!t.contains("p@ss") && !t.contains("abc123") && t.contains("\"jo\""), "{t}");
         assert_eq!(cx.stats.redactions, 2);
     }

@@ -4,25 +4,25 @@
 //! Objects become `Struct`s (a repeated key keeps its last value, as JSON parsers do), arrays
 //! `List`s, `null` an `Optional` holding `None`, numbers int64, else uint64, else double,
 //! strings a string with its format. Nesting past [`Ctx::max_depth`] is skipped (read, not
-//! kept: the subtree becomes an empty struct or list) and counted. serde_json's own recursion
+//! kept: the subtree becomes an empty struct or list) and counted, and so are the elements of
+//! a list past [`Ctx::max_list`]. serde_json's own recursion
 //! limit (128) and serde_norway's bound the parser's stack on hostile input; YAML aliases are
 //! expanded within serde_norway's repetition limit.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::Ctx;
-use crate::ir::pb::{self, data::Value as D, primitive::Value as P};
+use crate::ir::value::{Key, Prim, Scalar as P, Val};
 
 /// A JSON body as `Data`; `None` when it is not JSON.
-pub fn parse_json(cx: &mut Ctx<'_>, body: &[u8]) -> Option<pb::Data> {
+pub fn parse_json(cx: &mut Ctx<'_>, body: &[u8]) -> Option<Val> {
     parse_json_at(cx, body, 0)
 }
 
 /// Like [`parse_json`] for a value nested `depth` levels deep (a multipart part).
-pub fn parse_json_at(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<pb::Data> {
+pub fn parse_json_at(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<Val> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let saved = cx.stats;
     let d = DataSeed { cx: &mut *cx, depth, sensitive: false }.deserialize(&mut de).ok();
@@ -37,34 +37,22 @@ pub fn parse_json_at(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<pb::
 }
 
 /// A YAML body (its first document) as `Data`; `None` when it is not YAML.
-pub fn parse_yaml(cx: &mut Ctx<'_>, body: &[u8]) -> Option<pb::Data> {
+pub fn parse_yaml(cx: &mut Ctx<'_>, body: &[u8]) -> Option<Val> {
     parse_yaml_at(cx, body, 0)
 }
 
 /// Like [`parse_yaml`] for a value nested `depth` levels deep.
-pub fn parse_yaml_at(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<pb::Data> {
+pub fn parse_yaml_at(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<Val> {
     let saved = cx.stats;
     let mut docs = serde_norway::Deserializer::from_slice(body);
     let d = match docs.next() {
         Some(doc) => DataSeed { cx: &mut *cx, depth, sensitive: false }.deserialize(doc).ok(),
-        None => Some(pb::Data { value: Some(D::Optional(none())), ..Default::default() }),
+        None => Some(Val::Null),
     };
     if d.is_none() {
         cx.stats = saved;
     }
     d
-}
-
-fn none() -> pb::Optional {
-    pb::Optional { value: Some(pb::optional::Value::None(pb::NoneValue {})) }
-}
-
-fn prim(p: pb::Primitive) -> pb::Data {
-    pb::Data { value: Some(D::Primitive(p)), ..Default::default() }
-}
-
-fn scalar(v: P) -> pb::Primitive {
-    pb::Primitive { value: Some(v), ..Default::default() }
 }
 
 /// Builds one value; `sensitive` when a field name above it was.
@@ -75,44 +63,44 @@ struct DataSeed<'c, 'r> {
 }
 
 impl<'de> DeserializeSeed<'de> for DataSeed<'_, '_> {
-    type Value = pb::Data;
+    type Value = Val;
 
-    fn deserialize<Des: de::Deserializer<'de>>(self, d: Des) -> Result<pb::Data, Des::Error> {
+    fn deserialize<Des: de::Deserializer<'de>>(self, d: Des) -> Result<Val, Des::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl DataSeed<'_, '_> {
-    fn number(self, v: P) -> pb::Data {
-        let mut p = scalar(v);
+    fn number(self, v: P) -> Val {
+        let mut p = Prim::new(v);
         self.cx.check(&mut p, self.sensitive);
-        prim(p)
+        Val::Prim(p)
     }
 }
 
 impl<'de> Visitor<'de> for DataSeed<'_, '_> {
-    type Value = pb::Data;
+    type Value = Val;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a value")
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<pb::Data, E> {
-        Ok(self.number(P::BoolValue(pb::Bool { r#type: None, value: v })))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Val, E> {
+        Ok(self.number(P::Bool(v)))
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<pb::Data, E> {
-        Ok(self.number(P::Int64Value(pb::Int64 { r#type: None, value: v })))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Val, E> {
+        Ok(self.number(P::I64(v)))
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<pb::Data, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Val, E> {
         Ok(match i64::try_from(v) {
-            Ok(i) => self.number(P::Int64Value(pb::Int64 { r#type: None, value: i })),
-            Err(_) => self.number(P::Uint64Value(pb::Uint64 { r#type: None, value: v })),
+            Ok(i) => self.number(P::I64(i)),
+            Err(_) => self.number(P::U64(v)),
         })
     }
 
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<pb::Data, E> {
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Val, E> {
         match i64::try_from(v) {
             Ok(i) => self.visit_i64(i),
             Err(_) => match u64::try_from(v) {
@@ -122,74 +110,84 @@ impl<'de> Visitor<'de> for DataSeed<'_, '_> {
         }
     }
 
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<pb::Data, E> {
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Val, E> {
         match u64::try_from(v) {
             Ok(u) => self.visit_u64(u),
             Err(_) => self.visit_f64(v as f64),
         }
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<pb::Data, E> {
-        Ok(self.number(P::DoubleValue(pb::Double { r#type: None, value: v })))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Val, E> {
+        Ok(self.number(P::F64(v)))
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<pb::Data, E> {
-        Ok(prim(self.cx.string(v.to_owned(), self.sensitive)))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Val, E> {
+        Ok(Val::Prim(self.cx.string(v.to_owned(), self.sensitive)))
     }
 
-    fn visit_string<E: de::Error>(self, v: String) -> Result<pb::Data, E> {
-        Ok(prim(self.cx.string(v, self.sensitive)))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Val, E> {
+        Ok(Val::Prim(self.cx.string(v, self.sensitive)))
     }
 
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<pb::Data, E> {
-        Ok(prim(self.cx.text(v, self.sensitive)))
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Val, E> {
+        Ok(Val::Prim(self.cx.text(v, self.sensitive)))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<pb::Data, E> {
-        Ok(pb::Data { value: Some(D::Optional(none())), ..Default::default() })
+    fn visit_unit<E: de::Error>(self) -> Result<Val, E> {
+        Ok(Val::Null)
     }
 
-    fn visit_none<E: de::Error>(self) -> Result<pb::Data, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Val, E> {
         self.visit_unit()
     }
 
-    fn visit_some<Des: de::Deserializer<'de>>(self, d: Des) -> Result<pb::Data, Des::Error> {
+    fn visit_some<Des: de::Deserializer<'de>>(self, d: Des) -> Result<Val, Des::Error> {
         d.deserialize_any(self)
     }
 
-    fn visit_newtype_struct<Des: de::Deserializer<'de>>(self, d: Des) -> Result<pb::Data, Des::Error> {
+    fn visit_newtype_struct<Des: de::Deserializer<'de>>(self, d: Des) -> Result<Val, Des::Error> {
         d.deserialize_any(self)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<pb::Data, A::Error> {
-        let mut elems = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
+        let mut elems = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
         if self.depth >= self.cx.max_depth {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
             self.cx.stats.depth_capped += 1;
         } else {
-            while let Some(d) = seq.next_element_seed(DataSeed { cx: &mut *self.cx, depth: self.depth + 1, sensitive: self.sensitive })? {
-                elems.push(d);
+            let cap = if self.cx.max_list == 0 { usize::MAX } else { self.cx.max_list };
+            while elems.len() < cap {
+                match seq.next_element_seed(DataSeed { cx: &mut *self.cx, depth: self.depth + 1, sensitive: self.sensitive })? {
+                    Some(d) => elems.push(d),
+                    None => return Ok(Val::List(elems)),
+                }
             }
+            // Past the cap: read (the body must still be valid), counted, not kept.
+            let mut dropped = 0u64;
+            while seq.next_element::<IgnoredAny>()?.is_some() {
+                dropped += 1;
+            }
+            self.cx.stats.list_elements_dropped += dropped;
         }
-        Ok(pb::Data { value: Some(D::List(pb::List { elems })), ..Default::default() })
+        Ok(Val::List(elems))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<pb::Data, A::Error> {
-        let mut fields = BTreeMap::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
         if self.depth >= self.cx.max_depth {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
             self.cx.stats.depth_capped += 1;
         } else {
-            while let Some(k) = map.next_key_seed(KeySeed)? {
-                let sensitive = self.sensitive || self.cx.sensitive_name(&k);
+            while let Some(k) = map.next_key_seed(NameSeed(&mut self.cx.names))? {
+                let sensitive = self.sensitive || self.cx.sensitive_name(&k.name);
                 let v = map.next_value_seed(DataSeed { cx: &mut *self.cx, depth: self.depth + 1, sensitive })?;
-                fields.insert(k, v);
+                fields.push((k, v));
             }
         }
-        Ok(pb::Data { value: Some(D::Struct(pb::Struct { fields, map_type: None })), ..Default::default() })
+        Ok(Val::struct_last_wins(fields))
     }
 
-    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<pb::Data, A::Error> {
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Val, A::Error> {
         // A YAML tagged value (`!tag value`): a struct of one field named after the tag.
         use de::VariantAccess;
         let (tag, variant): (String, _) = data.variant_seed(KeySeed)?;
@@ -197,7 +195,47 @@ impl<'de> Visitor<'de> for DataSeed<'_, '_> {
         let sensitive = self.sensitive;
         let cx = self.cx;
         let v = variant.newtype_variant_seed(DataSeed { cx, depth, sensitive })?;
-        Ok(super::struct_data(BTreeMap::from([(tag, v)])))
+        Ok(Val::Struct(vec![(Key::from(tag), v)]))
+    }
+}
+
+/// Reads a map key as a shared [`Key`] without allocating for names seen before.
+struct NameSeed<'c>(&'c mut crate::ir::value::Interner);
+
+impl<'de> DeserializeSeed<'de> for NameSeed<'_> {
+    type Value = Key;
+
+    fn deserialize<Des: de::Deserializer<'de>>(self, d: Des) -> Result<Key, Des::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NameSeed<'_> {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a scalar key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        Ok(self.0.key(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Key, E> {
+        Ok(self.0.key(&v.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Key, E> {
+        Ok(self.0.key(&v.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Key, E> {
+        Ok(self.0.key(&v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Key, E> {
+        Ok(self.0.key(&v.to_string()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Key, E> {
+        Ok(self.0.key("null"))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Key, E> {
+        Ok(self.0.key(&String::from_utf8_lossy(v)))
     }
 }
 
@@ -249,7 +287,7 @@ mod tests {
     use super::*;
     use crate::ir::text;
 
-    fn json(s: &str) -> pb::Data {
+    fn json(s: &str) -> Val {
         parse_json(&mut Ctx::new(None), s.as_bytes()).expect("parses")
     }
 
@@ -275,10 +313,10 @@ mod tests {
             want.push_str(line);
             want.push('\n');
         }
-        let want: pb::Data = text::parse(&want).unwrap();
-        assert_eq!(d, want);
+        let want: crate::ir::pb::Data = text::parse(&want).unwrap();
+        assert_eq!(d.to_pb(), want);
         // A JSON string holding a number stays a string.
-        assert!(matches!(json(r#""12""#).value, Some(D::Primitive(pb::Primitive { value: Some(P::StringValue(_)), .. }))));
+        assert!(matches!(json(r#""12""#), Val::Prim(Prim { val: P::Str(_), .. })));
     }
 
     #[test]
@@ -295,7 +333,7 @@ mod tests {
         cx.max_depth = 3;
         let d = parse_json(&mut cx, b"[[[[[1]]]], {\"a\": {\"b\": {\"c\": {}}}}]").unwrap();
         assert_eq!(cx.stats.depth_capped, 2);
-        let t = crate::ir::body::flat_text(&d);
+        let t = crate::ir::body::flat_val(&d);
         assert!(!t.contains("int64_value"), "{t}");
         // Hostile nesting past serde_json's own limit fails cleanly.
         let deep = "[".repeat(100_000);
@@ -303,10 +341,24 @@ mod tests {
     }
 
     #[test]
+    fn long_lists_keep_their_first_elements() {
+        let mut cx = Ctx::new(None);
+        cx.max_list = 3;
+        let d = parse_json(&mut cx, b"[1, 2, 3, 4, [5, 6, 7, 8, 9]]").unwrap();
+        assert_eq!(crate::ir::body::flat_val(&d).matches("int64_value").count(), 3);
+        assert_eq!(cx.stats.list_elements_dropped, 2);
+        // What is dropped must still be JSON.
+        assert!(parse_json(&mut cx, b"[1, 2, 3, 4, {]").is_none());
+        cx.max_list = 0;
+        let d = parse_json(&mut cx, b"[1, 2, 3, 4, 5]").unwrap();
+        assert_eq!(crate::ir::body::flat_val(&d).matches("int64_value").count(), 5);
+    }
+
+    #[test]
     fn yaml() {
         let mut cx = Ctx::new(None);
         let d = parse_yaml(&mut cx, b"name: x\ncount: 3\n1: one\ntags: [a, b]\nwhen: 2024-02-29T10:33:00Z\nnothing: ~\n").unwrap();
-        let t = crate::ir::body::flat_text(&d);
+        let t = crate::ir::body::flat_val(&d);
         for want in ["key: \"1\"", "key: \"count\"", "int64_value", "rfc_3339", "none {"] {
             assert!(t.contains(want), "{want} in {t}");
         }
@@ -331,7 +383,7 @@ mod tests {
             br#"{"user": "jo", "password": "hunter2", "auth": {"token": "abc", "n": 5}, "card": "4111 1111 1111 1111"}"#,
         )
         .unwrap();
-        let t = crate::ir::body::flat_text(&d);
+        let t = crate::ir::body::flat_val(&d);
         for secret in ["hunter2", "abc", "4111"] {
             assert!(!t.contains(secret), "{secret} in {t}");
         }

@@ -13,7 +13,10 @@
 //!
 //! A body that does not parse as its type never fails anything: it becomes a string (UTF-8)
 //! or bytes sample and the failure is counted per type in [`BodyStats`]. Nesting deeper than
-//! [`Ctx::max_depth`] is cut (the subtree becomes an empty struct or list) and counted.
+//! [`Ctx::max_depth`] is cut (the subtree becomes an empty struct or list) and counted. A JSON
+//! or YAML list keeps its first [`Ctx::max_list`] elements (the rest is still read, so a bad
+//! body is still noticed, and counted): a witness describes the shape of a call, and the IR of a
+//! 16 MiB array would otherwise cost many times its size in memory in every shard.
 
 pub mod form;
 pub mod json;
@@ -25,6 +28,7 @@ use serde::Serialize;
 use super::formats;
 use super::pb::{self, http_body::ContentType};
 use super::redact::Redactor;
+use super::value::{Interner, Key, Prim, Scalar, Val};
 
 /// Bodies that failed to parse as their declared type, by type.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -56,6 +60,8 @@ pub struct IrStats {
     pub unparsed_bodies: BodyStats,
     /// Subtrees cut at the nesting cap.
     pub depth_capped: u64,
+    /// List elements past the list cap (read, not kept).
+    pub list_elements_dropped: u64,
     /// Bodies kept as a sample of their first bytes.
     pub bodies_sampled: u64,
     /// Values replaced by redaction.
@@ -66,6 +72,7 @@ impl IrStats {
     pub fn add(&mut self, o: &IrStats) {
         self.unparsed_bodies.add(&o.unparsed_bodies);
         self.depth_capped += o.depth_capped;
+        self.list_elements_dropped += o.list_elements_dropped;
         self.bodies_sampled += o.bodies_sampled;
         self.redactions += o.redactions;
     }
@@ -75,18 +82,29 @@ impl IrStats {
 pub const MAX_DEPTH: usize = 64;
 /// Default size of text and bytes samples.
 pub const SAMPLE: usize = 4096;
+/// Default number of elements kept of a list in a body.
+pub const MAX_LIST: usize = 32;
 
 /// What body parsing needs: the redaction rules, the caps and the counters.
 pub struct Ctx<'r> {
     pub redact: Option<&'r Redactor>,
     pub max_depth: usize,
+    /// Elements kept of a list (0: all).
+    pub max_list: usize,
     pub sample: usize,
     pub stats: IrStats,
+    /// Field names shared from body to body.
+    pub names: Interner,
 }
 
 impl<'r> Ctx<'r> {
     pub fn new(redact: Option<&'r Redactor>) -> Self {
-        Ctx { redact, max_depth: MAX_DEPTH, sample: SAMPLE, stats: IrStats::default() }
+        Ctx { redact, max_depth: MAX_DEPTH, max_list: MAX_LIST, sample: SAMPLE, stats: IrStats::default(), names: Interner::default() }
+    }
+
+    /// A field name, shared.
+    pub fn key(&mut self, name: &str) -> Key {
+        self.names.key(name)
     }
 
     /// Whether a field name marks its value (and everything below it) as sensitive.
@@ -96,14 +114,14 @@ impl<'r> Ctx<'r> {
 
     /// A value from text that has no type of its own (query, header, form field, XML text):
     /// categorised, then redacted when its name or its value is sensitive.
-    pub fn text(&mut self, b: &[u8], sensitive: bool) -> pb::Primitive {
+    pub fn text(&mut self, b: &[u8], sensitive: bool) -> Prim {
         let mut p = formats::categorize(b);
         self.check(&mut p, sensitive);
         p
     }
 
     /// A string that is a string (JSON, YAML): its format, then redaction.
-    pub fn string(&mut self, s: String, sensitive: bool) -> pb::Primitive {
+    pub fn string(&mut self, s: String, sensitive: bool) -> Prim {
         let mut p = formats::string_primitive(s);
         self.check(&mut p, sensitive);
         p
@@ -111,15 +129,14 @@ impl<'r> Ctx<'r> {
 
     /// Redacts `p` when `sensitive`, or when it is a string or number matching a sensitive
     /// value pattern.
-    pub fn check(&mut self, p: &mut pb::Primitive, sensitive: bool) {
+    pub fn check(&mut self, p: &mut Prim, sensitive: bool) {
         let Some(r) = self.redact else { return };
-        use pb::primitive::Value as V;
         let hit = sensitive
-            || match &p.value {
-                Some(V::StringValue(s)) => r.sensitive_value(s.value.as_bytes()),
-                Some(V::BytesValue(b)) => r.sensitive_value(&b.value),
-                Some(V::Int64Value(i)) => i.value > 999_999_999_999 && r.sensitive_value(i.value.to_string().as_bytes()),
-                Some(V::Uint64Value(u)) => r.sensitive_value(u.value.to_string().as_bytes()),
+            || match &p.val {
+                Scalar::Str(s) => r.sensitive_value(s.as_bytes()),
+                Scalar::Bytes(b) => r.sensitive_value(b),
+                Scalar::I64(i) => *i > 999_999_999_999 && r.sensitive_value(i.to_string().as_bytes()),
+                Scalar::U64(u) => r.sensitive_value(u.to_string().as_bytes()),
                 _ => false,
             };
         if hit {
@@ -130,7 +147,7 @@ impl<'r> Ctx<'r> {
 
     /// The first `sample` bytes of `b` as a string (cut at a character boundary) when UTF-8,
     /// else as bytes.
-    pub fn sample(&mut self, b: &[u8], sensitive: bool) -> pb::Primitive {
+    pub fn sample(&mut self, b: &[u8], sensitive: bool) -> Prim {
         let cut = b.len().min(self.sample);
         if cut < b.len() {
             self.stats.bodies_sampled += 1;
@@ -142,31 +159,28 @@ impl<'r> Ctx<'r> {
                 let s = std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default();
                 formats::string_primitive(s.to_owned())
             }
-            Err(_) => pb::Primitive {
-                value: Some(pb::primitive::Value::BytesValue(pb::Bytes { r#type: None, value: b[..cut].to_vec() })),
-                ..Default::default()
-            },
+            Err(_) => Prim::new(Scalar::Bytes(b[..cut].to_vec())),
         };
         if let Some(r) = self.redact {
-            let text: &[u8] = match &p.value {
-                Some(pb::primitive::Value::StringValue(s)) => s.value.as_bytes(),
-                Some(pb::primitive::Value::BytesValue(b)) => &b.value,
-                _ => &[],
-            };
             if sensitive {
                 super::redact::redact_primitive(&mut p);
                 self.stats.redactions += 1;
-            } else if let Some((masked, n)) = r.mask(text) {
-                // A long sample keeps its shape: only the matches are masked.
-                self.stats.redactions += n;
-                p.formats.clear();
-                p.format_kind.clear();
-                match &mut p.value {
-                    Some(pb::primitive::Value::StringValue(s)) => s.value = String::from_utf8_lossy(&masked).into_owned(),
-                    Some(pb::primitive::Value::BytesValue(b)) => b.value = masked,
-                    _ => {}
+            } else {
+                let text: &[u8] = match &p.val {
+                    Scalar::Str(s) => s.as_bytes(),
+                    Scalar::Bytes(b) => b,
+                    _ => &[],
+                };
+                if let Some((masked, n)) = r.mask(text) {
+                    // A long sample keeps its shape: only the matches are masked.
+                    self.stats.redactions += n;
+                    p.val = match p.val {
+                        Scalar::Str(_) => Scalar::Str(String::from_utf8_lossy(&masked).into_owned()),
+                        _ => Scalar::Bytes(masked),
+                    };
+                    p.format = None;
+                    p.sensitive = true;
                 }
-                p.akita_annotations = Some(pb::AkitaAnnotations { is_sensitive: true, ..Default::default() });
             }
         }
         p
@@ -220,32 +234,31 @@ fn body_meta(ct: ContentType, media: &str) -> pb::http_meta::Location {
     pb::http_meta::Location::Body(pb::HttpBody { content_type: ct as i32, other_type })
 }
 
-/// A body as a `Data` value (without its `meta`) and the HTTP location that describes it.
-pub fn parse(cx: &mut Ctx<'_>, content_type: Option<&[u8]>, body: &[u8]) -> (pb::Data, pb::http_meta::Location) {
+/// A body as a value and the HTTP location that describes it.
+pub fn parse(cx: &mut Ctx<'_>, content_type: Option<&[u8]>, body: &[u8]) -> (Val, pb::http_meta::Location) {
     let ct_raw = content_type.unwrap_or(b"");
     let media = media_type(ct_raw);
     let (kind, ct) = classify(&media);
-    let value = |p: pb::Primitive| pb::Data { value: Some(pb::data::Value::Primitive(p)), ..Default::default() };
     match kind {
         Kind::Json => match json::parse_json(cx, body) {
             Some(d) => (d, body_meta(ct, &media)),
             None => {
                 cx.stats.unparsed_bodies.json += 1;
-                (value(cx.sample(body, false)), body_meta(ct, &media))
+                (Val::Prim(cx.sample(body, false)), body_meta(ct, &media))
             }
         },
         Kind::Yaml => match json::parse_yaml(cx, body) {
             Some(d) => (d, body_meta(ct, &media)),
             None => {
                 cx.stats.unparsed_bodies.yaml += 1;
-                (value(cx.sample(body, false)), body_meta(ct, &media))
+                (Val::Prim(cx.sample(body, false)), body_meta(ct, &media))
             }
         },
         Kind::Xml => match xml::parse(cx, body) {
             Some(d) => (d, body_meta(ct, &media)),
             None => {
                 cx.stats.unparsed_bodies.xml += 1;
-                (value(cx.sample(body, false)), body_meta(ct, &media))
+                (Val::Prim(cx.sample(body, false)), body_meta(ct, &media))
             }
         },
         Kind::Form => (form::parse(cx, body), body_meta(ct, &media)),
@@ -257,11 +270,11 @@ pub fn parse(cx: &mut Ctx<'_>, content_type: Option<&[u8]>, body: &[u8]) -> (pb:
                 Some(d) => (d, loc),
                 None => {
                     cx.stats.unparsed_bodies.multipart += 1;
-                    (value(cx.sample(body, false)), loc)
+                    (Val::Prim(cx.sample(body, false)), loc)
                 }
             }
         }
-        Kind::Text | Kind::Bytes => (value(cx.sample(body, false)), body_meta(ct, &media)),
+        Kind::Text | Kind::Bytes => (Val::Prim(cx.sample(body, false)), body_meta(ct, &media)),
         Kind::Unknown => {
             let first = body.iter().find(|c| !c.is_ascii_whitespace());
             if matches!(first, Some(b'{' | b'[')) {
@@ -270,16 +283,15 @@ pub fn parse(cx: &mut Ctx<'_>, content_type: Option<&[u8]>, body: &[u8]) -> (pb:
                     return (d, body_meta(ContentType::Json, ""));
                 }
             }
-            (value(cx.sample(body, false)), body_meta(ContentType::Unknown, ""))
+            (Val::Prim(cx.sample(body, false)), body_meta(ContentType::Unknown, ""))
         }
     }
 }
 
-/// A part or nested value by its content type, without meta (multipart parts).
-pub(crate) fn value_of(cx: &mut Ctx<'_>, content_type: Option<&[u8]>, body: &[u8], depth: usize, sensitive: bool) -> pb::Data {
-    let prim = |p: pb::Primitive| pb::Data { value: Some(pb::data::Value::Primitive(p)), ..Default::default() };
+/// A part or nested value by its content type (multipart parts).
+pub(crate) fn value_of(cx: &mut Ctx<'_>, content_type: Option<&[u8]>, body: &[u8], depth: usize, sensitive: bool) -> Val {
     if sensitive {
-        return prim(cx.sample(body, true));
+        return Val::Prim(cx.sample(body, true));
     }
     let ct_raw = content_type.unwrap_or(b"");
     let media = media_type(ct_raw);
@@ -292,10 +304,10 @@ pub(crate) fn value_of(cx: &mut Ctx<'_>, content_type: Option<&[u8]>, body: &[u8
         Kind::Multipart(_) if depth < cx.max_depth => multipart::parse(cx, ct_raw, body, depth + 1),
         Kind::Multipart(_) => {
             cx.stats.depth_capped += 1;
-            Some(pb::Data { value: Some(pb::data::Value::Struct(pb::Struct::default())), ..Default::default() })
+            Some(Val::Struct(Vec::new()))
         }
-        Kind::Unknown => return prim(if body.len() <= 256 { cx.text(body, false) } else { cx.sample(body, false) }),
-        Kind::Text | Kind::Bytes => return prim(cx.sample(body, false)),
+        Kind::Unknown => return Val::Prim(if body.len() <= 256 { cx.text(body, false) } else { cx.sample(body, false) }),
+        Kind::Text | Kind::Bytes => return Val::Prim(cx.sample(body, false)),
     };
     match parsed {
         Some(d) => d,
@@ -307,43 +319,20 @@ pub(crate) fn value_of(cx: &mut Ctx<'_>, content_type: Option<&[u8]>, body: &[u8
                 Kind::Xml => s.xml += 1,
                 _ => s.multipart += 1,
             }
-            prim(cx.sample(body, false))
+            Val::Prim(cx.sample(body, false))
         }
     }
 }
 
-/// `Data` holding a struct.
-pub(crate) fn struct_data(fields: std::collections::BTreeMap<String, pb::Data>) -> pb::Data {
-    pb::Data { value: Some(pb::data::Value::Struct(pb::Struct { fields, map_type: None })), ..Default::default() }
-}
-
-/// `Data` holding a primitive.
-pub(crate) fn prim_data(p: pb::Primitive) -> pb::Data {
-    pb::Data { value: Some(pb::data::Value::Primitive(p)), ..Default::default() }
-}
-
-/// Groups values by name: a name seen once maps to its value, a repeated one to a list.
-pub(crate) fn group(pairs: Vec<(String, pb::Data)>) -> std::collections::BTreeMap<String, pb::Data> {
-    let mut all: std::collections::BTreeMap<String, Vec<pb::Data>> = std::collections::BTreeMap::new();
-    for (k, v) in pairs {
-        all.entry(k).or_default().push(v);
-    }
-    all.into_iter()
-        .map(|(k, mut vs)| {
-            let v = if vs.len() == 1 {
-                vs.pop().expect("one value")
-            } else {
-                pb::Data { value: Some(pb::data::Value::List(pb::List { elems: vs })), ..Default::default() }
-            };
-            (k, v)
-        })
-        .collect()
-}
-
-/// The text format of `m` on one line (whitespace runs as one space), for tests.
 #[cfg(test)]
 pub(crate) fn flat_text<T: crate::ir::text::TextFormat>(m: &T) -> String {
     crate::ir::text::to_text(m).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The text format of a value's `Data` on one line, for tests.
+#[cfg(test)]
+pub(crate) fn flat_val(v: &Val) -> String {
+    flat_text(&v.to_pb())
 }
 
 #[cfg(test)]
@@ -374,9 +363,9 @@ mod tests {
         assert_eq!(media_type(b" Application/JSON ; charset=utf-8"), "application/json");
     }
 
-    fn prim_of(d: &pb::Data) -> &pb::primitive::Value {
-        match &d.value {
-            Some(pb::data::Value::Primitive(p)) => p.value.as_ref().unwrap(),
+    fn prim_of(d: &Val) -> &Scalar {
+        match d {
+            Val::Prim(p) => &p.val,
             v => panic!("not a primitive: {v:?}"),
         }
     }
@@ -385,10 +374,10 @@ mod tests {
     fn bad_bodies_become_samples_and_are_counted() {
         let mut cx = Ctx::new(None);
         let (d, loc) = parse(&mut cx, Some(b"application/json"), b"{not json");
-        assert!(matches!(prim_of(&d), pb::primitive::Value::StringValue(s) if s.value == "{not json"));
+        assert!(matches!(prim_of(&d), Scalar::Str(s) if s == "{not json"));
         assert!(matches!(loc, pb::http_meta::Location::Body(b) if b.content_type == ContentType::Json as i32));
         let (d, _) = parse(&mut cx, Some(b"application/json"), b"\xff\xfe");
-        assert!(matches!(prim_of(&d), pb::primitive::Value::BytesValue(_)));
+        assert!(matches!(prim_of(&d), Scalar::Bytes(_)));
         let (_, _) = parse(&mut cx, Some(b"application/xml"), b"<a><b></a>");
         let (_, _) = parse(&mut cx, Some(b"application/yaml"), b"a: [1, 2");
         let (_, _) = parse(&mut cx, Some(b"multipart/form-data"), b"no boundary");
@@ -400,21 +389,10 @@ mod tests {
         let mut cx = Ctx::new(None);
         cx.sample = 4;
         let p = cx.sample("aéé".as_bytes(), false);
-        assert!(matches!(p.value, Some(pb::primitive::Value::StringValue(s)) if s.value == "aé"));
+        assert!(matches!(p.val, Scalar::Str(s) if s == "aé"));
         assert_eq!(cx.stats.bodies_sampled, 1);
         let (d, loc) = parse(&mut cx, None, b"[1]");
-        assert!(matches!(d.value, Some(pb::data::Value::List(_))));
+        assert!(matches!(d, Val::List(_)));
         assert!(matches!(loc, pb::http_meta::Location::Body(b) if b.content_type == ContentType::Json as i32));
-    }
-
-    #[test]
-    fn repeated_names_become_lists() {
-        let p = |s: &str| prim_data(crate::ir::formats::categorize(s.as_bytes()));
-        let g = group(vec![("a".into(), p("1")), ("b".into(), p("x")), ("a".into(), p("2")), ("a".into(), p("3"))]);
-        match &g["a"].value {
-            Some(pb::data::Value::List(l)) => assert_eq!(l.elems.len(), 3),
-            v => panic!("{v:?}"),
-        }
-        assert!(matches!(g["b"].value, Some(pb::data::Value::Primitive(_))));
     }
 }

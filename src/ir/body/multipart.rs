@@ -3,9 +3,9 @@
 //! text, categorised; a file part without one is a sample). A name used by several parts maps
 //! to a list of them.
 
-use super::{Ctx, group, prim_data, struct_data, value_of};
+use super::{Ctx, value_of};
 use crate::http::decode::trim;
-use crate::ir::pb;
+use crate::ir::value::Val;
 
 /// A parameter of a header value (`boundary=x`, `name="y"`), quotes removed.
 pub fn param<'a>(value: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
@@ -74,7 +74,7 @@ pub fn parts<'a>(content_type: &[u8], body: &'a [u8]) -> Option<Vec<Part<'a>>> {
 }
 
 /// A multipart body as a struct, parts nested `depth` levels deep.
-pub fn parse(cx: &mut Ctx<'_>, content_type: &[u8], body: &[u8], depth: usize) -> Option<pb::Data> {
+pub fn parse(cx: &mut Ctx<'_>, content_type: &[u8], body: &[u8], depth: usize) -> Option<Val> {
     let parts = parts(content_type, body)?;
     let mut fields = Vec::with_capacity(parts.len());
     for (i, p) in parts.iter().enumerate() {
@@ -84,12 +84,12 @@ pub fn parse(cx: &mut Ctx<'_>, content_type: &[u8], body: &[u8], depth: usize) -
         };
         let sensitive = cx.sensitive_name(&key);
         let v = match (p.content_type, p.filename) {
-            (None, None) => prim_data(cx.text(p.content, sensitive)),
+            (None, None) => Val::Prim(cx.text(p.content, sensitive)),
             (ct, _) => value_of(cx, ct.or(Some(b"application/octet-stream")), p.content, depth + 1, sensitive),
         };
-        fields.push((key, v));
+        fields.push((cx.key(&key), v));
     }
-    Some(struct_data(group(fields)))
+    Some(Val::struct_grouped(fields))
 }
 
 #[cfg(test)]
@@ -101,7 +101,7 @@ mod tests {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\n42\r\n--XyZ\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n{\"kind\":\"upload\"}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"up\"; filename=\"a.bin\"\r\n\r\n\x00\xff\x01\r\n--XyZ--\r\n";
         let mut cx = Ctx::new(None);
         let d = parse(&mut cx, b"multipart/form-data; boundary=XyZ", body, 0).unwrap();
-        let t = crate::ir::body::flat_text(&d);
+        let t = crate::ir::body::flat_val(&d);
         for want in ["key: \"n\"", "int64_value { value: 42 }", "key: \"kind\"", "\"upload\"", "key: \"up\"", "bytes_value"] {
             assert!(t.contains(want), "{want} in {t}");
         }
@@ -113,7 +113,7 @@ mod tests {
     fn mixed_parts_by_position() {
         let body = b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/json\r\n\r\n[1]\r\n--b--";
         let d = parse(&mut Ctx::new(None), b"multipart/mixed; boundary=\"b\"", body, 0).unwrap();
-        let t = crate::ir::body::flat_text(&d);
+        let t = crate::ir::body::flat_val(&d);
         assert!(t.contains("key: \"0\"") && t.contains("\"hello\"") && t.contains("key: \"1\"") && t.contains("list {"), "{t}");
     }
 }

@@ -11,13 +11,13 @@
 
 use quick_xml::events::Event;
 
-use super::{Ctx, group, prim_data, struct_data};
-use crate::ir::pb;
+use super::Ctx;
+use crate::ir::value::{Key, Val};
 
 struct Elem {
     name: String,
-    attrs: Vec<(String, pb::Data)>,
-    children: Vec<(String, pb::Data)>,
+    attrs: Vec<(String, Val)>,
+    children: Vec<(String, Val)>,
     text: String,
     sensitive: bool,
 }
@@ -32,32 +32,31 @@ impl Elem {
             let key = a.key.as_ref().to_string();
             let v = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok()?;
             let s = sensitive || cx.sensitive_name(&key);
-            attrs.push((format!("@{key}"), prim_data(cx.text(v.as_bytes(), s))));
+            attrs.push((format!("@{key}"), Val::Prim(cx.text(v.as_bytes(), s))));
         }
         Some(Elem { name, attrs, children: Vec::new(), text: String::new(), sensitive })
     }
 
-    fn finish(self, cx: &mut Ctx<'_>) -> (String, pb::Data) {
+    fn finish(self, cx: &mut Ctx<'_>) -> (String, Val) {
         let text = self.text.trim();
         if self.attrs.is_empty() && self.children.is_empty() {
-            return (self.name, prim_data(cx.text(text.as_bytes(), self.sensitive)));
+            return (self.name, Val::Prim(cx.text(text.as_bytes(), self.sensitive)));
         }
-        let mut fields = self.attrs;
-        fields.extend(self.children);
+        let mut fields: Vec<(Key, Val)> = self.attrs.into_iter().chain(self.children).map(|(k, v)| (cx.key(&k), v)).collect();
         if !text.is_empty() {
-            fields.push(("#text".to_string(), prim_data(cx.text(text.as_bytes(), self.sensitive))));
+            fields.push((cx.key("#text"), Val::Prim(cx.text(text.as_bytes(), self.sensitive))));
         }
-        (self.name, struct_data(group(fields)))
+        (self.name, Val::struct_grouped(fields))
     }
 }
 
 /// An XML body as `Data`; `None` when it is not well-formed XML.
-pub fn parse(cx: &mut Ctx<'_>, body: &[u8]) -> Option<pb::Data> {
+pub fn parse(cx: &mut Ctx<'_>, body: &[u8]) -> Option<Val> {
     parse_at(cx, body, 0)
 }
 
 /// Like [`parse`] for a document nested `depth` levels deep.
-pub fn parse_at(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<pb::Data> {
+pub fn parse_at(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<Val> {
     let saved = cx.stats;
     let r = build(cx, body, depth);
     if r.is_none() {
@@ -66,12 +65,12 @@ pub fn parse_at(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<pb::Data>
     r
 }
 
-fn build(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<pb::Data> {
+fn build(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<Val> {
     let src = std::str::from_utf8(body).ok()?;
     let mut rd = quick_xml::Reader::from_str(src);
     rd.config_mut().check_end_names = true;
     let mut stack: Vec<Elem> = Vec::new();
-    let mut root: Option<(String, pb::Data)> = None;
+    let mut root: Option<(String, Val)> = None;
     // Elements below the cap: how deep we are inside the skipped subtree.
     let mut skipping = 0usize;
     let room = cx.max_depth.saturating_sub(depth).max(1);
@@ -157,7 +156,7 @@ fn build(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<pb::Data> {
         return None;
     }
     let (name, d) = root?;
-    Some(struct_data(std::collections::BTreeMap::from([(name, d)])))
+    Some(Val::Struct(vec![(cx.key(&name), d)]))
 }
 
 #[cfg(test)]
@@ -178,7 +177,7 @@ mod tests {
   text &#65;
 </order>"#;
         let d = parse(&mut cx, body).unwrap();
-        let t = crate::ir::body::flat_text(&d);
+        let t = crate::ir::body::flat_val(&d);
         for want in [
             r#"key: "order""#,
             r#"key: "@id""#,
@@ -210,12 +209,12 @@ mod tests {
     fn entities_are_not_expanded_and_nesting_is_capped() {
         let mut cx = Ctx::new(None);
         let bomb = br#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]><l>&b;</l>"#;
-        let t = crate::ir::body::flat_text(&parse(&mut cx, bomb).unwrap());
+        let t = crate::ir::body::flat_val(&parse(&mut cx, bomb).unwrap());
         assert!(t.contains(r#""&b;""#), "{t}");
         cx.max_depth = 3;
         let deep = format!("{}{}", "<a>".repeat(10_000), "</a>".repeat(10_000));
         let d = parse(&mut cx, deep.as_bytes()).unwrap();
         assert_eq!(cx.stats.depth_capped, 1);
-        assert!(crate::ir::body::flat_text(&d).matches("key: \"a\"").count() <= 4);
+        assert!(crate::ir::body::flat_val(&d).matches("key: \"a\"").count() <= 4);
     }
 }
