@@ -1,8 +1,9 @@
 //! Throughput of each stage of `convert`, in bytes of capture per second, on a generated capture
 //! of realistic API traffic (`apitool::synth`, seed 7, 32 MiB): frame iteration, link/IP/TCP
-//! decoding, reassembly with HTTP parsing and body decoding, HAR entry writing, body decoding
-//! alone, and the whole conversion. Before measuring it prints allocations per packet and per
-//! exchange of a whole conversion, counted by a wrapping global allocator.
+//! decoding, reassembly with HTTP parsing and body decoding, HAR entry writing, witness building
+//! (construction, hashing and encoding), body decoding alone, and the whole conversion to HAR
+//! and to witnesses. Before measuring it prints allocations per packet and per exchange of a
+//! whole conversion, and per witness, counted by a wrapping global allocator.
 //!
 //! `cargo bench --bench pipeline` (add `-- --quick` for a short run).
 
@@ -15,7 +16,9 @@ use apitool::capture::{FrameReader, Input, Next};
 use apitool::flow::{FlowLimits, Shard};
 use apitool::http::decode::{BodyDecoder, Coding};
 use apitool::http::{Exchange, HttpLimits};
-use apitool::pipeline::{Config, Converter};
+use apitool::ir::build::{WitnessBuilder, WitnessOptions};
+use apitool::out::filter::Filter;
+use apitool::pipeline::{Config, Converter, OutputOptions};
 use apitool::wire::{self, Decoded};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -93,6 +96,26 @@ fn report_allocations(file: &std::path::Path, data: &[u8]) {
         n / packets as f64,
         n / summary.entries.max(1) as f64
     );
+
+    // Witnesses: a whole conversion, and the same with every exchange filtered out (the
+    // difference is what building, hashing, encoding and writing witnesses allocate).
+    let witness_run = |output: OutputOptions| {
+        let conv = Converter::new(Config { threads: 1, output, ..Config::default() });
+        let before = ALLOCS.load(Ordering::Relaxed);
+        let (summary, _, _) = conv
+            .convert_to(Input::open(file).expect("open"), "bench", None::<std::io::Sink>, Some(std::io::sink()), &mut |_| {})
+            .expect("convert");
+        (ALLOCS.load(Ordering::Relaxed) - before, summary)
+    };
+    let (all, summary) = witness_run(OutputOptions::default());
+    let none = Filter::from_patterns(&["^$".into()], &[]).expect("filter");
+    let (base, _) = witness_run(OutputOptions { filter: Some(std::sync::Arc::new(none)), ..OutputOptions::default() });
+    let w = summary.witnesses.as_ref().map_or(0, |w| w.written).max(1) as f64;
+    eprintln!(
+        "allocations in a whole witness conversion: {all} for {w} witnesses: {:.1} per witness, {:.1} per witness for building, hashing, encoding and writing it",
+        all as f64 / w,
+        all.saturating_sub(base) as f64 / w
+    );
 }
 
 fn bench(c: &mut Criterion) {
@@ -134,11 +157,34 @@ fn bench(c: &mut Criterion) {
             black_box(total)
         })
     });
+    g.bench_function("witnesses", |b| {
+        let mut builder = WitnessBuilder::new(WitnessOptions::default());
+        let mut buf = Vec::with_capacity(1 << 20);
+        b.iter(|| {
+            let mut total = 0;
+            for ex in &exchanges {
+                buf.clear();
+                if let Some(w) = builder.build(ex) {
+                    builder.encode(&w, &mut buf);
+                }
+                total += buf.len();
+            }
+            black_box(total)
+        })
+    });
     for threads in [1, 2] {
         let conv = Converter::new(Config { threads, ..Config::default() });
         g.bench_function(format!("convert_{threads}_threads"), |b| {
             b.iter(|| {
                 let (s, _) = conv.convert(Input::open(file.path()).expect("open"), "bench", std::io::sink(), &mut |_| {}).expect("convert");
+                black_box(s.entries)
+            })
+        });
+        g.bench_function(format!("convert_witness_{threads}_threads"), |b| {
+            b.iter(|| {
+                let (s, _, _) = conv
+                    .convert_to(Input::open(file.path()).expect("open"), "bench", None::<std::io::Sink>, Some(std::io::sink()), &mut |_| {})
+                    .expect("convert");
                 black_box(s.entries)
             })
         });

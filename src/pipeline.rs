@@ -753,6 +753,9 @@ fn add_http(a: &mut HttpStats, b: &HttpStats) {
     );
 }
 
+/// What the writer thread hands back: the writers and the number of records it wrote.
+type Written<H, V> = (Option<HarWriter<H>>, Option<WitnessWriter<V>>, u64);
+
 /// Converts captures to HAR with a fixed configuration and thread pool.
 pub struct Converter {
     cfg: Config,
@@ -826,7 +829,7 @@ impl Converter {
         std::thread::scope(|scope| {
             let writer = std::thread::Builder::new()
                 .name("apitool-writer".into())
-                .spawn_scoped(scope, move || -> io::Result<(Option<HarWriter<H>>, Option<WitnessWriter<V>>, u64)> {
+                .spawn_scoped(scope, move || -> io::Result<Written<H, V>> {
                     let (mut har, mut wit) = (har, wit);
                     let mut records = 0u64;
                     for batch in rx {

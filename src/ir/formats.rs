@@ -130,7 +130,11 @@ pub fn detect(s: &str) -> Option<&'static Format> {
 
 /// `scheme://authority[/path...]` for http, https, ws, wss and ftp, without whitespace.
 pub fn is_url(b: &[u8]) -> bool {
-    let Some(p) = memchr::memmem::find(b, b"://") else { return false };
+    // The scheme is at most 5 letters: look for its colon there only.
+    let Some(p) = b.iter().take(6).position(|&c| c == b':') else { return false };
+    if !b[p..].starts_with(b"://") {
+        return false;
+    }
     let scheme = &b[..p];
     let known = [&b"http"[..], b"https", b"ws", b"wss", b"ftp"].iter().any(|k| scheme.eq_ignore_ascii_case(k));
     let rest = &b[p + 3..];
@@ -266,7 +270,7 @@ pub fn is_jwt(b: &[u8]) -> bool {
 pub fn is_base64(b: &[u8]) -> bool {
     let body = b.strip_suffix(b"==").or_else(|| b.strip_suffix(b"=")).unwrap_or(b);
     let padded = body.len() != b.len();
-    if padded && b.len() % 4 != 0 {
+    if padded && !b.len().is_multiple_of(4) {
         return false;
     }
     let (mut upper, mut lower, mut digit) = (false, false, false);
@@ -282,13 +286,15 @@ pub fn is_base64(b: &[u8]) -> bool {
             _ => return false,
         }
     }
-    !(std && url) && upper && lower && digit && (padded || std || body.len() % 4 == 0)
+    !(std && url) && upper && lower && digit && (padded || std || body.len().is_multiple_of(4))
 }
 
 /// A decimal integer without a superfluous leading zero or sign.
 fn plain_integer(s: &[u8]) -> bool {
     let d = s.strip_prefix(b"-").unwrap_or(s);
-    !d.is_empty() && d.iter().all(u8::is_ascii_digit) && !(d.len() > 1 && d[0] == b'0') && !(s[0] == b'-' && d == b"0")
+    let leading_zero = d.len() > 1 && d[0] == b'0';
+    let minus_zero = s[0] == b'-' && d == b"0";
+    !d.is_empty() && d.iter().all(u8::is_ascii_digit) && !leading_zero && !minus_zero
 }
 
 /// A decimal number with a fraction or an exponent (`1.5`, `-2e10`, `.5` is not one).

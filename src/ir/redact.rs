@@ -586,7 +586,7 @@ mod tests {
         for v in ["4111 1111 1111 1112", "hello world", "1234567890123", "2024-02-29T10:33:00Z", "short"] {
             assert!(!r.sensitive_value(v.as_bytes()), "{v}");
         }
-        assert!(luhn(b"79927398713"[..].repeat(1).as_slice()) == false, "11 digits are too few");
+        assert!(!luhn(b"79927398713"), "11 digits are too few");
         let (m, n) = r.mask(b"pay 4111 1111 1111 1111 with Bearer abcdefghijkl").unwrap();
         assert_eq!(String::from_utf8(m).unwrap(), "pay REDACTED with REDACTED");
         assert_eq!(n, 2);

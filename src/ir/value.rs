@@ -312,7 +312,7 @@ pub fn hash_data(v: &Val, meta: Option<Digest>, scratch: &mut Vec<[u8; 16]>) -> 
 // Encoding.
 
 fn varint_len(v: u64) -> usize {
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
