@@ -208,7 +208,6 @@ struct Emit {
     filtered: u64,
     har_redactions: u64,
     without_request: u64,
-    scratch: Vec<u8>,
 }
 
 /// A framed record: `[HAR entry length: u32 LE][HAR entry][witness hash: 8][witness, length
@@ -246,7 +245,6 @@ impl EntrySink {
                 filtered: 0,
                 har_redactions: 0,
                 without_request: 0,
-                scratch: Vec::new(),
             })),
         }
     }
@@ -261,20 +259,15 @@ impl Emit {
             return None;
         }
         // The witness first: it is built from the exchange as captured (it redacts by type).
-        self.scratch.clear();
-        let mut digest = Digest::default();
+        let mut built = None;
         if let Some(b) = &mut self.witness {
-            match b.build(&ex) {
-                Some(w) => {
-                    b.encode(&w, &mut self.scratch);
-                    digest = w.digest;
-                }
-                None => self.without_request += 1,
+            built = b.build(&ex);
+            if built.is_none() {
+                self.without_request += 1;
             }
         }
-        let mut rec = Vec::with_capacity(
-            4 + 8 + self.scratch.len() + if self.har { 1024 + ex.response.as_ref().map_or(0, |r| r.body.len() * 4 / 3) } else { 0 },
-        );
+        let har_cap = if self.har { 1024 + ex.response.as_ref().map_or(0, |r| r.body.len() * 4 / 3) } else { 0 };
+        let mut rec = Vec::with_capacity(4 + 8 + har_cap + if built.is_some() { 4096 } else { 0 });
         rec.extend_from_slice(&[0; 4]);
         if self.har {
             if let Some(r) = &self.redact {
@@ -284,8 +277,13 @@ impl Emit {
             let n = (rec.len() - 4) as u32;
             rec[..4].copy_from_slice(&n.to_le_bytes());
         }
-        rec.extend_from_slice(&digest.0);
-        rec.extend_from_slice(&self.scratch);
+        match (&built, &mut self.witness) {
+            (Some(w), Some(b)) => {
+                rec.extend_from_slice(&w.digest.0);
+                b.encode(w, &mut rec);
+            }
+            _ => rec.extend_from_slice(&[0; 8]),
+        }
         Some(rec)
     }
 }

@@ -200,6 +200,55 @@ fn collect_json(v: &Value, sensitive: bool, out: &mut HashSet<String>) {
     }
 }
 
+/// Walks witnesses with the IR visitor: every primitive below a sensitive field name, query
+/// key, header or cookie must be marked sensitive; returns how many were checked.
+fn check_marked(ws: &[pb::Witness]) -> usize {
+    use apitool::ir::visit::{Context, Visitor, Walk, Walker};
+    struct Check {
+        r: apitool::ir::redact::Redactor,
+        depth_sensitive: Vec<usize>,
+        checked: usize,
+        bad: Vec<String>,
+    }
+    impl<'a> Visitor<'a> for Check {
+        fn struct_field(&mut self, cx: &Context<'_, 'a>, name: &'a str, _: &'a pb::Data) -> Walk {
+            if self.r.sensitive_name(name.as_bytes()) {
+                self.depth_sensitive.push(cx.depth());
+            }
+            Walk::Continue
+        }
+        fn leave_data(&mut self, cx: &Context<'_, 'a>, _: &'a pb::Data) -> Walk {
+            while self.depth_sensitive.last().is_some_and(|&d| d >= cx.depth()) {
+                self.depth_sensitive.pop();
+            }
+            Walk::Continue
+        }
+        fn primitive(&mut self, cx: &Context<'_, 'a>, p: &'a pb::Primitive) -> Walk {
+            use pb::http_meta::Location as L;
+            let named = match cx.location() {
+                Some(L::Header(h)) if cx.depth() == 1 => self.r.sensitive_name(h.key.as_bytes()),
+                Some(L::Query(q)) if cx.depth() == 1 => self.r.sensitive_name(q.key.as_bytes()),
+                Some(L::Cookie(_)) => true,
+                _ => false,
+            };
+            if named || !self.depth_sensitive.is_empty() {
+                self.checked += 1;
+                if !p.akita_annotations.as_ref().is_some_and(|a| a.is_sensitive) {
+                    self.bad.push(format!("{}", cx.path()));
+                }
+            }
+            Walk::Continue
+        }
+    }
+    let mut c = Check { r: apitool::ir::redact::Redactor::builtin(), depth_sensitive: Vec::new(), checked: 0, bad: Vec::new() };
+    let mut walker = Walker::new();
+    for w in ws {
+        assert!(walker.witness(w, &mut c).is_continue());
+    }
+    assert!(c.bad.is_empty(), "sensitive values not marked: {:?}", &c.bad[..c.bad.len().min(10)]);
+    c.checked
+}
+
 fn contains(hay: &[u8], needle: &str) -> bool {
     memchr::memmem::find(hay, needle.as_bytes()).is_some()
 }
@@ -229,7 +278,9 @@ fn redaction_leaves_no_secret_in_either_output() {
         // The redacted HAR is still a HAR with every entry, and the witnesses still decode.
         let red_har: Value = serde_json::from_slice(&har_bytes).unwrap();
         assert_eq!(red_har["log"]["entries"].as_array().unwrap().len(), har["log"]["entries"].as_array().unwrap().len());
-        assert_eq!(decode(&w_bytes).len(), decode(&plain_w).len());
+        let red_ws = decode(&w_bytes);
+        assert_eq!(red_ws.len(), decode(&plain_w).len());
+        assert!(check_marked(&red_ws) > 0, "{name}: sensitive values were found and checked");
     }
 }
 

@@ -62,7 +62,7 @@ pub struct WitnessBuilder {
 }
 
 /// One argument or response: its key (the text of its hash), value and location.
-pub type Entry = (String, Val, pb::DataMeta);
+pub type Entry = (compact_str::CompactString, Val, pb::DataMeta);
 
 /// A built witness: its entries sorted by key, its metadata and its hash.
 #[derive(Clone, Debug)]
@@ -89,7 +89,7 @@ impl Built {
                 .map(|(k, v, m)| {
                     let mut d = v.to_pb();
                     d.meta = Some(m.clone());
-                    (k.clone(), d)
+                    (k.to_string(), d)
                 })
                 .collect()
         };
@@ -117,8 +117,10 @@ impl Built {
             method += ld(entry);
             lens.push((entry, data));
         }
-        let mm = pb::MethodMeta { meta: Some(pb::method_meta::Meta::Http(self.meta.clone())) };
-        method += ld(mm.encoded_len());
+        // MethodMeta { http [2]: HttpMethodMeta }, written without building it.
+        let hmm = self.meta.encoded_len();
+        let mm = ld(hmm);
+        method += ld(mm);
         let witness = ld(method);
         out.reserve(witness + 10);
         prost::encoding::encode_varint(witness as u64, out);
@@ -140,8 +142,10 @@ impl Built {
             m.encode_raw(out);
         }
         out.push(0x22);
-        prost::encoding::encode_varint(mm.encoded_len() as u64, out);
-        mm.encode_raw(out);
+        prost::encoding::encode_varint(mm as u64, out);
+        out.push(0x12);
+        prost::encoding::encode_varint(hmm as u64, out);
+        self.meta.encode_raw(out);
     }
 }
 
@@ -305,14 +309,14 @@ impl WitnessBuilder {
                     pb::http_auth::HttpAuthType::Unknown
                 };
                 out.push((
-                    Val::Prim(Prim::new(Scalar::Str(String::new()))),
+                    Val::Prim(Prim::new(Scalar::Str(Default::default()))),
                     meta(Location::Auth(pb::HttpAuth { r#type: ty as i32 }), code),
                 ));
                 continue;
             }
             let p = if name.eq_ignore_ascii_case(b"proxy-authorization") {
                 // A credential too: its value is never kept.
-                Prim::new(Scalar::Str(String::new()))
+                Prim::new(Scalar::Str(Default::default()))
             } else {
                 let sensitive = cx.redact.is_some_and(|r| r.sensitive_name(name));
                 cx.text(value, sensitive)
@@ -349,7 +353,7 @@ impl WitnessBuilder {
                 }
             };
             let h = value::hash_data(&v, Some(mh), &mut self.scratch);
-            let text = h.encode_text(&mut buf).to_owned();
+            let text = compact_str::CompactString::from(h.encode_text(&mut buf));
             out.push((text, v, m));
             let kh = hash::h_str(&out.last().expect("pushed").0);
             let mut e = [0u8; 16];
@@ -373,12 +377,12 @@ impl WitnessBuilder {
             st.update(entries.as_flattened());
             Digest(st.digest().to_be_bytes())
         };
-        let mut fields: Vec<[u8; 16]> = Vec::with_capacity(4);
-        let mut put = |n: usize, v: Digest| {
-            let mut e = [0u8; 16];
-            e[..8].copy_from_slice(&hash::FIELD_KEYS[n].0);
-            e[8..].copy_from_slice(&v.0);
-            fields.push(e);
+        let mut fields = [[0u8; 16]; 4];
+        let mut n = 0;
+        let mut put = |field: usize, v: Digest| {
+            fields[n][..8].copy_from_slice(&hash::FIELD_KEYS[field].0);
+            fields[n][8..].copy_from_slice(&v.0);
+            n += 1;
         };
         put(1, self.hasher.digest(&method_id()));
         if !args.is_empty() {
@@ -387,8 +391,13 @@ impl WitnessBuilder {
         if !responses.is_empty() {
             put(3, map(responses));
         }
-        put(4, self.hasher.digest(&pb::MethodMeta { meta: Some(pb::method_meta::Meta::Http(meta.clone())) }));
-        let method = map(&mut fields);
+        // MethodMeta { http [2] }: a message of one field.
+        let mut mm = [0u8; 17];
+        mm[0] = b'd';
+        mm[1..9].copy_from_slice(&hash::FIELD_KEYS[2].0);
+        mm[9..].copy_from_slice(&self.hasher.digest(meta).0);
+        put(4, Digest(xxhash_rust::xxh64::xxh64(&mm, 0).to_be_bytes()));
+        let method = map(&mut fields[..n]);
         let mut w = [0u8; 17];
         w[0] = b'd';
         w[1..9].copy_from_slice(&hash::FIELD_KEYS[1].0);
@@ -402,7 +411,7 @@ impl WitnessBuilder {
 pub fn zero_val(v: &mut Val) {
     v.for_each_prim_mut(&mut |p| {
         p.val = match &p.val {
-            Scalar::Str(_) => Scalar::Str(String::new()),
+            Scalar::Str(_) => Scalar::Str(Default::default()),
             Scalar::Bytes(_) => Scalar::Bytes(Vec::new()),
             Scalar::Bool(_) => Scalar::Bool(false),
             Scalar::I64(_) => Scalar::I64(0),

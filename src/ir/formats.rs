@@ -18,6 +18,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use compact_str::CompactString;
+
 use super::value::{Prim, Scalar};
 
 /// A detected format: its name (the key in `Primitive.formats`) and kind (`format_kind`), with
@@ -332,7 +334,7 @@ pub fn categorize(b: &[u8]) -> Prim {
         return Prim::new(v);
     }
     match std::str::from_utf8(b) {
-        Ok(s) => string_primitive(s.to_owned()),
+        Ok(s) => string_primitive(CompactString::from(s)),
         Err(_) => Prim::new(Scalar::Bytes(b.to_vec())),
     }
 }
@@ -370,7 +372,7 @@ fn scalar_of(b: &[u8]) -> Option<Scalar> {
 }
 
 /// A string primitive with its format, if detected.
-pub fn string_primitive(s: String) -> Prim {
+pub fn string_primitive(s: CompactString) -> Prim {
     let format = detect(&s);
     Prim { val: Scalar::Str(s), format, sensitive: false }
 }

@@ -189,7 +189,7 @@ impl Redactor {
 /// Replaces a primitive's value by its redacted form and marks it sensitive.
 pub fn redact_primitive(p: &mut Prim) {
     p.val = match p.val {
-        Scalar::Str(_) => Scalar::Str(MASK.to_string()),
+        Scalar::Str(_) => Scalar::Str(MASK.into()),
         Scalar::Bytes(_) => Scalar::Bytes(Vec::new()),
         Scalar::Bool(_) => Scalar::Bool(false),
         Scalar::I64(_) => Scalar::I64(0),

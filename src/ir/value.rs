@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh64::{Xxh64, xxh64};
 
@@ -22,7 +23,8 @@ use super::pb;
 /// A scalar value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Scalar {
-    Str(String),
+    /// Up to 24 bytes inline: most API values need no allocation.
+    Str(CompactString),
     Bytes(Vec<u8>),
     I64(i64),
     U64(u64),
@@ -168,7 +170,7 @@ impl Prim {
     pub fn to_pb(&self) -> pb::Primitive {
         use pb::primitive::Value as V;
         let value = match &self.val {
-            Scalar::Str(s) => V::StringValue(pb::Str { r#type: None, value: s.clone() }),
+            Scalar::Str(s) => V::StringValue(pb::Str { r#type: None, value: s.to_string() }),
             Scalar::Bytes(b) => V::BytesValue(pb::Bytes { r#type: None, value: b.clone() }),
             Scalar::I64(x) => V::Int64Value(pb::Int64 { r#type: None, value: *x }),
             Scalar::U64(x) => V::Uint64Value(pb::Uint64 { r#type: None, value: *x }),
@@ -515,7 +517,7 @@ mod tests {
 
     fn sample() -> Vec<Val> {
         let uuid = Prim { val: Scalar::Str("123e4567-e89b-12d3-a456-426614174000".into()), format: Some(&formats::UUID), sensitive: false };
-        let red = Prim { val: Scalar::Str(String::new()), format: None, sensitive: true };
+        let red = Prim { val: Scalar::Str(CompactString::default()), format: None, sensitive: true };
         let long = "x".repeat(300);
         vec![
             s(""),

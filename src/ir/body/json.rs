@@ -122,11 +122,11 @@ impl<'de> Visitor<'de> for DataSeed<'_, '_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Val, E> {
-        Ok(Val::Prim(self.cx.string(v.to_owned(), self.sensitive)))
+        Ok(Val::Prim(self.cx.string(v.into(), self.sensitive)))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Val, E> {
-        Ok(Val::Prim(self.cx.string(v, self.sensitive)))
+        Ok(Val::Prim(self.cx.string(v.into(), self.sensitive)))
     }
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Val, E> {

@@ -121,7 +121,7 @@ impl<'r> Ctx<'r> {
     }
 
     /// A string that is a string (JSON, YAML): its format, then redaction.
-    pub fn string(&mut self, s: String, sensitive: bool) -> Prim {
+    pub fn string(&mut self, s: compact_str::CompactString, sensitive: bool) -> Prim {
         let mut p = formats::string_primitive(s);
         self.check(&mut p, sensitive);
         p
@@ -153,11 +153,11 @@ impl<'r> Ctx<'r> {
             self.stats.bodies_sampled += 1;
         }
         let mut p = match std::str::from_utf8(&b[..cut]) {
-            Ok(s) => formats::string_primitive(s.to_owned()),
+            Ok(s) => formats::string_primitive(s.into()),
             Err(e) if e.error_len().is_none() && e.valid_up_to() + 4 > cut => {
                 // A character cut by the sample's end.
                 let s = std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default();
-                formats::string_primitive(s.to_owned())
+                formats::string_primitive(s.into())
             }
             Err(_) => Prim::new(Scalar::Bytes(b[..cut].to_vec())),
         };
@@ -175,7 +175,7 @@ impl<'r> Ctx<'r> {
                     // A long sample keeps its shape: only the matches are masked.
                     self.stats.redactions += n;
                     p.val = match p.val {
-                        Scalar::Str(_) => Scalar::Str(String::from_utf8_lossy(&masked).into_owned()),
+                        Scalar::Str(_) => Scalar::Str(String::from_utf8_lossy(&masked).into()),
                         _ => Scalar::Bytes(masked),
                     };
                     p.format = None;
