@@ -191,7 +191,8 @@ pub enum ConvertError {
 /// Collects the entries a shard produces, serialized.
 ///
 /// The default sink writes HAR entries only. [`EntrySink::with_output`] makes framed records
-/// (see [`Record`]) holding the HAR entry and/or the witness, after filters and redaction.
+/// (`[HAR length: u32][HAR entry][witness hash: 8 bytes][witness]`) holding the HAR entry
+/// and/or the witness, after filters and redaction.
 #[derive(Default)]
 pub struct EntrySink {
     entries: Vec<(EntryKey, Vec<u8>)>,

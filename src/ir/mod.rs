@@ -23,8 +23,13 @@
 //! - **Construction** ([`build`]): an HTTP exchange becomes a witness; bodies are parsed by
 //!   content type ([`body`]), string values categorised and their formats detected
 //!   ([`formats`]), paths optionally templated ([`template`]) and sensitive values optionally
-//!   redacted ([`redact`]). Body nesting is capped ([`body::MAX_DEPTH`]): the hash, printer and
-//!   walker recurse once per nesting level; the text parser caps nesting at [`text::MAX_DEPTH`].
+//!   redacted ([`redact`]). Values are built as a compact tree ([`value::Val`]) whose hash equals
+//!   the ObjectHash of the `Data` it stands for and whose encoding is `prost`'s, byte for byte,
+//!   computed in linear passes; [`build::Built::to_pb`] gives the `prost` messages. Body nesting
+//!   is capped ([`body::MAX_DEPTH`]) and so are list lengths ([`body::MAX_LIST`]): the hash,
+//!   printer and walker recurse once per nesting level; the text parser caps nesting at
+//!   [`text::MAX_DEPTH`].
+//! - **JSON** ([`json`]): witnesses in protobuf's JSON mapping (`apitool witness dump`).
 
 pub mod body;
 pub mod build;
