@@ -49,8 +49,8 @@ impl Default for Config {
             http: HttpLimits::default(),
             defrag: DefragLimits::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            window_bytes: 8 << 20,
-            window_frames: 65_536,
+            window_bytes: 4 << 20,
+            window_frames: 32_768,
             reorder_mem: 16 << 20,
             observe_connections: false,
         }
@@ -625,8 +625,8 @@ impl Converter {
     ) -> Result<(Summary, W), ConvertError> {
         let comment = format!("converted from {name} by apitool");
         let har = HarWriter::new(out, env!("CARGO_PKG_VERSION"), Some(&comment)).map_err(ConvertError::Write)?;
-        // Released entries go to the writer in batches; two batches in flight at most.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(2);
+        // Released entries go to the writer in batches; one batch waits while one is written.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(1);
         std::thread::scope(|scope| {
             let writer = std::thread::Builder::new()
                 .name("apitool-writer".into())
