@@ -186,6 +186,28 @@ pub struct Message {
     pub stream_offset: u64,
 }
 
+impl Message {
+    /// A message whose head is parsed and whose body is still to come: it started with `first`
+    /// and its last byte so far came with `last`.
+    fn new(head: Head, first: Chunk, last: Chunk) -> Message {
+        Message {
+            head,
+            body: Vec::new(),
+            body_wire_len: 0,
+            entity_len: 0,
+            codings: Vec::new(),
+            body_is_encoded: false,
+            body_truncated: false,
+            trailers: Vec::new(),
+            first_ts: first.ts,
+            last_ts: last.ts,
+            first_frame: first.frame,
+            last_frame: last.frame,
+            stream_offset: first.offset,
+        }
+    }
+}
+
 /// A request and its response.
 #[derive(Clone, Debug)]
 pub struct Exchange {
@@ -325,6 +347,26 @@ struct Pending {
     interim: Vec<u16>,
     anomalies: Vec<Anomaly>,
     start: Ts,
+}
+
+impl Pending {
+    /// An exchange with neither message yet, starting at `start`.
+    fn new(id: u64, start: Ts) -> Pending {
+        Pending {
+            id,
+            has_request: false,
+            request: None,
+            req_lost: false,
+            req_head_method: ReqKind::Unknown,
+            req_ack: None,
+            has_response: false,
+            response: None,
+            resp_lost: false,
+            interim: Vec::new(),
+            anomalies: Vec::new(),
+            start,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -540,21 +582,8 @@ impl HttpConn {
     /// so that pairing stays right.
     fn lost_head(&mut self, response: bool, first: Chunk, partial: &[u8], len: u64, cx: &mut Ctx<'_>) {
         let limits = *cx.limits;
-        let msg = partial_head(partial, !response, limits.max_headers).map(|head| Message {
-            head,
-            body: Vec::new(),
-            body_wire_len: 0,
-            entity_len: 0,
-            codings: Vec::new(),
-            body_is_encoded: false,
-            body_truncated: false,
-            trailers: Vec::new(),
-            first_ts: first.ts,
-            last_ts: self.halves[response as usize].last.map_or(first.ts, |c| c.ts),
-            first_frame: first.frame,
-            last_frame: self.halves[response as usize].last.map_or(first.frame, |c| c.frame),
-            stream_offset: first.offset,
-        });
+        let last = self.halves[response as usize].last.unwrap_or(first);
+        let msg = partial_head(partial, !response, limits.max_headers).map(|head| Message::new(head, first, last));
         let gap = Anomaly::Gap { response, bytes: len };
         if response {
             if msg.is_some() {
@@ -572,18 +601,10 @@ impl HttpConn {
                     self.next_id += 1;
                     cx.stats.no_request += 1;
                     self.pending.push_back(Pending {
-                        id,
-                        has_request: false,
-                        request: None,
-                        req_lost: false,
-                        req_head_method: ReqKind::Unknown,
-                        req_ack: None,
                         has_response: true,
                         response: msg,
-                        resp_lost: false,
-                        interim: Vec::new(),
                         anomalies: vec![Anomaly::NoRequest, gap],
-                        start: first.ts,
+                        ..Pending::new(id, first.ts)
                     });
                 }
                 None => {}
@@ -602,18 +623,13 @@ impl HttpConn {
                 None => ReqKind::Unknown,
             };
             self.pending.push_back(Pending {
-                id,
                 has_request: true,
                 req_lost: msg.is_none(),
                 request: msg,
                 req_head_method: kind,
                 req_ack: first.ack,
-                has_response: false,
-                response: None,
-                resp_lost: false,
-                interim: Vec::new(),
                 anomalies: vec![gap],
-                start: first.ts,
+                ..Pending::new(id, first.ts)
             });
         }
     }
@@ -918,21 +934,7 @@ impl HttpConn {
         if head.dropped_lines > 0 {
             anomalies.push(Anomaly::DroppedHeaderLines { response, lines: head.dropped_lines });
         }
-        let msg = Message {
-            head,
-            body: Vec::new(),
-            body_wire_len: 0,
-            entity_len: 0,
-            codings: Vec::new(),
-            body_is_encoded: false,
-            body_truncated: false,
-            trailers: Vec::new(),
-            first_ts: first.ts,
-            last_ts: chunk.ts,
-            first_frame: first.frame,
-            last_frame: chunk.frame,
-            stream_offset: first.offset,
-        };
+        let msg = Message::new(head, first, chunk);
         if response {
             self.response_head(msg, first, anomalies, cx);
         } else {
@@ -957,18 +959,11 @@ impl HttpConn {
             anomalies.push(Anomaly::MidStream);
         }
         self.pending.push_back(Pending {
-            id,
             has_request: true,
-            request: None,
-            req_lost: false,
             req_head_method: kind,
             req_ack: first.ack,
-            has_response: false,
-            response: None,
-            resp_lost: false,
-            interim: Vec::new(),
             anomalies,
-            start: msg.first_ts,
+            ..Pending::new(id, msg.first_ts)
         });
         self.start_body(0, msg, framing, id, cx);
     }
@@ -1012,20 +1007,7 @@ impl HttpConn {
                 if self.midstream && self.exchanges == 0 && self.pending.is_empty() {
                     an.push(Anomaly::MidStream);
                 }
-                self.pending.push_back(Pending {
-                    id,
-                    has_request: false,
-                    request: None,
-                    req_lost: false,
-                    req_head_method: ReqKind::Unknown,
-                    req_ack: None,
-                    has_response: false,
-                    response: None,
-                    resp_lost: false,
-                    interim: Vec::new(),
-                    anomalies: an,
-                    start: msg.first_ts,
-                });
+                self.pending.push_back(Pending { anomalies: an, ..Pending::new(id, msg.first_ts) });
                 self.pending.len() - 1
             }
         };
