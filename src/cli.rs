@@ -68,15 +68,18 @@ pub struct ConvertArgs {
     pub max_ooo_per_conn: usize,
 
     /// Out-of-order bytes buffered in all connections; past it the largest buffers are
-    /// flushed with gaps.
+    /// flushed with gaps. Checked between windows of the capture (every 4 MiB or 32768
+    /// frames), like --max-flows and --idle-timeout.
     #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = parse_size)]
     pub max_ooo_total: usize,
 
-    /// Connections tracked at once; past it the least recently active are ended.
+    /// Connections tracked at once; past it the least recently active are ended (checked
+    /// between windows of the capture).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_flows: usize,
 
-    /// Seconds of capture time without a packet after which a connection is ended.
+    /// Seconds of capture time without a packet after which a connection is ended (checked
+    /// between windows of the capture).
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub idle_timeout: f64,
 
