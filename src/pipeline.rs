@@ -551,6 +551,7 @@ fn add_flow(a: &mut FlowStats, b: &FlowStats) {
         segments_ignored,
         rst_ignored
     );
+    a.ooo_conn_peak_bytes = a.ooo_conn_peak_bytes.max(b.ooo_conn_peak_bytes);
 }
 
 fn add_http(a: &mut HttpStats, b: &HttpStats) {
@@ -576,7 +577,8 @@ fn add_http(a: &mut HttpStats, b: &HttpStats) {
         resync_skipped_bytes,
         tunnels,
         tunnel_bytes,
-        non_http_connections
+        non_http_connections,
+        damaged_by_cap
     );
 }
 
