@@ -312,7 +312,7 @@ fn directory_gives_a_row_per_file_and_a_total() {
     for k in ["bytes", "frames", "connections", "exchanges", "exchanges_damaged"] {
         assert_eq!(t[k], sum(k), "total {k}");
     }
-    for k in ["peak_buffered_bytes", "peak_reassembly_bytes", "peak_open_flows"] {
+    for k in ["peak_buffered_bytes", "peak_reassembly_bytes", "peak_open_flows", "peak_live_flows"] {
         assert_eq!(t[k], max(k), "total {k}");
     }
     assert!(t["peak_rss_bytes"].as_u64().unwrap() > 0);

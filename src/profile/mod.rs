@@ -250,9 +250,14 @@ pub struct Sample {
     pub ts_ns: i64,
     /// Input bytes read so far.
     pub input_bytes: u64,
+    /// Connections tracked (those that ended in the window included, until the sweep).
     pub open_flows: u64,
+    /// Connections still open after the sweep: what --max-flows is checked against.
+    pub live_flows: u64,
     /// Out-of-order bytes held by reassembly.
     pub reassembly_bytes: u64,
+    /// Out-of-order bytes after the sweep: what --max-ooo-total is checked against.
+    pub live_reassembly_bytes: u64,
     /// Bytes held by the HTTP parsers (heads being collected, bodies being decoded).
     pub http_bytes: u64,
     /// Serialized entries waiting for their turn.
@@ -277,6 +282,8 @@ impl Sample {
         self.ts_ns = b.ts_ns;
         self.input_bytes = b.input_bytes;
         self.open_flows = self.open_flows.max(b.open_flows);
+        self.live_flows = self.live_flows.max(b.live_flows);
+        self.live_reassembly_bytes = self.live_reassembly_bytes.max(b.live_reassembly_bytes);
         self.reassembly_bytes = self.reassembly_bytes.max(b.reassembly_bytes);
         self.http_bytes = self.http_bytes.max(b.http_bytes);
         self.pending_entry_bytes = self.pending_entry_bytes.max(b.pending_entry_bytes);
@@ -329,8 +336,9 @@ pub struct CapUse {
     pub flag: &'static str,
     /// The limit in force (bytes, connections, seconds or header fields, as the flag takes).
     pub limit: String,
-    /// The most held against it, between windows (bytes, or connections for --max-flows);
-    /// `None` where nothing is held (the idle timeout, the head caps).
+    /// The most held against it, as the cap sees it (bytes, or connections for --max-flows):
+    /// at any time for --max-ooo-per-conn, between windows for the others. `None` where nothing
+    /// is held (the idle timeout, the head caps).
     pub peak_held: Option<u64>,
     pub hits: u64,
     /// Exchanges damaged by it: whose anomalies name it. (A head cap that drops both messages
@@ -383,7 +391,11 @@ pub struct InputProfile {
     pub peak_conn_reassembly_bytes: u64,
     pub peak_http_bytes: u64,
     pub peak_pending_entry_bytes: u64,
+    /// Connections tracked, those that ended in a window included.
     pub peak_open_flows: u64,
+    /// What the caps checked between windows saw (after idle connections were ended).
+    pub peak_live_flows: u64,
+    pub peak_live_reassembly_bytes: u64,
     /// `None` without the counting allocator.
     pub heap: Option<Heap>,
     pub caps: Vec<CapUse>,
@@ -413,6 +425,7 @@ pub struct Totals {
     pub peak_http_bytes: u64,
     pub peak_pending_entry_bytes: u64,
     pub peak_open_flows: u64,
+    pub peak_live_flows: u64,
     pub heap: Option<Heap>,
     /// The process's peak resident set (whole run), where the system reports it.
     pub peak_rss_bytes: Option<u64>,
@@ -435,6 +448,7 @@ impl Totals {
             t.peak_http_bytes = t.peak_http_bytes.max(p.peak_http_bytes);
             t.peak_pending_entry_bytes = t.peak_pending_entry_bytes.max(p.peak_pending_entry_bytes);
             t.peak_open_flows = t.peak_open_flows.max(p.peak_open_flows);
+            t.peak_live_flows = t.peak_live_flows.max(p.peak_live_flows);
             if let Some(h) = p.heap {
                 let th = t.heap.get_or_insert_with(Heap::default);
                 th.allocations += h.allocations;
@@ -539,6 +553,8 @@ pub fn profile_input(conv: &Converter, path: &Path, name: &str) -> Result<InputP
             ts_ns: pr.ts.0,
             input_bytes: pr.bytes,
             open_flows: pr.open_flows as u64,
+            live_flows: pr.swept_flows as u64,
+            live_reassembly_bytes: pr.swept_reassembly_bytes as u64,
             reassembly_bytes: pr.reassembly_bytes as u64,
             http_bytes: pr.http_bytes as u64,
             pending_entry_bytes: pr.pending_entry_bytes as u64,
@@ -554,6 +570,8 @@ pub fn profile_input(conv: &Converter, path: &Path, name: &str) -> Result<InputP
         p.peak_http_bytes = p.peak_http_bytes.max(s.http_bytes);
         p.peak_pending_entry_bytes = p.peak_pending_entry_bytes.max(s.pending_entry_bytes);
         p.peak_open_flows = p.peak_open_flows.max(s.open_flows);
+        p.peak_live_flows = p.peak_live_flows.max(s.live_flows);
+        p.peak_live_reassembly_bytes = p.peak_live_reassembly_bytes.max(s.live_reassembly_bytes);
         for &(id, bytes) in &pr.top_connections {
             let e = conns.entry(id).or_insert((0, t));
             if bytes as u64 > e.0 {
@@ -606,8 +624,8 @@ fn finish(p: &mut InputProfile, s: &Summary, cfg: &Config, timeline: Timeline, c
             limit: limit_text(cap, cfg),
             peak_held: match cap {
                 Cap::MaxOooPerConn => Some(p.peak_conn_reassembly_bytes),
-                Cap::MaxOooTotal => Some(p.peak_reassembly_bytes),
-                Cap::MaxFlows => Some(p.peak_open_flows),
+                Cap::MaxOooTotal => Some(p.peak_live_reassembly_bytes),
+                Cap::MaxFlows => Some(p.peak_live_flows),
                 Cap::MaxBody => Some(p.peak_http_bytes),
                 Cap::IdleTimeout | Cap::MaxHead => None,
             },
@@ -634,6 +652,7 @@ pub struct SweepRow {
     pub peak_reassembly_bytes: u64,
     pub peak_conn_reassembly_bytes: u64,
     pub peak_open_flows: u64,
+    pub peak_live_flows: u64,
     pub peak_heap_bytes: Option<u64>,
     pub exchanges: u64,
     /// Exchanges damaged by any cap.
@@ -713,6 +732,7 @@ pub fn sweep(base: &Config, sw: &Sweep, inputs: &[Result<PathBuf, String>], fail
             peak_reassembly_bytes: t.peak_reassembly_bytes,
             peak_conn_reassembly_bytes: t.peak_conn_reassembly_bytes,
             peak_open_flows: t.peak_open_flows,
+            peak_live_flows: t.peak_live_flows,
             peak_heap_bytes: t.heap.map(|h| h.peak_bytes),
             exchanges: t.exchanges,
             exchanges_damaged_by_caps: t.exchanges_damaged_by_caps,

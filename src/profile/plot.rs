@@ -45,7 +45,7 @@ pub fn write_svg(path: &Path, p: &InputProfile) -> Result<(), String> {
     points.extend(p.timeline.iter().cloned());
     let t_max = points.iter().map(|s| s.t).fold(0.0f64, f64::max).max(1e-3);
     let y_max = points.iter().map(Sample::buffered).max().unwrap_or(0).max(1024) as f64 * 1.15;
-    let flows_max = (points.iter().map(|s| s.open_flows).max().unwrap_or(0).max(1) as f64 * 1.1).ceil();
+    let flows_max = (points.iter().map(|s| s.live_flows).max().unwrap_or(0).max(1) as f64 * 1.1).ceil();
     // Whole connections only: no more labels than there are integers on the axis.
     let flow_labels = (flows_max as usize + 1).min(11);
 
@@ -93,7 +93,7 @@ pub fn write_svg(path: &Path, p: &InputProfile) -> Result<(), String> {
     }
     let orange = RGBColor(255, 127, 14);
     chart
-        .draw_secondary_series(LineSeries::new(points.iter().map(|s| (s.t, s.open_flows as f64)), orange.stroke_width(2)))
+        .draw_secondary_series(LineSeries::new(points.iter().map(|s| (s.t, s.live_flows as f64)), orange.stroke_width(2)))
         .map_err(|x| e(&x))?
         .label("open connections (right axis)")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange.stroke_width(2)));

@@ -114,7 +114,11 @@ fn input_block(out: &mut String, p: &InputProfile) {
     );
     let _ = writeln!(out, "  peak out-of-order bytes of one connection: {}", size(p.peak_conn_reassembly_bytes));
     let _ = writeln!(out, "  peak entries waiting for their turn: {}", size(p.peak_pending_entry_bytes));
-    let _ = writeln!(out, "  peak open connections: {}", p.peak_open_flows);
+    let _ = writeln!(
+        out,
+        "  peak open connections: {} ({} tracked, with those that ended in the window)",
+        p.peak_live_flows, p.peak_open_flows
+    );
     let _ = writeln!(out, "  heap: {}", heap_text(p.heap));
     out.push('\n');
     cap_table(out, &p.caps);
@@ -131,7 +135,7 @@ fn input_block(out: &mut String, p: &InputProfile) {
                 let hits: Vec<String> = s.cap_hits.iter().map(|(c, n)| format!("{} x{n}", c.flag())).collect();
                 vec![
                     secs(s.t),
-                    s.open_flows.to_string(),
+                    s.live_flows.to_string(),
                     size(s.reassembly_bytes),
                     size(s.http_bytes),
                     size(s.pending_entry_bytes),
@@ -156,7 +160,7 @@ fn corpus_block(out: &mut String, inputs: &[InputProfile], t: &Totals) {
                 p.exchanges_damaged.to_string(),
                 p.exchanges_damaged_by_caps.to_string(),
                 size(p.peak_buffered_bytes),
-                p.peak_open_flows.to_string(),
+                p.peak_live_flows.to_string(),
                 p.heap.map_or("-".into(), |h| size(h.peak_bytes)),
                 p.caps.iter().map(|c| c.hits).sum::<u64>().to_string(),
             ]
@@ -169,7 +173,7 @@ fn corpus_block(out: &mut String, inputs: &[InputProfile], t: &Totals) {
         t.exchanges_damaged.to_string(),
         t.exchanges_damaged_by_caps.to_string(),
         size(t.peak_buffered_bytes),
-        t.peak_open_flows.to_string(),
+        t.peak_live_flows.to_string(),
         t.heap.map_or("-".into(), |h| size(h.peak_bytes)),
         t.caps.iter().map(|c| c.hits).sum::<u64>().to_string(),
     ]);
@@ -189,7 +193,7 @@ fn sweep_block(out: &mut String, s: &SweepTable) {
                 size(r.peak_buffered_bytes),
                 size(r.peak_reassembly_bytes),
                 size(r.peak_conn_reassembly_bytes),
-                r.peak_open_flows.to_string(),
+                r.peak_live_flows.to_string(),
                 r.peak_heap_bytes.map_or("-".into(), size),
                 r.exchanges.to_string(),
                 r.exchanges_damaged_by_caps.to_string(),
