@@ -29,6 +29,9 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Replay a recording (HAR or capture) against a target and report what changed.
     Replay(ReplayArgs),
+    /// Profile how reassembly uses memory on captures (nothing is written): peaks, caps hit,
+    /// exchanges damaged, heap, a timeline; a table, JSON, an SVG plot, or a sweep of a cap.
+    Profile(crate::profile::ProfileArgs),
 }
 
 /// Parses sizes such as `4096`, `64k`, `16MiB`, `1G`.
@@ -139,6 +142,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Convert(args) => convert(&args),
         Command::Replay(args) => crate::replay::command(&args),
+        Command::Profile(args) => crate::profile::command(&args),
     }
 }
 
@@ -149,7 +153,7 @@ fn is_capture_name(p: &Path) -> bool {
 }
 
 /// Expands directories into their capture files (sorted by name).
-fn expand_inputs(inputs: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
+pub(crate) fn expand_inputs(inputs: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
     let mut out = Vec::new();
     for p in inputs {
         if p.as_os_str() != "-" && p.is_dir() {

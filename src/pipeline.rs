@@ -117,6 +117,10 @@ pub struct Progress {
     /// With [`Config::observe_connections`]: the connections holding the most buffered bytes
     /// (id, out-of-order bytes + HTTP bytes), largest first, at most 10.
     pub top_connections: Vec<(u64, usize)>,
+    /// Connections and out-of-order bytes after the sweep: what `FlowLimits::max_flows` and
+    /// `FlowLimits::max_ooo_total` are checked against.
+    pub swept_flows: usize,
+    pub swept_reassembly_bytes: usize,
 }
 
 /// Why an input could not be converted at all.
@@ -430,6 +434,7 @@ impl<'c> Engine<'c> {
         // Caps that span shards, applied in an order that does not depend on the sharding.
         let flows: usize = self.shards.iter().map(|s| s.open_flows()).sum();
         let buffered: usize = self.shards.iter().map(|s| s.buffered_bytes()).sum();
+        (progress.swept_flows, progress.swept_reassembly_bytes) = (flows, buffered);
         let n = self.shards.len() as u64;
         if flows > self.cfg.flow.max_flows {
             let mut all: Vec<(Ts, u64, wire::FlowKey)> =
@@ -551,6 +556,7 @@ fn add_flow(a: &mut FlowStats, b: &FlowStats) {
         segments_ignored,
         rst_ignored
     );
+    a.ooo_conn_peak_bytes = a.ooo_conn_peak_bytes.max(b.ooo_conn_peak_bytes);
 }
 
 fn add_http(a: &mut HttpStats, b: &HttpStats) {
@@ -576,7 +582,8 @@ fn add_http(a: &mut HttpStats, b: &HttpStats) {
         resync_skipped_bytes,
         tunnels,
         tunnel_bytes,
-        non_http_connections
+        non_http_connections,
+        damaged_by_cap
     );
 }
 

@@ -18,7 +18,7 @@ fn run(isn: u32, segs: &[(u32, Vec<u8>)], acks: &[(usize, u32)], limits: &FlowLi
             expect_off += b.len() as u64;
             out.extend(b.iter().map(|&x| Some(x)));
         }
-        Ev::Gap(n, _) => {
+        Ev::Gap(n, ..) => {
             expect_off += n;
             out.extend(std::iter::repeat_n(None, n as usize));
         }
@@ -32,7 +32,7 @@ fn run(isn: u32, segs: &[(u32, Vec<u8>)], acks: &[(usize, u32)], limits: &FlowLi
         let chunk = Chunk { ts: Ts(i as i64), frame: i as u64, offset: 0, ack: None };
         r.data(*seq, data, 0, false, chunk, limits, &mut st, &mut sink);
     }
-    r.flush(Ts(0), &mut st, &mut sink);
+    r.flush(Ts(0), None, &mut st, &mut sink);
     (out, st)
 }
 
@@ -156,7 +156,7 @@ fn snap_length_cut_bytes_are_a_gap() {
     let mut out: Vec<Option<u8>> = Vec::new();
     let mut sink = |ev: Ev<'_>| match ev {
         Ev::Data(b, _) => out.extend(b.iter().map(|&x| Some(x))),
-        Ev::Gap(n, _) => out.extend(std::iter::repeat_n(None, n as usize)),
+        Ev::Gap(n, ..) => out.extend(std::iter::repeat_n(None, n as usize)),
     };
     let c = Chunk { ts: Ts(0), frame: 1, offset: 0, ack: None };
     r.data(1, b"ab", 3, false, c, &limits, &mut st, &mut sink);

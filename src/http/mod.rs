@@ -63,6 +63,104 @@ pub struct HttpStats {
     pub tunnels: u64,
     pub tunnel_bytes: u64,
     pub non_http_connections: u64,
+    /// Exchanges damaged by each cap (an exchange hit by two caps counts for both).
+    pub damaged_by_cap: CapDamage,
+}
+
+/// A cap that damaged an exchange, as opposed to bytes that were never captured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cap {
+    /// `FlowLimits::max_ooo_per_conn`: a hole was skipped to make room.
+    MaxOooPerConn,
+    /// `FlowLimits::max_ooo_total`: a connection's buffers were flushed.
+    MaxOooTotal,
+    /// `FlowLimits::max_flows`: the connection was ended early.
+    MaxFlows,
+    /// `FlowLimits::idle_timeout_ns`: the connection was ended after a silence.
+    IdleTimeout,
+    /// [`HttpLimits::max_body`]: the decoded body was truncated.
+    MaxBody,
+    /// [`HttpLimits::max_head`] or [`HttpLimits::max_headers`]: the message head was dropped.
+    MaxHead,
+}
+
+impl Cap {
+    pub const ALL: [Cap; 6] = [Cap::MaxOooPerConn, Cap::MaxOooTotal, Cap::MaxFlows, Cap::IdleTimeout, Cap::MaxBody, Cap::MaxHead];
+
+    /// The command-line flag that sets it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Cap::MaxOooPerConn => "--max-ooo-per-conn",
+            Cap::MaxOooTotal => "--max-ooo-total",
+            Cap::MaxFlows => "--max-flows",
+            Cap::IdleTimeout => "--idle-timeout",
+            Cap::MaxBody => "--max-body",
+            Cap::MaxHead => "--max-head",
+        }
+    }
+
+    /// What it is, in words, with its flag.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Cap::MaxOooPerConn => "the per-connection out-of-order cap (--max-ooo-per-conn)",
+            Cap::MaxOooTotal => "the total out-of-order cap (--max-ooo-total)",
+            Cap::MaxFlows => "the open-connection cap (--max-flows)",
+            Cap::IdleTimeout => "the idle timeout (--idle-timeout)",
+            Cap::MaxBody => "the decoded body cap (--max-body)",
+            Cap::MaxHead => "the head caps (--max-head, --max-headers)",
+        }
+    }
+}
+
+/// Exchanges damaged per cap. A message whose head is dropped by the head caps damages the
+/// exchange that is left of it, if any (when both messages are dropped, nothing is left).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CapDamage {
+    /// Exchanges damaged by at least one cap.
+    pub any: u64,
+    pub max_ooo_per_conn: u64,
+    pub max_ooo_total: u64,
+    pub max_flows: u64,
+    pub idle_timeout: u64,
+    pub max_body: u64,
+    pub max_head: u64,
+}
+
+impl CapDamage {
+    pub fn get(&self, cap: Cap) -> u64 {
+        match cap {
+            Cap::MaxOooPerConn => self.max_ooo_per_conn,
+            Cap::MaxOooTotal => self.max_ooo_total,
+            Cap::MaxFlows => self.max_flows,
+            Cap::IdleTimeout => self.idle_timeout,
+            Cap::MaxBody => self.max_body,
+            Cap::MaxHead => self.max_head,
+        }
+    }
+
+    fn add(&mut self, cap: Cap) {
+        match cap {
+            Cap::MaxOooPerConn => self.max_ooo_per_conn += 1,
+            Cap::MaxOooTotal => self.max_ooo_total += 1,
+            Cap::MaxFlows => self.max_flows += 1,
+            Cap::IdleTimeout => self.idle_timeout += 1,
+            Cap::MaxBody => self.max_body += 1,
+            Cap::MaxHead => self.max_head += 1,
+        }
+    }
+}
+
+impl std::ops::AddAssign for CapDamage {
+    fn add_assign(&mut self, b: CapDamage) {
+        self.any += b.any;
+        self.max_ooo_per_conn += b.max_ooo_per_conn;
+        self.max_ooo_total += b.max_ooo_total;
+        self.max_flows += b.max_flows;
+        self.idle_timeout += b.idle_timeout;
+        self.max_body += b.max_body;
+        self.max_head += b.max_head;
+    }
 }
 
 /// The connection an exchange belongs to.
@@ -81,10 +179,12 @@ pub struct ConnMeta {
 /// Something that could not be recovered, or was unusual, about an exchange.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Anomaly {
-    /// Bytes of the message were never captured.
+    /// Bytes of the message are missing: never captured (`cap` is `None`), or skipped
+    /// because a cap was hit.
     Gap {
         response: bool,
         bytes: u64,
+        cap: Option<Cap>,
     },
     /// The message was cut short by the end of its connection (or of the capture).
     Incomplete {
@@ -132,13 +232,30 @@ pub enum Anomaly {
     Tunnel,
     /// The request or response stream started before the capture did.
     MidStream,
+    /// A cap ended the connection while this exchange was unfinished.
+    EndedByCap {
+        cap: Cap,
+    },
+}
+
+impl Anomaly {
+    /// The cap that caused it, if one did.
+    pub fn cap(&self) -> Option<Cap> {
+        match self {
+            Anomaly::Gap { cap, .. } => *cap,
+            Anomaly::EndedByCap { cap } => Some(*cap),
+            Anomaly::Truncated { .. } => Some(Cap::MaxBody),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Anomaly {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let side = |r: &bool| if *r { "response" } else { "request" };
         match self {
-            Anomaly::Gap { response, bytes } => write!(f, "{}: {bytes} bytes missing from the capture", side(response)),
+            Anomaly::Gap { response, bytes, cap: None } => write!(f, "{}: {bytes} bytes missing from the capture", side(response)),
+            Anomaly::Gap { response, bytes, cap: Some(c) } => write!(f, "{}: {bytes} bytes skipped at {}", side(response), c.describe()),
             Anomaly::Incomplete { response } => write!(f, "{}: incomplete, the connection ended", side(response)),
             Anomaly::NoResponse => f.write_str("no response"),
             Anomaly::NoRequest => f.write_str("no request"),
@@ -157,6 +274,7 @@ impl std::fmt::Display for Anomaly {
             }
             Anomaly::Tunnel => f.write_str("connection became a tunnel"),
             Anomaly::MidStream => f.write_str("connection started before the capture"),
+            Anomaly::EndedByCap { cap } => write!(f, "connection ended early by {}", cap.describe()),
         }
     }
 }
@@ -283,6 +401,9 @@ struct InProgress {
     /// Id of the pending exchange it belongs to.
     target: u64,
     gap: u64,
+    /// Of `gap`, the bytes skipped because of a cap, and the cap.
+    cap_gap: u64,
+    cap: Option<Cap>,
     /// A chunk-size or trailer line being collected.
     line: Vec<u8>,
 }
@@ -389,6 +510,9 @@ pub struct HttpConn {
     /// Bytes of the response stream were lost between messages since the last response
     /// head: a whole response may be missing.
     resp_gap: bool,
+    /// Per side: bytes skipped because of a cap between messages since the last head (a whole
+    /// message may be in them), and the cap.
+    cap_skipped: [Option<(Cap, u64)>; 2],
 }
 
 /// Receives finished exchanges.
@@ -433,6 +557,7 @@ impl HttpConn {
             exchanges: 0,
             midstream: false,
             resp_gap: false,
+            cap_skipped: [None; 2],
         }
     }
 
@@ -505,6 +630,12 @@ impl HttpConn {
 
     /// `len` bytes of one side were never captured.
     pub fn gap(&mut self, side: Side, len: u64, ts: Ts, cx: &mut Ctx<'_>) {
+        self.gap_by(side, len, ts, None, cx)
+    }
+
+    /// `len` bytes of one side are missing: never captured (`cap` is `None`) or skipped
+    /// because of `cap`.
+    pub fn gap_by(&mut self, side: Side, len: u64, ts: Ts, cap: Option<Cap>, cx: &mut Ctx<'_>) {
         let i = side as usize;
         let h = &mut self.halves[i];
         h.fresh = false;
@@ -514,6 +645,9 @@ impl HttpConn {
                 if h.response {
                     self.resp_gap = true;
                 }
+                if h.st != St::Head {
+                    self.skipped_by(i, len, cap);
+                }
                 let h = &mut self.halves[i];
                 if h.st == St::Head {
                     // The head being collected is cut, but a message was there: keep its
@@ -522,7 +656,7 @@ impl HttpConn {
                     let response = h.response;
                     let first = h.head_first.unwrap_or(Chunk { ts, frame: 0, offset: 0, ack: None });
                     let partial = std::mem::take(&mut h.buf);
-                    self.lost_head(response, first, &partial, len, cx);
+                    self.lost_head(response, first, &partial, len, cap, cx);
                 }
                 let h = &mut self.halves[i];
                 h.buf.clear();
@@ -537,6 +671,10 @@ impl HttpConn {
                     return;
                 };
                 cur.gap += len;
+                if cap.is_some() {
+                    cur.cap_gap += len;
+                    cur.cap = cur.cap.or(cap);
+                }
                 if let Some(d) = cur.dec.as_mut() {
                     // Decoding cannot go on across missing bytes; keep what was decoded.
                     d.finish();
@@ -565,6 +703,7 @@ impl HttpConn {
                         if i == 1 {
                             self.resp_gap = true;
                         }
+                        self.skipped_by(i, len, cap);
                         self.finish_message(i, ts, cx);
                         let h = &mut self.halves[i];
                         if h.st != St::Tunnel {
@@ -577,14 +716,28 @@ impl HttpConn {
         }
     }
 
+    /// Notes bytes of side `i` skipped between messages because of `cap`.
+    fn skipped_by(&mut self, i: usize, len: u64, cap: Option<Cap>) {
+        if let Some(cap) = cap {
+            let s = self.cap_skipped[i].get_or_insert((cap, 0));
+            s.1 += len;
+        }
+    }
+
+    /// The anomaly for a message of side `i` that is missing, when a cap skipped bytes where
+    /// it would have been.
+    fn skipped_gap(&self, i: usize) -> Option<Anomaly> {
+        self.cap_skipped[i].map(|(cap, bytes)| Anomaly::Gap { response: i == 1, bytes, cap: Some(cap) })
+    }
+
     /// A message whose head was cut by a gap. What arrived of the head is kept when its start
     /// line parses (the complete lines before the gap); either way the message keeps its place
     /// so that pairing stays right.
-    fn lost_head(&mut self, response: bool, first: Chunk, partial: &[u8], len: u64, cx: &mut Ctx<'_>) {
+    fn lost_head(&mut self, response: bool, first: Chunk, partial: &[u8], len: u64, cap: Option<Cap>, cx: &mut Ctx<'_>) {
         let limits = *cx.limits;
         let last = self.halves[response as usize].last.unwrap_or(first);
         let msg = partial_head(partial, !response, limits.max_headers).map(|head| Message::new(head, first, last));
-        let gap = Anomaly::Gap { response, bytes: len };
+        let gap = Anomaly::Gap { response, bytes: len, cap };
         if response {
             if msg.is_some() {
                 cx.stats.responses += 1;
@@ -649,6 +802,19 @@ impl HttpConn {
     /// The connection ended (`clean`: by FIN or RST rather than a timeout or the end of the
     /// capture).
     pub fn end(&mut self, clean: bool, ts: Ts, cx: &mut Ctx<'_>) {
+        self.end_by(clean, ts, None, cx)
+    }
+
+    /// The connection ended, by `cap` when one ended it early; the exchanges it leaves
+    /// unfinished say so.
+    pub fn end_by(&mut self, clean: bool, ts: Ts, cap: Option<Cap>, cx: &mut Ctx<'_>) {
+        let by_cap = |anomalies: &mut Vec<Anomaly>| {
+            if let Some(cap) = cap
+                && !anomalies.contains(&Anomaly::EndedByCap { cap })
+            {
+                anomalies.push(Anomaly::EndedByCap { cap });
+            }
+        };
         // A close-delimited body ends here; other unfinished messages are incomplete.
         for i in [1, 0] {
             let h = &mut self.halves[i];
@@ -658,6 +824,7 @@ impl HttpConn {
                     let (resp, target) = (h.response, cur.target);
                     if let Some(p) = self.pending.iter_mut().find(|p| p.id == target) {
                         p.anomalies.push(Anomaly::Incomplete { response: resp });
+                        by_cap(&mut p.anomalies);
                     }
                     cx.stats.incomplete_messages += 1;
                 }
@@ -674,6 +841,8 @@ impl HttpConn {
         while let Some(mut p) = self.pending.pop_front() {
             if p.has_request && !p.has_response {
                 p.anomalies.push(Anomaly::NoResponse);
+                p.anomalies.extend(self.skipped_gap(1));
+                by_cap(&mut p.anomalies);
                 cx.stats.no_response += 1;
             }
             self.emit(p, cx);
@@ -898,6 +1067,8 @@ impl HttpConn {
     }
 
     fn head_too_large(&mut self, i: usize, cx: &mut Ctx<'_>, used: usize) -> usize {
+        let skipped = self.halves[i].buf.len() as u64;
+        self.skipped_by(i, skipped, Some(Cap::MaxHead));
         let h = &mut self.halves[i];
         cx.stats.oversized_heads += 1;
         cx.stats.resync_skipped_bytes += h.buf.len() as u64;
@@ -913,11 +1084,15 @@ impl HttpConn {
         let limits = *cx.limits;
         let response = self.halves[i].response;
         let first = self.halves[i].head_first.take().unwrap_or(chunk);
+        let raw_len = raw.len() as u64;
         let head = match head::parse(raw, !response, limits.max_headers) {
             Ok(h) => h,
             Err(e) => {
                 match e {
-                    HeadError::TooManyHeaders => cx.stats.oversized_heads += 1,
+                    HeadError::TooManyHeaders => {
+                        cx.stats.oversized_heads += 1;
+                        self.skipped_by(i, raw_len, Some(Cap::MaxHead));
+                    }
                     HeadError::StartLine => cx.stats.malformed_heads += 1,
                 }
                 let h = &mut self.halves[i];
@@ -944,6 +1119,7 @@ impl HttpConn {
 
     fn request_head(&mut self, msg: Message, first: Chunk, mut anomalies: Vec<Anomaly>, cx: &mut Ctx<'_>) {
         cx.stats.requests += 1;
+        self.cap_skipped[0] = None;
         let method = msg.head.method();
         let kind = if method.eq_ignore_ascii_case(b"HEAD") {
             ReqKind::Head
@@ -991,6 +1167,9 @@ impl HttpConn {
                     let p = &mut self.pending[k];
                     p.has_response = true;
                     p.anomalies.push(Anomaly::NoResponse);
+                    if let Some(a) = self.skipped_gap(1) {
+                        self.pending[k].anomalies.push(a);
+                    }
                     cx.stats.no_response += 1;
                     idx = self.pending.iter().position(|p| !p.has_response);
                 }
@@ -1004,6 +1183,7 @@ impl HttpConn {
                 self.next_id += 1;
                 cx.stats.no_request += 1;
                 let mut an = vec![Anomaly::NoRequest];
+                an.extend(self.skipped_gap(0));
                 if self.midstream && self.exchanges == 0 && self.pending.is_empty() {
                     an.push(Anomaly::MidStream);
                 }
@@ -1012,6 +1192,7 @@ impl HttpConn {
             }
         };
         self.resp_gap = false;
+        self.cap_skipped[1] = None;
         let p = &mut self.pending[idx];
         if (100..200).contains(&status) && status != 101 {
             cx.stats.interim_responses += 1;
@@ -1087,7 +1268,7 @@ impl HttpConn {
             d
         });
         msg.codings = codings;
-        let cur = Box::new(InProgress { msg, framing, dec, target, gap: 0, line: Vec::new() });
+        let cur = Box::new(InProgress { msg, framing, dec, target, gap: 0, cap_gap: 0, cap: None, line: Vec::new() });
         let h = &mut self.halves[i];
         h.cur = Some(cur);
         h.st = St::Body;
@@ -1223,11 +1404,16 @@ impl HttpConn {
         }
         // `last_ts` stays the time of the message's last byte, whenever it is declared over.
         let _ = ts;
-        let InProgress { mut msg, dec, target, gap, .. } = *cur;
+        let InProgress { mut msg, dec, target, gap, cap_gap, cap, .. } = *cur;
         let mut anomalies = Vec::new();
         if gap > 0 {
             cx.stats.messages_with_gaps += 1;
-            anomalies.push(Anomaly::Gap { response, bytes: gap });
+            if gap > cap_gap {
+                anomalies.push(Anomaly::Gap { response, bytes: gap - cap_gap, cap: None });
+            }
+            if cap_gap > 0 {
+                anomalies.push(Anomaly::Gap { response, bytes: cap_gap, cap });
+            }
         }
         if let Some(mut d) = dec {
             d.finish();
@@ -1295,6 +1481,15 @@ impl HttpConn {
             p.anomalies.push(Anomaly::NoRequest);
         }
         cx.stats.exchanges += 1;
+        let mut caps: Vec<Cap> = p.anomalies.iter().filter_map(Anomaly::cap).collect();
+        caps.sort_unstable();
+        caps.dedup();
+        if !caps.is_empty() {
+            cx.stats.damaged_by_cap.any += 1;
+        }
+        for c in caps {
+            cx.stats.damaged_by_cap.add(c);
+        }
         let ex = Exchange {
             conn: self.meta,
             index: self.exchanges,

@@ -231,7 +231,7 @@ fn gap_inside_a_body_keeps_framing() {
     for step in [1, 3, 100] {
         let r = Run::play(&steps, step, true);
         assert_eq!(summary(&r.out), vec![ex("GET", "/1", 200, b"", b"012"), ex("GET", "/2", 404, b"", b"no")]);
-        assert_eq!(r.out[0].anomalies, vec![Anomaly::Gap { response: true, bytes: 4 }]);
+        assert_eq!(r.out[0].anomalies, vec![Anomaly::Gap { response: true, bytes: 4, cap: None }]);
         assert!(r.out[1].anomalies.is_empty());
     }
 }
@@ -372,4 +372,40 @@ fn garbled_request_still_records_its_response() {
     assert_eq!(summary(&r.out), vec![ex("", "", 400, b"", b"bad")]);
     assert!(r.out[0].anomalies.contains(&Anomaly::NoRequest));
     assert_eq!(r.stats.non_http_connections, 0);
+}
+
+#[test]
+fn gaps_and_endings_caused_by_a_cap_name_it() {
+    let mut r = Run::new(true);
+    r.send(Side::Client, b"GET /1 HTTP/1.1\r\n\r\n", 100);
+    r.send(Side::Server, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n012", 100);
+    // Two bytes never captured, then three skipped at a cap.
+    r.gap(Side::Server, 2);
+    let mut sink = |e: Exchange| r.out.push(e);
+    let mut cx = Ctx { limits: &r.limits, stats: &mut r.stats, sink: &mut sink };
+    r.conn.gap_by(Side::Server, 3, Ts(r.ts), Some(Cap::MaxOooPerConn), &mut cx);
+    r.offs[1] += 3;
+    r.send(Side::Server, b"89", 100);
+    // A request whose whole response is skipped at another cap, then the connection is ended
+    // by a third.
+    r.send(Side::Client, b"GET /2 HTTP/1.1\r\n\r\n", 100);
+    let mut sink = |e: Exchange| r.out.push(e);
+    let mut cx = Ctx { limits: &r.limits, stats: &mut r.stats, sink: &mut sink };
+    r.conn.gap_by(Side::Server, 50, Ts(r.ts), Some(Cap::MaxOooTotal), &mut cx);
+    r.conn.end_by(false, Ts(r.ts + 1), Some(Cap::IdleTimeout), &mut cx);
+    assert_eq!(r.out.len(), 2);
+    let cap_gap = Anomaly::Gap { response: true, bytes: 3, cap: Some(Cap::MaxOooPerConn) };
+    assert_eq!(r.out[0].anomalies, vec![Anomaly::Gap { response: true, bytes: 2, cap: None }, cap_gap.clone()]);
+    assert_eq!(cap_gap.to_string(), "response: 3 bytes skipped at the per-connection out-of-order cap (--max-ooo-per-conn)");
+    assert_eq!(
+        r.out[1].anomalies,
+        vec![
+            Anomaly::NoResponse,
+            Anomaly::Gap { response: true, bytes: 50, cap: Some(Cap::MaxOooTotal) },
+            Anomaly::EndedByCap { cap: Cap::IdleTimeout }
+        ]
+    );
+    assert_eq!(r.out[1].anomalies[2].to_string(), "connection ended early by the idle timeout (--idle-timeout)");
+    let d = r.stats.damaged_by_cap;
+    assert_eq!(d, CapDamage { any: 2, max_ooo_per_conn: 1, max_ooo_total: 1, idle_timeout: 1, ..CapDamage::default() });
 }
