@@ -701,7 +701,8 @@ impl<S: ExchangeSink> Shard<S> {
             self.stats.closed_rst += 1;
             self.end_conn(key, true, at, None);
         }
-        let expired: Vec<FlowKey> = self.conns.values().filter(|c| !c.closed && now.0 - c.last_ts.0 > idle).map(|c| c.key).collect();
+        let expired: Vec<FlowKey> =
+            self.conns.values().filter(|c| !c.closed && now.0.saturating_sub(c.last_ts.0) > idle).map(|c| c.key).collect();
         for key in expired {
             self.stats.idle_timeouts += 1;
             self.end_conn(key, false, now, Some(Cap::IdleTimeout));

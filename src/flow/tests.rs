@@ -244,3 +244,14 @@ fn idle_timeout_and_flow_cap() {
     assert_eq!(sh.sink.0.len(), 1);
     assert!(sh.sink.0[0].response.is_none());
 }
+
+#[test]
+fn sweeping_at_extreme_times_does_not_overflow() {
+    let limits = FlowLimits { idle_timeout_ns: 5_000, ..FlowLimits::default() };
+    let mut sh = Shard::new(limits, HttpLimits::default(), Collect(Vec::new()));
+    let mut s = seg(1, true, 1, 0, flags::ACK, b"GET /a HTTP/1.1\r\n\r\n");
+    s.ts = Ts(i64::MIN);
+    sh.segment(&s);
+    sh.sweep(Ts(i64::MAX));
+    assert_eq!(sh.stats.idle_timeouts, 1);
+}
