@@ -24,8 +24,8 @@ use crate::wire::{Dir, FlowKey, TcpSegment, flags};
 /// Caps on reassembly.
 #[derive(Clone, Copy, Debug)]
 pub struct FlowLimits {
-    /// Out-of-order bytes buffered per connection (both directions); past it the oldest hole
-    /// is declared a gap.
+    /// Out-of-order bytes buffered per connection (both directions, each piece counted with
+    /// [`PIECE_OVERHEAD`] bytes of bookkeeping); past it the oldest hole is declared a gap.
     pub max_ooo_per_conn: usize,
     /// Out-of-order bytes buffered in all connections; past it the largest buffers are
     /// flushed with gaps. Checked between windows of the capture.
@@ -122,6 +122,11 @@ pub struct Reassembler {
 
 const WINDOW: i64 = 1 << 30;
 
+/// What a buffered out-of-order piece costs besides its payload (its map entry, its record
+/// and its allocation), counted against the caps so that they bound memory: 100 000 one-byte
+/// segments hold 100 KB of payload but some 13 MB of bookkeeping.
+pub const PIECE_OVERHEAD: usize = 128;
+
 impl Reassembler {
     /// The 64-bit offset of a sequence number, taken nearest to the next expected byte.
     pub fn ext(&self, seq: u32) -> u64 {
@@ -144,6 +149,7 @@ impl Reassembler {
         self.next
     }
 
+    /// Out-of-order bytes buffered, each piece counted with [`PIECE_OVERHEAD`].
     pub fn buffered(&self) -> usize {
         self.ooo_bytes
     }
@@ -341,7 +347,7 @@ impl Reassembler {
                     Piece::Data(d) => Piece::Data(d[(from - ps) as usize..(to - ps) as usize].to_vec()),
                     Piece::Hole(_) => Piece::Hole(to - from),
                 };
-                this.ooo_bytes += p.len() as usize;
+                this.ooo_bytes += p.len() as usize + PIECE_OVERHEAD;
                 this.ooo.insert(from, Ooo { piece: p, ts: chunk.ts, frame: chunk.frame, ack: chunk.ack });
             };
             for (os, oe) in overlapping {
@@ -376,7 +382,7 @@ impl Reassembler {
             }
             let seg = entry.remove();
             let len = seg.piece.len();
-            self.ooo_bytes -= len as usize;
+            self.ooo_bytes -= len as usize + PIECE_OVERHEAD;
             let e = s + len;
             if e <= self.next {
                 continue;

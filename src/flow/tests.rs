@@ -255,3 +255,30 @@ fn sweeping_at_extreme_times_does_not_overflow() {
     sh.sweep(Ts(i64::MAX));
     assert_eq!(sh.stats.idle_timeouts, 1);
 }
+
+#[test]
+fn bookkeeping_of_tiny_segments_counts_against_the_cap() {
+    // 10 000 one-byte segments after a hole: 10 KB of payload, but each buffered piece costs
+    // its map entry too. With a 100 KB cap the buffer holds a few hundred pieces, not all.
+    let isn = 7;
+    let mut segs = vec![(8u32, vec![1u8])];
+    for k in 0..10_000u32 {
+        segs.push((10 + k, vec![2u8]));
+    }
+    let limits = FlowLimits { max_ooo_per_conn: 100_000, ..FlowLimits::default() };
+    let mut r = Reassembler::default();
+    r.syn(isn);
+    let mut st = FlowStats::default();
+    let mut peak = 0;
+    for (i, (seq, data)) in segs.iter().enumerate() {
+        let chunk = Chunk { ts: Ts(i as i64), frame: i as u64, offset: 0, ack: None };
+        r.data(*seq, data, 0, false, chunk, &limits, &mut st, &mut |_| {});
+        peak = peak.max(r.buffered());
+    }
+    assert!(st.ooo_conn_cap_hits >= 1, "{st:?}");
+    assert!(peak <= limits.max_ooo_per_conn, "{peak}");
+    // What was given up is a gap, and the rest came through.
+    let (out, _) = run(isn, &segs, &[], &limits);
+    assert_eq!(out.len(), 10_002);
+    assert_eq!(out.iter().filter(|b| b.is_none()).count(), 1);
+}
