@@ -629,6 +629,8 @@ impl<S: ExchangeSink> Shard<S> {
         let (a, b) = dirs.split_at_mut(1);
         let (this, other) = if d == 0 { (&mut a[0], &mut b[0]) } else { (&mut b[0], &mut a[0]) };
         let mut cx = Ctx { limits: http_limits, stats: http_stats, sink };
+        // The per-connection cap covers both directions: this one gets what the other leaves.
+        let limits = &FlowLimits { max_ooo_per_conn: limits.max_ooo_per_conn.saturating_sub(other.buffered()), ..*limits };
         // The acknowledgment first: it may declare a gap in the other direction.
         if seg.has(flags::ACK)
             && let Some(h) = http.as_deref_mut()

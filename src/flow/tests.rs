@@ -282,3 +282,20 @@ fn bookkeeping_of_tiny_segments_counts_against_the_cap() {
     assert_eq!(out.len(), 10_002);
     assert_eq!(out.iter().filter(|b| b.is_none()).count(), 1);
 }
+
+#[test]
+fn per_connection_cap_covers_both_directions() {
+    let limits = FlowLimits { max_ooo_per_conn: 4_000, ..FlowLimits::default() };
+    let mut sh = Shard::new(limits, HttpLimits::default(), Collect(Vec::new()));
+    let (a, s) = (flags::ACK, flags::SYN);
+    sh.segment(&seg(1, true, 100, 0, s, b""));
+    sh.segment(&seg(2, false, 500, 101, s | a, b""));
+    // Both directions buffer data after a hole of one byte, 1 KB at a time.
+    let block = [b'x'; 1000];
+    for k in 0..3u32 {
+        sh.segment(&seg(3 + k as u64, true, 102 + k * 1000, 501, a, &block));
+        sh.segment(&seg(10 + k as u64, false, 502 + k * 1000, 101, a, &block));
+        assert!(sh.buffered_bytes() <= limits.max_ooo_per_conn, "{}", sh.buffered_bytes());
+    }
+    assert!(sh.stats.ooo_conn_cap_hits >= 1, "{:?}", sh.stats);
+}
