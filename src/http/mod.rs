@@ -357,6 +357,12 @@ pub struct Chunk {
     pub ack: Option<u64>,
 }
 
+/// Exchanges held on one connection while a request or response is awaited (pipelining, or
+/// a server that never answers). Past it the oldest one not being received is written as it
+/// is, without its response (each one held is memory, and a longer queue to search for every
+/// message): an exchange of a connection pipelined this deep can be written out of its place.
+const MAX_PENDING: usize = 256;
+
 /// Bytes searched for HTTP in a connection whose two streams start with something else
 /// (a SOCKS or proxy preamble, say) before it is taken for another protocol.
 const JUNK_SCAN: u64 = 64 << 10;
@@ -753,6 +759,7 @@ impl HttpConn {
                     let id = self.next_id;
                     self.next_id += 1;
                     cx.stats.no_request += 1;
+                    self.make_room(cx);
                     self.pending.push_back(Pending {
                         has_response: true,
                         response: msg,
@@ -775,6 +782,7 @@ impl HttpConn {
                 Some(_) => ReqKind::Other,
                 None => ReqKind::Unknown,
             };
+            self.make_room(cx);
             self.pending.push_back(Pending {
                 has_request: true,
                 req_lost: msg.is_none(),
@@ -1134,6 +1142,7 @@ impl HttpConn {
         if self.midstream && self.exchanges == 0 && self.pending.is_empty() {
             anomalies.push(Anomaly::MidStream);
         }
+        self.make_room(cx);
         self.pending.push_back(Pending {
             has_request: true,
             req_head_method: kind,
@@ -1187,6 +1196,7 @@ impl HttpConn {
                 if self.midstream && self.exchanges == 0 && self.pending.is_empty() {
                     an.push(Anomaly::MidStream);
                 }
+                self.make_room(cx);
                 self.pending.push_back(Pending { anomalies: an, ..Pending::new(id, msg.first_ts) });
                 self.pending.len() - 1
             }
@@ -1458,6 +1468,24 @@ impl HttpConn {
             self.halves[0].st = St::Tunnel;
         }
         self.try_emit(cx);
+    }
+
+    /// Before another exchange is queued: past [`MAX_PENDING`], writes out the oldest one whose
+    /// request and response are not being received right now.
+    fn make_room(&mut self, cx: &mut Ctx<'_>) {
+        if self.pending.len() < MAX_PENDING {
+            return;
+        }
+        let busy = [self.halves[0].cur.as_ref().map(|c| c.target), self.halves[1].cur.as_ref().map(|c| c.target)];
+        if let Some(k) = self.pending.iter().position(|p| !busy.contains(&Some(p.id)))
+            && let Some(mut p) = self.pending.remove(k)
+        {
+            if !p.has_response {
+                p.anomalies.push(Anomaly::NoResponse);
+                cx.stats.no_response += 1;
+            }
+            self.emit(p, cx);
+        }
     }
 
     /// Hands out finished exchanges from the front of the queue.

@@ -409,3 +409,43 @@ fn gaps_and_endings_caused_by_a_cap_name_it() {
     let d = r.stats.damaged_by_cap;
     assert_eq!(d, CapDamage { any: 2, max_ooo_per_conn: 1, max_ooo_total: 1, idle_timeout: 1, ..CapDamage::default() });
 }
+
+#[test]
+fn requests_without_responses_are_not_held_without_end() {
+    // A client pipelining thousands of requests that are never answered: the queue stays at
+    // its cap (the oldest are written without a response as it fills), and every request is
+    // written.
+    let mut r = Run::new(true);
+    let n = 3 * MAX_PENDING;
+    for i in 0..n {
+        r.send(Side::Client, format!("GET /{i} HTTP/1.1\r\n\r\n").as_bytes(), 1000);
+        assert!(r.conn.pending.len() <= MAX_PENDING);
+    }
+    assert_eq!(r.out.len(), n - MAX_PENDING);
+    assert!(r.out.iter().all(|e| e.anomalies == vec![Anomaly::NoResponse]));
+    r.end(true);
+    assert_eq!(r.out.len(), n);
+    assert_eq!(r.stats.no_response, n as u64);
+    let targets: Vec<_> = r.out.iter().map(|e| String::from_utf8_lossy(e.request.as_ref().unwrap().head.target()).into_owned()).collect();
+    assert_eq!(targets, (0..n).map(|i| format!("/{i}")).collect::<Vec<_>>());
+}
+
+#[test]
+fn responses_queued_behind_a_request_still_arriving_are_not_held_without_end() {
+    // The first request's body never ends; the server answers it and then sends thousands of
+    // responses to no request. They cannot be written before the first exchange, which is
+    // still arriving: past the cap they are written out of place instead of piling up.
+    let mut r = Run::new(true);
+    r.send(Side::Client, b"POST /up HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\nstart", 1000);
+    for _ in 0..3 * MAX_PENDING {
+        r.send(Side::Server, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1000);
+        assert!(r.conn.pending.len() <= MAX_PENDING);
+    }
+    assert!(r.out.len() >= 2 * MAX_PENDING);
+    r.send(Side::Client, b"more of the body", 1000);
+    r.end(true);
+    assert_eq!(r.out.len(), 3 * MAX_PENDING);
+    let up = r.out.iter().find(|e| e.request.is_some()).unwrap();
+    assert_eq!(up.request.as_ref().unwrap().body, b"startmore of the body");
+    assert!(up.anomalies.contains(&Anomaly::Incomplete { response: false }));
+}
