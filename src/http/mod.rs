@@ -1348,6 +1348,10 @@ impl HttpConn {
                             }
                         } else if trimmed.is_empty() {
                             done = true;
+                        } else if cur.msg.trailers.len() >= cx.limits.max_headers {
+                            // More trailer fields than a head may have: malformed, like an
+                            // over-long line (else they would pile up without end).
+                            bad_chunk = true;
                         } else if let Some(colon) = trimmed.iter().position(|&c| c == b':') {
                             let name = decode::trim(&trimmed[..colon]).to_vec();
                             let value = decode::trim(&trimmed[colon + 1..]).to_vec();

@@ -449,3 +449,21 @@ fn responses_queued_behind_a_request_still_arriving_are_not_held_without_end() {
     assert_eq!(up.request.as_ref().unwrap().body, b"startmore of the body");
     assert!(up.anomalies.contains(&Anomaly::Incomplete { response: false }));
 }
+
+#[test]
+fn endless_trailers_are_bad_framing() {
+    let mut resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n".to_vec();
+    for i in 0..10_000 {
+        write!(resp, "X-T-{i}: v\r\n").unwrap();
+    }
+    resp.extend(b"\r\n");
+    let mut r = Run::new(true);
+    r.limits.max_headers = 100;
+    r.send(Side::Client, b"GET / HTTP/1.1\r\n\r\n", 1000);
+    r.send(Side::Server, &resp, 1460);
+    r.end(true);
+    assert_eq!(r.stats.bad_framing, 1);
+    let m = r.out[0].response.as_ref().unwrap();
+    assert_eq!((m.body.as_slice(), m.trailers.len()), (&b"ok"[..], 100));
+    assert!(r.out[0].anomalies.contains(&Anomaly::BadChunk { response: true }));
+}
