@@ -86,8 +86,8 @@ fn main() {
         }
         for (k, [a, b]) in conns.values().enumerate().take(4) {
             let (client, server) = if sniff(b) == Looks::Request { (b, a) } else { (a, b) };
-            let client = &client[..client.len().min(60_000)];
-            let server = &server[..server.len().min(60_000)];
+            let client = &client[..client.len().min(16_000)];
+            let server = &server[..server.len().min(16_000)];
             let mut v = vec![0b10011];
             v.extend_from_slice(&(client.len() as u16).to_le_bytes());
             v.extend_from_slice(client);
@@ -125,7 +125,8 @@ fn main() {
         ("br", 1 | 2 << 2, br(&plain)),
         ("zstd", 1 | 3 << 2, zstd(&plain)),
         ("gzip-br", 2 | 2 << 4, br(&gzip(&plain))),
-        ("zstd-deflate-gzip", 3 | 3 << 2 | 1 << 4 | 0 << 6, gzip(&zlib(&zstd(&plain)))),
+        // zstd first (3), then deflate (1), then gzip (0, no bits).
+        ("zstd-deflate-gzip", 3 | 3 << 2 | 1 << 4, gzip(&zlib(&zstd(&plain)))),
         ("identity", 0, plain.clone()),
     ];
     for (name, sel, enc) in cases {

@@ -265,7 +265,7 @@ pub fn reassembly(data: &[u8]) {
     };
     let streams = [client, server];
     let ops = &case.ops[..case.ops.len().min(2000)];
-    model_check(&streams[1], case.isn[1], case.ooo_cap, ops);
+    model_check(streams[1], case.isn[1], case.ooo_cap, ops);
     shard_run(streams, case.isn, case.ooo_cap, ops);
 }
 
@@ -605,6 +605,7 @@ fn converters() -> &'static [Converter; 2] {
             window_bytes: 4096,
             window_frames: 16,
             reorder_mem: 8192,
+            observe_connections: true,
         };
         [Converter::new(cfg(1)), Converter::new(cfg(2))]
     })

@@ -5,7 +5,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target's name and body.
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: &[Target] = &[
     ("capture", apitool_fuzz::capture),
     ("wire", apitool_fuzz::wire),
     ("reassembly", apitool_fuzz::reassembly),
