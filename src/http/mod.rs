@@ -358,9 +358,10 @@ pub struct Chunk {
 }
 
 /// Exchanges held on one connection while a request or response is awaited (pipelining, or
-/// a server that never answers). Past it the oldest one not being received is written as it
-/// is, without its response (each one held is memory, and a longer queue to search for every
-/// message): an exchange of a connection pipelined this deep can be written out of its place.
+/// a server that never answers). Past it, or past twice `max_body + max_head` bytes of
+/// messages held, the oldest one not being received is written as it is, without its
+/// response (each one held is memory, and a longer queue to search for every message): an
+/// exchange of a connection pipelined this deep can be written out of its place.
 const MAX_PENDING: usize = 256;
 
 /// Bytes searched for HTTP in a connection whose two streams start with something else
@@ -1474,16 +1475,18 @@ impl HttpConn {
         self.try_emit(cx);
     }
 
-    /// Before another exchange is queued: past [`MAX_PENDING`], writes out the oldest one whose
-    /// request and response are not being received right now.
+    /// Before another exchange is queued: past [`MAX_PENDING`] exchanges or their byte budget,
+    /// writes out the oldest ones whose request and response are not being received right now.
     fn make_room(&mut self, cx: &mut Ctx<'_>) {
-        if self.pending.len() < MAX_PENDING {
-            return;
-        }
-        let busy = [self.halves[0].cur.as_ref().map(|c| c.target), self.halves[1].cur.as_ref().map(|c| c.target)];
-        if let Some(k) = self.pending.iter().position(|p| !busy.contains(&Some(p.id)))
-            && let Some(mut p) = self.pending.remove(k)
-        {
+        let budget = 2 * (cx.limits.max_body + cx.limits.max_head);
+        let held =
+            |p: &Pending| p.request.iter().chain(p.response.iter()).map(|m| m.body.capacity() + m.head.raw.capacity()).sum::<usize>();
+        let mut bytes: usize = self.pending.iter().map(held).sum();
+        while self.pending.len() >= MAX_PENDING || bytes > budget {
+            let busy = [self.halves[0].cur.as_ref().map(|c| c.target), self.halves[1].cur.as_ref().map(|c| c.target)];
+            let Some(k) = self.pending.iter().position(|p| !busy.contains(&Some(p.id))) else { return };
+            let Some(mut p) = self.pending.remove(k) else { return };
+            bytes -= held(&p);
             if !p.has_response {
                 p.anomalies.push(Anomaly::NoResponse);
                 cx.stats.no_response += 1;

@@ -467,3 +467,21 @@ fn endless_trailers_are_bad_framing() {
     assert_eq!((m.body.as_slice(), m.trailers.len()), (&b"ok"[..], 100));
     assert!(r.out[0].anomalies.contains(&Anomaly::BadChunk { response: true }));
 }
+
+#[test]
+fn bodies_of_unanswered_requests_are_not_held_without_end() {
+    // Pipelined uploads never answered: what waits on the connection stays within twice the
+    // body and head caps, not one body per request.
+    let mut r = Run::new(true);
+    r.limits.max_body = 100_000;
+    let body = vec![b'u'; 100_000];
+    for i in 0..20 {
+        r.send(Side::Client, format!("POST /{i} HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(), 1460);
+        r.send(Side::Client, &body, 1460);
+        let held: usize = r.conn.pending.iter().flat_map(|p| p.request.iter()).map(|m| m.body.capacity()).sum();
+        assert!(held <= 2 * (r.limits.max_body + r.limits.max_head) + 100_000, "{held}");
+    }
+    r.end(true);
+    assert_eq!(r.out.len(), 20);
+    assert!(r.out.iter().all(|e| e.request.as_ref().unwrap().body == body && e.anomalies == vec![Anomaly::NoResponse]));
+}
