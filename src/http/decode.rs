@@ -503,6 +503,12 @@ impl ZstdStage {
 /// with a decoding error that says why.
 pub const MAX_CODINGS: usize = 4;
 
+/// Most room made for a body before its bytes come ([`BodyDecoder::expect`]). A declared
+/// length is only a claim: a few thousand connections each declaring a large body, and
+/// sending none of it, must not reserve gigabytes (4 MiB each did). Larger bodies grow as
+/// their bytes come.
+pub const MAX_RESERVE: usize = 64 << 10;
+
 /// Decodes one message body, keeping at most `cap` decoded bytes.
 pub struct BodyDecoder {
     /// Decoding stages, the first applied to the wire bytes.
@@ -558,9 +564,9 @@ impl BodyDecoder {
     }
 
     /// Makes room for a body expected to decode to about `bytes` (at most the cap, and at most
-    /// 4 MiB ahead of time), so it does not grow by repeated copies.
+    /// [`MAX_RESERVE`] ahead of time), so it does not grow by repeated copies.
     pub fn expect(&mut self, bytes: u64) {
-        let n = (bytes.min(self.cap as u64) as usize).min(4 << 20);
+        let n = (bytes.min(self.cap as u64) as usize).min(MAX_RESERVE);
         self.out.reserve(n);
     }
 
@@ -836,6 +842,16 @@ mod tests {
         // Up to the limit, stacked codings decode.
         let d = decode(&[Coding::Gzip; MAX_CODINGS], &gzip(&gzip(&gzip(&gzip(b"four")))), 3, 100);
         assert_eq!((d.out.as_slice(), d.error), (&b"four"[..], None));
+    }
+
+    #[test]
+    fn a_declared_length_reserves_little_ahead_of_the_bytes() {
+        let mut d = BodyDecoder::new(&[], 16 << 20);
+        d.expect(1 << 30);
+        assert!(d.out.capacity() <= MAX_RESERVE, "{}", d.out.capacity());
+        let mut d = BodyDecoder::new(&[], 100);
+        d.expect(1 << 30);
+        assert!(d.out.capacity() <= 100 + 16, "{}", d.out.capacity());
     }
 
     #[test]
