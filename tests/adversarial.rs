@@ -91,8 +91,14 @@ const MIB: usize = 1 << 20;
 /// captures measure well under 1 MiB; 12 MiB leaves room for two full windows.
 const FIXED: usize = 12 * MIB;
 
-/// One conversion at a time: the peak heap belongs to it alone.
+/// One test at a time: the heap is counted for the whole process, so a test's peak belongs to
+/// it alone only while no other test allocates (generating a capture does). Every test holds
+/// this for its whole run.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 // ---------------------------------------------------------------------------------------------
 // Running a conversion
@@ -156,7 +162,6 @@ fn convert(path: &Path, cfg: Config, limit: Duration) -> Run {
     let out_dir = temp_dir();
     let out_path = out_dir.path().join("out.har");
     let (summary, peak, took) = {
-        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let input = Input::open(path).expect("open capture");
         let out = BufWriter::new(std::fs::File::create(&out_path).expect("create HAR"));
         let name = path.display().to_string();
@@ -237,12 +242,14 @@ fn syn_flood(count: u64, limit: Duration) {
 
 #[test]
 fn syn_flood_100k() {
+    let _serial = serial();
     syn_flood(100_000, LIMIT);
 }
 
 #[test]
 #[cfg_attr(debug_assertions, ignore = "release builds only: cargo test --release --test adversarial")]
 fn syn_flood_one_million() {
+    let _serial = serial();
     syn_flood(1_000_000, LIMIT);
 }
 
@@ -257,6 +264,7 @@ fn numbered_lines(n: usize) -> Vec<u8> {
 /// the oldest holes become gaps, marked on the entry, and the buffer stays at the cap.
 #[test]
 fn out_of_order_100k_segments() {
+    let _serial = serial();
     let dir = temp_dir();
     let n = 100_000usize;
     let lines = numbered_lines(n);
@@ -323,6 +331,7 @@ fn out_of_order_100k_segments() {
 /// accounted for: gaps in the summary, marked on the entry; memory stays bounded.
 #[test]
 fn generated_out_of_order_capture() {
+    let _serial = serial();
     let dir = temp_dir();
     let (path, truth) = generate(dir.path(), Mode::OutOfOrder, AdvParams { seed: 1, ..AdvParams::default() });
     let r = convert(&path, config(|c| c.flow.max_ooo_per_conn = 32 * MIB), LIMIT);
@@ -347,6 +356,7 @@ fn generated_out_of_order_capture() {
 /// counts the conflicts.
 #[test]
 fn overlapping_segments_with_conflicting_data() {
+    let _serial = serial();
     let dir = temp_dir();
     let (path, truth) = generate(dir.path(), Mode::Overlap, AdvParams { seed: 1, ..AdvParams::default() });
     let r = convert(&path, config(|_| {}), LIMIT);
@@ -365,6 +375,7 @@ fn overlapping_segments_with_conflicting_data() {
 /// Request and response bodies that cross the 2^32 sequence wrap are rebuilt exactly.
 #[test]
 fn sequence_wraparound_mid_body() {
+    let _serial = serial();
     let dir = temp_dir();
     let (path, truth) = generate(dir.path(), Mode::SeqWrap, AdvParams { seed: 1, ..AdvParams::default() });
     let r = convert(&path, config(|_| {}), LIMIT);
@@ -401,6 +412,7 @@ fn custom_capture(dir: &Path, name: &str, build: impl FnOnce(&mut TcpConn, u64))
 /// came, not the lengths that were declared.
 #[test]
 fn declared_lengths_without_bodies() {
+    let _serial = serial();
     let dir = temp_dir();
     let path = dir.path().join("declared.pcap");
     let file = std::fs::File::create(&path).expect("create capture");
@@ -429,6 +441,7 @@ fn declared_lengths_without_bodies() {
 /// bookkeeping too, which the per-connection cap counts: memory stays at the cap.
 #[test]
 fn tiny_out_of_order_segments() {
+    let _serial = serial();
     let dir = temp_dir();
     let n = 200_000usize;
     let path = custom_capture(dir.path(), "tiny-ooo.pcap", |c, t0| {
@@ -471,6 +484,7 @@ fn tiny_out_of_order_segments() {
 /// the 30 MB of HAR they make waits within the reorder cap (2 MiB here).
 #[test]
 fn pipelined_requests_never_answered() {
+    let _serial = serial();
     let dir = temp_dir();
     let n = 30_000;
     let path = custom_capture(dir.path(), "pipelined.pcap", |c, t0| {
@@ -517,16 +531,19 @@ fn bomb(mode: Mode, size: u64, limit: Duration) {
 
 #[test]
 fn gzip_bomb() {
+    let _serial = serial();
     bomb(Mode::GzipBomb, 1 << 30, LIMIT);
 }
 
 #[test]
 fn br_bomb() {
+    let _serial = serial();
     bomb(Mode::BrBomb, 256 << 20, LIMIT);
 }
 
 #[test]
 fn zstd_bomb() {
+    let _serial = serial();
     bomb(Mode::ZstdBomb, 1 << 30, LIMIT);
 }
 
@@ -535,6 +552,7 @@ fn zstd_bomb() {
 /// entry says why.
 #[test]
 fn content_coding_list_bomb() {
+    let _serial = serial();
     let dir = temp_dir();
     let kept = b"{\"still\":\"encoded\"}";
     let path = custom_capture(dir.path(), "codings.pcap", |c, t0| {
@@ -558,6 +576,7 @@ fn content_coding_list_bomb() {
 #[test]
 #[ignore = "slow to generate: cargo test --release --test adversarial -- --ignored"]
 fn bombs_of_four_gigabytes() {
+    let _serial = serial();
     bomb(Mode::GzipBomb, 4 << 30, LIMIT);
     bomb(Mode::BrBomb, 4 << 30, LIMIT);
     bomb(Mode::ZstdBomb, 4 << 30, LIMIT);
@@ -570,6 +589,7 @@ fn bombs_of_four_gigabytes() {
 /// response is kept, marked as having no request; memory stays at the head cap.
 #[test]
 fn one_megabyte_header_line() {
+    let _serial = serial();
     let dir = temp_dir();
     let (path, _) = generate(dir.path(), Mode::HugeHeader, AdvParams { seed: 1, ..AdvParams::default() });
     let cfg = config(|_| {});
@@ -588,6 +608,7 @@ fn one_megabyte_header_line() {
 /// are skipped and counted, in memory bounded by the caps.
 #[test]
 fn one_hundred_thousand_headers() {
+    let _serial = serial();
     let dir = temp_dir();
     let (path, _) = generate(dir.path(), Mode::ManyHeaders, AdvParams { seed: 1, ..AdvParams::default() });
     let r = convert(&path, config(|_| {}), LIMIT);
@@ -606,6 +627,7 @@ fn one_hundred_thousand_headers() {
 /// marked on every response.
 #[test]
 fn chunk_sizes_that_overflow() {
+    let _serial = serial();
     let dir = temp_dir();
     let (path, truth) = generate(dir.path(), Mode::ChunkOverflow, AdvParams { seed: 1, ..AdvParams::default() });
     let r = convert(&path, config(|_| {}), LIMIT);
@@ -622,6 +644,7 @@ fn chunk_sizes_that_overflow() {
 /// responses: each is marked; the one made of two equal values is not.
 #[test]
 fn bad_content_lengths() {
+    let _serial = serial();
     let dir = temp_dir();
     let (path, truth) = generate(dir.path(), Mode::BadContentLength, AdvParams { seed: 1, ..AdvParams::default() });
     let r = convert(&path, config(|_| {}), LIMIT);
@@ -641,6 +664,7 @@ fn bad_content_lengths() {
 /// both messages are marked.
 #[test]
 fn transfer_encoding_with_content_length() {
+    let _serial = serial();
     let dir = temp_dir();
     let (path, _) = generate(dir.path(), Mode::TeCl, AdvParams { seed: 1, ..AdvParams::default() });
     let r = convert(&path, config(|_| {}), LIMIT);
@@ -679,6 +703,7 @@ fn record_starts(file: &[u8]) -> Vec<usize> {
 /// header is an error that names it. Read as a stream and from memory, alternately.
 #[test]
 fn every_prefix_of_a_capture() {
+    let _serial = serial();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
     let conv = Converter::new(Config { threads: 1, window_frames: 4, ..Config::default() });
     // The first records of a legacy pcap (handshake, CONNECT, its answer, tunnel bytes) and of a
@@ -719,6 +744,7 @@ fn every_prefix_of_a_capture() {
 /// converts within a time bound each, in memory bounded by the default caps.
 #[test]
 fn shared_corpus_in_bounded_time_and_memory() {
+    let _serial = serial();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/pcaps");
     if !root.is_dir() {
         eprintln!("notice: {} not found; skipping", root.display());
@@ -740,7 +766,6 @@ fn shared_corpus_in_bounded_time_and_memory() {
     let mut worst = (0, PathBuf::new());
     let mut failed = 0;
     for path in &files {
-        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let Ok(input) = Input::open(path) else { continue };
         let base = CURRENT.load(Ordering::Relaxed);
         PEAK.store(base, Ordering::Relaxed);
@@ -782,6 +807,7 @@ fn shared_corpus_in_bounded_time_and_memory() {
 /// cut short, status 1 with the file and offset for one that is not a capture.
 #[test]
 fn binary_exit_status_and_summary() {
+    let _serial = serial();
     let dir = temp_dir();
     let (path, _) = generate(dir.path(), Mode::ChunkOverflow, AdvParams { seed: 1, ..AdvParams::default() });
     let file = std::fs::read(&path).unwrap();
@@ -812,6 +838,7 @@ fn binary_exit_status_and_summary() {
 
 #[test]
 fn flow_limits_default_is_what_the_bounds_assume() {
+    let _serial = serial();
     let f = FlowLimits::default();
     assert_eq!((f.max_ooo_per_conn, f.max_ooo_total), (4 * MIB, 32 * MIB));
     let h = HttpLimits::default();
