@@ -236,8 +236,10 @@ fn syn_flood(count: u64, limit: Duration) {
     assert!(s.tcp.flow_cap_evictions >= count - (max_flows + window_frames) as u64);
     let text = apitool::cli::human_summary(s, Path::new("out.har"));
     assert!(text.contains("connections ended early by the open-connection cap"), "{text}");
-    // A tracked connection costs well under 1 KiB (the table, its connection state).
-    r.check_peak(&format!("{count} SYN flows"), FIXED + (max_flows + window_frames) * 1024);
+    // A tracked connection costs about 1 KiB (its state, its slot in a hash table that keeps
+    // its size after evictions, its row in the lists the caps are applied from); the table
+    // holds the cap plus what one window adds.
+    r.check_peak(&format!("{count} SYN flows"), FIXED + (max_flows + window_frames) * 1536);
 }
 
 #[test]
