@@ -307,7 +307,7 @@ fn model_check(stream: &[u8], isn: u32, ooo_cap: u16, ops: &[SegOp]) {
         let chunk = Chunk { ts: Ts(ts), frame: 0, offset: 0, ack: None };
         let mut out = |ev: Ev<'_>| match ev {
             Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
-            Ev::Gap(n, _) => events.push((0, None, n)),
+            Ev::Gap(n, _, _) => events.push((0, None, n)),
         };
         match op.wild_seq {
             // Far outside the window: must be ignored, whatever it holds.
@@ -347,13 +347,13 @@ fn model_check(stream: &[u8], isn: u32, ooo_cap: u16, ops: &[SegOp]) {
         if op.ack != 0 {
             r.ack(isn.wrapping_add(op.ack as i32 as u32), Ts(ts), &mut st, &mut |ev| match ev {
                 Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
-                Ev::Gap(n, _) => events.push((0, None, n)),
+                Ev::Gap(n, _, _) => events.push((0, None, n)),
             });
         }
         if op.skip_hole {
-            r.skip_hole(Ts(ts), &mut st, &mut |ev| match ev {
+            r.skip_hole(Ts(ts), None, &mut st, &mut |ev| match ev {
                 Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
-                Ev::Gap(n, _) => events.push((0, None, n)),
+                Ev::Gap(n, _, _) => events.push((0, None, n)),
             });
         }
         assert!(r.buffered() <= limits.max_ooo_per_conn, "buffered {} over the cap {}", r.buffered(), limits.max_ooo_per_conn);
@@ -362,9 +362,9 @@ fn model_check(stream: &[u8], isn: u32, ooo_cap: u16, ops: &[SegOp]) {
             assert_eq!(r.next_offset(), c, "next offset disagrees with what was handed on");
         }
     }
-    r.flush(Ts(ts), &mut st, &mut |ev| match ev {
+    r.flush(Ts(ts), None, &mut st, &mut |ev| match ev {
         Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
-        Ev::Gap(n, _) => events.push((0, None, n)),
+        Ev::Gap(n, _, _) => events.push((0, None, n)),
     });
     check_events(&mut events, &mut cursor, base, &first);
     assert_eq!(r.buffered(), 0);
