@@ -23,9 +23,13 @@ pub struct Ts(pub i64);
 impl Ts {
     /// Microseconds between `self` and a later `other`, never negative.
     pub fn micros_until(self, other: Ts) -> i64 {
-        ((other.0 - self.0).max(0)) / 1_000
+        other.0.saturating_sub(self.0).max(0) / 1_000
     }
 }
+
+/// The latest capture time a reader hands out (2^62 ns, in the year 2116). Capture times are
+/// kept in `[0, MAX_TS]`, so that the difference of any two never overflows.
+pub const MAX_TS: i64 = 1 << 62;
 
 /// Link types (LINKTYPE_* values, as found in pcap headers and pcapng IDBs).
 pub mod linktype {
@@ -333,12 +337,14 @@ impl FrameReader {
     }
 }
 
+/// A pcapng timestamp in nanoseconds, clamped to `[0, MAX_TS]` (a hostile or broken
+/// `if_tsoffset`, resolution or timestamp must not make times that overflow when subtracted).
 fn ts_from_units(raw: u64, units: u64, offset_s: i64) -> Ts {
     let units = units.max(1);
-    let secs = (raw / units) as i64;
+    let secs = i64::try_from(raw / units).unwrap_or(i64::MAX);
     let frac = raw % units;
     let ns = (frac as u128 * 1_000_000_000u128 / units as u128) as i64;
-    Ts(secs.saturating_add(offset_s).saturating_mul(1_000_000_000).saturating_add(ns))
+    Ts(secs.saturating_add(offset_s).saturating_mul(1_000_000_000).saturating_add(ns).clamp(0, MAX_TS))
 }
 
 fn describe_pcap_error(e: &PcapError<&[u8]>) -> String {
@@ -472,6 +478,20 @@ mod tests {
         file.extend([0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]);
         let (mut r, hl) = FrameReader::open(&file).unwrap();
         assert!(matches!(r.next(&file[hl..]), Next::Corrupt(_)));
+    }
+
+    #[test]
+    fn pcapng_times_are_clamped_to_a_range_that_cannot_overflow() {
+        assert_eq!(ts_from_units(1_500_000, 1_000_000, 0), Ts(1_500_000_000));
+        assert_eq!(ts_from_units(u64::MAX, 1, 0), Ts(MAX_TS));
+        assert_eq!(ts_from_units(u64::MAX, 1, i64::MAX), Ts(MAX_TS));
+        assert_eq!(ts_from_units(0, 1, i64::MIN), Ts(0));
+        assert_eq!(ts_from_units(5, 1_000_000_000, -10), Ts(0));
+        assert_eq!(ts_from_units(u64::MAX, 0, 0), Ts(MAX_TS));
+        // Differences of any two times handed out fit.
+        assert_eq!(Ts(MAX_TS).micros_until(Ts(0)), 0);
+        assert_eq!(Ts(0).micros_until(Ts(MAX_TS)), MAX_TS / 1_000);
+        assert_eq!(Ts(i64::MIN).micros_until(Ts(i64::MAX)), i64::MAX / 1_000);
     }
 
     fn ng_block(kind: u32, body: &[u8]) -> Vec<u8> {

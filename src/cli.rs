@@ -33,6 +33,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Read witness files: print their hashes, or dump them as JSON or text format.
     Witness(witness::WitnessArgs),
+    /// Profile how reassembly uses memory on captures (nothing is written): peaks, caps hit,
+    /// exchanges damaged, heap, a timeline; a table, JSON, an SVG plot, or a sweep of a cap.
+    Profile(crate::profile::ProfileArgs),
 }
 
 /// Parses sizes such as `4096`, `64k`, `16MiB`, `1G`.
@@ -75,15 +78,18 @@ pub struct ConvertArgs {
     pub max_ooo_per_conn: usize,
 
     /// Out-of-order bytes buffered in all connections; past it the largest buffers are
-    /// flushed with gaps.
+    /// flushed with gaps. Checked between windows of the capture (every 4 MiB or 32768
+    /// frames), like --max-flows and --idle-timeout.
     #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = parse_size)]
     pub max_ooo_total: usize,
 
-    /// Connections tracked at once; past it the least recently active are ended.
+    /// Connections tracked at once; past it the least recently active are ended (checked
+    /// between windows of the capture).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_flows: usize,
 
-    /// Seconds of capture time without a packet after which a connection is ended.
+    /// Seconds of capture time without a packet after which a connection is ended (checked
+    /// between windows of the capture).
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub idle_timeout: f64,
 
@@ -145,6 +151,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Convert(args) => convert(&args),
         Command::Replay(args) => crate::replay::command(&args),
         Command::Witness(args) => witness::command(&args),
+        Command::Profile(args) => crate::profile::command(&args),
     }
 }
 
@@ -155,7 +162,7 @@ fn is_capture_name(p: &Path) -> bool {
 }
 
 /// Expands directories into their capture files (sorted by name).
-fn expand_inputs(inputs: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
+pub(crate) fn expand_inputs(inputs: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
     let mut out = Vec::new();
     for p in inputs {
         if p.as_os_str() != "-" && p.is_dir() {

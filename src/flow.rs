@@ -18,14 +18,14 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use crate::capture::Ts;
-use crate::http::{Chunk, ConnMeta, Ctx, ExchangeSink, HttpConn, HttpLimits, HttpStats, Side};
+use crate::http::{Cap, Chunk, ConnMeta, Ctx, ExchangeSink, HttpConn, HttpLimits, HttpStats, Side};
 use crate::wire::{Dir, FlowKey, TcpSegment, flags};
 
 /// Caps on reassembly.
 #[derive(Clone, Copy, Debug)]
 pub struct FlowLimits {
-    /// Out-of-order bytes buffered per connection (both directions); past it the oldest hole
-    /// is declared a gap.
+    /// Out-of-order bytes buffered per connection (both directions, each piece counted with
+    /// [`PIECE_OVERHEAD`] bytes of bookkeeping); past it the oldest hole is declared a gap.
     pub max_ooo_per_conn: usize,
     /// Out-of-order bytes buffered in all connections; past it the largest buffers are
     /// flushed with gaps. Checked between windows of the capture.
@@ -67,6 +67,9 @@ pub struct FlowStats {
     pub segments_ignored: u64,
     /// RSTs followed by more data or a handshake on the same connection, and so not honoured.
     pub rst_ignored: u64,
+    /// The most out-of-order bytes one direction of a connection held (what
+    /// `max_ooo_per_conn` bounds). A peak: shards combine it by maximum, not by sum.
+    pub ooo_conn_peak_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -98,7 +101,8 @@ struct Ooo {
 #[derive(Debug)]
 pub enum Ev<'a> {
     Data(&'a [u8], Chunk),
-    Gap(u64, Ts),
+    /// Bytes missing: never captured, or skipped because of the cap.
+    Gap(u64, Ts, Option<Cap>),
 }
 
 /// Reassembly of one direction of a connection.
@@ -117,6 +121,11 @@ pub struct Reassembler {
 }
 
 const WINDOW: i64 = 1 << 30;
+
+/// What a buffered out-of-order piece costs besides its payload (its map entry, its record
+/// and its allocation), counted against the caps so that they bound memory: 100 000 one-byte
+/// segments hold 100 KB of payload but some 13 MB of bookkeeping.
+pub const PIECE_OVERHEAD: usize = 128;
 
 impl Reassembler {
     /// The 64-bit offset of a sequence number, taken nearest to the next expected byte.
@@ -140,6 +149,7 @@ impl Reassembler {
         self.next
     }
 
+    /// Out-of-order bytes buffered, each piece counted with [`PIECE_OVERHEAD`].
     pub fn buffered(&self) -> usize {
         self.ooo_bytes
     }
@@ -186,17 +196,17 @@ impl Reassembler {
             && s > self.next
             && a >= s
         {
-            self.gap_to(s, ts, st, out);
+            self.gap_to(s, ts, None, st, out);
             self.drain(st, out);
         }
     }
 
-    fn gap_to(&mut self, to: u64, ts: Ts, st: &mut FlowStats, out: &mut dyn FnMut(Ev<'_>)) {
+    fn gap_to(&mut self, to: u64, ts: Ts, cap: Option<Cap>, st: &mut FlowStats, out: &mut dyn FnMut(Ev<'_>)) {
         let len = to - self.next;
         if len > 0 {
             st.gaps += 1;
             st.gap_bytes += len;
-            out(Ev::Gap(len, ts));
+            out(Ev::Gap(len, ts, cap));
             self.next = to;
         }
     }
@@ -267,7 +277,7 @@ impl Reassembler {
                 let hole_from = (s + payload.len() as u64).max(self.next);
                 st.snaplen_cut_bytes += e - hole_from;
                 self.next = hole_from;
-                self.gap_to(e, ts, st, out);
+                self.gap_to(e, ts, None, st, out);
             }
             self.next = e;
             self.drain(st, out);
@@ -277,29 +287,31 @@ impl Reassembler {
         st.out_of_order_segments += 1;
         self.insert(s, payload, missing, chunk, st);
         if self.acked.is_some_and(|a| a >= s) {
-            self.gap_to(s, ts, st, out);
+            self.gap_to(s, ts, None, st, out);
             self.drain(st, out);
         }
         while self.ooo_bytes > limits.max_ooo_per_conn && !self.ooo.is_empty() {
             st.ooo_conn_cap_hits += 1;
-            self.skip_hole(ts, st, out);
+            self.skip_hole(ts, Some(Cap::MaxOooPerConn), st, out);
         }
+        st.ooo_conn_peak_bytes = st.ooo_conn_peak_bytes.max(self.ooo_bytes as u64);
     }
 
-    /// Declares the first hole a gap and hands on what follows it.
-    pub fn skip_hole(&mut self, ts: Ts, st: &mut FlowStats, out: &mut dyn FnMut(Ev<'_>)) {
+    /// Declares the first hole a gap (caused by `cap`, if one forces it) and hands on what
+    /// follows it.
+    pub fn skip_hole(&mut self, ts: Ts, cap: Option<Cap>, st: &mut FlowStats, out: &mut dyn FnMut(Ev<'_>)) {
         if let Some((&s, _)) = self.ooo.first_key_value() {
             if s > self.next {
-                self.gap_to(s, ts, st, out);
+                self.gap_to(s, ts, cap, st, out);
             }
             self.drain(st, out);
         }
     }
 
-    /// Hands on everything buffered, holes as gaps (the stream is over).
-    pub fn flush(&mut self, ts: Ts, st: &mut FlowStats, out: &mut dyn FnMut(Ev<'_>)) {
+    /// Hands on everything buffered, holes as gaps (the stream is over, or `cap` forces it).
+    pub fn flush(&mut self, ts: Ts, cap: Option<Cap>, st: &mut FlowStats, out: &mut dyn FnMut(Ev<'_>)) {
         while !self.ooo.is_empty() {
-            self.skip_hole(ts, st, out);
+            self.skip_hole(ts, cap, st, out);
         }
     }
 
@@ -335,7 +347,7 @@ impl Reassembler {
                     Piece::Data(d) => Piece::Data(d[(from - ps) as usize..(to - ps) as usize].to_vec()),
                     Piece::Hole(_) => Piece::Hole(to - from),
                 };
-                this.ooo_bytes += p.len() as usize;
+                this.ooo_bytes += p.len() as usize + PIECE_OVERHEAD;
                 this.ooo.insert(from, Ooo { piece: p, ts: chunk.ts, frame: chunk.frame, ack: chunk.ack });
             };
             for (os, oe) in overlapping {
@@ -370,7 +382,7 @@ impl Reassembler {
             }
             let seg = entry.remove();
             let len = seg.piece.len();
-            self.ooo_bytes -= len as usize;
+            self.ooo_bytes -= len as usize + PIECE_OVERHEAD;
             let e = s + len;
             if e <= self.next {
                 continue;
@@ -384,7 +396,7 @@ impl Reassembler {
                 }
                 Piece::Hole(_) => {
                     st.snaplen_cut_bytes += e - self.next;
-                    self.gap_to(e, seg.ts, st, out);
+                    self.gap_to(e, seg.ts, None, st, out);
                 }
             }
         }
@@ -528,7 +540,7 @@ impl<S: ExchangeSink> Shard<S> {
         }
         if restart {
             self.stats.port_reuse += 1;
-            self.end_conn(seg.key, false, seg.ts);
+            self.end_conn(seg.key, false, seg.ts, None);
             self.conns.remove(&seg.key);
         }
         if !self.conns.contains_key(&seg.key) {
@@ -571,7 +583,7 @@ impl<S: ExchangeSink> Shard<S> {
             if !conn.dirs[d].syn(seg.seq) {
                 // A different connection on the same ports.
                 self.stats.port_reuse += 1;
-                self.end_conn(seg.key, false, seg.ts);
+                self.end_conn(seg.key, false, seg.ts, None);
                 self.stats.flows += 1;
                 let mut c = Conn::new(seg.key, seg.frame, seg.ts);
                 c.dirs[d].syn(seg.seq);
@@ -617,6 +629,8 @@ impl<S: ExchangeSink> Shard<S> {
         let (a, b) = dirs.split_at_mut(1);
         let (this, other) = if d == 0 { (&mut a[0], &mut b[0]) } else { (&mut b[0], &mut a[0]) };
         let mut cx = Ctx { limits: http_limits, stats: http_stats, sink };
+        // The per-connection cap covers both directions: this one gets what the other leaves.
+        let limits = &FlowLimits { max_ooo_per_conn: limits.max_ooo_per_conn.saturating_sub(other.buffered()), ..*limits };
         // The acknowledgment first: it may declare a gap in the other direction.
         if seg.has(flags::ACK)
             && let Some(h) = http.as_deref_mut()
@@ -658,13 +672,14 @@ impl<S: ExchangeSink> Shard<S> {
         let done = conn.dirs[0].finished() && conn.dirs[1].finished();
         if done || (both_fin && seg.has(flags::FIN)) {
             self.stats.closed_fin += 1;
-            self.end_conn(seg.key, true, seg.ts);
+            self.end_conn(seg.key, true, seg.ts, None);
         }
     }
 
     /// Ends a connection: hands on what is buffered, tells the HTTP layer, and leaves a closed
     /// marker until the next sweep (so stray late segments do not start a new connection).
-    fn end_conn(&mut self, key: FlowKey, clean: bool, ts: Ts) {
+    /// `cap`: the cap that ends it early, if one does.
+    fn end_conn(&mut self, key: FlowKey, clean: bool, ts: Ts, cap: Option<Cap>) {
         let Shard { conns, http_limits, stats, http_stats, sink, .. } = self;
         let Some(conn) = conns.get_mut(&key) else { return };
         if conn.closed {
@@ -676,9 +691,9 @@ impl<S: ExchangeSink> Shard<S> {
             let mut cx = Ctx { limits: http_limits, stats: http_stats, sink };
             for d in [Dir::AtoB, Dir::BtoA] {
                 let side = if Some(d) == client { Side::Client } else { Side::Server };
-                conn.dirs[d.idx()].flush(ts, stats, &mut |ev| deliver(h, side, ev, &mut cx));
+                conn.dirs[d.idx()].flush(ts, cap, stats, &mut |ev| deliver(h, side, ev, &mut cx));
             }
-            h.end(clean, ts, &mut cx);
+            h.end_by(clean, ts, cap, &mut cx);
         }
         conn.http = None;
         conn.dirs = [Reassembler::default(), Reassembler::default()];
@@ -692,12 +707,13 @@ impl<S: ExchangeSink> Shard<S> {
         reset.sort_unstable();
         for (_, key, at) in reset {
             self.stats.closed_rst += 1;
-            self.end_conn(key, true, at);
+            self.end_conn(key, true, at, None);
         }
-        let expired: Vec<FlowKey> = self.conns.values().filter(|c| !c.closed && now.0 - c.last_ts.0 > idle).map(|c| c.key).collect();
+        let expired: Vec<FlowKey> =
+            self.conns.values().filter(|c| !c.closed && now.0.saturating_sub(c.last_ts.0) > idle).map(|c| c.key).collect();
         for key in expired {
             self.stats.idle_timeouts += 1;
-            self.end_conn(key, false, now);
+            self.end_conn(key, false, now, Some(Cap::IdleTimeout));
         }
         self.conns.retain(|_, c| !c.closed);
     }
@@ -719,7 +735,7 @@ impl<S: ExchangeSink> Shard<S> {
     /// Ends a connection because a global cap was hit.
     pub fn evict(&mut self, key: FlowKey, now: Ts) {
         self.stats.flow_cap_evictions += 1;
-        self.end_conn(key, false, now);
+        self.end_conn(key, false, now, Some(Cap::MaxFlows));
         self.conns.remove(&key);
     }
 
@@ -734,8 +750,8 @@ impl<S: ExchangeSink> Shard<S> {
         for d in [Dir::AtoB, Dir::BtoA] {
             let side = if Some(d) == client { Side::Client } else { Side::Server };
             match http.as_deref_mut() {
-                Some(h) => dirs[d.idx()].flush(now, stats, &mut |ev| deliver(h, side, ev, &mut cx)),
-                None => dirs[d.idx()].flush(now, stats, &mut |_| {}),
+                Some(h) => dirs[d.idx()].flush(now, Some(Cap::MaxOooTotal), stats, &mut |ev| deliver(h, side, ev, &mut cx)),
+                None => dirs[d.idx()].flush(now, Some(Cap::MaxOooTotal), stats, &mut |_| {}),
             }
         }
     }
@@ -749,11 +765,11 @@ impl<S: ExchangeSink> Shard<S> {
             match rst {
                 Some(at) => {
                     self.stats.closed_rst += 1;
-                    self.end_conn(key, true, at);
+                    self.end_conn(key, true, at, None);
                 }
                 None => {
                     self.stats.ended_at_capture_end += 1;
-                    self.end_conn(key, false, now);
+                    self.end_conn(key, false, now, None);
                 }
             }
         }
@@ -764,7 +780,7 @@ impl<S: ExchangeSink> Shard<S> {
 fn deliver(h: &mut HttpConn, side: Side, ev: Ev<'_>, cx: &mut Ctx<'_>) {
     match ev {
         Ev::Data(bytes, chunk) => h.data(side, bytes, chunk, cx),
-        Ev::Gap(len, ts) => h.gap(side, len, ts, cx),
+        Ev::Gap(len, ts, cap) => h.gap_by(side, len, ts, cap, cx),
     }
 }
 

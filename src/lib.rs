@@ -13,6 +13,7 @@ pub mod http;
 pub mod ir;
 pub mod out;
 pub mod pipeline;
+pub mod profile;
 pub mod replay;
 pub mod synth;
 pub mod wire;

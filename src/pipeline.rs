@@ -79,8 +79,8 @@ impl Default for Config {
             http: HttpLimits::default(),
             defrag: DefragLimits::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            window_bytes: 8 << 20,
-            window_frames: 65_536,
+            window_bytes: 4 << 20,
+            window_frames: 32_768,
             reorder_mem: 16 << 20,
             observe_connections: false,
             output: OutputOptions::default(),
@@ -175,6 +175,10 @@ pub struct Progress {
     /// With [`Config::observe_connections`]: the connections holding the most buffered bytes
     /// (id, out-of-order bytes + HTTP bytes), largest first, at most 10.
     pub top_connections: Vec<(u64, usize)>,
+    /// Connections and out-of-order bytes after the sweep: what `FlowLimits::max_flows` and
+    /// `FlowLimits::max_ooo_total` are checked against.
+    pub swept_flows: usize,
+    pub swept_reassembly_bytes: usize,
 }
 
 /// Why an input could not be converted at all.
@@ -188,7 +192,9 @@ pub enum ConvertError {
     Write(io::Error),
 }
 
-/// Collects the entries a shard produces, serialized.
+/// Collects the entries a shard produces, serialized. Past `cap` bytes held (0: no cap), the
+/// window's further entries wait in a temporary file: a window of capture can make far more
+/// HAR than it has bytes (a 20-byte request is a 1 KB entry).
 ///
 /// The default sink writes HAR entries only. [`EntrySink::with_output`] makes framed records
 /// (`[HAR length: u32][HAR entry][witness hash: 8 bytes][witness]`) holding the HAR entry
@@ -198,6 +204,13 @@ pub struct EntrySink {
     entries: Vec<(EntryKey, Vec<u8>)>,
     anomalous: u64,
     emit: Option<Box<Emit>>,
+    bytes: usize,
+    cap: usize,
+    spill: Option<std::fs::File>,
+    /// Entries in `spill`, in order: key and length.
+    spilled: Vec<(EntryKey, u32)>,
+    /// A write to `spill` failed (reported when the entries are collected).
+    error: Option<io::Error>,
 }
 
 /// What a sink does beyond HAR entries.
@@ -236,8 +249,6 @@ impl EntrySink {
         }
         let witness = witness.then(|| WitnessBuilder::new(WitnessOptions { redact: opts.redact.clone(), ..opts.witness.clone() }));
         EntrySink {
-            entries: Vec::new(),
-            anomalous: 0,
             emit: Some(Box::new(Emit {
                 har,
                 witness,
@@ -247,6 +258,7 @@ impl EntrySink {
                 har_redactions: 0,
                 without_request: 0,
             })),
+            ..EntrySink::default()
         }
     }
 }
@@ -291,22 +303,59 @@ impl Emit {
 
 impl ExchangeSink for EntrySink {
     fn exchange(&mut self, ex: Exchange) {
-        if let Some(e) = self.emit.as_deref_mut() {
-            let key = har::entry_key(&ex);
-            let damaged = har::is_damaged(&ex.anomalies);
-            if let Some(rec) = e.record(ex) {
-                self.anomalous += u64::from(damaged);
-                self.entries.push((key, rec));
-            }
-            return;
-        }
         let key = har::entry_key(&ex);
-        if har::is_damaged(&ex.anomalies) {
-            self.anomalous += 1;
+        let damaged = har::is_damaged(&ex.anomalies);
+        let buf = match self.emit.as_deref_mut() {
+            Some(e) => match e.record(ex) {
+                Some(rec) => rec,
+                None => return,
+            },
+            None => {
+                let mut buf = Vec::with_capacity(1024 + ex.response.as_ref().map_or(0, |r| r.body.len() * 4 / 3));
+                har::write_entry(&mut buf, &ex);
+                buf
+            }
+        };
+        self.anomalous += u64::from(damaged);
+        if self.cap > 0 && self.bytes + buf.len() > self.cap && self.error.is_none() && buf.len() <= u32::MAX as usize {
+            match self.spill_entry(&buf) {
+                Ok(()) => return self.spilled.push((key, buf.len() as u32)),
+                Err(e) => self.error = Some(e),
+            }
         }
-        let mut buf = Vec::with_capacity(1024 + ex.response.as_ref().map_or(0, |r| r.body.len() * 4 / 3));
-        har::write_entry(&mut buf, &ex);
+        self.bytes += buf.len();
         self.entries.push((key, buf));
+    }
+}
+
+impl EntrySink {
+    fn spill_entry(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.spill.is_none() {
+            self.spill = Some(tempfile::tempfile()?);
+        }
+        self.spill.as_mut().expect("created above").write_all(bytes)
+    }
+
+    /// Hands every entry to `push`, in the order they came, and starts over empty.
+    fn drain(&mut self, push: &mut dyn FnMut(EntryKey, Vec<u8>) -> io::Result<()>) -> io::Result<()> {
+        for (k, b) in self.entries.drain(..) {
+            push(k, b)?;
+        }
+        self.bytes = 0;
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let Some(f) = self.spill.as_mut().filter(|_| !self.spilled.is_empty()) {
+            f.seek(SeekFrom::Start(0))?;
+            for (k, len) in self.spilled.drain(..) {
+                let mut buf = vec![0; len as usize];
+                f.read_exact(&mut buf)?;
+                push(k, buf)?;
+            }
+            f.set_len(0)?;
+            f.seek(SeekFrom::Start(0))?;
+        }
+        Ok(())
     }
 }
 
@@ -360,10 +409,14 @@ impl Reorder {
         Ok(())
     }
 
-    /// Moves every entry that starts before `watermark` (all of them for `None`) into
-    /// `batch`, in order.
-    fn release(&mut self, watermark: Option<Ts>, batch: &mut Vec<Vec<u8>>) -> io::Result<()> {
+    /// Moves entries that start before `watermark` (all of them for `None`) into `batch`, in
+    /// order, until the batch holds `max_bytes`. Returns whether such entries are left.
+    fn release(&mut self, watermark: Option<Ts>, batch: &mut Vec<Vec<u8>>, max_bytes: usize) -> io::Result<bool> {
+        let mut bytes = 0;
         loop {
+            if bytes >= max_bytes {
+                return Ok(true);
+            }
             let a = self.mem.first_key_value().map(|(k, _)| *k);
             let b = self.spilled.first_key_value().map(|(k, _)| *k);
             let key = match (a, b) {
@@ -380,15 +433,17 @@ impl Reorder {
             }
             self.last = Some(key);
             if Some(key) == a {
-                let bytes = self.mem.remove(&key).expect("present");
-                self.mem_bytes -= bytes.len();
-                batch.push(bytes);
+                let entry = self.mem.remove(&key).expect("present");
+                self.mem_bytes -= entry.len();
+                bytes += entry.len();
+                batch.push(entry);
             } else {
                 let (off, len) = self.spilled.remove(&key).expect("present");
                 let f = self.spill.as_mut().expect("spilled entries have a file");
                 f.seek(SeekFrom::Start(off))?;
                 let mut buf = vec![0; len as usize];
                 f.read_exact(&mut buf)?;
+                bytes += buf.len();
                 batch.push(buf);
             }
         }
@@ -399,7 +454,7 @@ impl Reorder {
             }
             self.spill_len = 0;
         }
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -557,7 +612,9 @@ const SHARDS_PER_THREAD: usize = 4;
 impl<'c> Engine<'c> {
     fn new(cfg: &'c Config, out: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>, har: bool, witness: bool) -> Engine<'c> {
         let n = shard_count(cfg);
-        let shards = (0..n).map(|_| Shard::new(cfg.flow, cfg.http, EntrySink::with_output(har, witness, &cfg.output))).collect();
+        // The shards' entries of one window are held up to the reorder buffer's cap in all.
+        let sink = || EntrySink { cap: (cfg.reorder_mem / n).max(1), ..EntrySink::with_output(har, witness, &cfg.output) };
+        let shards = (0..n).map(|_| Shard::new(cfg.flow, cfg.http, sink())).collect();
         Engine { cfg, shards, reorder: Reorder::new(cfg.reorder_mem), summary: Summary::default(), out }
     }
 
@@ -591,6 +648,7 @@ impl<'c> Engine<'c> {
         // Caps that span shards, applied in an order that does not depend on the sharding.
         let flows: usize = self.shards.iter().map(|s| s.open_flows()).sum();
         let buffered: usize = self.shards.iter().map(|s| s.buffered_bytes()).sum();
+        (progress.swept_flows, progress.swept_reassembly_bytes) = (flows, buffered);
         let n = self.shards.len() as u64;
         if flows > self.cfg.flow.max_flows {
             let mut all: Vec<(Ts, u64, wire::FlowKey)> =
@@ -626,24 +684,30 @@ impl<'c> Engine<'c> {
         self.send(Some(watermark))
     }
 
-    /// Releases entries before `watermark` to the writer thread.
+    /// Releases entries before `watermark` to the writer thread, in batches of a quarter of
+    /// the reorder buffer's cap (entries read back from its file would otherwise all be in
+    /// memory at once).
     fn send(&mut self, watermark: Option<Ts>) -> io::Result<()> {
-        let mut batch = Vec::new();
-        self.reorder.release(watermark, &mut batch)?;
-        if !batch.is_empty() && self.out.send(batch).is_err() {
-            // The writer stopped on an error; its result says which.
-            return Err(io::Error::other("the writer stopped"));
+        let max = (self.cfg.reorder_mem / 4).max(1);
+        loop {
+            let mut batch = Vec::new();
+            let more = self.reorder.release(watermark, &mut batch, max)?;
+            if !batch.is_empty() && self.out.send(batch).is_err() {
+                // The writer stopped on an error; its result says which.
+                return Err(io::Error::other("the writer stopped"));
+            }
+            if !more {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Moves the shards' finished entries into the reorder buffer.
     fn collect(&mut self) -> io::Result<()> {
         for s in &mut self.shards {
             self.summary.entries_with_anomalies += std::mem::take(&mut s.sink.anomalous);
-            for (k, b) in s.sink.entries.drain(..) {
-                self.reorder.push(k, b)?;
-            }
+            let reorder = &mut self.reorder;
+            s.sink.drain(&mut |k, b| reorder.push(k, b))?;
         }
         self.summary.peak_pending_entry_bytes = self.summary.peak_pending_entry_bytes.max(self.reorder.peak as u64);
         Ok(())
@@ -723,6 +787,7 @@ fn add_flow(a: &mut FlowStats, b: &FlowStats) {
         segments_ignored,
         rst_ignored
     );
+    a.ooo_conn_peak_bytes = a.ooo_conn_peak_bytes.max(b.ooo_conn_peak_bytes);
 }
 
 fn add_http(a: &mut HttpStats, b: &HttpStats) {
@@ -748,7 +813,8 @@ fn add_http(a: &mut HttpStats, b: &HttpStats) {
         resync_skipped_bytes,
         tunnels,
         tunnel_bytes,
-        non_http_connections
+        non_http_connections,
+        damaged_by_cap
     );
 }
 
@@ -823,8 +889,8 @@ impl Converter {
             None => None,
         };
         let wit = witness.map(|w| WitnessWriter::new(w, self.cfg.output.dedup));
-        // Released entries go to the writer in batches; two batches in flight at most.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(2);
+        // Released entries go to the writer in batches; one batch waits while one is written.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(1);
         std::thread::scope(|scope| {
             let writer = std::thread::Builder::new()
                 .name("apitool-writer".into())
@@ -1015,4 +1081,70 @@ fn release_pages(map: &memmap2::Mmap, released: &mut usize, upto: usize) {
 /// The capture format of an input, without converting it.
 pub fn sniff_format(head: &[u8]) -> Result<Format, OpenError> {
     FrameReader::open(head).map(|(r, _)| r.format())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Chunk, ConnMeta, Ctx, HttpConn, Side};
+    use crate::wire::Endpoint;
+
+    #[test]
+    fn entries_past_the_sink_cap_wait_in_a_file_and_come_back_in_order() {
+        let ep = |port| Endpoint { ip: [0; 16], port, v6: false };
+        let mut conn = HttpConn::new(ConnMeta { id: 1, client: ep(40000), server: ep(80), syn_ts: None, established_ts: None });
+        conn.clean_start(Side::Client);
+        let mut sink = EntrySink { cap: 4096, ..EntrySink::default() };
+        let limits = HttpLimits::default();
+        let mut stats = HttpStats::default();
+        let reqs: Vec<u8> = (0..100).flat_map(|i| format!("GET /{i} HTTP/1.1\r\n\r\n").into_bytes()).collect();
+        let mut cx = Ctx { limits: &limits, stats: &mut stats, sink: &mut sink };
+        conn.data(Side::Client, &reqs, Chunk { ts: Ts(1), frame: 1, offset: 0, ack: None }, &mut cx);
+        conn.end(true, Ts(2), &mut cx);
+        assert!(sink.bytes <= 4096 && !sink.spilled.is_empty());
+        for _ in 0..2 {
+            let mut got = Vec::new();
+            sink.drain(&mut |k, b| {
+                got.push((k, b));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(got.len(), 100);
+            for (i, (k, b)) in got.iter().enumerate() {
+                assert_eq!(k.index, i as u32);
+                let url = format!("\"target\":\"/{i}\"");
+                assert!(b.windows(url.len()).any(|w| w == url.as_bytes()), "{}", String::from_utf8_lossy(b));
+            }
+            assert!(sink.entries.is_empty() && sink.spilled.is_empty() && sink.bytes == 0);
+            // The sink is reused window after window.
+            for (k, b) in got {
+                sink.entries.push((k, b));
+            }
+            sink.drain(&mut |_, _| Ok(())).unwrap();
+            let mut cx = Ctx { limits: &limits, stats: &mut stats, sink: &mut sink };
+            let mut conn = HttpConn::new(ConnMeta { id: 1, client: ep(40000), server: ep(80), syn_ts: None, established_ts: None });
+            conn.clean_start(Side::Client);
+            conn.data(Side::Client, &reqs, Chunk { ts: Ts(1), frame: 1, offset: 0, ack: None }, &mut cx);
+            conn.end(true, Ts(2), &mut cx);
+        }
+    }
+
+    #[test]
+    fn released_entries_go_out_in_bounded_batches() {
+        let mut r = Reorder::new(1 << 20);
+        for i in 0..100u32 {
+            r.push(EntryKey { start: Ts(i as i64), conn: 1, index: i }, vec![b'x'; 1000]).unwrap();
+        }
+        let mut sizes = Vec::new();
+        loop {
+            let mut batch = Vec::new();
+            let more = r.release(None, &mut batch, 10_000).unwrap();
+            sizes.push(batch.len());
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(sizes.iter().sum::<usize>(), 100);
+        assert!(sizes.iter().all(|&n| n <= 10), "{sizes:?}");
+    }
 }

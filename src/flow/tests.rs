@@ -18,7 +18,7 @@ fn run(isn: u32, segs: &[(u32, Vec<u8>)], acks: &[(usize, u32)], limits: &FlowLi
             expect_off += b.len() as u64;
             out.extend(b.iter().map(|&x| Some(x)));
         }
-        Ev::Gap(n, _) => {
+        Ev::Gap(n, ..) => {
             expect_off += n;
             out.extend(std::iter::repeat_n(None, n as usize));
         }
@@ -32,7 +32,7 @@ fn run(isn: u32, segs: &[(u32, Vec<u8>)], acks: &[(usize, u32)], limits: &FlowLi
         let chunk = Chunk { ts: Ts(i as i64), frame: i as u64, offset: 0, ack: None };
         r.data(*seq, data, 0, false, chunk, limits, &mut st, &mut sink);
     }
-    r.flush(Ts(0), &mut st, &mut sink);
+    r.flush(Ts(0), None, &mut st, &mut sink);
     (out, st)
 }
 
@@ -156,7 +156,7 @@ fn snap_length_cut_bytes_are_a_gap() {
     let mut out: Vec<Option<u8>> = Vec::new();
     let mut sink = |ev: Ev<'_>| match ev {
         Ev::Data(b, _) => out.extend(b.iter().map(|&x| Some(x))),
-        Ev::Gap(n, _) => out.extend(std::iter::repeat_n(None, n as usize)),
+        Ev::Gap(n, ..) => out.extend(std::iter::repeat_n(None, n as usize)),
     };
     let c = Chunk { ts: Ts(0), frame: 1, offset: 0, ack: None };
     r.data(1, b"ab", 3, false, c, &limits, &mut st, &mut sink);
@@ -243,4 +243,59 @@ fn idle_timeout_and_flow_cap() {
     // The request is kept, without a response.
     assert_eq!(sh.sink.0.len(), 1);
     assert!(sh.sink.0[0].response.is_none());
+}
+
+#[test]
+fn sweeping_at_extreme_times_does_not_overflow() {
+    let limits = FlowLimits { idle_timeout_ns: 5_000, ..FlowLimits::default() };
+    let mut sh = Shard::new(limits, HttpLimits::default(), Collect(Vec::new()));
+    let mut s = seg(1, true, 1, 0, flags::ACK, b"GET /a HTTP/1.1\r\n\r\n");
+    s.ts = Ts(i64::MIN);
+    sh.segment(&s);
+    sh.sweep(Ts(i64::MAX));
+    assert_eq!(sh.stats.idle_timeouts, 1);
+}
+
+#[test]
+fn bookkeeping_of_tiny_segments_counts_against_the_cap() {
+    // 10 000 one-byte segments after a hole: 10 KB of payload, but each buffered piece costs
+    // its map entry too. With a 100 KB cap the buffer holds a few hundred pieces, not all.
+    let isn = 7;
+    let mut segs = vec![(8u32, vec![1u8])];
+    for k in 0..10_000u32 {
+        segs.push((10 + k, vec![2u8]));
+    }
+    let limits = FlowLimits { max_ooo_per_conn: 100_000, ..FlowLimits::default() };
+    let mut r = Reassembler::default();
+    r.syn(isn);
+    let mut st = FlowStats::default();
+    let mut peak = 0;
+    for (i, (seq, data)) in segs.iter().enumerate() {
+        let chunk = Chunk { ts: Ts(i as i64), frame: i as u64, offset: 0, ack: None };
+        r.data(*seq, data, 0, false, chunk, &limits, &mut st, &mut |_| {});
+        peak = peak.max(r.buffered());
+    }
+    assert!(st.ooo_conn_cap_hits >= 1, "{st:?}");
+    assert!(peak <= limits.max_ooo_per_conn, "{peak}");
+    // What was given up is a gap, and the rest came through.
+    let (out, _) = run(isn, &segs, &[], &limits);
+    assert_eq!(out.len(), 10_002);
+    assert_eq!(out.iter().filter(|b| b.is_none()).count(), 1);
+}
+
+#[test]
+fn per_connection_cap_covers_both_directions() {
+    let limits = FlowLimits { max_ooo_per_conn: 4_000, ..FlowLimits::default() };
+    let mut sh = Shard::new(limits, HttpLimits::default(), Collect(Vec::new()));
+    let (a, s) = (flags::ACK, flags::SYN);
+    sh.segment(&seg(1, true, 100, 0, s, b""));
+    sh.segment(&seg(2, false, 500, 101, s | a, b""));
+    // Both directions buffer data after a hole of one byte, 1 KB at a time.
+    let block = [b'x'; 1000];
+    for k in 0..3u32 {
+        sh.segment(&seg(3 + k as u64, true, 102 + k * 1000, 501, a, &block));
+        sh.segment(&seg(10 + k as u64, false, 502 + k * 1000, 101, a, &block));
+        assert!(sh.buffered_bytes() <= limits.max_ooo_per_conn, "{}", sh.buffered_bytes());
+    }
+    assert!(sh.stats.ooo_conn_cap_hits >= 1, "{:?}", sh.stats);
 }

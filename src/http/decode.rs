@@ -498,6 +498,17 @@ impl ZstdStage {
     }
 }
 
+/// Content codings undone on one body at most. A message that lists more (a hostile head can
+/// list tens of thousands, each a decoder with its own buffers and window) is kept encoded,
+/// with a decoding error that says why.
+pub const MAX_CODINGS: usize = 4;
+
+/// Most room made for a body before its bytes come ([`BodyDecoder::expect`]). A declared
+/// length is only a claim: a few thousand connections each declaring a large body, and
+/// sending none of it, must not reserve gigabytes (4 MiB each did). Larger bodies grow as
+/// their bytes come.
+pub const MAX_RESERVE: usize = 64 << 10;
+
 /// Decodes one message body, keeping at most `cap` decoded bytes.
 pub struct BodyDecoder {
     /// Decoding stages, the first applied to the wire bytes.
@@ -518,17 +529,23 @@ pub struct BodyDecoder {
     raw: Vec<u8>,
     raw_overflow: bool,
     stopped: bool,
+    /// Codings were asked for (even if no stage could be built for them).
+    coded: bool,
 }
 
 impl BodyDecoder {
     /// A decoder undoing `codings` (listed in the order they were applied).
     pub fn new(codings: &[Coding], cap: usize) -> BodyDecoder {
-        let mut stages = Vec::with_capacity(codings.len());
+        let mut stages = Vec::with_capacity(codings.len().min(MAX_CODINGS));
         let mut error = None;
-        for &c in codings.iter().rev() {
-            match Stage::new(c) {
-                Ok(s) => stages.push(s),
-                Err(e) => error = Some(e),
+        if codings.len() > MAX_CODINGS {
+            error = Some(format!("{} content codings stacked, more than the {MAX_CODINGS} undone", codings.len()));
+        } else {
+            for &c in codings.iter().rev() {
+                match Stage::new(c) {
+                    Ok(s) => stages.push(s),
+                    Err(e) => error = Some(e),
+                }
             }
         }
         BodyDecoder {
@@ -542,25 +559,26 @@ impl BodyDecoder {
             error,
             raw: Vec::new(),
             raw_overflow: false,
+            coded: !codings.is_empty(),
         }
     }
 
     /// Makes room for a body expected to decode to about `bytes` (at most the cap, and at most
-    /// 4 MiB ahead of time), so it does not grow by repeated copies.
+    /// [`MAX_RESERVE`] ahead of time), so it does not grow by repeated copies.
     pub fn expect(&mut self, bytes: u64) {
-        let n = (bytes.min(self.cap as u64) as usize).min(4 << 20);
+        let n = (bytes.min(self.cap as u64) as usize).min(MAX_RESERVE);
         self.out.reserve(n);
     }
 
     /// Whether any decoding is done at all.
     pub fn is_identity(&self) -> bool {
-        self.stages.is_empty()
+        !self.coded
     }
 
     /// Feeds encoded bytes.
     pub fn push(&mut self, data: &[u8]) {
         self.encoded_len += data.len() as u64;
-        if !self.stages.is_empty() && self.decoded_len == 0 && !self.truncated {
+        if self.coded && self.decoded_len == 0 && !self.truncated {
             // Until decoding produces output, keep the bytes to fall back on.
             self.keep_raw(data);
         }
@@ -617,7 +635,7 @@ impl BodyDecoder {
             );
             self.after(r);
         }
-        if self.error.is_some() && self.decoded_len == 0 && !self.stages.is_empty() {
+        if self.fell_back_to_raw() {
             // Nothing decoded: show the bytes as they came.
             self.out = std::mem::take(&mut self.raw);
             self.truncated = self.raw_overflow;
@@ -628,7 +646,7 @@ impl BodyDecoder {
 
     /// Whether decoding failed and `out` holds encoded bytes.
     pub fn fell_back_to_raw(&self) -> bool {
-        self.error.is_some() && self.decoded_len == 0 && !self.stages.is_empty()
+        self.error.is_some() && self.decoded_len == 0 && self.coded
     }
 }
 
@@ -806,6 +824,34 @@ mod tests {
         let d = decode(&[Coding::Gzip], &enc, 100, 1000);
         assert_eq!(d.out, b"abc");
         assert!(d.error.as_deref().unwrap().contains("checksum"));
+    }
+
+    #[test]
+    fn too_many_stacked_codings_are_kept_encoded() {
+        // A head may list thousands of codings: no decoder is built for them (each would have
+        // its buffers and window), and the body is kept as it came, flagged.
+        let mut codings = Vec::new();
+        assert_eq!(parse_codings(&b"br,".repeat(40_000), &mut codings), None);
+        let body = gzip(b"still encoded");
+        let d = decode(&codings, &body, 7, 1000);
+        assert!(d.fell_back_to_raw());
+        assert!(d.error.as_deref().unwrap().contains("40000 content codings stacked"), "{:?}", d.error);
+        assert_eq!(d.out, body);
+        let d = decode(&codings, &body, 7, 10);
+        assert_eq!((d.out.len(), d.truncated), (10, true));
+        // Up to the limit, stacked codings decode.
+        let d = decode(&[Coding::Gzip; MAX_CODINGS], &gzip(&gzip(&gzip(&gzip(b"four")))), 3, 100);
+        assert_eq!((d.out.as_slice(), d.error), (&b"four"[..], None));
+    }
+
+    #[test]
+    fn a_declared_length_reserves_little_ahead_of_the_bytes() {
+        let mut d = BodyDecoder::new(&[], 16 << 20);
+        d.expect(1 << 30);
+        assert!(d.out.capacity() <= MAX_RESERVE, "{}", d.out.capacity());
+        let mut d = BodyDecoder::new(&[], 100);
+        d.expect(1 << 30);
+        assert!(d.out.capacity() <= 100 + 16, "{}", d.out.capacity());
     }
 
     #[test]

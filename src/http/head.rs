@@ -395,14 +395,21 @@ pub fn find_message_start(buf: &[u8], from: usize, request: bool, at_line_start:
                 None if at_line_start => Some(0),
                 None => None,
             };
+            let le = line_end(buf, hit);
             if let Some(ls) = ls
                 && ls >= from.min(ls)
                 && hit > ls
-                && request_line(trim_cr(&buf[ls..line_end(buf, hit)]), 0).is_ok()
+                && request_line(trim_cr(&buf[ls..le]), 0).is_ok()
                 && is_method_like(&buf[ls..hit])
             {
                 return Some(ls);
             }
+            // The answer is the same for every later hit on this line (its method token is
+            // what precedes the first space, which must come before a hit): go on at the next
+            // line. Looking at each hit would walk back over the line once per hit, quadratic
+            // in a line full of "HTTP/1.".
+            pos = le + 1;
+            continue;
         } else {
             let line_start = hit == 0 && at_line_start || hit > 0 && buf[hit - 1] == b'\n';
             if line_start {
@@ -514,5 +521,20 @@ mod tests {
         assert!(junk[p..].starts_with(b"HTTP/1.1 304"));
         assert_eq!(find_message_start(b"HTTP/1.1 200 OK\r\n", 0, false, true), Some(0));
         assert_eq!(find_message_start(b"HTTP/1.1 200 OK\r\n", 0, false, false), None);
+    }
+
+    #[test]
+    fn resync_search_is_linear_in_a_line_full_of_versions() {
+        // 64 KiB with a version every 7 bytes and no line end: each candidate line is looked at
+        // once, not once per version in it (that took seconds per segment).
+        let mut buf = b"x\n".to_vec();
+        buf.extend(b"HTTP/1.".repeat(9_400));
+        let t = std::time::Instant::now();
+        assert_eq!(find_message_start(&buf, 0, true, false), None);
+        assert_eq!(find_message_start(&buf, 0, true, true), None);
+        let mut line = buf.clone();
+        line.extend(b"\nGET / HTTP/1.1\r\n");
+        assert_eq!(find_message_start(&line, 0, true, false), Some(buf.len() + 1));
+        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
     }
 }

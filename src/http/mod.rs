@@ -63,6 +63,104 @@ pub struct HttpStats {
     pub tunnels: u64,
     pub tunnel_bytes: u64,
     pub non_http_connections: u64,
+    /// Exchanges damaged by each cap (an exchange hit by two caps counts for both).
+    pub damaged_by_cap: CapDamage,
+}
+
+/// A cap that damaged an exchange, as opposed to bytes that were never captured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cap {
+    /// `FlowLimits::max_ooo_per_conn`: a hole was skipped to make room.
+    MaxOooPerConn,
+    /// `FlowLimits::max_ooo_total`: a connection's buffers were flushed.
+    MaxOooTotal,
+    /// `FlowLimits::max_flows`: the connection was ended early.
+    MaxFlows,
+    /// `FlowLimits::idle_timeout_ns`: the connection was ended after a silence.
+    IdleTimeout,
+    /// [`HttpLimits::max_body`]: the decoded body was truncated.
+    MaxBody,
+    /// [`HttpLimits::max_head`] or [`HttpLimits::max_headers`]: the message head was dropped.
+    MaxHead,
+}
+
+impl Cap {
+    pub const ALL: [Cap; 6] = [Cap::MaxOooPerConn, Cap::MaxOooTotal, Cap::MaxFlows, Cap::IdleTimeout, Cap::MaxBody, Cap::MaxHead];
+
+    /// The command-line flag that sets it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Cap::MaxOooPerConn => "--max-ooo-per-conn",
+            Cap::MaxOooTotal => "--max-ooo-total",
+            Cap::MaxFlows => "--max-flows",
+            Cap::IdleTimeout => "--idle-timeout",
+            Cap::MaxBody => "--max-body",
+            Cap::MaxHead => "--max-head",
+        }
+    }
+
+    /// What it is, in words, with its flag.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Cap::MaxOooPerConn => "the per-connection out-of-order cap (--max-ooo-per-conn)",
+            Cap::MaxOooTotal => "the total out-of-order cap (--max-ooo-total)",
+            Cap::MaxFlows => "the open-connection cap (--max-flows)",
+            Cap::IdleTimeout => "the idle timeout (--idle-timeout)",
+            Cap::MaxBody => "the decoded body cap (--max-body)",
+            Cap::MaxHead => "the head caps (--max-head, --max-headers)",
+        }
+    }
+}
+
+/// Exchanges damaged per cap. A message whose head is dropped by the head caps damages the
+/// exchange that is left of it, if any (when both messages are dropped, nothing is left).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CapDamage {
+    /// Exchanges damaged by at least one cap.
+    pub any: u64,
+    pub max_ooo_per_conn: u64,
+    pub max_ooo_total: u64,
+    pub max_flows: u64,
+    pub idle_timeout: u64,
+    pub max_body: u64,
+    pub max_head: u64,
+}
+
+impl CapDamage {
+    pub fn get(&self, cap: Cap) -> u64 {
+        match cap {
+            Cap::MaxOooPerConn => self.max_ooo_per_conn,
+            Cap::MaxOooTotal => self.max_ooo_total,
+            Cap::MaxFlows => self.max_flows,
+            Cap::IdleTimeout => self.idle_timeout,
+            Cap::MaxBody => self.max_body,
+            Cap::MaxHead => self.max_head,
+        }
+    }
+
+    fn add(&mut self, cap: Cap) {
+        match cap {
+            Cap::MaxOooPerConn => self.max_ooo_per_conn += 1,
+            Cap::MaxOooTotal => self.max_ooo_total += 1,
+            Cap::MaxFlows => self.max_flows += 1,
+            Cap::IdleTimeout => self.idle_timeout += 1,
+            Cap::MaxBody => self.max_body += 1,
+            Cap::MaxHead => self.max_head += 1,
+        }
+    }
+}
+
+impl std::ops::AddAssign for CapDamage {
+    fn add_assign(&mut self, b: CapDamage) {
+        self.any += b.any;
+        self.max_ooo_per_conn += b.max_ooo_per_conn;
+        self.max_ooo_total += b.max_ooo_total;
+        self.max_flows += b.max_flows;
+        self.idle_timeout += b.idle_timeout;
+        self.max_body += b.max_body;
+        self.max_head += b.max_head;
+    }
 }
 
 /// The connection an exchange belongs to.
@@ -81,10 +179,12 @@ pub struct ConnMeta {
 /// Something that could not be recovered, or was unusual, about an exchange.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Anomaly {
-    /// Bytes of the message were never captured.
+    /// Bytes of the message are missing: never captured (`cap` is `None`), or skipped
+    /// because a cap was hit.
     Gap {
         response: bool,
         bytes: u64,
+        cap: Option<Cap>,
     },
     /// The message was cut short by the end of its connection (or of the capture).
     Incomplete {
@@ -132,13 +232,30 @@ pub enum Anomaly {
     Tunnel,
     /// The request or response stream started before the capture did.
     MidStream,
+    /// A cap ended the connection while this exchange was unfinished.
+    EndedByCap {
+        cap: Cap,
+    },
+}
+
+impl Anomaly {
+    /// The cap that caused it, if one did.
+    pub fn cap(&self) -> Option<Cap> {
+        match self {
+            Anomaly::Gap { cap, .. } => *cap,
+            Anomaly::EndedByCap { cap } => Some(*cap),
+            Anomaly::Truncated { .. } => Some(Cap::MaxBody),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Anomaly {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let side = |r: &bool| if *r { "response" } else { "request" };
         match self {
-            Anomaly::Gap { response, bytes } => write!(f, "{}: {bytes} bytes missing from the capture", side(response)),
+            Anomaly::Gap { response, bytes, cap: None } => write!(f, "{}: {bytes} bytes missing from the capture", side(response)),
+            Anomaly::Gap { response, bytes, cap: Some(c) } => write!(f, "{}: {bytes} bytes skipped at {}", side(response), c.describe()),
             Anomaly::Incomplete { response } => write!(f, "{}: incomplete, the connection ended", side(response)),
             Anomaly::NoResponse => f.write_str("no response"),
             Anomaly::NoRequest => f.write_str("no request"),
@@ -157,6 +274,7 @@ impl std::fmt::Display for Anomaly {
             }
             Anomaly::Tunnel => f.write_str("connection became a tunnel"),
             Anomaly::MidStream => f.write_str("connection started before the capture"),
+            Anomaly::EndedByCap { cap } => write!(f, "connection ended early by {}", cap.describe()),
         }
     }
 }
@@ -184,6 +302,28 @@ pub struct Message {
     pub last_frame: u64,
     /// Offset of the message's first byte in its TCP stream (relative to the stream's start).
     pub stream_offset: u64,
+}
+
+impl Message {
+    /// A message whose head is parsed and whose body is still to come: it started with `first`
+    /// and its last byte so far came with `last`.
+    fn new(head: Head, first: Chunk, last: Chunk) -> Message {
+        Message {
+            head,
+            body: Vec::new(),
+            body_wire_len: 0,
+            entity_len: 0,
+            codings: Vec::new(),
+            body_is_encoded: false,
+            body_truncated: false,
+            trailers: Vec::new(),
+            first_ts: first.ts,
+            last_ts: last.ts,
+            first_frame: first.frame,
+            last_frame: last.frame,
+            stream_offset: first.offset,
+        }
+    }
 }
 
 /// A request and its response.
@@ -216,6 +356,13 @@ pub struct Chunk {
     /// The sender's acknowledgment of the other stream, as an offset in that stream.
     pub ack: Option<u64>,
 }
+
+/// Exchanges held on one connection while a request or response is awaited (pipelining, or
+/// a server that never answers). Past it, or past twice `max_body + max_head` bytes of
+/// messages held, the oldest one not being received is written as it is, without its
+/// response (each one held is memory, and a longer queue to search for every message): an
+/// exchange of a connection pipelined this deep can be written out of its place.
+const MAX_PENDING: usize = 256;
 
 /// Bytes searched for HTTP in a connection whose two streams start with something else
 /// (a SOCKS or proxy preamble, say) before it is taken for another protocol.
@@ -261,6 +408,9 @@ struct InProgress {
     /// Id of the pending exchange it belongs to.
     target: u64,
     gap: u64,
+    /// Of `gap`, the bytes skipped because of a cap, and the cap.
+    cap_gap: u64,
+    cap: Option<Cap>,
     /// A chunk-size or trailer line being collected.
     line: Vec<u8>,
 }
@@ -327,6 +477,26 @@ struct Pending {
     start: Ts,
 }
 
+impl Pending {
+    /// An exchange with neither message yet, starting at `start`.
+    fn new(id: u64, start: Ts) -> Pending {
+        Pending {
+            id,
+            has_request: false,
+            request: None,
+            req_lost: false,
+            req_head_method: ReqKind::Unknown,
+            req_ack: None,
+            has_response: false,
+            response: None,
+            resp_lost: false,
+            interim: Vec::new(),
+            anomalies: Vec::new(),
+            start,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ReqKind {
     Other,
@@ -347,6 +517,9 @@ pub struct HttpConn {
     /// Bytes of the response stream were lost between messages since the last response
     /// head: a whole response may be missing.
     resp_gap: bool,
+    /// Per side: bytes skipped because of a cap between messages since the last head (a whole
+    /// message may be in them), and the cap.
+    cap_skipped: [Option<(Cap, u64)>; 2],
 }
 
 /// Receives finished exchanges.
@@ -391,6 +564,7 @@ impl HttpConn {
             exchanges: 0,
             midstream: false,
             resp_gap: false,
+            cap_skipped: [None; 2],
         }
     }
 
@@ -463,6 +637,12 @@ impl HttpConn {
 
     /// `len` bytes of one side were never captured.
     pub fn gap(&mut self, side: Side, len: u64, ts: Ts, cx: &mut Ctx<'_>) {
+        self.gap_by(side, len, ts, None, cx)
+    }
+
+    /// `len` bytes of one side are missing: never captured (`cap` is `None`) or skipped
+    /// because of `cap`.
+    pub fn gap_by(&mut self, side: Side, len: u64, ts: Ts, cap: Option<Cap>, cx: &mut Ctx<'_>) {
         let i = side as usize;
         let h = &mut self.halves[i];
         h.fresh = false;
@@ -472,6 +652,9 @@ impl HttpConn {
                 if h.response {
                     self.resp_gap = true;
                 }
+                if h.st != St::Head {
+                    self.skipped_by(i, len, cap);
+                }
                 let h = &mut self.halves[i];
                 if h.st == St::Head {
                     // The head being collected is cut, but a message was there: keep its
@@ -480,7 +663,7 @@ impl HttpConn {
                     let response = h.response;
                     let first = h.head_first.unwrap_or(Chunk { ts, frame: 0, offset: 0, ack: None });
                     let partial = std::mem::take(&mut h.buf);
-                    self.lost_head(response, first, &partial, len, cx);
+                    self.lost_head(response, first, &partial, len, cap, cx);
                 }
                 let h = &mut self.halves[i];
                 h.buf.clear();
@@ -495,6 +678,10 @@ impl HttpConn {
                     return;
                 };
                 cur.gap += len;
+                if cap.is_some() {
+                    cur.cap_gap += len;
+                    cur.cap = cur.cap.or(cap);
+                }
                 if let Some(d) = cur.dec.as_mut() {
                     // Decoding cannot go on across missing bytes; keep what was decoded.
                     d.finish();
@@ -523,6 +710,7 @@ impl HttpConn {
                         if i == 1 {
                             self.resp_gap = true;
                         }
+                        self.skipped_by(i, len, cap);
                         self.finish_message(i, ts, cx);
                         let h = &mut self.halves[i];
                         if h.st != St::Tunnel {
@@ -535,27 +723,28 @@ impl HttpConn {
         }
     }
 
+    /// Notes bytes of side `i` skipped between messages because of `cap`.
+    fn skipped_by(&mut self, i: usize, len: u64, cap: Option<Cap>) {
+        if let Some(cap) = cap {
+            let s = self.cap_skipped[i].get_or_insert((cap, 0));
+            s.1 += len;
+        }
+    }
+
+    /// The anomaly for a message of side `i` that is missing, when a cap skipped bytes where
+    /// it would have been.
+    fn skipped_gap(&self, i: usize) -> Option<Anomaly> {
+        self.cap_skipped[i].map(|(cap, bytes)| Anomaly::Gap { response: i == 1, bytes, cap: Some(cap) })
+    }
+
     /// A message whose head was cut by a gap. What arrived of the head is kept when its start
     /// line parses (the complete lines before the gap); either way the message keeps its place
     /// so that pairing stays right.
-    fn lost_head(&mut self, response: bool, first: Chunk, partial: &[u8], len: u64, cx: &mut Ctx<'_>) {
+    fn lost_head(&mut self, response: bool, first: Chunk, partial: &[u8], len: u64, cap: Option<Cap>, cx: &mut Ctx<'_>) {
         let limits = *cx.limits;
-        let msg = partial_head(partial, !response, limits.max_headers).map(|head| Message {
-            head,
-            body: Vec::new(),
-            body_wire_len: 0,
-            entity_len: 0,
-            codings: Vec::new(),
-            body_is_encoded: false,
-            body_truncated: false,
-            trailers: Vec::new(),
-            first_ts: first.ts,
-            last_ts: self.halves[response as usize].last.map_or(first.ts, |c| c.ts),
-            first_frame: first.frame,
-            last_frame: self.halves[response as usize].last.map_or(first.frame, |c| c.frame),
-            stream_offset: first.offset,
-        });
-        let gap = Anomaly::Gap { response, bytes: len };
+        let last = self.halves[response as usize].last.unwrap_or(first);
+        let msg = partial_head(partial, !response, limits.max_headers).map(|head| Message::new(head, first, last));
+        let gap = Anomaly::Gap { response, bytes: len, cap };
         if response {
             if msg.is_some() {
                 cx.stats.responses += 1;
@@ -571,19 +760,12 @@ impl HttpConn {
                     let id = self.next_id;
                     self.next_id += 1;
                     cx.stats.no_request += 1;
+                    self.make_room(cx);
                     self.pending.push_back(Pending {
-                        id,
-                        has_request: false,
-                        request: None,
-                        req_lost: false,
-                        req_head_method: ReqKind::Unknown,
-                        req_ack: None,
                         has_response: true,
                         response: msg,
-                        resp_lost: false,
-                        interim: Vec::new(),
                         anomalies: vec![Anomaly::NoRequest, gap],
-                        start: first.ts,
+                        ..Pending::new(id, first.ts)
                     });
                 }
                 None => {}
@@ -601,19 +783,15 @@ impl HttpConn {
                 Some(_) => ReqKind::Other,
                 None => ReqKind::Unknown,
             };
+            self.make_room(cx);
             self.pending.push_back(Pending {
-                id,
                 has_request: true,
                 req_lost: msg.is_none(),
                 request: msg,
                 req_head_method: kind,
                 req_ack: first.ack,
-                has_response: false,
-                response: None,
-                resp_lost: false,
-                interim: Vec::new(),
                 anomalies: vec![gap],
-                start: first.ts,
+                ..Pending::new(id, first.ts)
             });
         }
     }
@@ -633,6 +811,19 @@ impl HttpConn {
     /// The connection ended (`clean`: by FIN or RST rather than a timeout or the end of the
     /// capture).
     pub fn end(&mut self, clean: bool, ts: Ts, cx: &mut Ctx<'_>) {
+        self.end_by(clean, ts, None, cx)
+    }
+
+    /// The connection ended, by `cap` when one ended it early; the exchanges it leaves
+    /// unfinished say so.
+    pub fn end_by(&mut self, clean: bool, ts: Ts, cap: Option<Cap>, cx: &mut Ctx<'_>) {
+        let by_cap = |anomalies: &mut Vec<Anomaly>| {
+            if let Some(cap) = cap
+                && !anomalies.contains(&Anomaly::EndedByCap { cap })
+            {
+                anomalies.push(Anomaly::EndedByCap { cap });
+            }
+        };
         // A close-delimited body ends here; other unfinished messages are incomplete.
         for i in [1, 0] {
             let h = &mut self.halves[i];
@@ -642,6 +833,7 @@ impl HttpConn {
                     let (resp, target) = (h.response, cur.target);
                     if let Some(p) = self.pending.iter_mut().find(|p| p.id == target) {
                         p.anomalies.push(Anomaly::Incomplete { response: resp });
+                        by_cap(&mut p.anomalies);
                     }
                     cx.stats.incomplete_messages += 1;
                 }
@@ -658,6 +850,8 @@ impl HttpConn {
         while let Some(mut p) = self.pending.pop_front() {
             if p.has_request && !p.has_response {
                 p.anomalies.push(Anomaly::NoResponse);
+                p.anomalies.extend(self.skipped_gap(1));
+                by_cap(&mut p.anomalies);
                 cx.stats.no_response += 1;
             }
             self.emit(p, cx);
@@ -882,6 +1076,8 @@ impl HttpConn {
     }
 
     fn head_too_large(&mut self, i: usize, cx: &mut Ctx<'_>, used: usize) -> usize {
+        let skipped = self.halves[i].buf.len() as u64;
+        self.skipped_by(i, skipped, Some(Cap::MaxHead));
         let h = &mut self.halves[i];
         cx.stats.oversized_heads += 1;
         cx.stats.resync_skipped_bytes += h.buf.len() as u64;
@@ -897,11 +1093,15 @@ impl HttpConn {
         let limits = *cx.limits;
         let response = self.halves[i].response;
         let first = self.halves[i].head_first.take().unwrap_or(chunk);
+        let raw_len = raw.len() as u64;
         let head = match head::parse(raw, !response, limits.max_headers) {
             Ok(h) => h,
             Err(e) => {
                 match e {
-                    HeadError::TooManyHeaders => cx.stats.oversized_heads += 1,
+                    HeadError::TooManyHeaders => {
+                        cx.stats.oversized_heads += 1;
+                        self.skipped_by(i, raw_len, Some(Cap::MaxHead));
+                    }
                     HeadError::StartLine => cx.stats.malformed_heads += 1,
                 }
                 let h = &mut self.halves[i];
@@ -918,21 +1118,7 @@ impl HttpConn {
         if head.dropped_lines > 0 {
             anomalies.push(Anomaly::DroppedHeaderLines { response, lines: head.dropped_lines });
         }
-        let msg = Message {
-            head,
-            body: Vec::new(),
-            body_wire_len: 0,
-            entity_len: 0,
-            codings: Vec::new(),
-            body_is_encoded: false,
-            body_truncated: false,
-            trailers: Vec::new(),
-            first_ts: first.ts,
-            last_ts: chunk.ts,
-            first_frame: first.frame,
-            last_frame: chunk.frame,
-            stream_offset: first.offset,
-        };
+        let msg = Message::new(head, first, chunk);
         if response {
             self.response_head(msg, first, anomalies, cx);
         } else {
@@ -942,6 +1128,7 @@ impl HttpConn {
 
     fn request_head(&mut self, msg: Message, first: Chunk, mut anomalies: Vec<Anomaly>, cx: &mut Ctx<'_>) {
         cx.stats.requests += 1;
+        self.cap_skipped[0] = None;
         let method = msg.head.method();
         let kind = if method.eq_ignore_ascii_case(b"HEAD") {
             ReqKind::Head
@@ -956,19 +1143,13 @@ impl HttpConn {
         if self.midstream && self.exchanges == 0 && self.pending.is_empty() {
             anomalies.push(Anomaly::MidStream);
         }
+        self.make_room(cx);
         self.pending.push_back(Pending {
-            id,
             has_request: true,
-            request: None,
-            req_lost: false,
             req_head_method: kind,
             req_ack: first.ack,
-            has_response: false,
-            response: None,
-            resp_lost: false,
-            interim: Vec::new(),
             anomalies,
-            start: msg.first_ts,
+            ..Pending::new(id, msg.first_ts)
         });
         self.start_body(0, msg, framing, id, cx);
     }
@@ -996,6 +1177,9 @@ impl HttpConn {
                     let p = &mut self.pending[k];
                     p.has_response = true;
                     p.anomalies.push(Anomaly::NoResponse);
+                    if let Some(a) = self.skipped_gap(1) {
+                        self.pending[k].anomalies.push(a);
+                    }
                     cx.stats.no_response += 1;
                     idx = self.pending.iter().position(|p| !p.has_response);
                 }
@@ -1009,27 +1193,17 @@ impl HttpConn {
                 self.next_id += 1;
                 cx.stats.no_request += 1;
                 let mut an = vec![Anomaly::NoRequest];
+                an.extend(self.skipped_gap(0));
                 if self.midstream && self.exchanges == 0 && self.pending.is_empty() {
                     an.push(Anomaly::MidStream);
                 }
-                self.pending.push_back(Pending {
-                    id,
-                    has_request: false,
-                    request: None,
-                    req_lost: false,
-                    req_head_method: ReqKind::Unknown,
-                    req_ack: None,
-                    has_response: false,
-                    response: None,
-                    resp_lost: false,
-                    interim: Vec::new(),
-                    anomalies: an,
-                    start: msg.first_ts,
-                });
+                self.make_room(cx);
+                self.pending.push_back(Pending { anomalies: an, ..Pending::new(id, msg.first_ts) });
                 self.pending.len() - 1
             }
         };
         self.resp_gap = false;
+        self.cap_skipped[1] = None;
         let p = &mut self.pending[idx];
         if (100..200).contains(&status) && status != 101 {
             cx.stats.interim_responses += 1;
@@ -1105,7 +1279,7 @@ impl HttpConn {
             d
         });
         msg.codings = codings;
-        let cur = Box::new(InProgress { msg, framing, dec, target, gap: 0, line: Vec::new() });
+        let cur = Box::new(InProgress { msg, framing, dec, target, gap: 0, cap_gap: 0, cap: None, line: Vec::new() });
         let h = &mut self.halves[i];
         h.cur = Some(cur);
         h.st = St::Body;
@@ -1175,6 +1349,10 @@ impl HttpConn {
                             }
                         } else if trimmed.is_empty() {
                             done = true;
+                        } else if cur.msg.trailers.len() >= cx.limits.max_headers {
+                            // More trailer fields than a head may have: malformed, like an
+                            // over-long line (else they would pile up without end).
+                            bad_chunk = true;
                         } else if let Some(colon) = trimmed.iter().position(|&c| c == b':') {
                             let name = decode::trim(&trimmed[..colon]).to_vec();
                             let value = decode::trim(&trimmed[colon + 1..]).to_vec();
@@ -1241,11 +1419,16 @@ impl HttpConn {
         }
         // `last_ts` stays the time of the message's last byte, whenever it is declared over.
         let _ = ts;
-        let InProgress { mut msg, dec, target, gap, .. } = *cur;
+        let InProgress { mut msg, dec, target, gap, cap_gap, cap, .. } = *cur;
         let mut anomalies = Vec::new();
         if gap > 0 {
             cx.stats.messages_with_gaps += 1;
-            anomalies.push(Anomaly::Gap { response, bytes: gap });
+            if gap > cap_gap {
+                anomalies.push(Anomaly::Gap { response, bytes: gap - cap_gap, cap: None });
+            }
+            if cap_gap > 0 {
+                anomalies.push(Anomaly::Gap { response, bytes: cap_gap, cap });
+            }
         }
         if let Some(mut d) = dec {
             d.finish();
@@ -1292,6 +1475,26 @@ impl HttpConn {
         self.try_emit(cx);
     }
 
+    /// Before another exchange is queued: past [`MAX_PENDING`] exchanges or their byte budget,
+    /// writes out the oldest ones whose request and response are not being received right now.
+    fn make_room(&mut self, cx: &mut Ctx<'_>) {
+        let budget = 2 * (cx.limits.max_body + cx.limits.max_head);
+        let held =
+            |p: &Pending| p.request.iter().chain(p.response.iter()).map(|m| m.body.capacity() + m.head.raw.capacity()).sum::<usize>();
+        let mut bytes: usize = self.pending.iter().map(held).sum();
+        while self.pending.len() >= MAX_PENDING || bytes > budget {
+            let busy = [self.halves[0].cur.as_ref().map(|c| c.target), self.halves[1].cur.as_ref().map(|c| c.target)];
+            let Some(k) = self.pending.iter().position(|p| !busy.contains(&Some(p.id))) else { return };
+            let Some(mut p) = self.pending.remove(k) else { return };
+            bytes -= held(&p);
+            if !p.has_response {
+                p.anomalies.push(Anomaly::NoResponse);
+                cx.stats.no_response += 1;
+            }
+            self.emit(p, cx);
+        }
+    }
+
     /// Hands out finished exchanges from the front of the queue.
     fn try_emit(&mut self, cx: &mut Ctx<'_>) {
         while let Some(p) = self.pending.front() {
@@ -1313,6 +1516,15 @@ impl HttpConn {
             p.anomalies.push(Anomaly::NoRequest);
         }
         cx.stats.exchanges += 1;
+        let mut caps: Vec<Cap> = p.anomalies.iter().filter_map(Anomaly::cap).collect();
+        caps.sort_unstable();
+        caps.dedup();
+        if !caps.is_empty() {
+            cx.stats.damaged_by_cap.any += 1;
+        }
+        for c in caps {
+            cx.stats.damaged_by_cap.add(c);
+        }
         let ex = Exchange {
             conn: self.meta,
             index: self.exchanges,

@@ -231,7 +231,7 @@ fn gap_inside_a_body_keeps_framing() {
     for step in [1, 3, 100] {
         let r = Run::play(&steps, step, true);
         assert_eq!(summary(&r.out), vec![ex("GET", "/1", 200, b"", b"012"), ex("GET", "/2", 404, b"", b"no")]);
-        assert_eq!(r.out[0].anomalies, vec![Anomaly::Gap { response: true, bytes: 4 }]);
+        assert_eq!(r.out[0].anomalies, vec![Anomaly::Gap { response: true, bytes: 4, cap: None }]);
         assert!(r.out[1].anomalies.is_empty());
     }
 }
@@ -372,4 +372,116 @@ fn garbled_request_still_records_its_response() {
     assert_eq!(summary(&r.out), vec![ex("", "", 400, b"", b"bad")]);
     assert!(r.out[0].anomalies.contains(&Anomaly::NoRequest));
     assert_eq!(r.stats.non_http_connections, 0);
+}
+
+#[test]
+fn gaps_and_endings_caused_by_a_cap_name_it() {
+    let mut r = Run::new(true);
+    r.send(Side::Client, b"GET /1 HTTP/1.1\r\n\r\n", 100);
+    r.send(Side::Server, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n012", 100);
+    // Two bytes never captured, then three skipped at a cap.
+    r.gap(Side::Server, 2);
+    let mut sink = |e: Exchange| r.out.push(e);
+    let mut cx = Ctx { limits: &r.limits, stats: &mut r.stats, sink: &mut sink };
+    r.conn.gap_by(Side::Server, 3, Ts(r.ts), Some(Cap::MaxOooPerConn), &mut cx);
+    r.offs[1] += 3;
+    r.send(Side::Server, b"89", 100);
+    // A request whose whole response is skipped at another cap, then the connection is ended
+    // by a third.
+    r.send(Side::Client, b"GET /2 HTTP/1.1\r\n\r\n", 100);
+    let mut sink = |e: Exchange| r.out.push(e);
+    let mut cx = Ctx { limits: &r.limits, stats: &mut r.stats, sink: &mut sink };
+    r.conn.gap_by(Side::Server, 50, Ts(r.ts), Some(Cap::MaxOooTotal), &mut cx);
+    r.conn.end_by(false, Ts(r.ts + 1), Some(Cap::IdleTimeout), &mut cx);
+    assert_eq!(r.out.len(), 2);
+    let cap_gap = Anomaly::Gap { response: true, bytes: 3, cap: Some(Cap::MaxOooPerConn) };
+    assert_eq!(r.out[0].anomalies, vec![Anomaly::Gap { response: true, bytes: 2, cap: None }, cap_gap.clone()]);
+    assert_eq!(cap_gap.to_string(), "response: 3 bytes skipped at the per-connection out-of-order cap (--max-ooo-per-conn)");
+    assert_eq!(
+        r.out[1].anomalies,
+        vec![
+            Anomaly::NoResponse,
+            Anomaly::Gap { response: true, bytes: 50, cap: Some(Cap::MaxOooTotal) },
+            Anomaly::EndedByCap { cap: Cap::IdleTimeout }
+        ]
+    );
+    assert_eq!(r.out[1].anomalies[2].to_string(), "connection ended early by the idle timeout (--idle-timeout)");
+    let d = r.stats.damaged_by_cap;
+    assert_eq!(d, CapDamage { any: 2, max_ooo_per_conn: 1, max_ooo_total: 1, idle_timeout: 1, ..CapDamage::default() });
+}
+
+#[test]
+fn requests_without_responses_are_not_held_without_end() {
+    // A client pipelining thousands of requests that are never answered: the queue stays at
+    // its cap (the oldest are written without a response as it fills), and every request is
+    // written.
+    let mut r = Run::new(true);
+    let n = 3 * MAX_PENDING;
+    for i in 0..n {
+        r.send(Side::Client, format!("GET /{i} HTTP/1.1\r\n\r\n").as_bytes(), 1000);
+        assert!(r.conn.pending.len() <= MAX_PENDING);
+    }
+    assert_eq!(r.out.len(), n - MAX_PENDING);
+    assert!(r.out.iter().all(|e| e.anomalies == vec![Anomaly::NoResponse]));
+    r.end(true);
+    assert_eq!(r.out.len(), n);
+    assert_eq!(r.stats.no_response, n as u64);
+    let targets: Vec<_> = r.out.iter().map(|e| String::from_utf8_lossy(e.request.as_ref().unwrap().head.target()).into_owned()).collect();
+    assert_eq!(targets, (0..n).map(|i| format!("/{i}")).collect::<Vec<_>>());
+}
+
+#[test]
+fn responses_queued_behind_a_request_still_arriving_are_not_held_without_end() {
+    // The first request's body never ends; the server answers it and then sends thousands of
+    // responses to no request. They cannot be written before the first exchange, which is
+    // still arriving: past the cap they are written out of place instead of piling up.
+    let mut r = Run::new(true);
+    r.send(Side::Client, b"POST /up HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\nstart", 1000);
+    for _ in 0..3 * MAX_PENDING {
+        r.send(Side::Server, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1000);
+        assert!(r.conn.pending.len() <= MAX_PENDING);
+    }
+    assert!(r.out.len() >= 2 * MAX_PENDING);
+    r.send(Side::Client, b"more of the body", 1000);
+    r.end(true);
+    assert_eq!(r.out.len(), 3 * MAX_PENDING);
+    let up = r.out.iter().find(|e| e.request.is_some()).unwrap();
+    assert_eq!(up.request.as_ref().unwrap().body, b"startmore of the body");
+    assert!(up.anomalies.contains(&Anomaly::Incomplete { response: false }));
+}
+
+#[test]
+fn endless_trailers_are_bad_framing() {
+    let mut resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n".to_vec();
+    for i in 0..10_000 {
+        write!(resp, "X-T-{i}: v\r\n").unwrap();
+    }
+    resp.extend(b"\r\n");
+    let mut r = Run::new(true);
+    r.limits.max_headers = 100;
+    r.send(Side::Client, b"GET / HTTP/1.1\r\n\r\n", 1000);
+    r.send(Side::Server, &resp, 1460);
+    r.end(true);
+    assert_eq!(r.stats.bad_framing, 1);
+    let m = r.out[0].response.as_ref().unwrap();
+    assert_eq!((m.body.as_slice(), m.trailers.len()), (&b"ok"[..], 100));
+    assert!(r.out[0].anomalies.contains(&Anomaly::BadChunk { response: true }));
+}
+
+#[test]
+fn bodies_of_unanswered_requests_are_not_held_without_end() {
+    // Pipelined uploads never answered: what waits on the connection stays within twice the
+    // body and head caps, not one body per request.
+    let mut r = Run::new(true);
+    r.limits.max_body = 100_000;
+    let body = vec![b'u'; 100_000];
+    for i in 0..20 {
+        r.send(Side::Client, format!("POST /{i} HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(), 1460);
+        r.send(Side::Client, &body, 1460);
+        let held: usize = r.conn.pending.iter().flat_map(|p| p.request.iter()).map(|m| m.body.capacity()).sum();
+        assert!(held <= 2 * (r.limits.max_body + r.limits.max_head) + 100_000, "{held}");
+    }
+    r.end(true);
+    assert_eq!(r.out.len(), 20);
+    assert!(r.out.iter().all(|e| e.request.as_ref().unwrap().body == body && e.anomalies == vec![Anomaly::NoResponse]));
 }

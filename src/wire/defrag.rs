@@ -191,7 +191,7 @@ impl Defragmenter {
         let before = self.partials.len();
         let mut freed = 0;
         self.partials.retain(|p| {
-            let keep = now.0 - p.first_ts.0 <= limit;
+            let keep = now.0.saturating_sub(p.first_ts.0) <= limit;
             if !keep {
                 freed += p.data.len();
             }
@@ -263,5 +263,13 @@ mod tests {
         assert!(d.held_bytes() <= 1000);
         assert!(d.push(Ts(100), &frag(79, 65_530, false, &[0; 100])).is_none());
         assert_eq!(d.stats.bad, 1);
+    }
+
+    #[test]
+    fn expiring_at_extreme_times_does_not_overflow() {
+        let mut d = Defragmenter::new(DefragLimits::default());
+        assert!(d.push(Ts(i64::MIN), &frag(1, 0, true, &[0; 8])).is_none());
+        d.expire(Ts(i64::MAX));
+        assert_eq!(d.stats.dropped, 1);
     }
 }

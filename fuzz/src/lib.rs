@@ -1,0 +1,653 @@
+//! The bodies of apitool's fuzz targets, one function per target, so that the libFuzzer
+//! binaries (`fuzz_targets/*.rs`) and the regression test (`tests/regressions.rs`, run in CI)
+//! execute exactly the same code on the same bytes.
+//!
+//! Every function takes the raw fuzz input. Beyond "no panic, no hang, no runaway memory"
+//! (which libFuzzer checks), each asserts what its layer promises:
+//!
+//! - [`capture`]: records stay inside the input, frame numbers count up, and every cut of a
+//!   record that read whole reports "need more bytes" (never a frame, never corruption).
+//! - [`wire`]: payloads and fragments borrow the frame; reassembled datagrams stay under the
+//!   IP limit and the defragmenter under its byte cap.
+//! - [`reassembly`]: one direction against a model: the stream handed on is contiguous
+//!   (data and gaps), every byte is the first one seen for its offset, and the out-of-order
+//!   buffer stays under its cap; the same segments also go through a whole [`Shard`] (both
+//!   directions, HTTP on top).
+//! - [`http`]: both streams of a connection, cut at arbitrary points, with gaps, through an
+//!   [`HttpConn`].
+//! - [`decode`]: [`BodyDecoder`] with arbitrary coding lists, caps and piece sizes: never more
+//!   than the cap kept, truncation flagged.
+//! - [`convert`]: a whole capture through the [`Converter`] with one and with two threads: the
+//!   HAR is valid JSON and the same bytes either way.
+//! - [`witness`]: a protobuf-encoded witness: hash, text form, and the text form read back.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use arbitrary::{Arbitrary, Unstructured};
+
+use apitool::capture::{Frame, FrameReader, Input, Next, Ts};
+use apitool::flow::{Ev, FlowLimits, FlowStats, Reassembler, Shard};
+use apitool::http::decode::{BodyDecoder, Coding, parse_codings};
+use apitool::http::{Chunk, ConnMeta, Ctx, Exchange, HttpConn, HttpLimits, HttpStats, Side};
+use apitool::pipeline::{Config, Converter};
+use apitool::wire::defrag::{DefragLimits, Defragmenter};
+use apitool::wire::{self, Decoded, Endpoint, FlowKey, TcpSegment};
+
+fn within(outer: &[u8], inner: &[u8]) -> bool {
+    let (o, i) = (outer.as_ptr() as usize, inner.as_ptr() as usize);
+    inner.is_empty() || (i >= o && i + inner.len() <= o + outer.len())
+}
+
+// ---------------------------------------------------------------------------------------------
+// capture
+
+/// A legacy pcap file header.
+pub fn pcap_header(big_endian: bool, nanos: bool, linktype: u32) -> Vec<u8> {
+    let magic: u32 = if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
+    let mut v = Vec::new();
+    let w32 = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&if big_endian { x.to_be_bytes() } else { x.to_le_bytes() });
+    let w16 = |v: &mut Vec<u8>, x: u16| v.extend_from_slice(&if big_endian { x.to_be_bytes() } else { x.to_le_bytes() });
+    w32(&mut v, magic);
+    w16(&mut v, 2);
+    w16(&mut v, 4);
+    w32(&mut v, 0);
+    w32(&mut v, 0);
+    w32(&mut v, 65535);
+    w32(&mut v, linktype);
+    v
+}
+
+/// A little-endian pcapng section header and one interface of `linktype`.
+pub fn pcapng_header(linktype: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    // SHB: type, length 28, byte-order magic, version 1.0, section length -1, length.
+    v.extend(0x0a0d_0d0au32.to_le_bytes());
+    v.extend(28u32.to_le_bytes());
+    v.extend(0x1a2b_3c4du32.to_le_bytes());
+    v.extend(1u16.to_le_bytes());
+    v.extend(0u16.to_le_bytes());
+    v.extend((-1i64).to_le_bytes());
+    v.extend(28u32.to_le_bytes());
+    // IDB: type 1, length 20, link type, reserved, snap length, length.
+    v.extend(1u32.to_le_bytes());
+    v.extend(20u32.to_le_bytes());
+    v.extend(linktype.to_le_bytes());
+    v.extend(0u16.to_le_bytes());
+    v.extend(0u32.to_le_bytes());
+    v.extend(20u32.to_le_bytes());
+    v
+}
+
+/// Input: one mode byte, then the capture (mode 0: as it is, the input supplies the file
+/// header; 1-4: after a legacy pcap header of each byte order and resolution; 5: after a
+/// pcapng section and interface).
+pub fn capture(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let file: Cow<'_, [u8]> = match mode % 6 {
+        0 => Cow::Borrowed(rest),
+        m @ 1..=4 => {
+            let mut v = pcap_header(m & 1 == 1, m >= 3, 1);
+            v.extend_from_slice(rest);
+            Cow::Owned(v)
+        }
+        _ => {
+            let mut v = pcapng_header(1);
+            v.extend_from_slice(rest);
+            Cow::Owned(v)
+        }
+    };
+    walk_capture(&file);
+}
+
+fn walk_capture(file: &[u8]) {
+    let Ok((mut r, hl)) = FrameReader::open(file) else { return };
+    assert!(hl <= file.len());
+    let mut pos = hl;
+    let mut frames = 0u64;
+    while pos < file.len() {
+        let buf = &file[pos..];
+        let used = match r.next(buf) {
+            Next::Frame(f, used) => {
+                frames += 1;
+                assert_eq!(f.index, frames);
+                assert!(used > 0 && used <= buf.len(), "record length {used} of {}", buf.len());
+                assert!(within(&buf[..used], f.data), "frame data outside its record");
+                assert!(f.orig_len as usize >= f.data.len());
+                used
+            }
+            Next::Skip(used) => {
+                assert!(used > 0 && used <= buf.len(), "skipped {used} of {}", buf.len());
+                used
+            }
+            Next::NeedMore(k) => {
+                assert!(k > 0, "need more, but zero bytes");
+                break;
+            }
+            Next::Corrupt(_) => break,
+        };
+        assert_eq!(r.frames(), frames);
+        // The record read whole; every cut of it must ask for more bytes (a stream reader
+        // relies on it). A few cut points per record keep this cheap.
+        for cut in [0, 1, 11, 12, 15, 16, used / 2, used - 1] {
+            if cut >= used {
+                continue;
+            }
+            match r.next(&buf[..cut]) {
+                Next::NeedMore(k) => assert!(k > 0 && cut + k <= used, "cut {cut} of {used}: needs {k}"),
+                other => panic!("cut {cut} of a {used}-byte record: {other:?}"),
+            }
+        }
+        assert_eq!(r.frames(), frames, "reading a cut record changed the frame count");
+        pos += used;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wire
+
+const LINKTYPES: &[u32] = &[0, 1, 12, 14, 101, 104, 105, 108, 113, 127, 129, 228, 229, 239, 276, 147];
+
+/// Input: a sequence of frames, each `[link type selector][cut][len lo][len hi][bytes...]`;
+/// IP fragments go to one defragmenter with small caps.
+pub fn wire(data: &[u8]) {
+    let limits = DefragLimits { max_datagrams: 4, max_bytes: 100_000, timeout_ns: 1_000 };
+    let mut defrag = Defragmenter::new(limits);
+    let mut rest = data;
+    let mut index = 0u64;
+    while rest.len() >= 4 {
+        let (lt, cut, len) = (rest[0], rest[1], u16::from_le_bytes([rest[2], rest[3]]) as usize);
+        rest = &rest[4..];
+        let len = len.min(rest.len());
+        let (d, tail) = rest.split_at(len);
+        rest = tail;
+        index += 1;
+        let frame = Frame {
+            index,
+            ts: Ts(index as i64 * 300),
+            linktype: LINKTYPES[lt as usize % LINKTYPES.len()],
+            data: d,
+            orig_len: d.len() as u32 + cut as u32 * 7,
+        };
+        match wire::decode(&frame) {
+            Decoded::Tcp(seg) => check_segment(&seg, d, cut as u32 * 7),
+            Decoded::Fragment(f) => {
+                assert!(within(d, f.data), "fragment outside its frame");
+                let before = defrag.stats.fragments;
+                if let Some(payload) = defrag.push(frame.ts, &f) {
+                    assert!(payload.len() <= 65_535);
+                    if let Decoded::Tcp(seg) = wire::decode_reassembled(index, frame.ts, &f, &payload) {
+                        check_segment(&seg, &payload, 0);
+                    }
+                }
+                assert_eq!(defrag.stats.fragments, before + 1);
+                assert!(defrag.held_bytes() <= limits.max_bytes, "defragmenter holds {}", defrag.held_bytes());
+            }
+            Decoded::Skip(_) => {}
+        }
+    }
+    defrag.finish();
+    assert_eq!(defrag.held_bytes(), 0);
+}
+
+fn check_segment(seg: &TcpSegment<'_>, frame: &[u8], cut: u32) {
+    assert!(within(frame, seg.payload), "payload outside its frame");
+    assert!(seg.missing <= cut, "{} bytes missing, {cut} cut", seg.missing);
+}
+
+// ---------------------------------------------------------------------------------------------
+// reassembly
+
+/// One segment (or acknowledgment) of the fuzzed connection.
+#[derive(Arbitrary, Debug)]
+pub struct SegOp {
+    /// From the server (else the client).
+    pub server: bool,
+    /// Offset of the first byte in the reference stream (can be a little before its start).
+    pub offset: i16,
+    /// Payload length, and bytes lost to the snap length after it.
+    pub len: u16,
+    pub missing: u8,
+    /// Bytes replaced with different ones (a conflicting retransmission).
+    pub conflict: bool,
+    pub flags: u8,
+    /// Acknowledgment of the other direction, as an offset in its stream.
+    pub ack: i16,
+    /// A sequence number anywhere (out of the window), instead of `offset`.
+    pub wild_seq: Option<u32>,
+    /// Capture time advances by this many milliseconds.
+    pub dt_ms: u16,
+    /// Skip the oldest hole (as the per-connection cap would) after this segment.
+    pub skip_hole: bool,
+}
+
+#[derive(Arbitrary, Debug)]
+struct ReassemblyCase {
+    /// Reference streams: a built-in HTTP conversation, or bytes from the input.
+    template: u8,
+    own_client: Vec<u8>,
+    own_server: Vec<u8>,
+    isn: [u32; 2],
+    ooo_cap: u16,
+    ops: Vec<SegOp>,
+}
+
+const TEMPLATES: &[(&[u8], &[u8])] = &[
+    (
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwxyz\r\n0\r\nX-T: 1\r\n\r\n",
+    ),
+    (
+        b"PUT /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\nbodyHEAD /h HTTP/1.1\r\n\r\nGET /c HTTP/1.0\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nHTTP/1.0 200 OK\r\n\r\nclose-delimited body",
+    ),
+    (
+        b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n\x16\x03\x01tunnel bytes",
+        b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03more tunnel",
+    ),
+    (
+        b"GET /z HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\nGET /y HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 23\r\n\r\n\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xcb\x48\xcd\xc9\xc9\x07\x00\x86\xa6\x10\x36\x05\x00\x00\x00HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello",
+    ),
+];
+
+fn meta(client: Endpoint, server: Endpoint) -> ConnMeta {
+    ConnMeta { id: 1, client, server, syn_ts: None, established_ts: None }
+}
+
+/// Input: an `arbitrary`-encoded [`ReassemblyCase`].
+pub fn reassembly(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(case) = ReassemblyCase::arbitrary(&mut u) else { return };
+    let (client, server): (&[u8], &[u8]) = match case.template as usize % (TEMPLATES.len() + 1) {
+        0 => (&case.own_client, &case.own_server),
+        k => TEMPLATES[k - 1],
+    };
+    let streams = [client, server];
+    let ops = &case.ops[..case.ops.len().min(2000)];
+    model_check(streams[1], case.isn[1], case.ooo_cap, ops);
+    shard_run(streams, case.isn, case.ooo_cap, ops);
+}
+
+/// The bytes a segment carries: the reference stream where it covers it (zeros around it),
+/// changed when the segment conflicts.
+fn seg_bytes(stream: &[u8], offset: i64, len: usize, conflict: bool) -> Vec<u8> {
+    (0..len as i64)
+        .map(|i| {
+            let b = usize::try_from(offset + i).ok().and_then(|p| stream.get(p)).copied().unwrap_or(0);
+            if conflict { b ^ 0x5a } else { b }
+        })
+        .collect()
+}
+
+/// One direction through a [`Reassembler`], checked against a model.
+fn model_check(stream: &[u8], isn: u32, ooo_cap: u16, ops: &[SegOp]) {
+    let limits = FlowLimits { max_ooo_per_conn: ooo_cap as usize, ..FlowLimits::default() };
+    let mut r = Reassembler::default();
+    let mut st = FlowStats::default();
+    // First byte seen for each stream offset (relative to the ISN, shifted by `FIRST_OFF`);
+    // `UNSEEN` where none was.
+    let mut first = vec![UNSEEN; FIRST_LEN];
+    // Where the reassembler's offsets put relative offset 0, once it started.
+    let mut base: Option<i64> = None;
+    let mut cursor: Option<u64> = None;
+    let mut events: Vec<(u64, Option<Vec<u8>>, u64)> = Vec::new();
+    let mut ts = 0i64;
+    for op in ops.iter().filter(|o| o.server) {
+        ts += op.dt_ms as i64 * 1_000_000;
+        let rel = op.offset as i64;
+        let len = (op.len % 1600) as usize;
+        let payload = seg_bytes(stream, rel, len, op.conflict);
+        let seq = isn.wrapping_add(rel as u32);
+        let was_started = r.started();
+        let syn = op.flags & 0x02 != 0 && op.wild_seq.is_none();
+        if syn {
+            r.syn(seq.wrapping_sub(1));
+        }
+        let chunk = Chunk { ts: Ts(ts), frame: 0, offset: 0, ack: None };
+        let mut out = |ev: Ev<'_>| match ev {
+            Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
+            Ev::Gap(n, _, _) => events.push((0, None, n)),
+        };
+        match op.wild_seq {
+            // Far outside the window: must be ignored, whatever it holds.
+            Some(w) if r.started() && (r.ext(w) as i64 - r.next_offset() as i64).abs() > (1 << 30) => {
+                r.data(w, &payload, op.missing as u32, false, chunk, &limits, &mut st, &mut out);
+            }
+            Some(_) => {}
+            None => {
+                r.data(seq, &payload, op.missing as u32, op.flags & 0x01 != 0, chunk, &limits, &mut st, &mut out);
+                // Record the bytes as seen first where nothing was seen before. Bytes before
+                // the stream's start are never handed on, so they need no care.
+                if r.started() {
+                    let at = (rel + FIRST_OFF) as usize;
+                    for (i, &b) in payload.iter().enumerate() {
+                        if first[at + i] == UNSEEN {
+                            first[at + i] = b as u16;
+                        }
+                    }
+                    // Missing bytes were "seen" as a hole: later bytes there never count.
+                    for i in 0..op.missing as usize {
+                        let k = at + payload.len() + i;
+                        if first[k] == UNSEEN {
+                            first[k] = HOLE;
+                        }
+                    }
+                }
+            }
+        }
+        if !was_started && r.started() {
+            // Offsets are 2^32 above the raw sequence number of the first byte.
+            let start_seq = if syn { seq } else { isn.wrapping_add(rel as u32) };
+            let start = (1i64 << 32) + start_seq as i64;
+            let start_rel = rel;
+            base = Some(start - start_rel);
+            cursor = Some(start as u64);
+        }
+        if op.ack != 0 {
+            r.ack(isn.wrapping_add(op.ack as i32 as u32), Ts(ts), &mut st, &mut |ev| match ev {
+                Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
+                Ev::Gap(n, _, _) => events.push((0, None, n)),
+            });
+        }
+        if op.skip_hole {
+            r.skip_hole(Ts(ts), None, &mut st, &mut |ev| match ev {
+                Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
+                Ev::Gap(n, _, _) => events.push((0, None, n)),
+            });
+        }
+        assert!(r.buffered() <= limits.max_ooo_per_conn, "buffered {} over the cap {}", r.buffered(), limits.max_ooo_per_conn);
+        check_events(&mut events, &mut cursor, base, &first);
+        if let Some(c) = cursor {
+            assert_eq!(r.next_offset(), c, "next offset disagrees with what was handed on");
+        }
+    }
+    r.flush(Ts(ts), None, &mut st, &mut |ev| match ev {
+        Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
+        Ev::Gap(n, _, _) => events.push((0, None, n)),
+    });
+    check_events(&mut events, &mut cursor, base, &first);
+    assert_eq!(r.buffered(), 0);
+}
+
+const FIRST_OFF: i64 = 1 << 15;
+const FIRST_LEN: usize = (1 << 16) + 1600 + 256;
+const UNSEEN: u16 = 0x100;
+const HOLE: u16 = 0x101;
+
+fn check_events(events: &mut Vec<(u64, Option<Vec<u8>>, u64)>, cursor: &mut Option<u64>, base: Option<i64>, first: &[u16]) {
+    for (offset, bytes, len) in events.drain(..) {
+        let c = cursor.as_mut().expect("events only after the stream started");
+        assert!(len > 0, "empty event");
+        if let Some(b) = bytes {
+            assert_eq!(offset, *c, "data handed on at {offset}, expected {c}");
+            let base = base.expect("started");
+            for (i, &x) in b.iter().enumerate() {
+                let rel = offset as i64 + i as i64 - base;
+                let seen = usize::try_from(rel + FIRST_OFF).ok().and_then(|k| first.get(k)).copied();
+                assert_eq!(seen, Some(x as u16), "byte at relative offset {rel} is not the first seen");
+            }
+        }
+        *c += len;
+    }
+}
+
+/// Both directions through a whole shard (flow table, reassembly, HTTP).
+fn shard_run(streams: [&[u8]; 2], isn: [u32; 2], ooo_cap: u16, ops: &[SegOp]) {
+    let c = Endpoint { ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1], port: 40000, v6: false };
+    let s = Endpoint { ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2], port: 80, v6: false };
+    let limits = FlowLimits { max_ooo_per_conn: ooo_cap as usize, ..FlowLimits::default() };
+    let http = HttpLimits { max_head: 512, max_headers: 16, max_body: 64 };
+    let mut exchanges = 0u64;
+    let mut shard = Shard::new(limits, http, |_: Exchange| exchanges += 1);
+    let mut ts = 1_000_000_000i64;
+    for (n, op) in ops.iter().enumerate() {
+        ts += op.dt_ms as i64 * 1_000_000;
+        let d = op.server as usize;
+        let (src, dst) = if op.server { (s, c) } else { (c, s) };
+        let (key, dir) = FlowKey::new(src, dst);
+        let rel = op.offset as i64;
+        let payload = seg_bytes(streams[d], rel, (op.len % 1600) as usize, op.conflict);
+        let seq = op.wild_seq.unwrap_or(isn[d].wrapping_add(rel as u32));
+        let seg = TcpSegment {
+            frame: n as u64 + 1,
+            ts: Ts(ts),
+            key,
+            dir,
+            seq,
+            ack: isn[1 - d].wrapping_add(op.ack as i32 as u32),
+            flags: op.flags & 0x1f,
+            payload: &payload,
+            missing: op.missing as u32,
+        };
+        shard.segment(&seg);
+        assert!(shard.buffered_bytes() <= 2 * limits.max_ooo_per_conn);
+        if op.skip_hole {
+            shard.sweep(Ts(ts));
+        }
+    }
+    shard.finish(Ts(ts));
+    assert_eq!(shard.open_flows(), 0);
+    assert_eq!(shard.buffered_bytes(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// http
+
+/// Input: `[config][client len lo][client len hi][client bytes][server bytes...]`, where the
+/// server stream runs to a script of three-byte steps `[kind][n lo][n hi]` taken from its end:
+/// the last byte of the input is the number of steps. Config bits: 0, 1 the client and server
+/// streams are seen from their start; 2, 3 pick the limits; 4 the connection ends cleanly.
+pub fn http(data: &[u8]) {
+    if data.len() < 4 {
+        return;
+    }
+    let config = data[0];
+    let clen = (u16::from_le_bytes([data[1], data[2]]) as usize).min(data.len() - 3);
+    let (client, rest) = data[3..].split_at(clen);
+    let steps = (*rest.last().unwrap_or(&0) as usize).min(rest.len().saturating_sub(1) / 3);
+    let (server, script) = rest[..rest.len().saturating_sub(1)].split_at(rest.len().saturating_sub(1) - steps * 3);
+    let limits = match (config >> 2) & 3 {
+        0 => HttpLimits::default(),
+        1 => HttpLimits { max_head: 64, max_headers: 2, max_body: 0 },
+        2 => HttpLimits { max_head: 300, max_headers: 8, max_body: 16 },
+        _ => HttpLimits { max_head: 4096, max_headers: 64, max_body: 1024 },
+    };
+    let ep = |port| Endpoint { ip: [0; 16], port, v6: false };
+    let mut conn = HttpConn::new(meta(ep(40000), ep(80)));
+    if config & 1 != 0 {
+        conn.clean_start(Side::Client);
+    }
+    if config & 2 != 0 {
+        conn.clean_start(Side::Server);
+    }
+    let mut run =
+        HttpRun { conn, limits, stats: HttpStats::default(), out: Vec::new(), streams: [client, server], pos: [0; 2], off: [0; 2], ts: 0 };
+    for step in script.chunks_exact(3) {
+        let n = u16::from_le_bytes([step[1], step[2]]) as usize;
+        let side = if step[0] & 1 == 0 { Side::Client } else { Side::Server };
+        match step[0] >> 1 & 7 {
+            0 => run.gap(side, n),
+            1 => run.closed(side),
+            // A piece acknowledging less of the other stream than was sent.
+            2 => run.feed(side, n, step[2] as u64 * 16),
+            _ => run.feed(side, n, 0),
+        }
+        let _ = run.conn.pending_start();
+    }
+    // The rest of both streams, whole.
+    run.feed(Side::Client, usize::MAX, 0);
+    run.feed(Side::Server, usize::MAX, 0);
+    let HttpRun { mut conn, limits, mut stats, mut out, ts, .. } = run;
+    let mut cx = Ctx { limits: &limits, stats: &mut stats, sink: &mut out };
+    conn.end(config & 16 != 0, Ts(ts + 1), &mut cx);
+    assert_eq!(conn.buffered_bytes(), 0, "buffers left after the end");
+    for ex in &out {
+        for m in ex.request.iter().chain(ex.response.iter()) {
+            assert!(m.body.len() <= limits.max_body, "body of {} over the cap {}", m.body.len(), limits.max_body);
+        }
+    }
+    assert_eq!(stats.exchanges, out.len() as u64);
+}
+
+struct HttpRun<'a> {
+    conn: HttpConn,
+    limits: HttpLimits,
+    stats: HttpStats,
+    out: Vec<Exchange>,
+    streams: [&'a [u8]; 2],
+    /// Where each side is in its stream.
+    pos: [usize; 2],
+    /// Where each side is in its TCP stream (gaps past the end of the bytes count too).
+    off: [u64; 2],
+    ts: i64,
+}
+
+impl HttpRun<'_> {
+    /// The next `n` bytes of a side, acknowledging the other side's bytes up to `ack_back`
+    /// before where it is.
+    fn feed(&mut self, side: Side, n: usize, ack_back: u64) {
+        let i = side as usize;
+        let take = n.min(self.streams[i].len() - self.pos[i]);
+        self.ts += 1;
+        let ack = self.off[1 - i].checked_sub(ack_back);
+        let chunk = Chunk { ts: Ts(self.ts), frame: self.ts as u64, offset: self.off[i], ack };
+        let mut cx = Ctx { limits: &self.limits, stats: &mut self.stats, sink: &mut self.out };
+        self.conn.data(side, &self.streams[i][self.pos[i]..self.pos[i] + take], chunk, &mut cx);
+        self.pos[i] += take;
+        self.off[i] += take as u64;
+    }
+
+    /// Bytes of the stream that were never captured.
+    fn gap(&mut self, side: Side, n: usize) {
+        let i = side as usize;
+        let skip = n.max(1);
+        self.pos[i] = (self.pos[i] + skip).min(self.streams[i].len());
+        self.off[i] += skip as u64;
+        let mut cx = Ctx { limits: &self.limits, stats: &mut self.stats, sink: &mut self.out };
+        self.conn.gap(side, skip as u64, Ts(self.ts), &mut cx);
+    }
+
+    /// The side closed (FIN): only once all of its bytes came.
+    fn closed(&mut self, side: Side) {
+        let i = side as usize;
+        if self.pos[i] == self.streams[i].len() {
+            let mut cx = Ctx { limits: &self.limits, stats: &mut self.stats, sink: &mut self.out };
+            self.conn.side_closed(side, &mut cx);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// decode
+
+/// Input: `[codings][cap][piece seed][body...]`. The codings byte: bit 7 set, the body starts
+/// with a coding list line (as in a Content-Encoding field) ending in `\n`; else bits 0-1 the
+/// count, then two bits per coding.
+pub fn decode(data: &[u8]) {
+    if data.len() < 3 {
+        return;
+    }
+    let (sel, cap_sel, seed) = (data[0], data[1], data[2]);
+    let mut body = &data[3..];
+    let mut codings = Vec::new();
+    if sel & 0x80 != 0 {
+        let nl = body.iter().position(|&c| c == b'\n').unwrap_or(body.len());
+        let _ = parse_codings(&body[..nl], &mut codings);
+        body = &body[(nl + 1).min(body.len())..];
+    } else {
+        const ALL: [Coding; 4] = [Coding::Gzip, Coding::Deflate, Coding::Brotli, Coding::Zstd];
+        for k in 0..(sel & 3) {
+            codings.push(ALL[(sel >> (2 + 2 * k)) as usize & 3]);
+        }
+    }
+    let cap = match cap_sel & 3 {
+        0 => 0,
+        1 => cap_sel as usize,
+        2 => 4096,
+        _ => 1 << 20,
+    };
+    let mut d = BodyDecoder::new(&codings, cap);
+    let mut rng = seed as u32 | 1;
+    let mut rest = body;
+    while !rest.is_empty() {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        let n = (rng as usize % 700 + 1).min(rest.len());
+        d.push(&rest[..n]);
+        rest = &rest[n..];
+        assert!(d.out.len() <= cap, "decoded {} over the cap {cap}", d.out.len());
+    }
+    d.finish();
+    assert!(d.out.len() <= cap, "kept {} over the cap {cap}", d.out.len());
+    assert_eq!(d.encoded_len, body.len() as u64);
+    if d.decoded_len > cap as u64 && !d.fell_back_to_raw() {
+        assert!(d.truncated, "decoded {} past the cap {cap} without saying so", d.decoded_len);
+    }
+    if codings.is_empty() {
+        let keep = body.len().min(cap);
+        assert_eq!(&d.out[..], &body[..keep]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// convert
+
+fn converters() -> &'static [Converter; 2] {
+    static C: OnceLock<[Converter; 2]> = OnceLock::new();
+    C.get_or_init(|| {
+        let cfg = |threads| Config {
+            flow: FlowLimits { max_ooo_per_conn: 2048, max_ooo_total: 4096, max_flows: 8, idle_timeout_ns: 10_000_000_000 },
+            http: HttpLimits { max_head: 1024, max_headers: 32, max_body: 2048 },
+            defrag: DefragLimits { max_datagrams: 4, max_bytes: 16_384, timeout_ns: 1_000_000_000 },
+            threads,
+            window_bytes: 4096,
+            window_frames: 16,
+            reorder_mem: 8192,
+            observe_connections: true,
+        };
+        [Converter::new(cfg(1)), Converter::new(cfg(2))]
+    })
+}
+
+fn convert_with(conv: &Converter, file: &[u8], mapped: bool) -> Option<(apitool::pipeline::Summary, Vec<u8>)> {
+    let input = if mapped && !file.is_empty() {
+        let mut m = memmap2::MmapMut::map_anon(file.len()).expect("anonymous map");
+        m.copy_from_slice(file);
+        Input::Mapped { map: m.make_read_only().expect("read-only map") }
+    } else {
+        Input::Stream(Box::new(std::io::Cursor::new(file.to_vec())))
+    };
+    conv.convert(input, "fuzz", Vec::new(), &mut |_| {}).ok()
+}
+
+/// Input: `[mode][capture...]`. Mode bit 0: read the capture from a memory map (else as a
+/// stream); bit 1: also convert with two threads and compare.
+pub fn convert(data: &[u8]) {
+    let Some((&mode, file)) = data.split_first() else { return };
+    let [one, two] = converters();
+    let Some((summary, har)) = convert_with(one, file, mode & 1 != 0) else { return };
+    let doc: serde_json::Value = serde_json::from_slice(&har).expect("the HAR is JSON");
+    let entries = doc["log"]["entries"].as_array().map_or(0, |e| e.len());
+    assert_eq!(entries as u64, summary.entries);
+    if mode & 2 != 0 {
+        let (_, har2) = convert_with(two, file, mode & 1 != 0).expect("converts with two threads too");
+        assert!(har == har2, "the HAR depends on the number of threads");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// witness
+
+/// Input: a protobuf-encoded witness.
+pub fn witness(data: &[u8]) {
+    use apitool::ir::{Witness, digest, text};
+    use prost::Message;
+    let Ok(w) = Witness::decode(data) else { return };
+    let _ = digest(&w);
+    let t = text::to_text(&w);
+    let back: Witness = text::parse(&t).unwrap_or_else(|e| panic!("the text form does not read back: {e}\n{t}"));
+    assert_eq!(text::to_text(&back), t, "text form changes on a round trip");
+    let _ = back.encode_to_vec();
+}
