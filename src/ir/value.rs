@@ -226,10 +226,13 @@ impl Msg {
 }
 
 /// A message whose only set field is `field` = `v`.
+#[inline]
 fn one(field: usize, v: Digest) -> Digest {
-    let mut m = Msg::new();
-    m.put(field, v);
-    m.finish()
+    let mut b = [0u8; 17];
+    b[0] = b'd';
+    b[1..9].copy_from_slice(&FIELD_KEYS[field].0);
+    b[9..].copy_from_slice(&v.0);
+    Digest(xxh64(&b, 0).to_be_bytes())
 }
 
 fn prim_hash(p: &Prim) -> Digest {
@@ -242,6 +245,9 @@ fn prim_hash(p: &Prim) -> Digest {
         Scalar::F64(x) => (9, if *x == 0.0 { EMPTY_MESSAGE } else { one(2, h_f64(*x)) }),
         Scalar::Bool(x) => (2, if *x { one(2, h_bool(true)) } else { EMPTY_MESSAGE }),
     };
+    if !p.sensitive && p.format.is_none() {
+        return one(member, inner);
+    }
     let mut m = Msg::new();
     m.put(member, inner);
     if p.sensitive {
@@ -300,6 +306,12 @@ fn value_hash(v: &Val, scratch: &mut Vec<[u8; 16]>) -> Option<(usize, Digest)> {
 
 /// The ObjectHash of `Data { value: v, meta }`; `scratch` is reused for sorting map entries.
 pub fn hash_data(v: &Val, meta: Option<Digest>, scratch: &mut Vec<[u8; 16]>) -> Digest {
+    if meta.is_none() {
+        return match value_hash(v, scratch) {
+            Some((field, h)) => one(field, h),
+            None => EMPTY_MESSAGE,
+        };
+    }
     let mut m = Msg::new();
     if let Some((field, h)) = value_hash(v, scratch) {
         m.put(field, h);

@@ -23,7 +23,10 @@ pub fn parse_json(cx: &mut Ctx<'_>, body: &[u8]) -> Option<Val> {
 
 /// Like [`parse_json`] for a value nested `depth` levels deep (a multipart part).
 pub fn parse_json_at(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<Val> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // JSON is UTF-8: checked once for the whole body, so that the parser need not check each
+    // string again.
+    let text = std::str::from_utf8(body).ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let saved = cx.stats;
     let d = DataSeed { cx: &mut *cx, depth, sensitive: false }.deserialize(&mut de).ok();
     match d {
