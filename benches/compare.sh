@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Measures, on one generated capture: the frame-iteration floor, `apitool convert` (HAR) and
+# Measures, on one generated capture: the frame-iteration floor, `apitool convert` (HAR, with
+# one and N threads, and witnesses), peak RSS against a 64 MB capture of the same kind, and
 # tshark's HTTP dissection (fields output), each with wall time, MB/s and peak RSS from
 # /usr/bin/time -v, and prints the ratios.
 #
@@ -54,6 +55,20 @@ run floor "$BYTES" "$FLOOR" "$CAP"
 run apitool "$BYTES" "$BIN" convert --quiet --threads "$THREADS" "$CAP" -o "$DIR/out.har"
 run apitool-1thread "$BYTES" "$BIN" convert --quiet --threads 1 "$CAP" -o "$DIR/out1.har"
 rm -f "$DIR/out.har" "$DIR/out1.har"
+run apitool-witness "$BYTES" "$BIN" convert --quiet --threads "$THREADS" -f witness "$CAP" -o "$DIR/out.wit"
+rm -f "$DIR/out.wit"
+
+# Memory must not grow with the capture: the same conversion on a 64 MB capture of the same
+# generator, for the peak RSS ratio.
+SMALL=64M
+if [ "$SIZE" != "$SMALL" ]; then
+    SMALL_CAP="$DIR/api-$SMALL.pcap"
+    if [ ! -s "$SMALL_CAP" ]; then
+        "$GEN" --size "$SMALL" --seed 42 -o "$SMALL_CAP" >/dev/null
+    fi
+    run apitool-$SMALL "$(stat -c %s "$SMALL_CAP")" "$BIN" convert --quiet --threads "$THREADS" "$SMALL_CAP" -o "$DIR/out-small.har"
+    rm -f "$DIR/out-small.har"
+fi
 
 if command -v tshark >/dev/null 2>&1; then
     TS_CAP="$DIR/api-$SIZE-prefix-$TSHARK_SIZE.pcap"
@@ -74,6 +89,10 @@ fi
 echo
 awk -v a="${MBPS[apitool]}" -v f="${MBPS[floor]}" -v one="${MBPS[apitool-1thread]}" 'BEGIN {
     printf "apitool vs floor: %.2fx slower; scaling 1 -> N threads: %.2fx\n", f / a, a / one }'
+if [ -n "${RSS[apitool-$SMALL]:-}" ]; then
+    awk -v big="${RSS[apitool]}" -v small="${RSS[apitool-$SMALL]}" -v size="$SIZE" 'BEGIN {
+        printf "peak RSS at %s / at 64M: %.2fx\n", size, big / small }'
+fi
 if [ -n "${MBPS[tshark]:-}" ]; then
     awk -v a="${MBPS[apitool]}" -v t="${MBPS[tshark]}" -v ra="${RSS[apitool]}" -v rt="${RSS[tshark]}" 'BEGIN {
         printf "apitool vs tshark: %.0fx faster, %.1fx less peak memory\n", a / t, rt / ra }'

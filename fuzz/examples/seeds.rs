@@ -153,6 +153,13 @@ fn main() {
             .collect();
         save(&dir, "reassembly", &format!("random.{k}"), &v);
     }
+    // The committed seeds (fuzz/seeds/<target>/) too.
+    for t in std::fs::read_dir(root.join("seeds")).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(t.path()).into_iter().flatten().flatten() {
+            let data = std::fs::read(e.path()).expect("read seed");
+            save(&dir, &t.file_name().to_string_lossy(), &e.file_name().to_string_lossy(), &data);
+        }
+    }
     // witness: the shared test vectors, encoded.
     let vectors = root.join("../../shared/ir-vectors/generalize_witnesses");
     for e in std::fs::read_dir(&vectors).into_iter().flatten().flatten() {

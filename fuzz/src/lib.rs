@@ -22,7 +22,7 @@
 //! - [`witness`]: a protobuf-encoded witness: hash, text form, and the text form read back.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use arbitrary::{Arbitrary, Unstructured};
 
@@ -30,7 +30,9 @@ use apitool::capture::{Frame, FrameReader, Input, Next, Ts};
 use apitool::flow::{Ev, FlowLimits, FlowStats, Reassembler, Shard};
 use apitool::http::decode::{BodyDecoder, Coding, parse_codings};
 use apitool::http::{Chunk, ConnMeta, Ctx, Exchange, HttpConn, HttpLimits, HttpStats, Side};
-use apitool::pipeline::{Config, Converter};
+use apitool::ir::build::{WitnessBuilder, WitnessOptions};
+use apitool::ir::redact::Redactor;
+use apitool::pipeline::{Config, Converter, OutputOptions};
 use apitool::wire::defrag::{DefragLimits, Defragmenter};
 use apitool::wire::{self, Decoded, Endpoint, FlowKey, TcpSegment};
 
@@ -437,10 +439,16 @@ fn shard_run(streams: [&[u8]; 2], isn: [u32; 2], ooo_cap: u16, ops: &[SegOp]) {
 /// Input: `[config][client len lo][client len hi][client bytes][server bytes...]`, where the
 /// server stream runs to a script of three-byte steps `[kind][n lo][n hi]` taken from its end:
 /// the last byte of the input is the number of steps. Config bits: 0, 1 the client and server
-/// streams are seen from their start; 2, 3 pick the limits; 4 the connection ends cleanly.
+/// streams are seen from their start; 2, 3 pick the limits; 4 the connection ends cleanly;
+/// 5, 6, 7 witness options (path templates, zero values, redaction).
 pub fn http(data: &[u8]) {
+    http_witnesses(data);
+}
+
+/// [`http`], returning the number of witnesses built.
+fn http_witnesses(data: &[u8]) -> usize {
     if data.len() < 4 {
-        return;
+        return 0;
     }
     let config = data[0];
     let clen = (u16::from_le_bytes([data[1], data[2]]) as usize).min(data.len() - 3);
@@ -488,6 +496,76 @@ pub fn http(data: &[u8]) {
         }
     }
     assert_eq!(stats.exchanges, out.len() as u64);
+    // Witnesses of what was parsed, bodies included: the builder's combined hash is the hash of
+    // the message it encodes, and the encoding reads back as that message.
+    let opts = WitnessOptions {
+        template_paths: config & 32 != 0,
+        zero_values: config & 64 != 0,
+        redact: (config & 128 != 0).then(|| Arc::new(Redactor::builtin())),
+        ..WitnessOptions::default()
+    };
+    let mut builder = WitnessBuilder::new(opts);
+    let mut enc = Vec::new();
+    let mut built_n = 0;
+    for ex in &out {
+        let Some(built) = builder.build(ex) else {
+            assert!(ex.request.is_none(), "no witness for an exchange with a request");
+            continue;
+        };
+        let w = built.to_pb();
+        assert_eq!(built.digest, apitool::ir::digest(&w), "the witness hash is not the hash of the witness");
+        enc.clear();
+        builder.encode(&built, &mut enc);
+        let back = <apitool::ir::Witness as prost::Message>::decode_length_delimited(&enc[..]).expect("the witness encoding reads back");
+        assert!(back == w, "the encoded witness differs from the built one");
+        built_n += 1;
+    }
+    built_n
+}
+
+/// Content types the `bodies` target picks from (its first byte, modulo the count).
+pub const BODY_TYPES: &[&str] = &[
+    "application/json",
+    "application/problem+json; charset=utf-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=XyZ",
+    "multipart/mixed; boundary=XyZ",
+    "application/yaml",
+    "application/xml",
+    "text/xml; charset=utf-8",
+    "text/plain",
+    "text/html",
+    "application/octet-stream",
+    "",
+];
+
+/// Witness construction from bodies. Input: `[type][options][body...]`: a request and its
+/// response carrying the body with the content type `BODY_TYPES[type % len]` (the response's
+/// type is the next one), through the HTTP parser, then [`http`]'s witness checks with the
+/// option bits 5-7 of `options`.
+pub fn bodies(data: &[u8]) {
+    let [t, opts, body @ ..] = data else { return };
+    let ty = |k: usize| BODY_TYPES[k % BODY_TYPES.len()];
+    let head = |first: &str, ct: &str| {
+        let mut h = format!("{first}\r\nHost: api.example\r\nContent-Length: {}\r\n", body.len()).into_bytes();
+        if !ct.is_empty() {
+            h.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        h.extend_from_slice(b"\r\n");
+        h.extend_from_slice(body);
+        h
+    };
+    let client = head("POST /v1/users/12345/orders/9f86d081884c7d65?x=1&y=a%20b HTTP/1.1", ty(*t as usize));
+    let server = head("HTTP/1.1 201 Created", ty(*t as usize + 1));
+    let Ok(clen) = u16::try_from(client.len()) else { return };
+    // Both streams from their start, default limits, a clean end; no script steps.
+    let mut input = vec![0b1_0011 | (opts & 0b1110_0000)];
+    input.extend_from_slice(&clen.to_le_bytes());
+    input.extend_from_slice(&client);
+    input.extend_from_slice(&server);
+    input.push(0);
+    // One well-framed exchange whatever the body holds: one witness.
+    assert_eq!(http_witnesses(&input), 1, "a request and its response make one witness");
 }
 
 struct HttpRun<'a> {
@@ -606,6 +684,7 @@ fn converters() -> &'static [Converter; 2] {
             window_frames: 16,
             reorder_mem: 8192,
             observe_connections: true,
+            output: OutputOptions::default(),
         };
         [Converter::new(cfg(1)), Converter::new(cfg(2))]
     })
@@ -623,7 +702,7 @@ fn convert_with(conv: &Converter, file: &[u8], mapped: bool) -> Option<(apitool:
 }
 
 /// Input: `[mode][capture...]`. Mode bit 0: read the capture from a memory map (else as a
-/// stream); bit 1: also convert with two threads and compare.
+/// stream); bit 1: also convert with two threads and compare; bit 2: also write witnesses.
 pub fn convert(data: &[u8]) {
     let Some((&mode, file)) = data.split_first() else { return };
     let [one, two] = converters();
@@ -634,6 +713,23 @@ pub fn convert(data: &[u8]) {
     if mode & 2 != 0 {
         let (_, har2) = convert_with(two, file, mode & 1 != 0).expect("converts with two threads too");
         assert!(har == har2, "the HAR depends on the number of threads");
+    }
+    if mode & 4 != 0 {
+        // HAR and witnesses in one pass: the HAR is the same as alone, every witness reads back.
+        let input = Input::Stream(Box::new(std::io::Cursor::new(file.to_vec())));
+        let (s, har3, wit) =
+            one.convert_to(input, "fuzz", Some(Vec::new()), Some(Vec::new()), &mut |_| {}).expect("converts to both outputs");
+        assert!(har3.as_deref() == Some(&har[..]), "the HAR changes when witnesses are written too");
+        let mut rest = &wit.expect("a witness output")[..];
+        let mut n = 0u64;
+        while !rest.is_empty() {
+            let len = prost::encoding::decode_varint(&mut rest).expect("a witness length");
+            let (one_w, tail) = rest.split_at(len as usize);
+            <apitool::ir::Witness as prost::Message>::decode(one_w).expect("a witness reads back");
+            rest = tail;
+            n += 1;
+        }
+        assert!(n <= s.entries, "{n} witnesses for {} entries", s.entries);
     }
 }
 

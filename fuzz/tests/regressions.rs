@@ -16,6 +16,7 @@ const TARGETS: &[Target] = &[
     ("decode", apitool_fuzz::decode),
     ("convert", apitool_fuzz::convert),
     ("witness", apitool_fuzz::witness),
+    ("bodies", apitool_fuzz::bodies),
 ];
 
 fn inputs(dir: &Path) -> Vec<std::path::PathBuf> {
