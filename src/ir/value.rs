@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
-use xxhash_rust::xxh64::{Xxh64, xxh64};
+use xxhash_rust::xxh64::Xxh64;
 
 use super::formats::Format;
-use super::hash::{Digest, EMPTY_MESSAGE, FIELD_KEYS, h_bool, h_bytes, h_f64, h_i64, h_str, h_u64};
+use super::hash::{Digest, EMPTY_MESSAGE, FIELD_KEYS, h_bool, h_bytes, h_f64, h_i64, h_str, h_u64, message_xxh64, xxh64_fixed};
 use super::pb;
 
 /// A scalar value.
@@ -221,7 +221,7 @@ impl Msg {
     }
     #[inline]
     fn finish(self) -> Digest {
-        Digest(xxh64(&self.buf[..1 + 16 * self.n], 0).to_be_bytes())
+        Digest(message_xxh64(&self.buf, self.n).to_be_bytes())
     }
 }
 
@@ -232,7 +232,7 @@ fn one(field: usize, v: Digest) -> Digest {
     b[0] = b'd';
     b[1..9].copy_from_slice(&FIELD_KEYS[field].0);
     b[9..].copy_from_slice(&v.0);
-    Digest(xxh64(&b, 0).to_be_bytes())
+    Digest(xxh64_fixed(&b).to_be_bytes())
 }
 
 fn prim_hash(p: &Prim) -> Digest {
