@@ -238,24 +238,6 @@ fn push_url_bytes(url: &mut Vec<u8>, b: &[u8]) {
     }
 }
 
-fn percent_decode(s: &[u8], plus_is_space: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' if plus_is_space => out.push(b' '),
-            b'%' if i + 2 < s.len() && s[i + 1].is_ascii_hexdigit() && s[i + 2].is_ascii_hexdigit() => {
-                let h = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-                out.push(h(s[i + 1]) * 16 + h(s[i + 2]));
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    out
-}
-
 /// name=value pairs of a query string or urlencoded form, decoded.
 fn write_params(out: &mut Vec<u8>, q: &[u8], as_query: bool) {
     out.push(b'[');
@@ -273,9 +255,9 @@ fn write_params(out: &mut Vec<u8>, q: &[u8], as_query: bool) {
         }
         first = false;
         out.extend_from_slice(b"{\"name\":");
-        write_bytes_str(out, &percent_decode(n, true));
+        write_bytes_str(out, &crate::ir::body::form::percent_decode(n, true));
         out.extend_from_slice(b",\"value\":");
-        write_bytes_str(out, &percent_decode(v, true));
+        write_bytes_str(out, &crate::ir::body::form::percent_decode(v, true));
         out.push(b'}');
     }
     let _ = as_query;
@@ -488,17 +470,7 @@ impl<W: Write> HarWriter<W> {
             self.entries += 1;
             slices.push(io::IoSlice::new(e.as_ref()));
         }
-        let mut rest: &mut [io::IoSlice<'_>] = &mut slices;
-        while !rest.is_empty() {
-            // At most IOV_MAX slices go to one call.
-            let take = rest.len().min(1024);
-            let n = self.w.write_vectored(&rest[..take])?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            io::IoSlice::advance_slices(&mut rest, n);
-        }
-        Ok(())
+        super::write_all_slices(&mut self.w, &mut slices)
     }
 
     pub fn entries(&self) -> u64 {

@@ -39,16 +39,7 @@ impl<W: Write> WitnessWriter<W> {
             self.written += 1;
             slices.push(io::IoSlice::new(bytes));
         }
-        let mut rest: &mut [io::IoSlice<'_>] = &mut slices;
-        while !rest.is_empty() {
-            let take = rest.len().min(1024);
-            let n = self.w.write_vectored(&rest[..take])?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            io::IoSlice::advance_slices(&mut rest, n);
-        }
-        Ok(())
+        super::write_all_slices(&mut self.w, &mut slices)
     }
 
     /// Witnesses written so far.
