@@ -280,17 +280,31 @@ fn convert(args: &ConvertArgs) -> i32 {
     if failed { 1 } else { 0 }
 }
 
-/// An output: standard output (buffered) or a temporary file that becomes the target when the
-/// conversion succeeds.
+/// An output: standard output (buffered), a temporary file that becomes the target when the
+/// conversion succeeds, or a target that is not a regular file (`/dev/null`, a FIFO, a
+/// terminal), written in place: renaming a file over it would replace the device.
 enum Output {
     Stdout(std::io::BufWriter<std::io::Stdout>),
     File(std::fs::File, tempfile::TempPath, PathBuf),
+    Special(std::fs::File),
+}
+
+/// Whether `target` exists and is something other than a regular file or a directory.
+pub(crate) fn is_special(target: &Path) -> bool {
+    std::fs::metadata(target).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 impl Output {
     fn open(target: &Path) -> Result<Output, String> {
         if target.as_os_str() == "-" {
             return Ok(Output::Stdout(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout())));
+        }
+        if is_special(target) {
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .open(target)
+                .map(Output::Special)
+                .map_err(|e| format!("{}: cannot write: {}", target.display(), os_error(&e)));
         }
         let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let tmp = tempfile::Builder::new()
@@ -315,6 +329,7 @@ impl Output {
         match self {
             Output::Stdout(mut w) => w.flush(),
             Output::File(_, tmp, target) => tmp.persist(&target).map(|_| ()).map_err(|e| e.error),
+            Output::Special(mut f) => f.flush(),
         }
     }
 }
@@ -323,20 +338,20 @@ impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             Output::Stdout(w) => w.write(buf),
-            Output::File(f, ..) => f.write(buf),
+            Output::File(f, ..) | Output::Special(f) => f.write(buf),
         }
     }
     fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
         match self {
             Output::Stdout(w) => w.write_vectored(bufs),
             // The converter writes whole entries with vectored writes: no buffer in between.
-            Output::File(f, ..) => f.write_vectored(bufs),
+            Output::File(f, ..) | Output::Special(f) => f.write_vectored(bufs),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Output::Stdout(w) => w.flush(),
-            Output::File(f, ..) => f.flush(),
+            Output::File(f, ..) | Output::Special(f) => f.flush(),
         }
     }
 }

@@ -451,3 +451,50 @@ fn a_closed_standard_output_is_not_an_error() {
     std::fs::write(&full, &o.stdout).unwrap();
     validate_hars(&[full]);
 }
+
+#[test]
+fn a_fifo_or_device_output_is_written_in_place_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    // Regular outputs are written to a temporary file renamed over the target; a target that
+    // is a FIFO or a device must be written to instead (run as root, the rename would replace
+    // /dev/null with a regular file).
+    let input = testdata().join("keepalive.pcap");
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("out.fifo");
+    if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+        for format in ["har", "witness"] {
+            let path = fifo.clone();
+            // Blocks until apitool opens the FIFO, ends when apitool closes it.
+            let reader = std::thread::spawn(move || std::fs::read(path).unwrap());
+            let o = apitool(["convert", "-q", "-f", format, input.to_str().unwrap(), "-o", fifo.to_str().unwrap()]);
+            // On failure the reader may never be released: do not wait for it.
+            assert!(o.status.success(), "{format}: {}", stderr(&o));
+            assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "{format}: the FIFO is still a FIFO");
+            // apitool opened and closed it, so the reader is done or about to be (bounded wait).
+            for _ in 0..3000 {
+                if reader.is_finished() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert!(reader.is_finished(), "{format}: nothing was written to the FIFO");
+            let bytes = reader.join().unwrap();
+            match format {
+                "har" => {
+                    let v = read_har(&bytes, "HAR through a FIFO");
+                    assert_eq!(v["log"]["entries"].as_array().map(Vec::len), Some(4));
+                }
+                _ => {
+                    let file = tmp.path().join("through-fifo.witness");
+                    std::fs::write(&file, &bytes).unwrap();
+                    let o = apitool(["witness", "hash", file.to_str().unwrap()]);
+                    assert!(o.status.success(), "{}", stderr(&o));
+                    assert_eq!(o.stdout.iter().filter(|&&c| c == b'\n').count(), 4, "four witnesses");
+                }
+            }
+        }
+    }
+    let o = apitool(["convert", "-q", input.to_str().unwrap(), "-o", "/dev/null"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(), "/dev/null is still a character device");
+}

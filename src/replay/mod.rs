@@ -478,29 +478,37 @@ pub fn replay(
 
 /// An output file written at the end, made at the start (so a bad path fails before the
 /// run) in the directory of its final name, and renamed into place when complete.
+/// A path that exists and is not a regular file (`/dev/null`, a FIFO) is written in place.
 struct Output {
     path: PathBuf,
-    tmp: tempfile::NamedTempFile,
+    tmp: Option<tempfile::NamedTempFile>,
 }
 
 impl Output {
     fn create(path: &std::path::Path) -> Result<Output, String> {
+        if crate::cli::is_special(path) {
+            return Ok(Output { path: path.to_path_buf(), tmp: None });
+        }
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
         let tmp = tempfile::Builder::new()
             .prefix(".apitool-")
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
-        Ok(Output { path: path.to_path_buf(), tmp })
+        Ok(Output { path: path.to_path_buf(), tmp: Some(tmp) })
     }
 
     fn write(self, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), String> {
         let err = |e: &dyn std::fmt::Display| format!("{}: cannot write: {e}", self.path.display());
-        let mut w = std::io::BufWriter::new(self.tmp.as_file());
+        let Some(tmp) = self.tmp else {
+            let file = std::fs::OpenOptions::new().write(true).open(&self.path).map_err(|e| err(&e))?;
+            let mut w = std::io::BufWriter::new(file);
+            return f(&mut w).and_then(|_| w.flush()).map_err(|e| err(&e));
+        };
+        let mut w = std::io::BufWriter::new(tmp.as_file());
         f(&mut w).and_then(|_| w.flush()).map_err(|e| err(&e))?;
         drop(w);
-        let path = self.path.clone();
-        self.tmp.persist(&path).map_err(|e| err(&e.error))?;
+        tmp.persist(&self.path).map_err(|e| err(&e.error))?;
         Ok(())
     }
 }
