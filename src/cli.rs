@@ -69,7 +69,34 @@ pub struct ConvertArgs {
     #[command(flatten)]
     pub out: witness::OutputArgs,
 
-    /// Worker threads for reassembly and parsing. The output does not depend on it.
+    #[command(flatten)]
+    pub caps: CapArgs,
+
+    /// No progress bar and no summary on standard error (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Also write the summary of every input as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl ConvertArgs {
+    /// The validated configuration.
+    pub fn config(&self) -> Result<Config, String> {
+        Ok(Config { output: self.out.options()?, ..self.caps.config()? })
+    }
+}
+
+/// The worker threads and caps, shared by `convert` and `profile`.
+#[derive(Args, Debug, Clone)]
+pub struct CapArgs {
+    /// Worker threads for reassembly and parsing. The output does not depend on it (peak
+    /// memory does).
     #[arg(long, value_name = "N", default_value_t = default_threads())]
     pub threads: usize,
 
@@ -104,29 +131,15 @@ pub struct ConvertArgs {
     /// Most header fields in one message head.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_headers: usize,
-
-    /// No progress bar and no summary on standard error (errors are still printed).
-    #[arg(short, long)]
-    pub quiet: bool,
-
-    /// Also write the summary of every input as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub summary_json: Option<PathBuf>,
 }
 
-fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-impl ConvertArgs {
-    /// The validated configuration.
+impl CapArgs {
+    /// The configuration these flags make, validated (everything else at its default).
     pub fn config(&self) -> Result<Config, String> {
         if self.threads == 0 {
             return Err("--threads must be at least 1".into());
         }
-        if !(self.idle_timeout > 0.0 && self.idle_timeout.is_finite()) {
-            return Err("--idle-timeout must be a positive number of seconds".into());
-        }
+        check_idle(self.idle_timeout)?;
         if self.max_flows == 0 {
             return Err("--max-flows must be at least 1".into());
         }
@@ -139,10 +152,14 @@ impl ConvertArgs {
             },
             http: HttpLimits { max_head: self.max_head.max(64), max_headers: self.max_headers, max_body: self.max_body },
             threads: self.threads,
-            output: self.out.options()?,
             ..Config::default()
         })
     }
+}
+
+/// `--idle-timeout` (or a swept value of it) is a positive, finite number of seconds.
+pub fn check_idle(secs: f64) -> Result<(), String> {
+    if secs > 0.0 && secs.is_finite() { Ok(()) } else { Err("--idle-timeout must be a positive number of seconds".into()) }
 }
 
 /// Runs the program; returns the exit status.

@@ -27,9 +27,9 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::capture::{FrameReader, Input, Next, Ts};
-use crate::cli::parse_size;
-use crate::flow::{FlowLimits, FlowStats};
-use crate::http::{Cap, HttpLimits, HttpStats};
+use crate::cli::{CapArgs, check_idle, parse_size};
+use crate::flow::FlowStats;
+use crate::http::{Cap, HttpStats};
 use crate::pipeline::{Config, ConvertError, Converter, Progress, Summary};
 
 /// Most timeline points kept per input.
@@ -63,68 +63,16 @@ pub struct ProfileArgs {
     #[arg(long, value_name = "CAP=V1,V2,...", value_parser = Sweep::parse)]
     pub sweep: Vec<Sweep>,
 
-    /// Worker threads for reassembly and parsing (the peak heap depends on it, the rest not).
-    #[arg(long, value_name = "N", default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
-    pub threads: usize,
-
-    /// Out-of-order bytes buffered per connection; past it the oldest hole becomes a gap.
-    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
-    pub max_ooo_per_conn: usize,
-
-    /// Out-of-order bytes buffered in all connections; past it the largest buffers are
-    /// flushed with gaps.
-    #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = parse_size)]
-    pub max_ooo_total: usize,
-
-    /// Connections tracked at once; past it the least recently active are ended.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    pub max_flows: usize,
-
-    /// Seconds of capture time without a packet after which a connection is ended.
-    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
-    pub idle_timeout: f64,
-
-    /// Largest decoded body kept per message; past it the body is truncated and flagged.
-    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
-    pub max_body: usize,
-
-    /// Largest message head (start line and header fields).
-    #[arg(long, value_name = "SIZE", default_value = "128KiB", value_parser = parse_size)]
-    pub max_head: usize,
-
-    /// Most header fields in one message head.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    pub max_headers: usize,
+    #[command(flatten)]
+    pub caps: CapArgs,
 }
 
 impl ProfileArgs {
     /// The validated configuration (the same as `convert` with the same flags, connections
     /// observed).
     pub fn config(&self) -> Result<Config, String> {
-        if self.threads == 0 {
-            return Err("--threads must be at least 1".into());
-        }
-        check_idle(self.idle_timeout)?;
-        if self.max_flows == 0 {
-            return Err("--max-flows must be at least 1".into());
-        }
-        Ok(Config {
-            flow: FlowLimits {
-                max_ooo_per_conn: self.max_ooo_per_conn,
-                max_ooo_total: self.max_ooo_total,
-                max_flows: self.max_flows,
-                idle_timeout_ns: (self.idle_timeout * 1e9) as i64,
-            },
-            http: HttpLimits { max_head: self.max_head.max(64), max_headers: self.max_headers, max_body: self.max_body },
-            threads: self.threads,
-            observe_connections: true,
-            ..Config::default()
-        })
+        Ok(Config { observe_connections: true, ..self.caps.config()? })
     }
-}
-
-fn check_idle(secs: f64) -> Result<(), String> {
-    if secs > 0.0 && secs.is_finite() { Ok(()) } else { Err("--idle-timeout must be a positive number of seconds".into()) }
 }
 
 /// A cap that `--sweep` varies.
