@@ -241,10 +241,16 @@ impl Record {
 }
 
 impl EntrySink {
+    /// Whether these outputs need framed records: anything but HAR alone, unfiltered and
+    /// unredacted.
+    fn framed(har: bool, witness: bool, opts: &OutputOptions) -> bool {
+        !(har && !witness && opts.filter.is_none() && opts.redact.is_none())
+    }
+
     /// A sink for the outputs asked for; `None` of both filter and redaction with HAR only is
     /// the default sink.
     pub fn with_output(har: bool, witness: bool, opts: &OutputOptions) -> EntrySink {
-        if har && !witness && opts.filter.is_none() && opts.redact.is_none() {
+        if !Self::framed(har, witness, opts) {
             return EntrySink::default();
         }
         let witness = witness.then(|| WitnessBuilder::new(WitnessOptions { redact: opts.redact.clone(), ..opts.witness.clone() }));
@@ -886,7 +892,7 @@ impl Converter {
         let comment = format!("converted from {name} by apitool");
         let want_har = har.is_some();
         let want_witness = witness.is_some();
-        let framed = EntrySink::with_output(want_har, want_witness, &self.cfg.output).emit.is_some();
+        let framed = EntrySink::framed(want_har, want_witness, &self.cfg.output);
         let har = match har {
             Some(out) => Some(HarWriter::new(out, env!("CARGO_PKG_VERSION"), Some(&comment)).map_err(ConvertError::Write)?),
             None => None,
