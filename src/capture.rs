@@ -401,19 +401,12 @@ impl Input {
 mod tests {
     use super::*;
 
-    fn pcap_header(big_endian: bool, nanos: bool, linktype: u32) -> Vec<u8> {
-        let magic: u32 = if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
-        let mut v = Vec::new();
-        let put32 = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&if big_endian { x.to_be_bytes() } else { x.to_le_bytes() });
-        let put16 = |v: &mut Vec<u8>, x: u16| v.extend_from_slice(&if big_endian { x.to_be_bytes() } else { x.to_le_bytes() });
-        put32(&mut v, magic);
-        put16(&mut v, 2);
-        put16(&mut v, 4);
-        put32(&mut v, 0);
-        put32(&mut v, 0);
-        put32(&mut v, 65535);
-        put32(&mut v, linktype);
-        v
+    /// A legacy pcap header with an Ethernet link type and a 65535-byte snap length.
+    fn pcap_header(big_endian: bool, nanos: bool) -> Vec<u8> {
+        use crate::synth::pcap::{Endian, LinkType, PcapOptions, TsRes, file_header};
+        let endian = if big_endian { Endian::Big } else { Endian::Little };
+        let ts = if nanos { TsRes::Nano } else { TsRes::Micro };
+        file_header(PcapOptions { endian, ts, link: LinkType::Ethernet, snaplen: 65535 })
     }
 
     fn pcap_record(big_endian: bool, sec: u32, frac: u32, data: &[u8], orig: u32) -> Vec<u8> {
@@ -429,7 +422,7 @@ mod tests {
     fn reads_all_four_pcap_variants() {
         for big_endian in [false, true] {
             for nanos in [false, true] {
-                let mut file = pcap_header(big_endian, nanos, 1);
+                let mut file = pcap_header(big_endian, nanos);
                 file.extend(pcap_record(big_endian, 10, 500, b"abcd", 60));
                 file.extend(pcap_record(big_endian, 11, 7, b"xy", 2));
                 let (mut r, hl) = FrameReader::open(&file).unwrap();
@@ -455,7 +448,7 @@ mod tests {
 
     #[test]
     fn every_cut_of_a_record_needs_more() {
-        let mut file = pcap_header(false, false, 1);
+        let mut file = pcap_header(false, false);
         file.extend(pcap_record(false, 1, 2, b"0123456789", 10));
         let (mut r, hl) = FrameReader::open(&file).unwrap();
         for cut in hl..file.len() {
@@ -471,10 +464,10 @@ mod tests {
         assert!(matches!(FrameReader::open(b""), Err(OpenError::Empty)));
         assert!(matches!(FrameReader::open(b"GET / HTTP/1.1\r\n\r\n"), Err(OpenError::UnknownMagic(_))));
         assert!(matches!(FrameReader::open(&[0xd4, 0xc3, 0xb2, 0xa1, 2]), Err(OpenError::ShortHeader(5))));
-        let mut h = pcap_header(false, false, 1);
+        let mut h = pcap_header(false, false);
         h[4] = 1;
         assert!(matches!(FrameReader::open(&h), Err(OpenError::Version(1, 4))));
-        let mut file = pcap_header(false, false, 1);
+        let mut file = pcap_header(false, false);
         file.extend([0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]);
         let (mut r, hl) = FrameReader::open(&file).unwrap();
         assert!(matches!(r.next(&file[hl..]), Next::Corrupt(_)));

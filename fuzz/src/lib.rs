@@ -44,20 +44,12 @@ fn within(outer: &[u8], inner: &[u8]) -> bool {
 // ---------------------------------------------------------------------------------------------
 // capture
 
-/// A legacy pcap file header.
-pub fn pcap_header(big_endian: bool, nanos: bool, linktype: u32) -> Vec<u8> {
-    let magic: u32 = if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
-    let mut v = Vec::new();
-    let w32 = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&if big_endian { x.to_be_bytes() } else { x.to_le_bytes() });
-    let w16 = |v: &mut Vec<u8>, x: u16| v.extend_from_slice(&if big_endian { x.to_be_bytes() } else { x.to_le_bytes() });
-    w32(&mut v, magic);
-    w16(&mut v, 2);
-    w16(&mut v, 4);
-    w32(&mut v, 0);
-    w32(&mut v, 0);
-    w32(&mut v, 65535);
-    w32(&mut v, linktype);
-    v
+/// A legacy pcap file header (Ethernet, 65535-byte snap length).
+pub fn pcap_header(big_endian: bool, nanos: bool) -> Vec<u8> {
+    use apitool::synth::pcap::{Endian, LinkType, PcapOptions, TsRes, file_header};
+    let endian = if big_endian { Endian::Big } else { Endian::Little };
+    let ts = if nanos { TsRes::Nano } else { TsRes::Micro };
+    file_header(PcapOptions { endian, ts, link: LinkType::Ethernet, snaplen: 65535 })
 }
 
 /// A little-endian pcapng section header and one interface of `linktype`.
@@ -89,7 +81,7 @@ pub fn capture(data: &[u8]) {
     let file: Cow<'_, [u8]> = match mode % 6 {
         0 => Cow::Borrowed(rest),
         m @ 1..=4 => {
-            let mut v = pcap_header(m & 1 == 1, m >= 3, 1);
+            let mut v = pcap_header(m & 1 == 1, m >= 3);
             v.extend_from_slice(rest);
             Cow::Owned(v)
         }

@@ -171,6 +171,12 @@ pub struct PcapWriter<W: Write> {
     packets: u64,
 }
 
+/// The 24-byte header of a legacy pcap file (what [`PcapWriter::new`] writes), for tests and
+/// fuzzing that lay out records themselves.
+pub fn file_header(opts: PcapOptions) -> Vec<u8> {
+    PcapWriter::new(Vec::with_capacity(24), opts).expect("writing to a Vec").into_inner()
+}
+
 impl<W: Write> PcapWriter<W> {
     /// Writes the 24-byte file header.
     pub fn new(mut w: W, mut opts: PcapOptions) -> io::Result<Self> {
