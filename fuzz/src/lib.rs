@@ -274,6 +274,17 @@ fn seg_bytes(stream: &[u8], offset: i64, len: usize, conflict: bool) -> Vec<u8> 
         .collect()
 }
 
+/// What a reassembler handed on: (offset, bytes, length) for data, (0, None, length) for a gap.
+type Handed = Vec<(u64, Option<Vec<u8>>, u64)>;
+
+/// Records one event of a reassembler in `events`.
+fn record(events: &mut Handed, ev: Ev<'_>) {
+    match ev {
+        Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
+        Ev::Gap(n, _, _) => events.push((0, None, n)),
+    }
+}
+
 /// One direction through a [`Reassembler`], checked against a model.
 fn model_check(stream: &[u8], isn: u32, ooo_cap: u16, ops: &[SegOp]) {
     let limits = FlowLimits { max_ooo_per_conn: ooo_cap as usize, ..FlowLimits::default() };
@@ -285,7 +296,7 @@ fn model_check(stream: &[u8], isn: u32, ooo_cap: u16, ops: &[SegOp]) {
     // Where the reassembler's offsets put relative offset 0, once it started.
     let mut base: Option<i64> = None;
     let mut cursor: Option<u64> = None;
-    let mut events: Vec<(u64, Option<Vec<u8>>, u64)> = Vec::new();
+    let mut events: Handed = Vec::new();
     let mut ts = 0i64;
     for op in ops.iter().filter(|o| o.server) {
         ts += op.dt_ms as i64 * 1_000_000;
@@ -299,10 +310,7 @@ fn model_check(stream: &[u8], isn: u32, ooo_cap: u16, ops: &[SegOp]) {
             r.syn(seq.wrapping_sub(1));
         }
         let chunk = Chunk { ts: Ts(ts), frame: 0, offset: 0, ack: None };
-        let mut out = |ev: Ev<'_>| match ev {
-            Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
-            Ev::Gap(n, _, _) => events.push((0, None, n)),
-        };
+        let mut out = |ev: Ev<'_>| record(&mut events, ev);
         match op.wild_seq {
             // Far outside the window: must be ignored, whatever it holds.
             Some(w) if r.started() && (r.ext(w) as i64 - r.next_offset() as i64).abs() > (1 << 30) => {
@@ -339,16 +347,10 @@ fn model_check(stream: &[u8], isn: u32, ooo_cap: u16, ops: &[SegOp]) {
             cursor = Some(start as u64);
         }
         if op.ack != 0 {
-            r.ack(isn.wrapping_add(op.ack as i32 as u32), Ts(ts), &mut st, &mut |ev| match ev {
-                Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
-                Ev::Gap(n, _, _) => events.push((0, None, n)),
-            });
+            r.ack(isn.wrapping_add(op.ack as i32 as u32), Ts(ts), &mut st, &mut |ev| record(&mut events, ev));
         }
         if op.skip_hole {
-            r.skip_hole(Ts(ts), None, &mut st, &mut |ev| match ev {
-                Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
-                Ev::Gap(n, _, _) => events.push((0, None, n)),
-            });
+            r.skip_hole(Ts(ts), None, &mut st, &mut |ev| record(&mut events, ev));
         }
         assert!(r.buffered() <= limits.max_ooo_per_conn, "buffered {} over the cap {}", r.buffered(), limits.max_ooo_per_conn);
         check_events(&mut events, &mut cursor, base, &first);
@@ -356,10 +358,7 @@ fn model_check(stream: &[u8], isn: u32, ooo_cap: u16, ops: &[SegOp]) {
             assert_eq!(r.next_offset(), c, "next offset disagrees with what was handed on");
         }
     }
-    r.flush(Ts(ts), None, &mut st, &mut |ev| match ev {
-        Ev::Data(b, c) => events.push((c.offset, Some(b.to_vec()), b.len() as u64)),
-        Ev::Gap(n, _, _) => events.push((0, None, n)),
-    });
+    r.flush(Ts(ts), None, &mut st, &mut |ev| record(&mut events, ev));
     check_events(&mut events, &mut cursor, base, &first);
     assert_eq!(r.buffered(), 0);
 }
@@ -369,7 +368,7 @@ const FIRST_LEN: usize = (1 << 16) + 1600 + 256;
 const UNSEEN: u16 = 0x100;
 const HOLE: u16 = 0x101;
 
-fn check_events(events: &mut Vec<(u64, Option<Vec<u8>>, u64)>, cursor: &mut Option<u64>, base: Option<i64>, first: &[u16]) {
+fn check_events(events: &mut Handed, cursor: &mut Option<u64>, base: Option<i64>, first: &[u16]) {
     for (offset, bytes, len) in events.drain(..) {
         let c = cursor.as_mut().expect("events only after the stream started");
         assert!(len > 0, "empty event");
