@@ -34,16 +34,8 @@ pub struct Format {
     pub kind_hash: [u8; 8],
 }
 
-/// `XXH64(tag ‖ s)` for `s` of at most 31 bytes, at compile time.
 const fn tagged(tag: u8, s: &[u8]) -> [u8; 8] {
-    let mut buf = [0u8; 32];
-    buf[0] = tag;
-    let mut i = 0;
-    while i < s.len() {
-        buf[i + 1] = s[i];
-        i += 1;
-    }
-    xxhash_rust::const_xxh64::xxh64(buf.split_at(s.len() + 1).0, 0).to_be_bytes()
+    super::hash::const_tagged(tag, s).0
 }
 
 const fn format(name: &'static str, kind: &'static str) -> Format {

@@ -267,8 +267,9 @@ pub fn tagged(tag: u8, bytes: &[u8]) -> Digest {
     Digest(h.to_be_bytes())
 }
 
-const fn const_tagged(tag: u8, s: &[u8]) -> Digest {
-    let mut buf = [0u8; 8];
+/// `H(tag, s)` at compile time, for `s` of at most 31 bytes.
+pub(crate) const fn const_tagged(tag: u8, s: &[u8]) -> Digest {
+    let mut buf = [0u8; 32];
     buf[0] = tag;
     let mut i = 0;
     while i < s.len() {
