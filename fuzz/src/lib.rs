@@ -557,6 +557,10 @@ pub fn bodies(data: &[u8]) {
     input.push(0);
     // One well-framed exchange whatever the body holds: one witness.
     assert_eq!(http_witnesses(&input), 1, "a request and its response make one witness");
+    // As JSON, the one-pass parser and serde_json's tree agree.
+    if let Err(e) = apitool::ir::body::fastjson::check_against_tree(body, *opts) {
+        panic!("{e}");
+    }
 }
 
 struct HttpRun<'a> {

@@ -52,17 +52,62 @@ pub struct WitnessOptions {
 pub struct WitnessBuilder {
     pub opts: WitnessOptions,
     hasher: ObjectHasher,
-    scratch: Vec<[u8; 16]>,
+    scratch: value::Scratch,
     sizes: Sizes,
     /// Field names shared from witness to witness.
     names: value::Interner,
+    /// Buffers of the one-pass JSON parser.
+    json: body::fastjson::JsonBufs,
     /// Hashes of the `DataMeta`s seen (headers repeat from call to call), bounded.
     meta_hashes: rustc_hash::FxHashMap<pb::DataMeta, Digest>,
+    /// Header entries already built, by status code, name and value: most headers repeat from
+    /// call to call (Accept, User-Agent, Server, Cache-Control...), and one of them is then
+    /// neither categorised, nor hashed, nor encoded again. Bounded.
+    headers: rustc_hash::FxHashMap<Box<[u8]>, Arc<Cached>>,
+    /// Hashes of the headers seen once: a header is cached the second time it is seen, so that
+    /// the ones that never repeat (dates, request ids) cost nothing to keep. Bounded.
+    seen_headers: rustc_hash::FxHashSet<u64>,
+    header_key: Vec<u8>,
     pub stats: IrStats,
 }
 
 /// One argument or response: its key (the text of its hash), value and location.
-pub type Entry = (compact_str::CompactString, Val, pb::DataMeta);
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub key: compact_str::CompactString,
+    pub body: EntryBody,
+}
+
+/// What an [`Entry`] holds.
+#[derive(Clone, Debug)]
+pub enum EntryBody {
+    /// A value and its location.
+    Tree(Val, pb::DataMeta),
+    /// A header entry built before, shared.
+    Encoded(Arc<Cached>),
+}
+
+/// A header entry built once: its key, its `(key hash, value hash)` for the method's hash and
+/// its `Data` message, location included, encoded.
+#[derive(Debug)]
+pub struct Cached {
+    key: compact_str::CompactString,
+    hashes: [u8; 16],
+    data: Box<[u8]>,
+    /// Whether its value was redacted (counted again each time it is used).
+    redacted: bool,
+}
+
+/// Values longer than this are not kept in the header cache.
+const CACHED_VALUE_MAX: usize = 256;
+/// Header entries kept at most; the cache starts over past it.
+const CACHED_ENTRIES_MAX: usize = 4096;
+
+/// An entry before its key is known.
+enum Pending {
+    Tree(Val, pb::DataMeta),
+    Cached(Arc<Cached>),
+}
 
 /// A built witness: its entries sorted by key, its metadata and its hash.
 #[derive(Clone, Debug)]
@@ -86,10 +131,19 @@ impl Built {
     pub fn to_pb(&self) -> pb::Witness {
         let map = |es: &[Entry]| {
             es.iter()
-                .map(|(k, v, m)| {
-                    let mut d = v.to_pb();
-                    d.meta = Some(m.clone());
-                    (k.to_string(), d)
+                .map(|e| {
+                    let d = match &e.body {
+                        EntryBody::Tree(v, m) => {
+                            let mut d = v.to_pb();
+                            d.meta = Some(m.clone());
+                            d
+                        }
+                        EntryBody::Encoded(c) => {
+                            use prost::Message;
+                            pb::Data::decode(&c.data[..]).expect("a cached entry decodes")
+                        }
+                    };
+                    (e.key.to_string(), d)
                 })
                 .collect()
         };
@@ -111,9 +165,12 @@ impl Built {
         sizes.clear();
         let mut lens: Vec<(usize, usize)> = Vec::with_capacity(self.args.len() + self.responses.len());
         let mut method = ld(2);
-        for (k, v, m) in self.args.iter().chain(&self.responses) {
-            let data = sizes.add(v) + ld(m.encoded_len());
-            let entry = ld(k.len()) + ld(data);
+        for e in self.args.iter().chain(&self.responses) {
+            let data = match &e.body {
+                EntryBody::Tree(v, m) => sizes.add(v) + ld(m.encoded_len()),
+                EntryBody::Encoded(c) => c.data.len(),
+            };
+            let entry = ld(e.key.len()) + ld(data);
             method += ld(entry);
             lens.push((entry, data));
         }
@@ -128,18 +185,23 @@ impl Built {
         prost::encoding::encode_varint(method as u64, out);
         out.extend_from_slice(&[0x0a, 2, 0x10, 1]);
         let n_args = self.args.len();
-        for (i, ((k, v, m), (entry, data))) in self.args.iter().chain(&self.responses).zip(lens).enumerate() {
+        for (i, (e, (entry, data))) in self.args.iter().chain(&self.responses).zip(lens).enumerate() {
             out.push(if i < n_args { 0x12 } else { 0x1a });
             prost::encoding::encode_varint(entry as u64, out);
             out.push(0x0a);
-            prost::encoding::encode_varint(k.len() as u64, out);
-            out.extend_from_slice(k.as_bytes());
+            prost::encoding::encode_varint(e.key.len() as u64, out);
+            out.extend_from_slice(e.key.as_bytes());
             out.push(0x12);
             prost::encoding::encode_varint(data as u64, out);
-            value::encode_data(v, sizes, out);
-            out.push(0x2a);
-            prost::encoding::encode_varint(m.encoded_len() as u64, out);
-            m.encode_raw(out);
+            match &e.body {
+                EntryBody::Tree(v, m) => {
+                    value::encode_data(v, sizes, out);
+                    out.push(0x2a);
+                    prost::encoding::encode_varint(m.encoded_len() as u64, out);
+                    m.encode_raw(out);
+                }
+                EntryBody::Encoded(c) => out.extend_from_slice(&c.data),
+            }
         }
         out.push(0x22);
         prost::encoding::encode_varint(mm as u64, out);
@@ -190,6 +252,8 @@ impl WitnessBuilder {
         if let Some(n) = self.opts.max_list {
             cx.max_list = n;
         }
+        cx.zero_values = self.opts.zero_values;
+        cx.json = std::mem::take(&mut self.json);
         cx
     }
 
@@ -198,8 +262,8 @@ impl WitnessBuilder {
         let req = ex.request.as_ref()?;
         let redact = self.opts.redact.clone();
         let mut cx = self.ctx(redact.as_deref());
-        let mut args: Vec<(Val, pb::DataMeta)> = Vec::with_capacity(16);
-        let mut responses: Vec<(Val, pb::DataMeta)> = Vec::with_capacity(16);
+        let mut args: Vec<Pending> = Vec::with_capacity(16);
+        let mut responses: Vec<Pending> = Vec::with_capacity(16);
 
         // Path and query.
         let (path, query, authority) = split_target(req.head.target());
@@ -209,7 +273,7 @@ impl WitnessBuilder {
             for (i, id) in ids.into_iter().enumerate() {
                 let v = body::form::percent_decode(id.as_bytes(), false);
                 let p = cx.text(&v, false);
-                args.push((Val::Prim(p), meta(Location::Path(pb::HttpPath { key: template::param_name(i) }), 0)));
+                args.push(Pending::Tree(Val::Prim(p), meta(Location::Path(pb::HttpPath { key: template::param_name(i) }), 0)));
             }
             t
         } else {
@@ -225,7 +289,7 @@ impl WitnessBuilder {
             // Sorted by key, a repeated key a list of its values.
             if let Val::Struct(fields) = Val::struct_grouped(keys) {
                 for (k, v) in fields {
-                    args.push((v, meta(Location::Query(pb::HttpQuery { key: k.name.to_string() }), 0)));
+                    args.push(Pending::Tree(v, meta(Location::Query(pb::HttpQuery { key: k.name.to_string() }), 0)));
                 }
             }
         }
@@ -236,7 +300,7 @@ impl WitnessBuilder {
             let code = i32::from(resp.head.status());
             self.message(&mut cx, resp, code, &mut responses);
             if responses.is_empty() {
-                responses.push((Val::Empty, meta(Location::Empty(pb::HttpEmpty {}), code)));
+                responses.push(Pending::Tree(Val::Empty, meta(Location::Empty(pb::HttpEmpty {}), code)));
             }
             latency = ((resp.first_ts.0 - req.last_ts.0).max(0) as f64 / 1e6) as f32;
         }
@@ -248,10 +312,13 @@ impl WitnessBuilder {
         let method_name = String::from_utf8_lossy(req.head.method()).into_owned();
         self.stats.add(&cx.stats);
         self.names = std::mem::take(&mut cx.names);
+        self.json = std::mem::take(&mut cx.json);
 
         if self.opts.zero_values {
-            for (v, _) in args.iter_mut().chain(responses.iter_mut()) {
-                zero_val(v);
+            for p in args.iter_mut().chain(responses.iter_mut()) {
+                if let Pending::Tree(v, _) = p {
+                    zero_val(v);
+                }
             }
         }
         let mut arg_keys = Vec::with_capacity(args.len());
@@ -269,7 +336,7 @@ impl WitnessBuilder {
     }
 
     /// Headers, cookies, authorization and body of one message.
-    fn message(&self, cx: &mut Ctx<'_>, m: &Message, code: i32, out: &mut Vec<(Val, pb::DataMeta)>) {
+    fn message(&mut self, cx: &mut Ctx<'_>, m: &Message, code: i32, out: &mut Vec<Pending>) {
         let request = code == 0;
         for (name, value) in m.head.fields() {
             let value = trim(value);
@@ -308,61 +375,127 @@ impl WitnessBuilder {
                 } else {
                     pb::http_auth::HttpAuthType::Unknown
                 };
-                out.push((
+                out.push(Pending::Tree(
                     Val::Prim(Prim::new(Scalar::Str(Default::default()))),
                     meta(Location::Auth(pb::HttpAuth { r#type: ty as i32 }), code),
                 ));
                 continue;
             }
-            let p = if name.eq_ignore_ascii_case(b"proxy-authorization") {
+            if name.eq_ignore_ascii_case(b"proxy-authorization") {
                 // A credential too: its value is never kept.
-                Prim::new(Scalar::Str(Default::default()))
-            } else {
-                let sensitive = cx.redact.is_some_and(|r| r.sensitive_name(name));
-                cx.text(value, sensitive)
-            };
-            out.push((Val::Prim(p), meta(header(name), code)));
+                out.push(Pending::Tree(Val::Prim(Prim::new(Scalar::Str(Default::default()))), meta(header(name), code)));
+                continue;
+            }
+            out.push(self.header(cx, name, value, code));
         }
         if !m.body.is_empty() {
             let (v, loc) = body::parse(cx, m.head.field("content-type"), &m.body);
-            out.push((v, meta(loc, code)));
+            out.push(Pending::Tree(v, meta(loc, code)));
         }
     }
 
-    fn cookie(&self, cx: &mut Ctx<'_>, name: &[u8], value: &[u8], code: i32) -> (Val, pb::DataMeta) {
+    /// A header's entry: from the cache when the same header was seen with the same status
+    /// code, else built (value categorised, redacted and zeroed as asked), hashed and encoded,
+    /// and kept.
+    fn header(&mut self, cx: &mut Ctx<'_>, name: &[u8], value: &[u8], code: i32) -> Pending {
+        let k = &mut self.header_key;
+        k.clear();
+        k.extend_from_slice(&code.to_le_bytes());
+        k.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        k.extend_from_slice(name);
+        k.extend_from_slice(value);
+        if let Some(c) = self.headers.get(&k[..]) {
+            cx.stats.redactions += u64::from(c.redacted);
+            return Pending::Cached(c.clone());
+        }
+        let redactions = cx.stats.redactions;
+        let sensitive = cx.redact.is_some_and(|r| r.sensitive_name(name));
+        let mut p = cx.text(value, sensitive);
+        if self.opts.zero_values {
+            zero_prim(&mut p);
+        }
+        let v = Val::Prim(p);
+        let m = meta(header(name), code);
+        if value.len() > CACHED_VALUE_MAX {
+            return Pending::Tree(v, m);
+        }
+        let seen = {
+            use std::hash::BuildHasher;
+            rustc_hash::FxBuildHasher.hash_one(&self.header_key[..])
+        };
+        if self.seen_headers.insert(seen) {
+            if self.seen_headers.len() >= 4 * CACHED_ENTRIES_MAX {
+                self.seen_headers.clear();
+            }
+            return Pending::Tree(v, m);
+        }
+        let h = value::hash_data(&v, Some(self.meta_hash(&m)), &mut self.scratch);
+        let key = compact_str::CompactString::from(h.encode_text(&mut [0u8; TEXT_LEN]));
+        let mut hashes = [0u8; 16];
+        hashes[..8].copy_from_slice(&hash::h_str(&key).0);
+        hashes[8..].copy_from_slice(&h.0);
+        let mut data = Vec::new();
+        self.sizes.compute(&v);
+        value::encode_data(&v, &mut self.sizes, &mut data);
+        {
+            use prost::Message;
+            data.push(0x2a);
+            prost::encoding::encode_varint(m.encoded_len() as u64, &mut data);
+            m.encode_raw(&mut data);
+        }
+        let c = Arc::new(Cached { key, hashes, data: data.into_boxed_slice(), redacted: cx.stats.redactions > redactions });
+        if self.headers.len() >= CACHED_ENTRIES_MAX {
+            self.headers.clear();
+        }
+        self.headers.insert(self.header_key.as_slice().into(), c.clone());
+        Pending::Cached(c)
+    }
+
+    /// The hash of a `DataMeta`, remembered (locations repeat from call to call).
+    fn meta_hash(&mut self, m: &pb::DataMeta) -> Digest {
+        if let Some(h) = self.meta_hashes.get(m) {
+            return *h;
+        }
+        let h = self.hasher.digest(m);
+        if self.meta_hashes.len() >= 4096 {
+            self.meta_hashes.clear();
+        }
+        self.meta_hashes.insert(m.clone(), h);
+        h
+    }
+
+    fn cookie(&self, cx: &mut Ctx<'_>, name: &[u8], value: &[u8], code: i32) -> Pending {
         // Every cookie value is sensitive when redacting.
         let p = cx.text(value, cx.redact.is_some());
-        (Val::Prim(p), meta(Location::Cookie(pb::HttpCookie { key: String::from_utf8_lossy(name).into_owned() }), code))
+        Pending::Tree(Val::Prim(p), meta(Location::Cookie(pb::HttpCookie { key: String::from_utf8_lossy(name).into_owned() }), code))
     }
 
     /// Keys each value by the text of its hash, sorted by key, identical values once; `keys`
     /// receives `(key hash, value hash)`.
-    fn keyed(&mut self, values: Vec<(Val, pb::DataMeta)>, keys: &mut Vec<[u8; 16]>) -> Vec<Entry> {
+    fn keyed(&mut self, values: Vec<Pending>, keys: &mut Vec<[u8; 16]>) -> Vec<Entry> {
         let mut out: Vec<Entry> = Vec::with_capacity(values.len());
         let mut buf = [0u8; TEXT_LEN];
-        for (v, m) in values {
-            let mh = match self.meta_hashes.get(&m) {
-                Some(h) => *h,
-                None => {
-                    let h = self.hasher.digest(&m);
-                    if self.meta_hashes.len() >= 4096 {
-                        self.meta_hashes.clear();
-                    }
-                    self.meta_hashes.insert(m.clone(), h);
-                    h
+        for p in values {
+            let (v, m) = match p {
+                Pending::Cached(c) => {
+                    keys.push(c.hashes);
+                    out.push(Entry { key: c.key.clone(), body: EntryBody::Encoded(c) });
+                    continue;
                 }
+                Pending::Tree(v, m) => (v, m),
             };
+            let mh = self.meta_hash(&m);
             let h = value::hash_data(&v, Some(mh), &mut self.scratch);
-            let text = compact_str::CompactString::from(h.encode_text(&mut buf));
-            out.push((text, v, m));
-            let kh = hash::h_str(&out.last().expect("pushed").0);
+            let key = compact_str::CompactString::from(h.encode_text(&mut buf));
+            let kh = hash::h_str(&key);
+            out.push(Entry { key, body: EntryBody::Tree(v, m) });
             let mut e = [0u8; 16];
             e[..8].copy_from_slice(&kh.0);
             e[8..].copy_from_slice(&h.0);
             keys.push(e);
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out.dedup_by(|a, b| a.0 == b.0);
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out.dedup_by(|a, b| a.key == b.key);
         keys.sort_unstable();
         keys.dedup();
         out
@@ -409,16 +542,19 @@ impl WitnessBuilder {
 /// Replaces every primitive's value below `v` by the zero value of its type (types, formats
 /// and annotations kept), as the reference's obfuscation did.
 pub fn zero_val(v: &mut Val) {
-    v.for_each_prim_mut(&mut |p| {
-        p.val = match &p.val {
-            Scalar::Str(_) => Scalar::Str(Default::default()),
-            Scalar::Bytes(_) => Scalar::Bytes(Vec::new()),
-            Scalar::Bool(_) => Scalar::Bool(false),
-            Scalar::I64(_) => Scalar::I64(0),
-            Scalar::U64(_) => Scalar::U64(0),
-            Scalar::F64(_) => Scalar::F64(0.0),
-        }
-    });
+    v.for_each_prim_mut(&mut zero_prim);
+}
+
+/// Replaces a primitive's value by the zero value of its type.
+pub fn zero_prim(p: &mut Prim) {
+    p.val = match &p.val {
+        Scalar::Str(_) => Scalar::Str(Default::default()),
+        Scalar::Bytes(_) => Scalar::Bytes(Vec::new()),
+        Scalar::Bool(_) => Scalar::Bool(false),
+        Scalar::I64(_) => Scalar::I64(0),
+        Scalar::U64(_) => Scalar::U64(0),
+        Scalar::F64(_) => Scalar::F64(0.0),
+    }
 }
 
 /// A witness encoded with its varint length prefix (protobuf's `writeDelimitedTo` framing),

@@ -251,20 +251,85 @@ pub fn message_xxh64(buf: &[u8; 65], n: usize) -> u64 {
 }
 
 /// `H(tag, bytes)`.
+#[inline]
 pub fn tagged(tag: u8, bytes: &[u8]) -> Digest {
-    const SMALL: usize = 127;
-    let h = if bytes.len() <= SMALL {
-        let mut buf = [0u8; SMALL + 1];
-        buf[0] = tag;
-        buf[1..=bytes.len()].copy_from_slice(bytes);
-        xxh64(&buf[..=bytes.len()], 0)
-    } else {
-        let mut st = Xxh64::new(0);
-        st.update(&[tag]);
-        st.update(bytes);
-        st.digest()
+    Digest(xxh64_prefixed(tag, bytes).to_be_bytes())
+}
+
+/// XXH64 (seed 0) of `tag` followed by `data`, read in place: the same value as `xxh64` of the
+/// concatenation, without copying `data` behind its tag. Every string, bytes value, map and
+/// list is hashed this way.
+#[inline]
+pub fn xxh64_prefixed(tag: u8, data: &[u8]) -> u64 {
+    const P1: u64 = 0x9E37_79B1_85EB_CA87;
+    const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+    const P3: u64 = 0x1656_67B1_9E37_79F9;
+    const P4: u64 = 0x85EB_CA77_C2B2_AE63;
+    const P5: u64 = 0x27D4_EB2F_1656_67C5;
+    #[inline(always)]
+    fn round(acc: u64, x: u64) -> u64 {
+        acc.wrapping_add(x.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
+    }
+    let total = data.len() + 1;
+    // Input byte `o` is `tag` at 0, else `data[o - 1]`: 8 bytes from `o` (o + 8 <= total).
+    let r64 = |o: usize| -> u64 {
+        if o == 0 {
+            let mut w = [0u8; 8];
+            w[0] = tag;
+            w[1..].copy_from_slice(&data[..7]);
+            u64::from_le_bytes(w)
+        } else {
+            u64::from_le_bytes(data[o - 1..o + 7].try_into().expect("8 bytes"))
+        }
     };
-    Digest(h.to_be_bytes())
+    let mut o = 0;
+    let mut h = if total >= 32 {
+        let mut v = [P1.wrapping_add(P2), P2, 0, 0u64.wrapping_sub(P1)];
+        // The first stripe holds the tag; the others read `data` directly.
+        for (k, v) in v.iter_mut().enumerate() {
+            *v = round(*v, r64(8 * k));
+        }
+        o = 32;
+        while o + 32 <= total {
+            let c = &data[o - 1..o + 31];
+            for (k, v) in v.iter_mut().enumerate() {
+                *v = round(*v, u64::from_le_bytes(c[8 * k..8 * k + 8].try_into().expect("8 bytes")));
+            }
+            o += 32;
+        }
+        let mut h =
+            v[0].rotate_left(1).wrapping_add(v[1].rotate_left(7)).wrapping_add(v[2].rotate_left(12)).wrapping_add(v[3].rotate_left(18));
+        for v in v {
+            h ^= round(0, v);
+            h = h.wrapping_mul(P1).wrapping_add(P4);
+        }
+        h
+    } else {
+        P5
+    };
+    h = h.wrapping_add(total as u64);
+    while o + 8 <= total {
+        h ^= round(0, r64(o));
+        h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
+        o += 8;
+    }
+    let byte = |o: usize| if o == 0 { tag } else { data[o - 1] };
+    if o + 4 <= total {
+        let w = u32::from_le_bytes([byte(o), byte(o + 1), byte(o + 2), byte(o + 3)]);
+        h ^= u64::from(w).wrapping_mul(P1);
+        h = h.rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
+        o += 4;
+    }
+    while o < total {
+        h ^= u64::from(byte(o)).wrapping_mul(P5);
+        h = h.rotate_left(11).wrapping_mul(P1);
+        o += 1;
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 29;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 32)
 }
 
 /// `H(tag, s)` at compile time, for `s` of at most 31 bytes.
@@ -368,6 +433,64 @@ const FLOAT_BUF: usize = 1 + 1 + 5 + 1 + 64;
 /// sign, then the exponent e with 0.5 < |x| / 2^e <= 1, ':', then the bits of the mantissa
 /// ```
 fn float_payload(x: f64, buf: &mut [u8; FLOAT_BUF]) -> usize {
+    debug_assert!(x.is_finite());
+    if x == 0.0 {
+        buf[..3].copy_from_slice(b"+0:");
+        return 3;
+    }
+    // |x| = sig * 2^q exactly; with k the bit length of sig, |x| / 2^(k + q) is in [0.5, 1):
+    // its binary digits are those of sig. A power of two is 1 * 2^(k - 1 + q) instead.
+    let bits = x.to_bits();
+    let field = ((bits >> 52) & 0x7ff) as i32;
+    let mantissa = bits & ((1 << 52) - 1);
+    let (sig, q) = if field == 0 { (mantissa, -1074) } else { (mantissa | (1 << 52), field - 1075) };
+    let k = 64 - sig.leading_zeros() as i32;
+    let one = sig.is_power_of_two();
+    let e = if one { k - 1 + q } else { k + q };
+    let mut n = 0;
+    buf[n] = if x < 0.0 { b'-' } else { b'+' };
+    n += 1;
+    if e < 0 {
+        buf[n] = b'-';
+        n += 1;
+    }
+    let mut digits = [0u8; 5];
+    let mut d = 0;
+    let mut m = e.unsigned_abs();
+    loop {
+        digits[d] = b'0' + (m % 10) as u8;
+        d += 1;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        buf[n] = digits[d];
+        n += 1;
+    }
+    buf[n] = b':';
+    n += 1;
+    if one {
+        buf[n] = b'1';
+        return n + 1;
+    }
+    // "0", then sig's bits from the highest down to its lowest set bit.
+    buf[n] = b'0';
+    n += 1;
+    let low = sig.trailing_zeros() as i32;
+    for i in (low..k).rev() {
+        buf[n] = b'0' + ((sig >> i) & 1) as u8;
+        n += 1;
+    }
+    n
+}
+
+/// The payload as halving and doubling computes it: the definition [`float_payload`] is
+/// checked against.
+#[cfg(test)]
+fn float_payload_by_halving(x: f64, buf: &mut [u8; FLOAT_BUF]) -> usize {
     debug_assert!(x.is_finite());
     if x == 0.0 {
         buf[..3].copy_from_slice(b"+0:");
@@ -1081,6 +1204,18 @@ mod tests {
     }
 
     #[test]
+    fn prefixed_xxh64_equals_xxh64_of_the_concatenation() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for n in 0..data.len() {
+            for tag in [b'u', 0, 255] {
+                let mut cat = vec![tag];
+                cat.extend_from_slice(&data[..n]);
+                assert_eq!(xxh64_prefixed(tag, &data[..n]), xxh64(&cat, 0), "{n}");
+            }
+        }
+    }
+
+    #[test]
     fn float_payloads() {
         assert_eq!(float_text(0.0), "+0:");
         assert_eq!(float_text(-0.0), "+0:");
@@ -1110,8 +1245,13 @@ mod tests {
 
     #[test]
     fn float_payload_fits_buffer_for_all_exponents() {
-        for bits in [1u64, 0x000f_ffff_ffff_ffff, 0x0010_0000_0000_0001, 0x7fef_ffff_ffff_ffff] {
+        for bits in
+            [1u64, 0x000f_ffff_ffff_ffff, 0x0010_0000_0000_0001, 0x7fef_ffff_ffff_ffff, 2, 3, 0x0008_0000_0000_0000, 0x0000_0000_0010_1000]
+        {
             let x = f64::from_bits(bits);
+            let (mut a, mut b) = ([0u8; FLOAT_BUF], [0u8; FLOAT_BUF]);
+            let (na, nb) = (float_payload(x, &mut a), float_payload_by_halving(x, &mut b));
+            assert_eq!(&a[..na], &b[..nb], "{bits:#x}");
             let t = float_text(x);
             assert!(t.len() <= FLOAT_BUF, "{t}");
             assert_eq!(h_f64(x), tagged(b'f', t.as_bytes()));
@@ -1143,6 +1283,9 @@ mod tests {
         fn float_payload_decodes_to_the_value(bits in proptest::prelude::any::<u64>()) {
             let x = f64::from_bits(bits);
             proptest::prop_assume!(x.is_finite());
+            let (mut a, mut b) = ([0u8; FLOAT_BUF], [0u8; FLOAT_BUF]);
+            let (na, nb) = (float_payload(x, &mut a), float_payload_by_halving(x, &mut b));
+            proptest::prop_assert_eq!(&a[..na], &b[..nb]);
             let t = float_text(x);
             proptest::prop_assert!(t.len() <= FLOAT_BUF);
             let back = decode_payload(&t);

@@ -12,13 +12,13 @@
 
 use std::sync::Arc;
 
+use super::formats::Format;
+use super::hash::{
+    Digest, EMPTY_MESSAGE, FIELD_KEYS, h_bool, h_bytes, h_f64, h_i64, h_str, h_u64, message_xxh64, xxh64_fixed, xxh64_prefixed,
+};
+use super::pb;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
-use xxhash_rust::xxh64::Xxh64;
-
-use super::formats::Format;
-use super::hash::{Digest, EMPTY_MESSAGE, FIELD_KEYS, h_bool, h_bytes, h_f64, h_i64, h_str, h_u64, message_xxh64, xxh64_fixed};
-use super::pb;
 
 /// A scalar value.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,6 +112,20 @@ pub enum Val {
     Null,
     /// A `Data` with no value (an `HTTPEmpty` response).
     Empty,
+    /// A value already hashed and encoded (a JSON body, built in one pass by
+    /// [`super::body::json`]): zeroing and redaction were applied as it was built.
+    Encoded(Box<Encoded>),
+}
+
+/// A value hashed and encoded as it was parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Encoded {
+    /// The `Data.value` member it sets (1 primitive, 2 struct, 3 list, 4 optional).
+    pub member: u8,
+    /// The hash of that member's message.
+    pub member_hash: Digest,
+    /// The content of its `Data` message: the member's tag, length and message.
+    pub bytes: Vec<u8>,
 }
 
 impl Val {
@@ -151,17 +165,22 @@ impl Val {
             }
             Val::Null => Some(D::Optional(pb::Optional { value: Some(pb::optional::Value::None(pb::NoneValue {})) })),
             Val::Empty => None,
+            Val::Encoded(e) => {
+                use prost::Message;
+                return pb::Data::decode(&e.bytes[..]).expect("an encoded value decodes");
+            }
         };
         pb::Data { value, ..Default::default() }
     }
 
-    /// Calls `f` on every primitive below (and at) `self`.
+    /// Calls `f` on every primitive below (and at) `self`, except inside an
+    /// [`Val::Encoded`] value (which has none left to change).
     pub fn for_each_prim_mut(&mut self, f: &mut impl FnMut(&mut Prim)) {
         match self {
             Val::Prim(p) => f(p),
             Val::List(l) => l.iter_mut().for_each(|v| v.for_each_prim_mut(f)),
             Val::Struct(s) => s.iter_mut().for_each(|(_, v)| v.for_each_prim_mut(f)),
-            Val::Null | Val::Empty => {}
+            Val::Null | Val::Empty | Val::Encoded(_) => {}
         }
     }
 }
@@ -227,7 +246,7 @@ impl Msg {
 
 /// A message whose only set field is `field` = `v`.
 #[inline]
-fn one(field: usize, v: Digest) -> Digest {
+pub(crate) fn one(field: usize, v: Digest) -> Digest {
     let mut b = [0u8; 17];
     b[0] = b'd';
     b[1..9].copy_from_slice(&FIELD_KEYS[field].0);
@@ -235,7 +254,8 @@ fn one(field: usize, v: Digest) -> Digest {
     Digest(xxh64_fixed(&b).to_be_bytes())
 }
 
-fn prim_hash(p: &Prim) -> Digest {
+/// The hash of a primitive's `Primitive` message.
+pub(crate) fn prim_hash(p: &Prim) -> Digest {
     // X { type [1]; value [2] }: the value field when not zero.
     let (member, inner) = match &p.val {
         Scalar::Str(s) => (4, if s.is_empty() { EMPTY_MESSAGE } else { one(2, h_str(s)) }),
@@ -260,52 +280,68 @@ fn prim_hash(p: &Prim) -> Digest {
     m.finish()
 }
 
+/// Reusable buffers for hashing value trees: sorted map entries, list element hashes.
+#[derive(Default)]
+pub struct Scratch {
+    entries: Vec<[u8; 16]>,
+    elems: Vec<[u8; 8]>,
+}
+
+/// `H('d', entries)` over sorted `(key hash, value hash)` entries: the hash of a `Struct`'s
+/// fields map, as its one-field message (`Struct.fields` [1]).
+#[inline]
+pub(crate) fn struct_member_hash(entries: &mut [[u8; 16]]) -> Digest {
+    if entries.is_empty() {
+        return EMPTY_MESSAGE;
+    }
+    entries.sort_unstable();
+    one(1, Digest(xxh64_prefixed(b'd', entries.as_flattened()).to_be_bytes()))
+}
+
+/// `H('l', element hashes)` as the one-field message `List { elems [1] }`.
+#[inline]
+pub(crate) fn list_member_hash(elems: &[[u8; 8]]) -> Digest {
+    if elems.is_empty() {
+        return EMPTY_MESSAGE;
+    }
+    one(1, Digest(xxh64_prefixed(b'l', elems.as_flattened()).to_be_bytes()))
+}
+
 /// The hash of the value alone (the `value` member of its `Data`), `None` for [`Val::Empty`].
-fn value_hash(v: &Val, scratch: &mut Vec<[u8; 16]>) -> Option<(usize, Digest)> {
+fn value_hash(v: &Val, scratch: &mut Scratch) -> Option<(usize, Digest)> {
     Some(match v {
         Val::Prim(p) => (1, prim_hash(p)),
         Val::Struct(fields) => {
-            let inner = if fields.is_empty() {
-                EMPTY_MESSAGE
-            } else {
-                let base = scratch.len();
-                for (k, d) in fields {
-                    let vh = hash_data(d, None, scratch);
-                    let mut e = [0u8; 16];
-                    e[..8].copy_from_slice(&k.hash.0);
-                    e[8..].copy_from_slice(&vh.0);
-                    scratch.push(e);
-                }
-                let entries = &mut scratch[base..];
-                entries.sort_unstable();
-                let mut st = Xxh64::new(0);
-                st.update(b"d");
-                st.update(entries.as_flattened());
-                scratch.truncate(base);
-                one(1, Digest(st.digest().to_be_bytes()))
-            };
+            let base = scratch.entries.len();
+            for (k, d) in fields {
+                let vh = hash_data(d, None, scratch);
+                let mut e = [0u8; 16];
+                e[..8].copy_from_slice(&k.hash.0);
+                e[8..].copy_from_slice(&vh.0);
+                scratch.entries.push(e);
+            }
+            let inner = struct_member_hash(&mut scratch.entries[base..]);
+            scratch.entries.truncate(base);
             (2, inner)
         }
         Val::List(elems) => {
-            let inner = if elems.is_empty() {
-                EMPTY_MESSAGE
-            } else {
-                let mut st = Xxh64::new(0);
-                st.update(b"l");
-                for e in elems {
-                    st.update(&hash_data(e, None, scratch).0);
-                }
-                one(1, Digest(st.digest().to_be_bytes()))
-            };
+            let base = scratch.elems.len();
+            for e in elems {
+                let h = hash_data(e, None, scratch);
+                scratch.elems.push(h.0);
+            }
+            let inner = list_member_hash(&scratch.elems[base..]);
+            scratch.elems.truncate(base);
             (3, inner)
         }
         Val::Null => (4, one(2, EMPTY_MESSAGE)),
         Val::Empty => return None,
+        Val::Encoded(e) => (usize::from(e.member), e.member_hash),
     })
 }
 
 /// The ObjectHash of `Data { value: v, meta }`; `scratch` is reused for sorting map entries.
-pub fn hash_data(v: &Val, meta: Option<Digest>, scratch: &mut Vec<[u8; 16]>) -> Digest {
+pub fn hash_data(v: &Val, meta: Option<Digest>, scratch: &mut Scratch) -> Digest {
     if meta.is_none() {
         return match value_hash(v, scratch) {
             Some((field, h)) => one(field, h),
@@ -325,11 +361,11 @@ pub fn hash_data(v: &Val, meta: Option<Digest>, scratch: &mut Vec<[u8; 16]>) -> 
 // ---------------------------------------------------------------------------------------------
 // Encoding.
 
-fn varint_len(v: u64) -> usize {
+pub(crate) fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -338,7 +374,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Length-delimited field with a one-byte tag: its whole size given the content's.
-fn ld(content: usize) -> usize {
+pub(crate) fn ld(content: usize) -> usize {
     1 + varint_len(content as u64) + content
 }
 
@@ -354,7 +390,7 @@ fn scalar_inner(s: &Scalar) -> usize {
     }
 }
 
-fn prim_size(p: &Prim) -> usize {
+pub(crate) fn prim_size(p: &Prim) -> usize {
     let mut n = ld(scalar_inner(&p.val));
     if p.sensitive {
         n += ld(2);
@@ -409,6 +445,8 @@ impl Sizes {
             Val::List(elems) => elems.iter().map(|d| ld(self.data(d))).sum(),
             Val::Null => 2,
             Val::Empty => 0,
+            // Its size is the whole `Data` content's.
+            Val::Encoded(e) => e.bytes.len(),
         };
         self.v[slot] = inner as u32;
         data_size(v, inner)
@@ -427,10 +465,14 @@ impl Sizes {
 }
 
 fn data_size(v: &Val, inner: usize) -> usize {
-    if matches!(v, Val::Empty) { 0 } else { ld(inner) }
+    match v {
+        Val::Empty => 0,
+        Val::Encoded(_) => inner,
+        _ => ld(inner),
+    }
 }
 
-fn put_ld_head(out: &mut Vec<u8>, tag: u8, len: usize) {
+pub(crate) fn put_ld_head(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.push(tag);
     put_varint(out, len as u64);
 }
@@ -440,7 +482,7 @@ fn put_str_field(out: &mut Vec<u8>, tag: u8, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-fn encode_prim(p: &Prim, out: &mut Vec<u8>) {
+pub(crate) fn encode_prim(p: &Prim, out: &mut Vec<u8>) {
     // Primitive.value member: a message holding `value` [2].
     let member: u8 = match &p.val {
         Scalar::Str(_) => 4,
@@ -515,6 +557,7 @@ pub fn encode_data(v: &Val, sizes: &mut Sizes, out: &mut Vec<u8>) {
         }
         Val::Null => out.extend_from_slice(&[0x22, 2, 0x12, 0]),
         Val::Empty => {}
+        Val::Encoded(e) => out.extend_from_slice(&e.bytes),
     }
 }
 
@@ -560,7 +603,7 @@ mod tests {
 
     #[test]
     fn hashes_equal_the_prost_messages() {
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         let mut h = crate::ir::ObjectHasher::new();
         for v in sample() {
             assert_eq!(hash_data(&v, None, &mut scratch), h.digest(&v.to_pb()), "{v:?}");

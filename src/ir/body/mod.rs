@@ -18,6 +18,7 @@
 //! body is still noticed, and counted): a witness describes the shape of a call, and the IR of a
 //! 16 MiB array would otherwise cost many times its size in memory in every shard.
 
+pub mod fastjson;
 pub mod form;
 pub mod json;
 pub mod multipart;
@@ -95,11 +96,25 @@ pub struct Ctx<'r> {
     pub stats: IrStats,
     /// Field names shared from body to body.
     pub names: Interner,
+    /// Every primitive's value is replaced by the zero value of its type (done as JSON bodies
+    /// are read; other values are zeroed by the witness builder afterwards).
+    pub zero_values: bool,
+    /// Buffers of the one-pass JSON parser, kept from body to body.
+    pub json: fastjson::JsonBufs,
 }
 
 impl<'r> Ctx<'r> {
     pub fn new(redact: Option<&'r Redactor>) -> Self {
-        Ctx { redact, max_depth: MAX_DEPTH, max_list: MAX_LIST, sample: SAMPLE, stats: IrStats::default(), names: Interner::default() }
+        Ctx {
+            redact,
+            max_depth: MAX_DEPTH,
+            max_list: MAX_LIST,
+            sample: SAMPLE,
+            stats: IrStats::default(),
+            names: Interner::default(),
+            zero_values: false,
+            json: Default::default(),
+        }
     }
 
     /// A field name, shared.
@@ -392,7 +407,7 @@ mod tests {
         assert!(matches!(p.val, Scalar::Str(s) if s == "aé"));
         assert_eq!(cx.stats.bodies_sampled, 1);
         let (d, loc) = parse(&mut cx, None, b"[1]");
-        assert!(matches!(d, Val::List(_)));
+        assert!(matches!(d.to_pb().value, Some(pb::data::Value::List(_))));
         assert!(matches!(loc, pb::http_meta::Location::Body(b) if b.content_type == ContentType::Json as i32));
     }
 }
