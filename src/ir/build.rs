@@ -101,7 +101,7 @@ pub struct Cached {
 /// Values longer than this are not kept in the header cache.
 const CACHED_VALUE_MAX: usize = 256;
 /// Header entries kept at most; the cache starts over past it.
-const CACHED_ENTRIES_MAX: usize = 4096;
+const CACHED_ENTRIES_MAX: usize = 512;
 
 /// An entry before its key is known.
 enum Pending {
@@ -494,7 +494,18 @@ impl WitnessBuilder {
             e[8..].copy_from_slice(&h.0);
             keys.push(e);
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        // Keys are 12 ASCII characters: ordered as two big-endian integers, without memcmp.
+        out.sort_by_key(|e| {
+            let k = e.key.as_bytes();
+            match (k.get(..8), k.get(8..)) {
+                (Some(hi), Some(lo)) if k.len() == TEXT_LEN => {
+                    let mut l = [0u8; 4];
+                    l.copy_from_slice(lo);
+                    (u64::from_be_bytes(hi.try_into().expect("8 bytes")), u32::from_be_bytes(l))
+                }
+                _ => unreachable!("hash texts are {TEXT_LEN} characters"),
+            }
+        });
         out.dedup_by(|a, b| a.key == b.key);
         keys.sort_unstable();
         keys.dedup();

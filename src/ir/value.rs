@@ -245,7 +245,7 @@ impl Msg {
 }
 
 /// A message whose only set field is `field` = `v`.
-#[inline]
+#[inline(always)]
 pub(crate) fn one(field: usize, v: Digest) -> Digest {
     let mut b = [0u8; 17];
     b[0] = b'd';
@@ -265,15 +265,27 @@ pub(crate) fn prim_hash(p: &Prim) -> Digest {
         Scalar::F64(x) => (9, if *x == 0.0 { EMPTY_MESSAGE } else { one(2, h_f64(*x)) }),
         Scalar::Bool(x) => (2, if *x { one(2, h_bool(true)) } else { EMPTY_MESSAGE }),
     };
-    if !p.sensitive && p.format.is_none() {
+    prim_msg_hash(member, inner, p.sensitive, p.format)
+}
+
+/// [`prim_hash`] of a string primitive, neither redacted nor zeroed, from a borrowed string.
+#[inline]
+pub(crate) fn str_prim_hash(s: &str, format: Option<&'static Format>) -> Digest {
+    prim_msg_hash(4, if s.is_empty() { EMPTY_MESSAGE } else { one(2, h_str(s)) }, false, format)
+}
+
+/// The hash of `Primitive { <member>: inner, akita_annotations, formats, format_kind }`.
+#[inline]
+fn prim_msg_hash(member: usize, inner: Digest, sensitive: bool, format: Option<&'static Format>) -> Digest {
+    if !sensitive && format.is_none() {
         return one(member, inner);
     }
     let mut m = Msg::new();
     m.put(member, inner);
-    if p.sensitive {
+    if sensitive {
         m.put(11, one(2, h_bool(true)));
     }
-    if let Some(f) = p.format {
+    if let Some(f) = format {
         m.put(13, Digest(f.formats_hash));
         m.put(14, Digest(f.kind_hash));
     }
@@ -391,11 +403,22 @@ fn scalar_inner(s: &Scalar) -> usize {
 }
 
 pub(crate) fn prim_size(p: &Prim) -> usize {
-    let mut n = ld(scalar_inner(&p.val));
-    if p.sensitive {
+    prim_size_of(scalar_inner(&p.val), p.sensitive, p.format)
+}
+
+/// [`prim_size`] of a string primitive, neither redacted nor zeroed, of `len` bytes.
+#[inline]
+pub(crate) fn str_prim_size(len: usize, format: Option<&'static Format>) -> usize {
+    prim_size_of(if len == 0 { 0 } else { ld(len) }, false, format)
+}
+
+#[inline]
+fn prim_size_of(inner: usize, sensitive: bool, format: Option<&'static Format>) -> usize {
+    let mut n = ld(inner);
+    if sensitive {
         n += ld(2);
     }
-    if let Some(f) = p.format {
+    if let Some(f) = format {
         n += ld(ld(f.name.len()) + 2);
         n += ld(f.kind.len());
     }
@@ -513,11 +536,29 @@ pub(crate) fn encode_prim(p: &Prim, out: &mut Vec<u8>) {
             Scalar::Bool(_) => out.extend_from_slice(&[0x10, 1]),
         }
     }
-    if p.sensitive {
+    encode_prim_meta(p.sensitive, p.format, out);
+}
+
+/// [`encode_prim`] of a string primitive, neither redacted nor zeroed, from a borrowed string.
+#[inline]
+pub(crate) fn encode_str_prim(s: &str, format: Option<&'static Format>, out: &mut Vec<u8>) {
+    if s.is_empty() {
+        out.extend_from_slice(&[(4 << 3) | 2, 0]);
+    } else {
+        put_ld_head(out, (4 << 3) | 2, ld(s.len()));
+        put_str_field(out, 0x12, s.as_bytes());
+    }
+    encode_prim_meta(false, format, out);
+}
+
+/// A primitive's sensitivity mark and format.
+#[inline]
+fn encode_prim_meta(sensitive: bool, format: Option<&'static Format>, out: &mut Vec<u8>) {
+    if sensitive {
         // akita_annotations [11] { is_sensitive [2]: true }
         out.extend_from_slice(&[(11 << 3) | 2, 2, 0x10, 1]);
     }
-    if let Some(f) = p.format {
+    if let Some(f) = format {
         // formats [13] { key [1]: name, value [2]: true }, format_kind [14]
         put_ld_head(out, (13 << 3) | 2, ld(f.name.len()) + 2);
         put_str_field(out, 0x0a, f.name.as_bytes());

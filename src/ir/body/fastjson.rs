@@ -13,8 +13,8 @@
 //! JSON, at most 127 containers open at once among those parsed, numbers that overflow a
 //! double rejected and lone UTF-16 surrogates in `\u` escapes rejected, except inside what is
 //! skipped (list elements past the cap, values below the depth cap), which serde_json checks
-//! only for syntax. Escaped strings and numbers with a fraction or an exponent are converted by
-//! serde_json itself, so that the values are its values to the bit.
+//! only for syntax. Numbers with a fraction or an exponent are converted by serde_json itself,
+//! so that the values are its values to the bit.
 
 use std::borrow::Cow;
 
@@ -182,6 +182,15 @@ impl<'a> Parser<'a, '_, '_> {
             }
             b'"' => {
                 let s = self.string()?;
+                if self.cx.redact.is_none() && !self.cx.zero_values {
+                    // The common case, straight from the text.
+                    let f = crate::ir::formats::detect(&s);
+                    let out = &mut self.bufs.out;
+                    out.push(0x0a);
+                    put_varint(out, value::str_prim_size(s.len(), f) as u64);
+                    value::encode_str_prim(&s, f, out);
+                    return Ok((1, value::str_prim_hash(&s, f)));
+                }
                 let p = self.cx.string(CompactString::from(&*s), sensitive);
                 Ok(self.leaf(p))
             }
@@ -287,7 +296,6 @@ impl<'a> Parser<'a, '_, '_> {
     /// A string at its opening quote, decoded (escapes as serde_json decodes them: a lone
     /// surrogate is an error).
     fn string(&mut self) -> R<Cow<'a, str>> {
-        let open = self.i;
         self.i += 1;
         let start = self.i;
         self.i = scan_plain(self.b, self.i);
@@ -299,9 +307,66 @@ impl<'a> Parser<'a, '_, '_> {
             b'\\' => {}
             _ => return Err(Bad),
         }
-        // Escapes: find the end, then let serde_json decode (and validate) the string.
-        self.skip_string_from(self.i)?;
-        serde_json::from_str::<String>(&self.s[open..self.i]).map(Cow::Owned).map_err(|_| Bad)
+        // Escapes, decoded as serde_json decodes them: a lone surrogate is an error.
+        let mut out = String::with_capacity(self.i - start + 16);
+        let mut run = start;
+        loop {
+            out.push_str(&self.s[run..self.i]);
+            match *self.b.get(self.i).ok_or(Bad)? {
+                b'"' => {
+                    self.i += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                b'\\' => {
+                    let c = *self.b.get(self.i + 1).ok_or(Bad)?;
+                    self.i += 2;
+                    match c {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let n = self.hex4()?;
+                            let c = match n {
+                                0xDC00..=0xDFFF => return Err(Bad),
+                                0xD800..=0xDBFF => {
+                                    if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
+                                        return Err(Bad);
+                                    }
+                                    self.i += 2;
+                                    let low = self.hex4()?;
+                                    if !(0xDC00..=0xDFFF).contains(&low) {
+                                        return Err(Bad);
+                                    }
+                                    0x1_0000 + ((n - 0xD800) << 10 | (low - 0xDC00))
+                                }
+                                n => n,
+                            };
+                            out.push(char::from_u32(c).ok_or(Bad)?);
+                        }
+                        _ => return Err(Bad),
+                    }
+                }
+                _ => return Err(Bad),
+            }
+            run = self.i;
+            self.i = scan_plain(self.b, self.i);
+        }
+    }
+
+    /// Four hexadecimal digits of a `\\u` escape.
+    fn hex4(&mut self) -> R<u32> {
+        let h = self.b.get(self.i..self.i + 4).ok_or(Bad)?;
+        let mut n = 0u32;
+        for &c in h {
+            n = n << 4 | char::from(c).to_digit(16).ok_or(Bad)?;
+        }
+        self.i += 4;
+        Ok(n)
     }
 
     /// Moves past a string's closing quote, from a position inside it; escapes are checked for
@@ -828,6 +893,20 @@ mod tests {
             "[true,false,null]",
             "{\"password\":\"hunter2\",\"user\":{\"token\":\"t\",\"n\":[1,2]},\"card\":\"4111 1111 1111 1111\",\"id\":\"123e4567-e89b-12d3-a456-426614174000\"}",
             "{\"when\":\"2024-02-29T10:33:00Z\",\"mail\":\"a@b.example\",\"url\":\"https://x.example/a\",\"big\":1234567890123456}",
+            "\"\\u0041\\u00e9\\u20AC\\ud83d\\ude00x\\/\\b\\f\\r\\t\"",
+            "\"\\ud83d\\u0041\"",
+            "\"\\ud83d\\\\\"",
+            "\"\\uDC00\"",
+            "\"\\uD800\"",
+            "\"\\u00G0\"",
+            "\"\\u00e\"",
+            "\"ab\\",
+            "\"ab\\u",
+            "\"\\ud83d\\ude0\"",
+            "\"\\ud83d\\",
+            "{\"k\\u00e9y\":1,\"k\u{e9}y\":2}",
+            "\"\\u0000 nul and \\u001f\"",
+            "\"a \\\" quote, then more than sixteen bytes \\\\ and \\u00e9\"",
             "\"a long string of more than sixteen bytes\"",
             "\"a long string of more than sixteen bytes\\n and an escape\"",
             "\"a long string of more than sixteen bytes\u{1} and a control\"",
