@@ -103,7 +103,7 @@ pub fn detect(s: &str) -> Option<&'static Format> {
             return Some(&JWT);
         }
     }
-    if b.contains(&b':') && n <= 45 && s.parse::<std::net::Ipv6Addr>().is_ok() {
+    if n <= 45 && b.contains(&b':') && s.parse::<std::net::Ipv6Addr>().is_ok() {
         return Some(&IPV6);
     }
     if is_email(b) {

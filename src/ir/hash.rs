@@ -250,6 +250,77 @@ pub fn message_xxh64(buf: &[u8; 65], n: usize) -> u64 {
     }
 }
 
+/// XXH64 (seed 0) of `tag` followed by the 8-byte words `xs` (each the little-endian reading
+/// of its 8 bytes), computed in registers: the same value as `xxh64` over those `1 + 8m` bytes.
+/// Message hashes are of a tag and 16-byte entries; laying them out in a byte buffer and
+/// reading the words back, one byte off, stalls the CPU on every word (a load that spans two
+/// recent stores cannot be forwarded from them).
+#[inline(always)]
+pub fn xxh64_tag_words(tag: u8, xs: &[u64]) -> u64 {
+    xxh64_tag_with(tag, xs.len(), |j| xs[j])
+}
+
+/// [`xxh64_tag_words`] over the words of `bytes` (a multiple of 8 long).
+#[inline]
+pub fn xxh64_tag_bytes8(tag: u8, bytes: &[u8]) -> u64 {
+    debug_assert!(bytes.len().is_multiple_of(8));
+    xxh64_tag_with(tag, bytes.len() / 8, |j| u64::from_le_bytes(bytes[8 * j..8 * j + 8].try_into().expect("8 bytes")))
+}
+
+#[inline(always)]
+fn xxh64_tag_with(tag: u8, m: usize, x: impl Fn(usize) -> u64) -> u64 {
+    const P1: u64 = 0x9E37_79B1_85EB_CA87;
+    const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+    const P3: u64 = 0x1656_67B1_9E37_79F9;
+    const P4: u64 = 0x85EB_CA77_C2B2_AE63;
+    const P5: u64 = 0x27D4_EB2F_1656_67C5;
+    #[inline(always)]
+    fn round(acc: u64, x: u64) -> u64 {
+        acc.wrapping_add(x.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
+    }
+    // Word j of the input is the last byte of x(j - 1) (the tag for j = 0) and 7 of x(j).
+    let w = |j: usize| -> u64 { (if j == 0 { u64::from(tag) } else { x(j - 1) >> 56 }) | x(j) << 8 };
+    let mut j = 0;
+    let mut h = if m >= 4 {
+        let mut v = [P1.wrapping_add(P2), P2, 0, 0u64.wrapping_sub(P1)];
+        while j + 4 <= m {
+            for (k, v) in v.iter_mut().enumerate() {
+                *v = round(*v, w(j + k));
+            }
+            j += 4;
+        }
+        let mut h =
+            v[0].rotate_left(1).wrapping_add(v[1].rotate_left(7)).wrapping_add(v[2].rotate_left(12)).wrapping_add(v[3].rotate_left(18));
+        for v in v {
+            h ^= round(0, v);
+            h = h.wrapping_mul(P1).wrapping_add(P4);
+        }
+        h
+    } else {
+        P5
+    };
+    h = h.wrapping_add(1 + 8 * m as u64);
+    while j < m {
+        h ^= round(0, w(j));
+        h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
+        j += 1;
+    }
+    let last = if m == 0 { tag } else { (x(m - 1) >> 56) as u8 };
+    h ^= u64::from(last).wrapping_mul(P5);
+    h = h.rotate_left(11).wrapping_mul(P1);
+    h ^= h >> 33;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 29;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 32)
+}
+
+/// A digest as the word [`xxh64_tag_words`] reads it.
+#[inline(always)]
+pub fn word(d: Digest) -> u64 {
+    u64::from_le_bytes(d.0)
+}
+
 /// `H(tag, bytes)`.
 #[inline]
 pub fn tagged(tag: u8, bytes: &[u8]) -> Digest {
@@ -272,12 +343,14 @@ pub fn xxh64_prefixed(tag: u8, data: &[u8]) -> u64 {
     }
     let total = data.len() + 1;
     // Input byte `o` is `tag` at 0, else `data[o - 1]`: 8 bytes from `o` (o + 8 <= total).
+    // (Built in registers: bytes stored to a buffer and read back as a word stall the load.)
     let r64 = |o: usize| -> u64 {
         if o == 0 {
-            let mut w = [0u8; 8];
-            w[0] = tag;
-            w[1..].copy_from_slice(&data[..7]);
-            u64::from_le_bytes(w)
+            let low7 = match data.first_chunk::<8>() {
+                Some(c) => u64::from_le_bytes(*c),
+                None => data[..7].iter().rev().fold(0, |v, &c| v << 8 | u64::from(c)),
+            };
+            u64::from(tag) | low7 << 8
         } else {
             u64::from_le_bytes(data[o - 1..o + 7].try_into().expect("8 bytes"))
         }
@@ -315,7 +388,11 @@ pub fn xxh64_prefixed(tag: u8, data: &[u8]) -> u64 {
     }
     let byte = |o: usize| if o == 0 { tag } else { data[o - 1] };
     if o + 4 <= total {
-        let w = u32::from_le_bytes([byte(o), byte(o + 1), byte(o + 2), byte(o + 3)]);
+        let w = if o == 0 {
+            u32::from(tag) | u32::from(data[0]) << 8 | u32::from(data[1]) << 16 | u32::from(data[2]) << 24
+        } else {
+            u32::from_le_bytes(data[o - 1..o + 3].try_into().expect("4 bytes"))
+        };
         h ^= u64::from(w).wrapping_mul(P1);
         h = h.rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
         o += 4;
@@ -1201,6 +1278,21 @@ mod tests {
         let mut v = vec![b'u'];
         v.extend_from_slice(s.as_bytes());
         assert_eq!(h_str(&s).0, xxh64(&v, 0).to_be_bytes());
+    }
+
+    #[test]
+    fn word_xxh64_equals_xxh64_of_the_bytes() {
+        let words: Vec<u64> = (0..40u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i << 7)).collect();
+        for m in 0..words.len() {
+            for tag in [b'd', b'l', 0, 255] {
+                let mut cat = vec![tag];
+                for w in &words[..m] {
+                    cat.extend_from_slice(&w.to_le_bytes());
+                }
+                assert_eq!(xxh64_tag_words(tag, &words[..m]), xxh64(&cat, 0), "{m}");
+                assert_eq!(xxh64_tag_bytes8(tag, &cat[1..]), xxh64(&cat, 0), "{m}");
+            }
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::formats::Format;
 use super::hash::{
-    Digest, EMPTY_MESSAGE, FIELD_KEYS, h_bool, h_bytes, h_f64, h_i64, h_str, h_u64, message_xxh64, xxh64_fixed, xxh64_prefixed,
+    Digest, EMPTY_MESSAGE, FIELD_KEYS, h_bool, h_bytes, h_f64, h_i64, h_str, h_u64, word, xxh64_tag_bytes8, xxh64_tag_words,
 };
 use super::pb;
 use compact_str::CompactString;
@@ -211,47 +211,43 @@ impl Prim {
 // ---------------------------------------------------------------------------------------------
 // Hash: the ObjectHash of the `Data` each value stands for.
 
-/// `H('d', sorted(k ‖ v))` over at most 4 fields, kept sorted as they are added.
+/// `H('d', sorted(k ‖ v))` over at most 4 fields, kept sorted (by key bytes) as they are added.
 struct Msg {
-    buf: [u8; 1 + 16 * 4],
+    /// Key and value of each entry, as words ([`word`]).
+    words: [u64; 8],
     n: usize,
 }
 
 impl Msg {
     #[inline]
     fn new() -> Msg {
-        let mut buf = [0u8; 1 + 16 * 4];
-        buf[0] = b'd';
-        Msg { buf, n: 0 }
+        Msg { words: [0; 8], n: 0 }
     }
     #[inline]
     fn put(&mut self, field: usize, v: Digest) {
-        let k = FIELD_KEYS[field].0;
-        // Insertion into the sorted entries (at most 4).
+        let k = FIELD_KEYS[field];
+        // Insertion into the sorted entries (at most 4); keys compare as their bytes do.
+        let key_order = u64::from_be_bytes(k.0);
         let mut i = self.n;
-        while i > 0 && self.buf[1 + 16 * (i - 1)..1 + 16 * (i - 1) + 8] > k[..] {
-            self.buf.copy_within(1 + 16 * (i - 1)..1 + 16 * i, 1 + 16 * i);
+        while i > 0 && self.words[2 * (i - 1)].swap_bytes() > key_order {
+            self.words[2 * i] = self.words[2 * (i - 1)];
+            self.words[2 * i + 1] = self.words[2 * (i - 1) + 1];
             i -= 1;
         }
-        let at = 1 + 16 * i;
-        self.buf[at..at + 8].copy_from_slice(&k);
-        self.buf[at + 8..at + 16].copy_from_slice(&v.0);
+        self.words[2 * i] = word(k);
+        self.words[2 * i + 1] = word(v);
         self.n += 1;
     }
     #[inline]
     fn finish(self) -> Digest {
-        Digest(message_xxh64(&self.buf, self.n).to_be_bytes())
+        Digest(xxh64_tag_words(b'd', &self.words[..2 * self.n]).to_be_bytes())
     }
 }
 
 /// A message whose only set field is `field` = `v`.
 #[inline(always)]
 pub(crate) fn one(field: usize, v: Digest) -> Digest {
-    let mut b = [0u8; 17];
-    b[0] = b'd';
-    b[1..9].copy_from_slice(&FIELD_KEYS[field].0);
-    b[9..].copy_from_slice(&v.0);
-    Digest(xxh64_fixed(&b).to_be_bytes())
+    Digest(xxh64_tag_words(b'd', &[word(FIELD_KEYS[field]), word(v)]).to_be_bytes())
 }
 
 /// The hash of a primitive's `Primitive` message.
@@ -307,7 +303,7 @@ pub(crate) fn struct_member_hash(entries: &mut [[u8; 16]]) -> Digest {
         return EMPTY_MESSAGE;
     }
     entries.sort_unstable();
-    one(1, Digest(xxh64_prefixed(b'd', entries.as_flattened()).to_be_bytes()))
+    one(1, Digest(xxh64_tag_bytes8(b'd', entries.as_flattened()).to_be_bytes()))
 }
 
 /// `H('l', element hashes)` as the one-field message `List { elems [1] }`.
@@ -316,7 +312,7 @@ pub(crate) fn list_member_hash(elems: &[[u8; 8]]) -> Digest {
     if elems.is_empty() {
         return EMPTY_MESSAGE;
     }
-    one(1, Digest(xxh64_prefixed(b'l', elems.as_flattened()).to_be_bytes()))
+    one(1, Digest(xxh64_tag_bytes8(b'l', elems.as_flattened()).to_be_bytes()))
 }
 
 /// The hash of the value alone (the `value` member of its `Data`), `None` for [`Val::Empty`].

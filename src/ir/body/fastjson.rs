@@ -53,6 +53,8 @@ struct Field {
     prefix: u64,
     /// Position in the object, to keep the last of a repeated name.
     ord: u32,
+    /// `H('u', name)`.
+    name_hash: Digest,
     data_hash: Digest,
     start: usize,
     end: usize,
@@ -525,13 +527,12 @@ impl<'a> Parser<'a, '_, '_> {
                 self.bufs.names.extend_from_slice(name.as_bytes());
                 let v = self.bufs.out.len();
                 let (m, h) = self.value(depth + 1, sensitive)?;
-                let mut p = [0u8; 8];
-                let k = name.len().min(8);
-                p[..k].copy_from_slice(&name.as_bytes()[..k]);
                 self.bufs.fields.push(Field {
                     name: at,
                     name_len: name.len(),
-                    prefix: u64::from_be_bytes(p),
+                    prefix: name_prefix(name.as_bytes()),
+                    // Hashed from the body's text (a copy just made would be read back slower).
+                    name_hash: crate::ir::hash::h_str(&name),
                     ord,
                     data_hash: value::one(usize::from(m), h),
                     start: v,
@@ -561,7 +562,7 @@ impl<'a> Parser<'a, '_, '_> {
         let eb = bufs.entries.len();
         for f in fields {
             let mut e = [0u8; 16];
-            e[..8].copy_from_slice(&h_str_bytes(name(f)).0);
+            e[..8].copy_from_slice(&f.name_hash.0);
             e[8..].copy_from_slice(&f.data_hash.0);
             bufs.entries.push(e);
         }
@@ -726,9 +727,14 @@ impl<'a> Parser<'a, '_, '_> {
     }
 }
 
-/// `H('u', name)` of a field name (valid UTF-8: it was read from a `str`).
-fn h_str_bytes(name: &[u8]) -> Digest {
-    crate::ir::hash::tagged(b'u', name)
+/// The first 8 bytes of `name`, big-endian, zero-padded (built in a register: a short copy
+/// into a stack buffer read back whole stalls on store forwarding).
+#[inline]
+fn name_prefix(name: &[u8]) -> u64 {
+    match name.first_chunk::<8>() {
+        Some(c) => u64::from_be_bytes(*c),
+        None => name.iter().enumerate().fold(0, |v, (i, &c)| v | u64::from(c) << (56 - 8 * i)),
+    }
 }
 
 /// Writes `v` as a varint at `at` (the room was reserved).
