@@ -27,6 +27,19 @@ use crate::ir::value::{self, Encoded, Prim, Scalar, Val, ld, put_varint, varint_
 /// serde_json's recursion limit: the number of containers it lets be open at once is one less.
 const RECURSION_LIMIT: u32 = 128;
 
+/// Nesting past which a body is built as a tree instead ([`Parsed::TooDeep`]): prost decodes
+/// at most 100 nested messages, about 33 nested JSON objects, and [`Val::to_pb`] decodes an
+/// encoded value.
+const ENCODED_NESTING_MAX: u32 = 30;
+
+/// What [`parse`] made of a body.
+pub enum Parsed {
+    Value(Val),
+    NotJson,
+    /// Nested deeper than [`ENCODED_NESTING_MAX`]: to be built as a tree.
+    TooDeep,
+}
+
 /// Reusable buffers (kept by the witness builder from body to body).
 #[derive(Default)]
 pub struct JsonBufs {
@@ -99,22 +112,27 @@ fn scan_plain(b: &[u8], mut i: usize) -> usize {
     }
 }
 
-/// A JSON body (`text`, nested `depth` levels deep) as an encoded value; `None` when it is
-/// not JSON (the counters of `cx` are then left as they were).
-pub fn parse(cx: &mut Ctx<'_>, text: &str, depth: usize) -> Option<Val> {
+/// A JSON body (`text`, nested `depth` levels deep) as an encoded value. When it is not JSON
+/// or too deep, the counters of `cx` are left as they were.
+pub fn parse(cx: &mut Ctx<'_>, text: &str, depth: usize) -> Parsed {
     let saved = cx.stats;
     let mut bufs = std::mem::take(&mut cx.json);
     bufs.out.clear();
-    let mut p = Parser { s: text, b: text.as_bytes(), i: 0, cx: &mut *cx, bufs: &mut bufs, open: 0 };
+    let mut p = Parser { s: text, b: text.as_bytes(), i: 0, cx: &mut *cx, bufs: &mut bufs, open: 0, peak: 0 };
     let r = p.value(depth, false).and_then(|v| {
         p.ws();
         if p.i == p.b.len() { Ok(v) } else { Err(Bad) }
     });
+    let peak = p.peak;
     let out = match r {
-        Ok((member, member_hash)) => Some(Val::Encoded(Box::new(Encoded { member, member_hash, bytes: bufs.out.clone() }))),
+        Ok(_) if peak > ENCODED_NESTING_MAX => {
+            cx.stats = saved;
+            Parsed::TooDeep
+        }
+        Ok((member, member_hash)) => Parsed::Value(Val::Encoded(Box::new(Encoded { member, member_hash, bytes: bufs.out.clone() }))),
         Err(Bad) => {
             cx.stats = saved;
-            None
+            Parsed::NotJson
         }
     };
     // A failed parse leaves its open containers behind.
@@ -136,6 +154,8 @@ struct Parser<'a, 'c, 'r> {
     bufs: &'c mut JsonBufs,
     /// Containers open among those parsed (serde_json's recursion count).
     open: u32,
+    /// The most open at once.
+    peak: u32,
 }
 
 impl<'a> Parser<'a, '_, '_> {
@@ -402,6 +422,7 @@ impl<'a> Parser<'a, '_, '_> {
             return Err(Bad);
         }
         self.open += 1;
+        self.peak = self.peak.max(self.open);
         self.i += 1;
         Ok(())
     }
@@ -811,6 +832,21 @@ mod tests {
                 (super::super::json::parse_json_at(&mut Ctx::new(None), body, 0), parse_json_tree(&mut Ctx::new(None), body, 0))
         {
             assert_eq!(f.to_pb(), t.to_pb());
+        }
+    }
+
+    #[test]
+    fn deep_bodies_decode_back() {
+        // Past the nesting prost decodes, the body is a tree: `to_pb` works at any depth.
+        for n in [1, 29, 30, 31, 33, 40, 62] {
+            for (open, close) in [("{\"a\":", "}"), ("[", "]")] {
+                let body = format!("{}1{}", open.repeat(n), close.repeat(n));
+                let mut cx = Ctx::new(None);
+                let v = super::super::json::parse_json_at(&mut cx, body.as_bytes(), 0).unwrap();
+                assert_eq!(matches!(v, Val::Encoded(_)), n <= ENCODED_NESTING_MAX as usize, "{n}");
+                let tree = parse_json_tree(&mut Ctx::new(None), body.as_bytes(), 0).unwrap();
+                assert_eq!(v.to_pb(), tree.to_pb(), "{n}");
+            }
         }
     }
 

@@ -23,12 +23,23 @@ pub fn parse_json(cx: &mut Ctx<'_>, body: &[u8]) -> Option<Val> {
 
 /// Like [`parse_json`] for a value nested `depth` levels deep (a multipart part).
 ///
-/// The value is hashed and encoded as it is read ([`super::fastjson`]): a [`Val::Encoded`].
+/// The value is hashed and encoded as it is read ([`super::fastjson`]): a [`Val::Encoded`];
+/// bodies nested deeper than prost decodes are built as trees.
 pub fn parse_json_at(cx: &mut Ctx<'_>, body: &[u8], depth: usize) -> Option<Val> {
     // JSON is UTF-8: checked once for the whole body, so that the parser need not check each
     // string again.
     let text = std::str::from_utf8(body).ok()?;
-    super::fastjson::parse(cx, text, depth)
+    match super::fastjson::parse(cx, text, depth) {
+        super::fastjson::Parsed::Value(v) => Some(v),
+        super::fastjson::Parsed::NotJson => None,
+        super::fastjson::Parsed::TooDeep => {
+            let mut v = parse_json_tree(cx, body, depth)?;
+            if cx.zero_values {
+                crate::ir::build::zero_val(&mut v);
+            }
+            Some(v)
+        }
+    }
 }
 
 /// A JSON body built as a tree of values by serde_json, the reference for the one-pass
