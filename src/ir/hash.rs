@@ -176,33 +176,33 @@ pub fn digest_text<T: ObjectHash + ?Sized>(v: &T) -> String {
 // ---------------------------------------------------------------------------------------------
 // Primitive hashes.
 
-/// XXH64 (seed 0) of an input whose length is known at compile time: the same value as
-/// `xxh64(b, 0)`, with the loops unrolled and inlined. Message hashes are of 17, 33, 49 or 65
-/// bytes and make up most of the hashing of a witness; the generic function's call and length
-/// checks cost as much as the arithmetic for inputs this short.
+// XXH64 (seed 0) over inputs read in place: a tag byte followed by a slice, or by 8-byte
+// words. One algorithm, [`xxh64_virtual`], given how to read the input at a byte offset.
+
+const P1: u64 = 0x9E37_79B1_85EB_CA87;
+const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+const P3: u64 = 0x1656_67B1_9E37_79F9;
+const P4: u64 = 0x85EB_CA77_C2B2_AE63;
+const P5: u64 = 0x27D4_EB2F_1656_67C5;
+
 #[inline(always)]
-pub fn xxh64_fixed<const N: usize>(b: &[u8; N]) -> u64 {
-    const P1: u64 = 0x9E37_79B1_85EB_CA87;
-    const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-    const P3: u64 = 0x1656_67B1_9E37_79F9;
-    const P4: u64 = 0x85EB_CA77_C2B2_AE63;
-    const P5: u64 = 0x27D4_EB2F_1656_67C5;
-    #[inline(always)]
-    fn round(acc: u64, x: u64) -> u64 {
-        acc.wrapping_add(x.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
-    }
-    #[inline(always)]
-    fn u64_at<const N: usize>(b: &[u8; N], i: usize) -> u64 {
-        u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
-    }
-    let mut i = 0;
-    let mut h = if N >= 32 {
+fn round(acc: u64, x: u64) -> u64 {
+    acc.wrapping_add(x.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
+}
+
+/// XXH64 (seed 0) of `total` bytes that are not laid out in memory: `r64(o)`, `r32(o)` and
+/// `r8(o)` read 8, 4 and 1 bytes at offset `o` (little-endian). The readers are inlined, so
+/// each input shape gets its own straight-line code.
+#[inline(always)]
+fn xxh64_virtual(total: usize, r64: impl Fn(usize) -> u64, r32: impl Fn(usize) -> u32, r8: impl Fn(usize) -> u8) -> u64 {
+    let mut o = 0;
+    let mut h = if total >= 32 {
         let mut v = [P1.wrapping_add(P2), P2, 0, 0u64.wrapping_sub(P1)];
-        while i + 32 <= N {
+        while o + 32 <= total {
             for (k, v) in v.iter_mut().enumerate() {
-                *v = round(*v, u64_at(b, i + 8 * k));
+                *v = round(*v, r64(o + 8 * k));
             }
-            i += 32;
+            o += 32;
         }
         let mut h =
             v[0].rotate_left(1).wrapping_add(v[1].rotate_left(7)).wrapping_add(v[2].rotate_left(12)).wrapping_add(v[3].rotate_left(18));
@@ -214,40 +214,27 @@ pub fn xxh64_fixed<const N: usize>(b: &[u8; N]) -> u64 {
     } else {
         P5
     };
-    h = h.wrapping_add(N as u64);
-    while i + 8 <= N {
-        h ^= round(0, u64_at(b, i));
+    h = h.wrapping_add(total as u64);
+    while o + 8 <= total {
+        h ^= round(0, r64(o));
         h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
-        i += 8;
+        o += 8;
     }
-    if i + 4 <= N {
-        h ^= u64::from(u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"))).wrapping_mul(P1);
+    if o + 4 <= total {
+        h ^= u64::from(r32(o)).wrapping_mul(P1);
         h = h.rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
-        i += 4;
+        o += 4;
     }
-    while i < N {
-        h ^= u64::from(b[i]).wrapping_mul(P5);
+    while o < total {
+        h ^= u64::from(r8(o)).wrapping_mul(P5);
         h = h.rotate_left(11).wrapping_mul(P1);
-        i += 1;
+        o += 1;
     }
     h ^= h >> 33;
     h = h.wrapping_mul(P2);
     h ^= h >> 29;
     h = h.wrapping_mul(P3);
     h ^ (h >> 32)
-}
-
-/// XXH64 (seed 0) of a message's `'d'` and its 0 to 4 sorted field entries (`buf[..1 + 16 * n]`).
-#[inline]
-pub fn message_xxh64(buf: &[u8; 65], n: usize) -> u64 {
-    let fixed = |k: usize| -> &[u8] { &buf[..k] };
-    match n {
-        0 => xxh64_fixed::<1>(fixed(1).try_into().expect("1")),
-        1 => xxh64_fixed::<17>(fixed(17).try_into().expect("17")),
-        2 => xxh64_fixed::<33>(fixed(33).try_into().expect("33")),
-        3 => xxh64_fixed::<49>(fixed(49).try_into().expect("49")),
-        _ => xxh64_fixed::<65>(buf),
-    }
 }
 
 /// XXH64 (seed 0) of `tag` followed by the 8-byte words `xs` (each the little-endian reading
@@ -269,50 +256,15 @@ pub fn xxh64_tag_bytes8(tag: u8, bytes: &[u8]) -> u64 {
 
 #[inline(always)]
 fn xxh64_tag_with(tag: u8, m: usize, x: impl Fn(usize) -> u64) -> u64 {
-    const P1: u64 = 0x9E37_79B1_85EB_CA87;
-    const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-    const P3: u64 = 0x1656_67B1_9E37_79F9;
-    const P4: u64 = 0x85EB_CA77_C2B2_AE63;
-    const P5: u64 = 0x27D4_EB2F_1656_67C5;
-    #[inline(always)]
-    fn round(acc: u64, x: u64) -> u64 {
-        acc.wrapping_add(x.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
-    }
-    // Word j of the input is the last byte of x(j - 1) (the tag for j = 0) and 7 of x(j).
-    let w = |j: usize| -> u64 { (if j == 0 { u64::from(tag) } else { x(j - 1) >> 56 }) | x(j) << 8 };
-    let mut j = 0;
-    let mut h = if m >= 4 {
-        let mut v = [P1.wrapping_add(P2), P2, 0, 0u64.wrapping_sub(P1)];
-        while j + 4 <= m {
-            for (k, v) in v.iter_mut().enumerate() {
-                *v = round(*v, w(j + k));
-            }
-            j += 4;
-        }
-        let mut h =
-            v[0].rotate_left(1).wrapping_add(v[1].rotate_left(7)).wrapping_add(v[2].rotate_left(12)).wrapping_add(v[3].rotate_left(18));
-        for v in v {
-            h ^= round(0, v);
-            h = h.wrapping_mul(P1).wrapping_add(P4);
-        }
-        h
-    } else {
-        P5
+    // Byte o > 0 of the input is byte (o - 1) % 8 of word (o - 1) / 8; the input is 1 + 8m
+    // bytes, so 8-byte reads are at multiples of 8 and the last byte is read alone.
+    let r8 = |o: usize| if o == 0 { tag } else { (x((o - 1) / 8) >> (8 * ((o - 1) % 8))) as u8 };
+    let r64 = |o: usize| {
+        let j = o / 8;
+        (if j == 0 { u64::from(tag) } else { x(j - 1) >> 56 }) | x(j) << 8
     };
-    h = h.wrapping_add(1 + 8 * m as u64);
-    while j < m {
-        h ^= round(0, w(j));
-        h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
-        j += 1;
-    }
-    let last = if m == 0 { tag } else { (x(m - 1) >> 56) as u8 };
-    h ^= u64::from(last).wrapping_mul(P5);
-    h = h.rotate_left(11).wrapping_mul(P1);
-    h ^= h >> 33;
-    h = h.wrapping_mul(P2);
-    h ^= h >> 29;
-    h = h.wrapping_mul(P3);
-    h ^ (h >> 32)
+    let r32 = |o: usize| u32::from_le_bytes([r8(o), r8(o + 1), r8(o + 2), r8(o + 3)]);
+    xxh64_virtual(1 + 8 * m, r64, r32, r8)
 }
 
 /// A digest as the word [`xxh64_tag_words`] reads it.
@@ -328,22 +280,12 @@ pub fn tagged(tag: u8, bytes: &[u8]) -> Digest {
 }
 
 /// XXH64 (seed 0) of `tag` followed by `data`, read in place: the same value as `xxh64` of the
-/// concatenation, without copying `data` behind its tag. Every string, bytes value, map and
-/// list is hashed this way.
+/// concatenation, without copying `data` behind its tag. Every string and bytes value is
+/// hashed this way.
 #[inline]
 pub fn xxh64_prefixed(tag: u8, data: &[u8]) -> u64 {
-    const P1: u64 = 0x9E37_79B1_85EB_CA87;
-    const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-    const P3: u64 = 0x1656_67B1_9E37_79F9;
-    const P4: u64 = 0x85EB_CA77_C2B2_AE63;
-    const P5: u64 = 0x27D4_EB2F_1656_67C5;
-    #[inline(always)]
-    fn round(acc: u64, x: u64) -> u64 {
-        acc.wrapping_add(x.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
-    }
-    let total = data.len() + 1;
-    // Input byte `o` is `tag` at 0, else `data[o - 1]`: 8 bytes from `o` (o + 8 <= total).
-    // (Built in registers: bytes stored to a buffer and read back as a word stall the load.)
+    // Input byte `o` is `tag` at 0, else `data[o - 1]`. The reads at 0 are built in registers
+    // (bytes stored to a buffer and read back as a word stall the load).
     let r64 = |o: usize| -> u64 {
         if o == 0 {
             let low7 = match data.first_chunk::<8>() {
@@ -355,58 +297,15 @@ pub fn xxh64_prefixed(tag: u8, data: &[u8]) -> u64 {
             u64::from_le_bytes(data[o - 1..o + 7].try_into().expect("8 bytes"))
         }
     };
-    let mut o = 0;
-    let mut h = if total >= 32 {
-        let mut v = [P1.wrapping_add(P2), P2, 0, 0u64.wrapping_sub(P1)];
-        // The first stripe holds the tag; the others read `data` directly.
-        for (k, v) in v.iter_mut().enumerate() {
-            *v = round(*v, r64(8 * k));
-        }
-        o = 32;
-        while o + 32 <= total {
-            let c = &data[o - 1..o + 31];
-            for (k, v) in v.iter_mut().enumerate() {
-                *v = round(*v, u64::from_le_bytes(c[8 * k..8 * k + 8].try_into().expect("8 bytes")));
-            }
-            o += 32;
-        }
-        let mut h =
-            v[0].rotate_left(1).wrapping_add(v[1].rotate_left(7)).wrapping_add(v[2].rotate_left(12)).wrapping_add(v[3].rotate_left(18));
-        for v in v {
-            h ^= round(0, v);
-            h = h.wrapping_mul(P1).wrapping_add(P4);
-        }
-        h
-    } else {
-        P5
-    };
-    h = h.wrapping_add(total as u64);
-    while o + 8 <= total {
-        h ^= round(0, r64(o));
-        h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
-        o += 8;
-    }
-    let byte = |o: usize| if o == 0 { tag } else { data[o - 1] };
-    if o + 4 <= total {
-        let w = if o == 0 {
+    let r32 = |o: usize| -> u32 {
+        if o == 0 {
             u32::from(tag) | u32::from(data[0]) << 8 | u32::from(data[1]) << 16 | u32::from(data[2]) << 24
         } else {
             u32::from_le_bytes(data[o - 1..o + 3].try_into().expect("4 bytes"))
-        };
-        h ^= u64::from(w).wrapping_mul(P1);
-        h = h.rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
-        o += 4;
-    }
-    while o < total {
-        h ^= u64::from(byte(o)).wrapping_mul(P5);
-        h = h.rotate_left(11).wrapping_mul(P1);
-        o += 1;
-    }
-    h ^= h >> 33;
-    h = h.wrapping_mul(P2);
-    h ^= h >> 29;
-    h = h.wrapping_mul(P3);
-    h ^ (h >> 32)
+        }
+    };
+    let r8 = |o: usize| if o == 0 { tag } else { data[o - 1] };
+    xxh64_virtual(data.len() + 1, r64, r32, r8)
 }
 
 /// `H(tag, s)` at compile time, for `s` of at most 31 bytes.
@@ -527,6 +426,24 @@ fn float_payload(x: f64, buf: &mut [u8; FLOAT_BUF]) -> usize {
     let mut n = 0;
     buf[n] = if x < 0.0 { b'-' } else { b'+' };
     n += 1;
+    n = put_exponent(buf, n, e);
+    if one {
+        buf[n] = b'1';
+        return n + 1;
+    }
+    // "0", then sig's bits from the highest down to its lowest set bit.
+    buf[n] = b'0';
+    n += 1;
+    let low = sig.trailing_zeros() as i32;
+    for i in (low..k).rev() {
+        buf[n] = b'0' + ((sig >> i) & 1) as u8;
+        n += 1;
+    }
+    n
+}
+
+/// Writes `e` in decimal and a `:` at `buf[n..]`; returns the new length.
+fn put_exponent(buf: &mut [u8; FLOAT_BUF], mut n: usize, e: i32) -> usize {
     if e < 0 {
         buf[n] = b'-';
         n += 1;
@@ -548,20 +465,7 @@ fn float_payload(x: f64, buf: &mut [u8; FLOAT_BUF]) -> usize {
         n += 1;
     }
     buf[n] = b':';
-    n += 1;
-    if one {
-        buf[n] = b'1';
-        return n + 1;
-    }
-    // "0", then sig's bits from the highest down to its lowest set bit.
-    buf[n] = b'0';
-    n += 1;
-    let low = sig.trailing_zeros() as i32;
-    for i in (low..k).rev() {
-        buf[n] = b'0' + ((sig >> i) & 1) as u8;
-        n += 1;
-    }
-    n
+    n + 1
 }
 
 /// The payload as halving and doubling computes it: the definition [`float_payload`] is
@@ -587,28 +491,7 @@ fn float_payload_by_halving(x: f64, buf: &mut [u8; FLOAT_BUF]) -> usize {
         f *= 2.0;
         e -= 1;
     }
-    if e < 0 {
-        buf[n] = b'-';
-        n += 1;
-    }
-    let mut digits = [0u8; 5];
-    let mut d = 0;
-    let mut m = e.unsigned_abs();
-    loop {
-        digits[d] = b'0' + (m % 10) as u8;
-        d += 1;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    while d > 0 {
-        d -= 1;
-        buf[n] = digits[d];
-        n += 1;
-    }
-    buf[n] = b':';
-    n += 1;
+    n = put_exponent(buf, n, e);
     while f != 0.0 {
         if f >= 1.0 {
             buf[n] = b'1';
@@ -1196,7 +1079,7 @@ mod tests {
     }
 
     #[test]
-    fn fixed_length_xxh64_is_xxh64() {
+    fn in_place_xxh64_is_xxh64_at_every_stripe_boundary() {
         fn check<const N: usize>(seed: u8) {
             let mut b = [0u8; N];
             let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed);
@@ -1206,7 +1089,10 @@ mod tests {
                 x ^= x << 17;
                 *v = x as u8;
             }
-            assert_eq!(xxh64_fixed(&b), xxh64(&b, 0), "length {N}");
+            // A tag and the rest (an empty input has no tag to split off).
+            if let Some((&tag, rest)) = b.split_first() {
+                assert_eq!(xxh64_prefixed(tag, rest), xxh64(&b, 0), "length {N}");
+            }
         }
         for seed in 0..8 {
             check::<0>(seed);
@@ -1229,7 +1115,7 @@ mod tests {
         let mut buf = [7u8; 65];
         buf[0] = b'd';
         for n in 0..=4 {
-            assert_eq!(message_xxh64(&buf, n), xxh64(&buf[..1 + 16 * n], 0), "{n} fields");
+            assert_eq!(xxh64_tag_bytes8(buf[0], &buf[1..1 + 16 * n]), xxh64(&buf[..1 + 16 * n], 0), "{n} fields");
         }
     }
 
