@@ -194,12 +194,7 @@ impl Built {
             out.push(0x12);
             prost::encoding::encode_varint(data as u64, out);
             match &e.body {
-                EntryBody::Tree(v, m) => {
-                    value::encode_data(v, sizes, out);
-                    out.push(0x2a);
-                    prost::encoding::encode_varint(m.encoded_len() as u64, out);
-                    m.encode_raw(out);
-                }
+                EntryBody::Tree(v, m) => encode_data_with_meta(v, m, sizes, out),
                 EntryBody::Encoded(c) => out.extend_from_slice(&c.data),
             }
         }
@@ -429,26 +424,27 @@ impl WitnessBuilder {
             }
             return Pending::Tree(v, m);
         }
-        let h = value::hash_data(&v, Some(self.meta_hash(&m)), &mut self.scratch);
-        let key = compact_str::CompactString::from(h.encode_text(&mut [0u8; TEXT_LEN]));
-        let mut hashes = [0u8; 16];
-        hashes[..8].copy_from_slice(&hash::h_str(&key).0);
-        hashes[8..].copy_from_slice(&h.0);
+        let (key, hashes) = self.key_of(&v, &m);
         let mut data = Vec::new();
         self.sizes.compute(&v);
-        value::encode_data(&v, &mut self.sizes, &mut data);
-        {
-            use prost::Message;
-            data.push(0x2a);
-            prost::encoding::encode_varint(m.encoded_len() as u64, &mut data);
-            m.encode_raw(&mut data);
-        }
+        encode_data_with_meta(&v, &m, &mut self.sizes, &mut data);
         let c = Arc::new(Cached { key, hashes, data: data.into_boxed_slice(), redacted: cx.stats.redactions > redactions });
         if self.headers.len() >= CACHED_ENTRIES_MAX {
             self.headers.clear();
         }
         self.headers.insert(self.header_key.as_slice().into(), c.clone());
         Pending::Cached(c)
+    }
+
+    /// An entry's key (the text of the hash of its `Data`) and its `(key hash, value hash)`
+    /// for the method's hash.
+    fn key_of(&mut self, v: &Val, m: &pb::DataMeta) -> (compact_str::CompactString, [u8; 16]) {
+        let h = value::hash_data(v, Some(self.meta_hash(m)), &mut self.scratch);
+        let key = compact_str::CompactString::from(h.encode_text(&mut [0u8; TEXT_LEN]));
+        let mut hashes = [0u8; 16];
+        hashes[..8].copy_from_slice(&hash::h_str(&key).0);
+        hashes[8..].copy_from_slice(&h.0);
+        (key, hashes)
     }
 
     /// The hash of a `DataMeta`, remembered (locations repeat from call to call).
@@ -474,7 +470,6 @@ impl WitnessBuilder {
     /// receives `(key hash, value hash)`.
     fn keyed(&mut self, values: Vec<Pending>, keys: &mut Vec<[u8; 16]>) -> Vec<Entry> {
         let mut out: Vec<Entry> = Vec::with_capacity(values.len());
-        let mut buf = [0u8; TEXT_LEN];
         for p in values {
             let (v, m) = match p {
                 Pending::Cached(c) => {
@@ -484,27 +479,20 @@ impl WitnessBuilder {
                 }
                 Pending::Tree(v, m) => (v, m),
             };
-            let mh = self.meta_hash(&m);
-            let h = value::hash_data(&v, Some(mh), &mut self.scratch);
-            let key = compact_str::CompactString::from(h.encode_text(&mut buf));
-            let kh = hash::h_str(&key);
+            let (key, hashes) = self.key_of(&v, &m);
             out.push(Entry { key, body: EntryBody::Tree(v, m) });
-            let mut e = [0u8; 16];
-            e[..8].copy_from_slice(&kh.0);
-            e[8..].copy_from_slice(&h.0);
-            keys.push(e);
+            keys.push(hashes);
         }
-        // Keys are 12 ASCII characters: ordered as two big-endian integers, without memcmp.
-        out.sort_by_key(|e| {
-            let k = e.key.as_bytes();
-            match (k.get(..8), k.get(8..)) {
-                (Some(hi), Some(lo)) if k.len() == TEXT_LEN => {
-                    let mut l = [0u8; 4];
-                    l.copy_from_slice(lo);
-                    (u64::from_be_bytes(hi.try_into().expect("8 bytes")), u32::from_be_bytes(l))
-                }
-                _ => unreachable!("hash texts are {TEXT_LEN} characters"),
-            }
+        // Keys are 12 ASCII characters: compared as two big-endian integers, without memcmp.
+        let order = |k: &str| {
+            k.as_bytes().first_chunk::<TEXT_LEN>().map(|c| {
+                let (hi, lo) = c.split_at(8);
+                (u64::from_be_bytes(hi.try_into().expect("8 bytes")), u32::from_be_bytes(lo.try_into().expect("4 bytes")))
+            })
+        };
+        out.sort_by(|a, b| match (order(&a.key), order(&b.key)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => a.key.cmp(&b.key),
         });
         out.dedup_by(|a, b| a.key == b.key);
         keys.sort_unstable();
@@ -514,40 +502,28 @@ impl WitnessBuilder {
 
     /// The hash of `Witness { method }` from the hashes of its values computed for the keys.
     fn method_digest(&mut self, meta: &pb::HttpMethodMeta, args: &mut [[u8; 16]], responses: &mut [[u8; 16]]) -> Digest {
-        let map = |entries: &mut [[u8; 16]]| -> Digest {
-            entries.sort_unstable();
-            let mut st = xxhash_rust::xxh64::Xxh64::new(0);
-            st.update(b"d");
-            st.update(entries.as_flattened());
-            Digest(st.digest().to_be_bytes())
-        };
-        let mut fields = [[0u8; 16]; 4];
-        let mut n = 0;
-        let mut put = |field: usize, v: Digest| {
-            fields[n][..8].copy_from_slice(&hash::FIELD_KEYS[field].0);
-            fields[n][8..].copy_from_slice(&v.0);
-            n += 1;
-        };
-        put(1, self.hasher.digest(&method_id()));
+        let mut method = value::Msg::new();
+        method.put(1, self.hasher.digest(&method_id()));
         if !args.is_empty() {
-            put(2, map(args));
+            method.put(2, value::map_hash(args));
         }
         if !responses.is_empty() {
-            put(3, map(responses));
+            method.put(3, value::map_hash(responses));
         }
-        // MethodMeta { http [2] }: a message of one field.
-        let mut mm = [0u8; 17];
-        mm[0] = b'd';
-        mm[1..9].copy_from_slice(&hash::FIELD_KEYS[2].0);
-        mm[9..].copy_from_slice(&self.hasher.digest(meta).0);
-        put(4, Digest(xxhash_rust::xxh64::xxh64(&mm, 0).to_be_bytes()));
-        let method = map(&mut fields[..n]);
-        let mut w = [0u8; 17];
-        w[0] = b'd';
-        w[1..9].copy_from_slice(&hash::FIELD_KEYS[1].0);
-        w[9..].copy_from_slice(&method.0);
-        Digest(xxhash_rust::xxh64::xxh64(&w, 0).to_be_bytes())
+        // MethodMeta { http [2] }
+        method.put(4, value::one(2, self.hasher.digest(meta)));
+        // Witness { method [1] }
+        value::one(1, method.finish())
     }
+}
+
+/// The content of `Data { value: v, meta: m }`, with `v`'s sizes next in `sizes`.
+fn encode_data_with_meta(v: &Val, m: &pb::DataMeta, sizes: &mut Sizes, out: &mut Vec<u8>) {
+    use prost::Message;
+    value::encode_data(v, sizes, out);
+    out.push(0x2a);
+    prost::encoding::encode_varint(m.encoded_len() as u64, out);
+    m.encode_raw(out);
 }
 
 /// Replaces every primitive's value below `v` by the zero value of its type (types, formats

@@ -212,7 +212,7 @@ impl Prim {
 // Hash: the ObjectHash of the `Data` each value stands for.
 
 /// `H('d', sorted(k ‖ v))` over at most 4 fields, kept sorted (by key bytes) as they are added.
-struct Msg {
+pub(crate) struct Msg {
     /// Key and value of each entry, as words ([`word`]).
     words: [u64; 8],
     n: usize,
@@ -220,11 +220,11 @@ struct Msg {
 
 impl Msg {
     #[inline]
-    fn new() -> Msg {
+    pub(crate) fn new() -> Msg {
         Msg { words: [0; 8], n: 0 }
     }
     #[inline]
-    fn put(&mut self, field: usize, v: Digest) {
+    pub(crate) fn put(&mut self, field: usize, v: Digest) {
         let k = FIELD_KEYS[field];
         // Insertion into the sorted entries (at most 4); keys compare as their bytes do.
         let key_order = u64::from_be_bytes(k.0);
@@ -239,7 +239,7 @@ impl Msg {
         self.n += 1;
     }
     #[inline]
-    fn finish(self) -> Digest {
+    pub(crate) fn finish(self) -> Digest {
         Digest(xxh64_tag_words(b'd', &self.words[..2 * self.n]).to_be_bytes())
     }
 }
@@ -302,8 +302,14 @@ pub(crate) fn struct_member_hash(entries: &mut [[u8; 16]]) -> Digest {
     if entries.is_empty() {
         return EMPTY_MESSAGE;
     }
+    one(1, map_hash(entries))
+}
+
+/// `H('d', sorted entries)`: the hash of a map from its `(key hash, value hash)` entries.
+#[inline]
+pub(crate) fn map_hash(entries: &mut [[u8; 16]]) -> Digest {
     entries.sort_unstable();
-    one(1, Digest(xxh64_tag_bytes8(b'd', entries.as_flattened()).to_be_bytes()))
+    Digest(xxh64_tag_bytes8(b'd', entries.as_flattened()).to_be_bytes())
 }
 
 /// `H('l', element hashes)` as the one-field message `List { elems [1] }`.
