@@ -245,39 +245,7 @@ impl<'a> Parser<'a, '_, '_> {
     fn parse_number(&mut self) -> R<Scalar> {
         let start = self.i;
         let negative = self.b[self.i] == b'-';
-        if negative {
-            self.i += 1;
-        }
-        let digits = self.i;
-        match self.b.get(self.i) {
-            Some(b'0') => {
-                self.i += 1;
-                if let Some(b'0'..=b'9') = self.b.get(self.i) {
-                    return Err(Bad);
-                }
-            }
-            Some(b'1'..=b'9') => {
-                while let Some(b'0'..=b'9') = self.b.get(self.i) {
-                    self.i += 1;
-                }
-            }
-            _ => return Err(Bad),
-        }
-        let int_end = self.i;
-        let mut integer = true;
-        if let Some(b'.') = self.b.get(self.i) {
-            self.i += 1;
-            self.digits()?;
-            integer = false;
-        }
-        if let Some(b'e' | b'E') = self.b.get(self.i) {
-            self.i += 1;
-            if let Some(b'+' | b'-') = self.b.get(self.i) {
-                self.i += 1;
-            }
-            self.digits()?;
-            integer = false;
-        }
+        let (digits, int_end, integer) = self.skip_number()?;
         if integer {
             let mut m: u64 = 0;
             let mut fits = true;
@@ -670,7 +638,9 @@ impl<'a> Parser<'a, '_, '_> {
                 b'n' => self.ident(b"null")?,
                 b't' => self.ident(b"true")?,
                 b'f' => self.ident(b"false")?,
-                b'-' | b'0'..=b'9' => self.skip_number()?,
+                b'-' | b'0'..=b'9' => {
+                    self.skip_number()?;
+                }
                 b'"' => self.skip_string_from(self.i + 1)?,
                 c @ (b'[' | b'{') => {
                     self.i += 1;
@@ -714,11 +684,13 @@ impl<'a> Parser<'a, '_, '_> {
         }
     }
 
-    /// A number's syntax.
-    fn skip_number(&mut self) -> R<()> {
+    /// Moves past a number, checked for syntax; returns where its integer digits start and
+    /// end, and whether that is all of it (no fraction, no exponent).
+    fn skip_number(&mut self) -> R<(usize, usize, bool)> {
         if self.b[self.i] == b'-' {
             self.i += 1;
         }
+        let digits = self.i;
         match self.b.get(self.i) {
             Some(b'0') => {
                 self.i += 1;
@@ -733,9 +705,12 @@ impl<'a> Parser<'a, '_, '_> {
             }
             _ => return Err(Bad),
         }
+        let int_end = self.i;
+        let mut integer = true;
         if let Some(b'.') = self.b.get(self.i) {
             self.i += 1;
             self.digits()?;
+            integer = false;
         }
         if let Some(b'e' | b'E') = self.b.get(self.i) {
             self.i += 1;
@@ -743,8 +718,9 @@ impl<'a> Parser<'a, '_, '_> {
                 self.i += 1;
             }
             self.digits()?;
+            integer = false;
         }
-        Ok(())
+        Ok((digits, int_end, integer))
     }
 }
 
