@@ -2,23 +2,25 @@
 //!
 //! The capture is processed as a stream of windows (a few MiB of records each). Within a
 //! window, frames are decoded in order and their segments dealt to shards by connection; the
-//! shards then run in parallel (rayon), each owning its connections. Between windows, the
-//! caps that span shards are applied, idle connections end, and finished entries whose start
-//! is before every exchange still in progress are written in order (start time, connection,
-//! position). Entries waiting for their turn are held serialized, and spill to a temporary file
-//! past a memory cap. Nothing here depends on the number of threads: the output is the same
-//! bytes whatever it is.
+//! shards then run in parallel (rayon), each owning its connections. Each exchange a shard
+//! finishes becomes a task of its own: it is serialized (HAR entry, witness) into the sink of
+//! whichever worker thread takes it, so the threads stay busy while the last shards of a window
+//! finish. Between windows, the caps that span shards are applied, idle connections end, and
+//! finished entries whose start is before every exchange still in progress are written in
+//! order (start time, connection, position). Entries waiting for their turn are held
+//! serialized, and spill to a temporary file past a memory cap. Nothing here depends on the
+//! number of threads: the output is the same bytes whatever it is.
 //!
-//! With a witness output ([`Converter::convert_to`]), the shards also build each exchange's
+//! With a witness output ([`Converter::convert_to`]), the sinks also build each exchange's
 //! witness, encode it and hash it; the HAR entry and the witness travel together as one record
 //! through the reorder buffer (so witnesses come out in the same order as entries), and the
 //! writer thread writes each part to its own output, dropping duplicate witnesses when asked.
-//! Filters and redaction are applied in the shards too. With HAR output only and neither
+//! Filters and redaction are applied in the sinks too. With HAR output only and neither
 //! filters nor redaction, records are the HAR entries themselves and nothing else is done.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -581,31 +583,107 @@ fn skip(s: &mut Summary, k: Skip) {
     }
 }
 
-/// Runs a window's segments through the shards, in parallel.
-fn process(pool: &rayon::ThreadPool, shards: &mut [Shard<EntrySink>], lists: &[Vec<SegRef<'_>>]) {
-    let run = |shard: &mut Shard<EntrySink>, list: &Vec<SegRef<'_>>| {
-        for s in list {
-            match s {
-                SegRef::Borrowed(seg) => shard.segment(seg),
-                SegRef::Owned(b) => {
-                    let (seg, data) = &**b;
-                    let seg = TcpSegment { payload: data, ..*seg };
-                    shard.segment(&seg);
-                }
-            }
+/// One sink per worker thread, shared by the shards: exchanges are serialized on whichever
+/// thread is free.
+type Sinks = Arc<[Mutex<EntrySink>]>;
+
+/// A sink's lock (a panic while holding it has already failed the conversion).
+fn lock(m: &Mutex<EntrySink>) -> std::sync::MutexGuard<'_, EntrySink> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The sink of the current worker thread (the first one outside the pool).
+fn own_sink(sinks: &[Mutex<EntrySink>]) -> std::sync::MutexGuard<'_, EntrySink> {
+    lock(&sinks[rayon::current_thread_index().unwrap_or(0) % sinks.len()])
+}
+
+/// Exchanges a shard finished, waiting to be handed out as tasks: at most [`HANDOFF_MAX`]
+/// (one segment can end thousands of pipelined exchanges); past it they are serialized at once,
+/// as they come, so memory does not grow with them.
+struct Handoff {
+    queue: Vec<Exchange>,
+    sinks: Sinks,
+}
+
+const HANDOFF_MAX: usize = 64;
+
+/// Bytes of exchanges handed out and not yet serialized, at most: past it, and for exchanges
+/// over a quarter of it, the shard's thread serializes them itself, so that no large body waits
+/// while the shard decodes the next one.
+const IN_FLIGHT_MAX: usize = 2 << 20;
+
+/// About how much memory an exchange holds.
+fn exchange_bytes(ex: &Exchange) -> usize {
+    let m = |m: &Option<crate::http::Message>| m.as_ref().map_or(0, |m| m.head.raw.len() + m.head.headers.len() * 16 + m.body.capacity());
+    std::mem::size_of::<Exchange>() + m(&ex.request) + m(&ex.response)
+}
+
+impl ExchangeSink for Handoff {
+    fn exchange(&mut self, ex: Exchange) {
+        if self.queue.len() < HANDOFF_MAX {
+            self.queue.push(ex);
+        } else {
+            own_sink(&self.sinks).exchange(ex);
+        }
+    }
+}
+
+/// Runs a window's segments through the shards, in parallel, and serializes the exchanges
+/// they finish into the sinks. Exchanges are independent of each other: each one becomes a task
+/// of its own, which a thread takes when it is free, so the threads stay balanced where shards
+/// alone would not (a shard's connections are processed in order, in one task).
+fn process(shards: &mut [Shard<Handoff>], lists: &[Vec<SegRef<'_>>], sinks: &[Mutex<EntrySink>]) {
+    let seg = |shard: &mut Shard<Handoff>, s: &SegRef<'_>| match s {
+        SegRef::Borrowed(seg) => shard.segment(seg),
+        SegRef::Owned(b) => {
+            let (seg, data) = &**b;
+            let seg = TcpSegment { payload: data, ..*seg };
+            shard.segment(&seg);
         }
     };
     if shards.len() == 1 {
-        run(&mut shards[0], &lists[0]);
-    } else {
-        pool.install(|| shards.par_iter_mut().zip(lists.par_iter()).for_each(|(s, l)| run(s, l)));
+        let shard = &mut shards[0];
+        for s in &lists[0] {
+            seg(shard, s);
+            for ex in shard.sink.queue.drain(..) {
+                own_sink(sinks).exchange(ex);
+            }
+        }
+        return;
     }
+    let in_flight = std::sync::atomic::AtomicUsize::new(0);
+    let in_flight = &in_flight;
+    rayon::scope(|scope| {
+        shards.par_iter_mut().zip(lists.par_iter()).for_each(|(shard, list)| {
+            for s in list {
+                seg(shard, s);
+                for ex in shard.sink.queue.drain(..) {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    let n = exchange_bytes(&ex);
+                    let before = in_flight.load(Relaxed);
+                    if n > IN_FLIGHT_MAX / 4 || before + n > IN_FLIGHT_MAX {
+                        own_sink(sinks).exchange(ex);
+                        continue;
+                    }
+                    in_flight.fetch_add(n, Relaxed);
+                    scope.spawn(move |_| {
+                        own_sink(sinks).exchange(ex);
+                        in_flight.fetch_sub(n, Relaxed);
+                    });
+                }
+            }
+        })
+    });
 }
 
 /// The shards, the order of entries, and the channel to the writer thread.
 struct Engine<'c> {
     cfg: &'c Config,
-    shards: Vec<Shard<EntrySink>>,
+    pool: &'c rayon::ThreadPool,
+    /// Reassembly and HTTP.
+    shards: Vec<Shard<Handoff>>,
+    /// One sink per worker thread: serialized records, until the next [`Engine::between`].
+    sinks: Sinks,
     reorder: Reorder,
     summary: Summary,
     out: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>,
@@ -616,12 +694,20 @@ struct Engine<'c> {
 const SHARDS_PER_THREAD: usize = 4;
 
 impl<'c> Engine<'c> {
-    fn new(cfg: &'c Config, out: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>, har: bool, witness: bool) -> Engine<'c> {
+    fn new(
+        cfg: &'c Config,
+        pool: &'c rayon::ThreadPool,
+        out: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>,
+        har: bool,
+        witness: bool,
+    ) -> Engine<'c> {
+        // The entries of one window are held up to the reorder buffer's cap in all.
+        let t = cfg.threads.max(1);
+        let sink = || EntrySink { cap: (cfg.reorder_mem / t).max(1), ..EntrySink::with_output(har, witness, &cfg.output) };
+        let sinks: Sinks = (0..t).map(|_| Mutex::new(sink())).collect();
         let n = shard_count(cfg);
-        // The shards' entries of one window are held up to the reorder buffer's cap in all.
-        let sink = || EntrySink { cap: (cfg.reorder_mem / n).max(1), ..EntrySink::with_output(har, witness, &cfg.output) };
-        let shards = (0..n).map(|_| Shard::new(cfg.flow, cfg.http, sink())).collect();
-        Engine { cfg, shards, reorder: Reorder::new(cfg.reorder_mem), summary: Summary::default(), out }
+        let shards = (0..n).map(|_| Shard::new(cfg.flow, cfg.http, Handoff { queue: Vec::new(), sinks: sinks.clone() })).collect();
+        Engine { cfg, pool, shards, sinks, reorder: Reorder::new(cfg.reorder_mem), summary: Summary::default(), out }
     }
 
     /// Between windows: caps across shards, idle connections, and handing what is ready to the
@@ -711,12 +797,23 @@ impl<'c> Engine<'c> {
         }
     }
 
-    /// Moves the shards' finished entries into the reorder buffer.
+    /// Serializes the exchanges that ended between windows (idle connections, caps), then moves
+    /// the sinks' records into the reorder buffer.
     fn collect(&mut self) -> io::Result<()> {
-        for s in &mut self.shards {
-            self.summary.entries_with_anomalies += std::mem::take(&mut s.sink.anomalous);
+        let shards = &mut self.shards;
+        self.pool.install(|| {
+            shards.par_iter_mut().for_each(|s| {
+                let Handoff { queue, sinks } = &mut s.sink;
+                for ex in queue.drain(..) {
+                    own_sink(sinks).exchange(ex);
+                }
+            })
+        });
+        for s in self.sinks.iter() {
+            let mut s = lock(s);
+            self.summary.entries_with_anomalies += std::mem::take(&mut s.anomalous);
             let reorder = &mut self.reorder;
-            s.sink.drain(&mut |k, b| reorder.push(k, b))?;
+            s.drain(&mut |k, b| reorder.push(k, b))?;
         }
         self.summary.peak_pending_entry_bytes = self.summary.peak_pending_entry_bytes.max(self.reorder.peak as u64);
         Ok(())
@@ -748,8 +845,9 @@ impl<'c> Engine<'c> {
         s.entries_out_of_order = self.reorder.out_of_order;
         s.entries_spilled = self.reorder.spilled_total;
         s.format = reader.reader.format().to_string();
-        for sh in &self.shards {
-            if let Some(e) = sh.sink.emit.as_deref() {
+        for sink in self.sinks.iter() {
+            let sink = lock(sink);
+            if let Some(e) = sink.emit.as_deref() {
                 s.filtered_out += e.filtered;
                 s.har_redactions += e.har_redactions;
                 if let Some(b) = &e.witness {
@@ -932,7 +1030,7 @@ impl Converter {
                     Ok((har, wit, records))
                 })
                 .map_err(|e| ConvertError::Write(io::Error::other(e)))?;
-            let mut eng = Engine::new(&self.cfg, tx, want_har, want_witness);
+            let mut eng = Engine::new(&self.cfg, &self.pool, tx, want_har, want_witness);
             let result = match input {
                 Input::Mapped { map } => self.run_mapped(&map, &mut eng, progress),
                 Input::Stream(mut r) => self.run_stream(&mut *r, &mut eng, progress),
@@ -979,12 +1077,12 @@ impl Converter {
             let more = matches!(win.end, WindowEnd::Budget);
             let (pos, now) = (win.pos, win.now);
             let next = if more {
-                let shards = &mut eng.shards;
                 let lists = &win.lists;
-                let (next, ()) = self.pool.install(|| rayon::join(|| reader.window(data, pos), || process(&self.pool, shards, lists)));
+                let (next, ()) =
+                    self.pool.install(|| rayon::join(|| reader.window(data, pos), || process(&mut eng.shards, lists, &eng.sinks)));
                 Some(next)
             } else {
-                process(&self.pool, &mut eng.shards, &win.lists);
+                self.pool.install(|| process(&mut eng.shards, &win.lists, &eng.sinks));
                 None
             };
             let end = std::mem::replace(&mut win.end, WindowEnd::End);
@@ -1037,7 +1135,7 @@ impl Converter {
         let mut pos = hl;
         loop {
             let win = reader.window(&buf, pos);
-            process(&self.pool, &mut eng.shards, &win.lists);
+            self.pool.install(|| process(&mut eng.shards, &win.lists, &eng.sinks));
             let (p, now, end) = (win.pos, win.now, win.end);
             pos = p;
             let mut p = Progress { bytes: base + pos as u64, ..Progress::default() };

@@ -181,32 +181,109 @@ impl Stage {
     }
 }
 
-/// Runs a raw deflate/zlib `Decompress` over `input`, passing output on. Returns the flow,
-/// how much input was consumed and whether the stream ended.
-fn inflate(
-    d: &mut Decompress,
-    scratch: &mut [u8],
-    mut input: &[u8],
-    next: &mut Sink<'_>,
-    what: &str,
-) -> Result<(Flow, usize, bool), String> {
-    let start_len = input.len();
-    loop {
-        let before_in = d.total_in();
-        let before_out = d.total_out();
-        let status = d
-            .decompress(input, scratch, FlushDecompress::None)
-            .map_err(|e| format!("{what}: {}", e.message().unwrap_or("invalid data")))?;
-        let used = (d.total_in() - before_in) as usize;
-        let produced = (d.total_out() - before_out) as usize;
-        input = &input[used..];
-        if produced > 0 && next(&scratch[..produced]) == Flow::Full {
-            return Ok((Flow::Full, start_len - input.len(), false));
+/// Where a deflate stream's output goes: on through a sink (to the next stage, or to the body
+/// from a scratch buffer), or straight into the body when the stage is the only one.
+trait Output {
+    /// Runs `d` over `input`, checksumming the output into `crc` when given. Returns the flow,
+    /// how much input was consumed and whether the stream ended.
+    fn inflate(
+        &mut self,
+        d: &mut Decompress,
+        scratch: &mut [u8],
+        input: &[u8],
+        crc: Option<&mut flate2::Crc>,
+        what: &str,
+    ) -> Result<(Flow, usize, bool), String>;
+}
+
+fn inflate_error(what: &str, e: flate2::DecompressError) -> String {
+    format!("{what}: {}", e.message().unwrap_or("invalid data"))
+}
+
+impl Output for Sink<'_> {
+    fn inflate(
+        &mut self,
+        d: &mut Decompress,
+        scratch: &mut [u8],
+        mut input: &[u8],
+        mut crc: Option<&mut flate2::Crc>,
+        what: &str,
+    ) -> Result<(Flow, usize, bool), String> {
+        let start_len = input.len();
+        loop {
+            let before_in = d.total_in();
+            let before_out = d.total_out();
+            let status = d.decompress(input, scratch, FlushDecompress::None).map_err(|e| inflate_error(what, e))?;
+            let used = (d.total_in() - before_in) as usize;
+            let produced = (d.total_out() - before_out) as usize;
+            input = &input[used..];
+            if let Some(c) = crc.as_deref_mut() {
+                c.update(&scratch[..produced]);
+            }
+            if produced > 0 && self(&scratch[..produced]) == Flow::Full {
+                return Ok((Flow::Full, start_len - input.len(), false));
+            }
+            match status {
+                Status::StreamEnd => return Ok((Flow::More, start_len - input.len(), true)),
+                _ if used == 0 && produced == 0 => return Ok((Flow::More, start_len - input.len(), false)),
+                _ => {}
+            }
         }
-        match status {
-            Status::StreamEnd => return Ok((Flow::More, start_len - input.len(), true)),
-            _ if used == 0 && produced == 0 => return Ok((Flow::More, start_len - input.len(), false)),
-            _ => {}
+    }
+}
+
+/// The body's buffer and counters, written by the last stage directly (no copy through a
+/// scratch buffer).
+struct BodyOut<'a> {
+    out: &'a mut Vec<u8>,
+    decoded: &'a mut u64,
+    truncated: &'a mut bool,
+    cap: usize,
+}
+
+impl Output for BodyOut<'_> {
+    fn inflate(
+        &mut self,
+        d: &mut Decompress,
+        scratch: &mut [u8],
+        mut input: &[u8],
+        mut crc: Option<&mut flate2::Crc>,
+        what: &str,
+    ) -> Result<(Flow, usize, bool), String> {
+        let start_len = input.len();
+        loop {
+            let room = self.cap.saturating_sub(self.out.len());
+            if room == 0 {
+                // At the cap: whatever still decodes is past it.
+                let mut sink = |b: &[u8]| sink(self.out, self.decoded, self.truncated, self.cap, b);
+                let (flow, used, end) = Output::inflate(&mut sink as &mut Sink<'_>, d, scratch, input, None, what)?;
+                return Ok((flow, start_len - input.len() + used, end));
+            }
+            // Grow by doubling (at least a scratch buffer's worth), never past the cap by much.
+            let spare = self.out.capacity() - self.out.len();
+            if spare < SCRATCH.min(room) {
+                self.out.reserve(self.out.len().max(SCRATCH).min(room));
+            }
+            let before_in = d.total_in();
+            let before = self.out.len();
+            let status = d.decompress_vec(input, self.out, FlushDecompress::None).map_err(|e| inflate_error(what, e))?;
+            let used = (d.total_in() - before_in) as usize;
+            let produced = self.out.len() - before;
+            input = &input[used..];
+            *self.decoded += produced as u64;
+            if self.out.len() > self.cap {
+                self.out.truncate(self.cap);
+                *self.truncated = true;
+                return Ok((Flow::Full, start_len - input.len(), false));
+            }
+            if let Some(c) = crc.as_deref_mut() {
+                c.update(&self.out[before..]);
+            }
+            match status {
+                Status::StreamEnd => return Ok((Flow::More, start_len - input.len(), true)),
+                _ if used == 0 && produced == 0 => return Ok((Flow::More, start_len - input.len(), false)),
+                _ => {}
+            }
         }
     }
 }
@@ -219,7 +296,7 @@ struct DeflateStage {
 }
 
 impl DeflateStage {
-    fn push(&mut self, input: &[u8], next: &mut Sink<'_>) -> Result<Flow, String> {
+    fn push<O: Output + ?Sized>(&mut self, input: &[u8], next: &mut O) -> Result<Flow, String> {
         if self.done {
             return Ok(Flow::More);
         }
@@ -239,9 +316,9 @@ impl DeflateStage {
         self.run(input, next)
     }
 
-    fn run(&mut self, input: &[u8], next: &mut Sink<'_>) -> Result<Flow, String> {
+    fn run<O: Output + ?Sized>(&mut self, input: &[u8], next: &mut O) -> Result<Flow, String> {
         let d = self.inner.as_mut().expect("set before run");
-        let (flow, _, end) = inflate(d, &mut self.scratch[..], input, next, "deflate")?;
+        let (flow, _, end) = next.inflate(d, &mut self.scratch[..], input, None, "deflate")?;
         self.done = end;
         Ok(flow)
     }
@@ -325,7 +402,7 @@ impl GzipStage {
         }
     }
 
-    fn push(&mut self, mut input: &[u8], next: &mut Sink<'_>) -> Result<Flow, String> {
+    fn push<O: Output + ?Sized>(&mut self, mut input: &[u8], next: &mut O) -> Result<Flow, String> {
         while !input.is_empty() {
             match self.phase {
                 GzPhase::Header | GzPhase::Between => {
@@ -359,12 +436,7 @@ impl GzipStage {
                     }
                 }
                 GzPhase::Body => {
-                    let crc = &mut self.crc;
-                    let mut tee = |b: &[u8]| {
-                        crc.update(b);
-                        next(b)
-                    };
-                    let (flow, used, end) = inflate(&mut self.inflater, &mut self.scratch[..], input, &mut tee, "gzip")?;
+                    let (flow, used, end) = next.inflate(&mut self.inflater, &mut self.scratch[..], input, Some(&mut self.crc), "gzip")?;
                     input = &input[used..];
                     if flow == Flow::Full {
                         return Ok(Flow::Full);
@@ -585,13 +657,13 @@ impl BodyDecoder {
         if self.stopped {
             return;
         }
-        let r = run_stages(
-            &mut self.stages,
-            0,
-            data,
-            &mut |b| sink(&mut self.out, &mut self.decoded_len, &mut self.truncated, self.cap, b),
-            false,
-        );
+        let mut out = BodyOut { out: &mut self.out, decoded: &mut self.decoded_len, truncated: &mut self.truncated, cap: self.cap };
+        let r = match &mut self.stages[..] {
+            // One deflate-family stage (the usual case) decodes straight into the body.
+            [Stage::Gzip(s)] => s.push(data, &mut out),
+            [Stage::Deflate(s)] => s.push(data, &mut out),
+            stages => run_stages(stages, 0, data, &mut |b| sink(out.out, out.decoded, out.truncated, out.cap, b), false),
+        };
         self.after(r);
     }
 
