@@ -166,6 +166,7 @@ fn bench(c: &mut Criterion) {
                 buf.clear();
                 if let Some(w) = builder.build(ex) {
                     builder.encode(&w, &mut buf);
+                    builder.recycle(w);
                 }
                 total += buf.len();
             }

@@ -298,10 +298,11 @@ impl Emit {
             let n = (rec.len() - 4) as u32;
             rec[..4].copy_from_slice(&n.to_le_bytes());
         }
-        match (&built, &mut self.witness) {
+        match (built, &mut self.witness) {
             (Some(w), Some(b)) => {
                 rec.extend_from_slice(&w.digest.0);
-                b.encode(w, &mut rec);
+                b.encode(&w, &mut rec);
+                b.recycle(w);
             }
             _ => rec.extend_from_slice(&[0; 8]),
         }

@@ -68,7 +68,28 @@ pub struct WitnessBuilder {
     /// the ones that never repeat (dates, request ids) cost nothing to keep. Bounded.
     seen_headers: rustc_hash::FxHashSet<u64>,
     header_key: Vec<u8>,
+    /// Vectors and strings of witnesses already written, reused ([`WitnessBuilder::recycle`]).
+    spare: Spare,
     pub stats: IrStats,
+}
+
+/// Buffers kept from witness to witness, empty.
+#[derive(Default)]
+struct Spare {
+    args: Vec<Pending>,
+    responses: Vec<Pending>,
+    arg_keys: Vec<[u8; 16]>,
+    resp_keys: Vec<[u8; 16]>,
+    entries: Vec<Vec<Entry>>,
+    strings: Vec<String>,
+}
+
+impl Spare {
+    fn string(&mut self, s: &str) -> String {
+        let mut out = self.strings.pop().unwrap_or_default();
+        out.push_str(s);
+        out
+    }
 }
 
 /// One argument or response: its key (the text of its hash), value and location.
@@ -257,8 +278,8 @@ impl WitnessBuilder {
         let req = ex.request.as_ref()?;
         let redact = self.opts.redact.clone();
         let mut cx = self.ctx(redact.as_deref());
-        let mut args: Vec<Pending> = Vec::with_capacity(16);
-        let mut responses: Vec<Pending> = Vec::with_capacity(16);
+        let mut args = std::mem::take(&mut self.spare.args);
+        let mut responses = std::mem::take(&mut self.spare.responses);
 
         // Path and query.
         let (path, query, authority) = split_target(req.head.target());
@@ -272,7 +293,7 @@ impl WitnessBuilder {
             }
             t
         } else {
-            path.into_owned()
+            self.spare.string(&path)
         };
         if let Some(q) = query {
             let mut keys: Vec<(value::Key, Val)> = Vec::new();
@@ -301,10 +322,10 @@ impl WitnessBuilder {
         }
 
         let host = match req.head.field("host").map(trim).filter(|h| !h.is_empty()).or(authority) {
-            Some(h) => String::from_utf8_lossy(h).into_owned(),
+            Some(h) => self.spare.string(&String::from_utf8_lossy(h)),
             None => ex.conn.server.to_string(),
         };
-        let method_name = String::from_utf8_lossy(req.head.method()).into_owned();
+        let method_name = self.spare.string(&String::from_utf8_lossy(req.head.method()));
         self.stats.add(&cx.stats);
         self.names = std::mem::take(&mut cx.names);
         self.json = std::mem::take(&mut cx.json);
@@ -316,13 +337,37 @@ impl WitnessBuilder {
                 }
             }
         }
-        let mut arg_keys = Vec::with_capacity(args.len());
-        let mut resp_keys = Vec::with_capacity(responses.len());
-        let args = self.keyed(args, &mut arg_keys);
-        let responses = self.keyed(responses, &mut resp_keys);
+        let mut arg_keys = std::mem::take(&mut self.spare.arg_keys);
+        let mut resp_keys = std::mem::take(&mut self.spare.resp_keys);
+        let arg_entries = self.keyed(&mut args, &mut arg_keys);
+        let resp_entries = self.keyed(&mut responses, &mut resp_keys);
         let meta = pb::HttpMethodMeta { method: method_name, path_template, host, processing_latency: latency };
         let digest = self.method_digest(&meta, &mut arg_keys, &mut resp_keys);
-        Some(Built { args, responses, meta, digest })
+        arg_keys.clear();
+        resp_keys.clear();
+        self.spare.args = args;
+        self.spare.responses = responses;
+        self.spare.arg_keys = arg_keys;
+        self.spare.resp_keys = resp_keys;
+        Some(Built { args: arg_entries, responses: resp_entries, meta, digest })
+    }
+
+    /// Takes back a witness's vectors and strings once it is written, for the next ones.
+    pub fn recycle(&mut self, b: Built) {
+        let Built { args, responses, meta, .. } = b;
+        let sp = &mut self.spare;
+        for mut v in [args, responses] {
+            if sp.entries.len() < 4 && v.capacity() > 0 {
+                v.clear();
+                sp.entries.push(v);
+            }
+        }
+        for mut s in [meta.method, meta.path_template, meta.host] {
+            if sp.strings.len() < 4 && s.capacity() > 0 {
+                s.clear();
+                sp.strings.push(s);
+            }
+        }
     }
 
     /// Encodes a built witness with its length prefix, reusing the builder's buffers.
@@ -468,9 +513,10 @@ impl WitnessBuilder {
 
     /// Keys each value by the text of its hash, sorted by key, identical values once; `keys`
     /// receives `(key hash, value hash)`.
-    fn keyed(&mut self, values: Vec<Pending>, keys: &mut Vec<[u8; 16]>) -> Vec<Entry> {
-        let mut out: Vec<Entry> = Vec::with_capacity(values.len());
-        for p in values {
+    fn keyed(&mut self, values: &mut Vec<Pending>, keys: &mut Vec<[u8; 16]>) -> Vec<Entry> {
+        let mut out: Vec<Entry> = self.spare.entries.pop().unwrap_or_default();
+        out.reserve(values.len());
+        for p in values.drain(..) {
             let (v, m) = match p {
                 Pending::Cached(c) => {
                     keys.push(c.hashes);
@@ -495,7 +541,7 @@ impl WitnessBuilder {
             _ => a.key.cmp(&b.key),
         });
         out.dedup_by(|a, b| a.key == b.key);
-        keys.sort_unstable();
+        value::sort_pairs(keys);
         keys.dedup();
         out
     }

@@ -142,7 +142,7 @@ impl ObjectHasher {
             self.scratch.push(e);
         }
         let entries = &mut self.scratch[base..];
-        entries.sort_unstable();
+        super::value::sort_pairs(entries);
         let mut st = Xxh64::new(0);
         st.update(b"d");
         st.update(entries.as_flattened());

@@ -308,8 +308,18 @@ pub(crate) fn struct_member_hash(entries: &mut [[u8; 16]]) -> Digest {
 /// `H('d', sorted entries)`: the hash of a map from its `(key hash, value hash)` entries.
 #[inline]
 pub(crate) fn map_hash(entries: &mut [[u8; 16]]) -> Digest {
-    entries.sort_unstable();
+    sort_pairs(entries);
     Digest(xxh64_tag_bytes8(b'd', entries.as_flattened()).to_be_bytes())
+}
+
+/// Sorts `(key hash, value hash)` pairs in byte order, comparing them as two big-endian words
+/// (each read where one store wrote it) rather than byte by byte.
+pub(crate) fn sort_pairs(entries: &mut [[u8; 16]]) {
+    let key = |e: &[u8; 16]| {
+        let (a, b) = e.split_at(8);
+        (u64::from_be_bytes(a.try_into().expect("8 bytes")), u64::from_be_bytes(b.try_into().expect("8 bytes")))
+    };
+    entries.sort_unstable_by_key(key);
 }
 
 /// `H('l', element hashes)` as the one-field message `List { elems [1] }`.

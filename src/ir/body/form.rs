@@ -5,7 +5,10 @@ use super::Ctx;
 use crate::ir::value::{Key, Val};
 
 /// Percent-decodes `s`, `+` as a space when `plus_is_space`.
-pub fn percent_decode(s: &[u8], plus_is_space: bool) -> Vec<u8> {
+pub fn percent_decode(s: &[u8], plus_is_space: bool) -> std::borrow::Cow<'_, [u8]> {
+    if !s.iter().any(|&c| c == b'%' || (plus_is_space && c == b'+')) {
+        return std::borrow::Cow::Borrowed(s);
+    }
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
@@ -20,11 +23,11 @@ pub fn percent_decode(s: &[u8], plus_is_space: bool) -> Vec<u8> {
         }
         i += 1;
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// The decoded `(name, value)` pairs of `a=1&b=2`, empty pieces skipped.
-pub fn pairs(q: &[u8]) -> impl Iterator<Item = (String, Vec<u8>)> + '_ {
+pub fn pairs(q: &[u8]) -> impl Iterator<Item = (String, std::borrow::Cow<'_, [u8]>)> + '_ {
     q.split(|&c| c == b'&').filter(|p| !p.is_empty()).map(|part| {
         let (n, v) = match part.iter().position(|&c| c == b'=') {
             Some(p) => (&part[..p], &part[p + 1..]),
@@ -65,8 +68,8 @@ mod tests {
         ] {
             assert!(t.contains(want), "{want} in {t}");
         }
-        assert_eq!(percent_decode(b"%41%4", false), b"A%4");
-        assert_eq!(percent_decode(b"a+b%", false), b"a+b%");
+        assert_eq!(&*percent_decode(b"%41%4", false), b"A%4");
+        assert_eq!(&*percent_decode(b"a+b%", false), b"a+b%");
     }
 
     #[test]
