@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measures, on one generated capture: the frame-iteration floor, `apitool convert` (HAR, with
 # one and N threads, and witnesses), peak RSS against a 64 MB capture of the same kind, and
-# tshark's HTTP dissection (fields output), each with wall time, MB/s and peak RSS from
-# /usr/bin/time -v, and prints the ratios.
+# tshark's HTTP dissection (fields output), each with wall time (median of REPS runs, default
+# 3), MB/s and peak RSS (the largest) from /usr/bin/time -v, and prints the ratios.
 #
 #   benches/compare.sh [SIZE] [TSHARK_SIZE]
 #
@@ -18,6 +18,10 @@ TSHARK_SIZE=${2:-64M}
 THREADS=${THREADS:-$(nproc)}
 DIR=target/bench
 mkdir -p "$DIR"
+# Outputs go to memory (/dev/shm) when it is there, so that the figures are the conversion's and
+# not the virtual disk's writeback (1.5 GB of HAR per run; on ext4 one run took 3.5 to 5.9 s).
+# OUT_DIR=target/bench measures writing to the disk instead.
+OUT=${OUT_DIR:-$( [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo "$DIR" )}
 CAP="$DIR/api-$SIZE.pcap"
 
 to_bytes() { numfmt --from=iec "$1"; }
@@ -33,15 +37,23 @@ if [ ! -s "$CAP" ]; then
 fi
 BYTES=$(stat -c %s "$CAP")
 
-# run NAME BYTES CMD...: prints one row and records wall seconds and peak KiB.
+# run NAME BYTES CMD...: runs CMD $REPS times (default 3; tshark once), prints one row and
+# records the median wall seconds and the largest peak KiB. The machines are shared and noisy:
+# one run can be off by 10%.
+REPS=${REPS:-3}
 declare -A WALL RSS MBPS
 run() {
     local name=$1 bytes=$2; shift 2
-    local log="$DIR/$name.time"
-    /usr/bin/time -v -o "$log" "$@" >/dev/null 2>"$DIR/$name.stderr"
-    local wall rss
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {split($2,t,":"); s=0; for(i=1;i<=length(t);i++) s=s*60+t[i]; print s}' "$log")
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+    local reps=$REPS
+    [ "$name" = tshark ] && reps=1
+    local log="$DIR/$name.time" walls=() rss=0
+    for _ in $(seq "$reps"); do
+        /usr/bin/time -v -o "$log" "$@" >/dev/null 2>"$DIR/$name.stderr"
+        walls+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {split($2,t,":"); s=0; for(i=1;i<=length(t);i++) s=s*60+t[i]; print s}' "$log")")
+        rss=$(awk -F': ' -v m="$rss" '/Maximum resident set size/ {print ($2 > m ? $2 : m)}' "$log")
+    done
+    local wall
+    wall=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{w[NR]=$1} END {print w[int((NR+1)/2)]}')
     WALL[$name]=$wall
     RSS[$name]=$rss
     MBPS[$name]=$(awk -v b="$bytes" -v w="$wall" 'BEGIN { printf "%.1f", (w > 0 ? b / w / 1e6 : 0) }')
@@ -49,16 +61,16 @@ run() {
 }
 
 echo
-echo "capture: $CAP ($BYTES bytes), threads: $THREADS, machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+echo "capture: $CAP ($BYTES bytes), outputs in $OUT, threads: $THREADS, machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 printf '%-22s %12s %10s %10s %10s\n' tool bytes wall_s MB/s peak_MiB
 # Every tool reads the capture from the page cache: one untimed pass loads it.
 "$FLOOR" "$CAP" >/dev/null
 run floor "$BYTES" "$FLOOR" "$CAP"
-run apitool "$BYTES" "$BIN" convert --quiet --threads "$THREADS" "$CAP" -o "$DIR/out.har"
-run apitool-1thread "$BYTES" "$BIN" convert --quiet --threads 1 "$CAP" -o "$DIR/out1.har"
-rm -f "$DIR/out.har" "$DIR/out1.har"
-run apitool-witness "$BYTES" "$BIN" convert --quiet --threads "$THREADS" -f witness "$CAP" -o "$DIR/out.wit"
-rm -f "$DIR/out.wit"
+run apitool "$BYTES" "$BIN" convert --quiet --threads "$THREADS" "$CAP" -o "$OUT/apitool-out.har"
+run apitool-1thread "$BYTES" "$BIN" convert --quiet --threads 1 "$CAP" -o "$OUT/apitool-out.har"
+rm -f "$OUT/apitool-out.har"
+run apitool-witness "$BYTES" "$BIN" convert --quiet --threads "$THREADS" -f witness "$CAP" -o "$OUT/apitool-out.wit"
+rm -f "$OUT/apitool-out.wit"
 
 # Memory must not grow with the capture: the same conversion on a 64 MB capture of the same
 # generator, for the peak RSS ratio.
@@ -68,8 +80,8 @@ if [ "$SIZE" != "$SMALL" ]; then
     if [ ! -s "$SMALL_CAP" ]; then
         "$GEN" --size "$SMALL" --seed 42 -o "$SMALL_CAP" >/dev/null
     fi
-    run apitool-$SMALL "$(stat -c %s "$SMALL_CAP")" "$BIN" convert --quiet --threads "$THREADS" "$SMALL_CAP" -o "$DIR/out-small.har"
-    rm -f "$DIR/out-small.har"
+    run apitool-$SMALL "$(stat -c %s "$SMALL_CAP")" "$BIN" convert --quiet --threads "$THREADS" "$SMALL_CAP" -o "$OUT/apitool-out-small.har"
+    rm -f "$OUT/apitool-out-small.har"
 fi
 
 if command -v tshark >/dev/null 2>&1; then
