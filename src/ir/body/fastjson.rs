@@ -56,6 +56,8 @@ pub struct JsonBufs {
     lens: Vec<usize>,
     /// Open containers while skipping.
     stack: Vec<u8>,
+    /// A string with escapes, decoded (taken by [`Parser::string`], given back after use).
+    esc: String,
 }
 
 struct Field {
@@ -211,9 +213,12 @@ impl<'a> Parser<'a, '_, '_> {
                     out.push(0x0a);
                     put_varint(out, value::str_prim_size(s.len(), f) as u64);
                     value::encode_str_prim(&s, f, out);
-                    return Ok((1, value::str_prim_hash(&s, f)));
+                    let h = value::str_prim_hash(&s, f);
+                    self.give_back(s);
+                    return Ok((1, h));
                 }
                 let p = self.cx.string(CompactString::from(&*s), sensitive);
+                self.give_back(s);
                 Ok(self.leaf(p))
             }
             b'[' => self.list(depth, sensitive),
@@ -298,7 +303,8 @@ impl<'a> Parser<'a, '_, '_> {
             _ => return Err(Bad),
         }
         // Escapes, decoded as serde_json decodes them: a lone surrogate is an error.
-        let mut out = String::with_capacity(self.i - start + 16);
+        let mut out = std::mem::take(&mut self.bufs.esc);
+        out.clear();
         let mut run = start;
         loop {
             out.push_str(&self.s[run..self.i]);
@@ -345,6 +351,15 @@ impl<'a> Parser<'a, '_, '_> {
             }
             run = self.i;
             self.i = scan_plain(self.b, self.i);
+        }
+    }
+
+    /// Keeps a decoded string's buffer for the next string with escapes.
+    fn give_back(&mut self, s: Cow<'a, str>) {
+        if let Cow::Owned(s) = s
+            && s.capacity() > self.bufs.esc.capacity()
+        {
+            self.bufs.esc = s;
         }
     }
 
@@ -483,7 +498,8 @@ impl<'a> Parser<'a, '_, '_> {
                     if self.peek()? != b'"' {
                         return Err(Bad);
                     }
-                    self.string()?;
+                    let name = self.string()?;
+                    self.give_back(name);
                     self.colon()?;
                     self.skip_value()?;
                     if self.comma_or_end(b'}')? {
@@ -527,6 +543,7 @@ impl<'a> Parser<'a, '_, '_> {
                     start: v,
                     end: self.bufs.out.len(),
                 });
+                self.give_back(name);
                 ord += 1;
                 if self.comma_or_end(b'}')? {
                     break;
@@ -546,6 +563,7 @@ impl<'a> Parser<'a, '_, '_> {
                 n += 1;
             }
         }
+        let count = fields.len();
         bufs.fields.truncate(base + n);
         let fields = &bufs.fields[base..];
         let eb = bufs.entries.len();
@@ -563,6 +581,41 @@ impl<'a> Parser<'a, '_, '_> {
             key + ld(f.end - f.start)
         };
         let inner: usize = fields.iter().map(|f| ld(entry(f))).sum();
+        let head = 1 + varint_len(inner as u64);
+        if fields.len() == count && fields.windows(2).all(|w| w[0].ord < w[1].ord) {
+            // Already in name order, no name repeated: the values are in `out` in that order,
+            // back to back. Each gets its headers and moves right into place, last first.
+            let out = &mut bufs.out;
+            out.resize(start + head + inner, 0);
+            let mut dst_end = start + head + inner;
+            for f in fields.iter().rev() {
+                let n = f.end - f.start;
+                out.copy_within(f.start..f.end, dst_end - n);
+                let e = entry(f);
+                let mut at = dst_end - ld(e);
+                out[at] = 0x0a;
+                write_varint_at(out, at + 1, e as u64);
+                at += 1 + varint_len(e as u64);
+                if f.name_len > 0 {
+                    out[at] = 0x0a;
+                    write_varint_at(out, at + 1, f.name_len as u64);
+                    at += 1 + varint_len(f.name_len as u64);
+                    out[at..at + f.name_len].copy_from_slice(name(f));
+                    at += f.name_len;
+                }
+                out[at] = 0x12;
+                write_varint_at(out, at + 1, n as u64);
+                debug_assert_eq!(at + 1 + varint_len(n as u64), dst_end - n);
+                dst_end -= ld(e);
+            }
+            debug_assert_eq!(dst_end, start + head);
+            out[start] = 0x12;
+            write_varint_at(out, start + 1, inner as u64);
+            bufs.fields.truncate(base);
+            bufs.names.truncate(names_base);
+            self.open -= 1;
+            return Ok((2, hash));
+        }
         let tmp = &mut bufs.tmp;
         tmp.clear();
         tmp.reserve(1 + varint_len(inner as u64) + inner);
