@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measures, on one generated capture: the frame-iteration floor, `apitool convert` (HAR, with
 # one and N threads, and witnesses), peak RSS against a 64 MB capture of the same kind, and
-# tshark's HTTP dissection (fields output), each with wall time (median of REPS runs, default
-# 3), MB/s and peak RSS (the largest) from /usr/bin/time -v, and prints the ratios.
+# tshark's HTTP dissection (fields output), each with wall time and peak RSS (medians of REPS
+# runs, default 3) from /usr/bin/time -v and MB/s, and prints the ratios.
 #
 #   benches/compare.sh [SIZE] [TSHARK_SIZE]
 #
@@ -38,22 +38,24 @@ fi
 BYTES=$(stat -c %s "$CAP")
 
 # run NAME BYTES CMD...: runs CMD $REPS times (default 3; tshark once), prints one row and
-# records the median wall seconds and the largest peak KiB. The machines are shared and noisy:
-# one run can be off by 10%.
+# records the median wall seconds and the median peak KiB. The machines are shared and noisy:
+# one run can be off by 10%, and a peak by a few MiB when the writer thread is held up.
 REPS=${REPS:-3}
 declare -A WALL RSS MBPS
 run() {
     local name=$1 bytes=$2; shift 2
     local reps=$REPS
     [ "$name" = tshark ] && reps=1
-    local log="$DIR/$name.time" walls=() rss=0
+    local log="$DIR/$name.time" walls=() rsss=()
     for _ in $(seq "$reps"); do
         /usr/bin/time -v -o "$log" "$@" >/dev/null 2>"$DIR/$name.stderr"
         walls+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {split($2,t,":"); s=0; for(i=1;i<=length(t);i++) s=s*60+t[i]; print s}' "$log")")
-        rss=$(awk -F': ' -v m="$rss" '/Maximum resident set size/ {print ($2 > m ? $2 : m)}' "$log")
+        rsss+=("$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")")
     done
-    local wall
-    wall=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{w[NR]=$1} END {print w[int((NR+1)/2)]}')
+    local wall rss
+    median() { printf '%s\n' "$@" | sort -n | awk '{w[NR]=$1} END {print w[int((NR+1)/2)]}'; }
+    wall=$(median "${walls[@]}")
+    rss=$(median "${rsss[@]}")
     WALL[$name]=$wall
     RSS[$name]=$rss
     MBPS[$name]=$(awk -v b="$bytes" -v w="$wall" 'BEGIN { printf "%.1f", (w > 0 ? b / w / 1e6 : 0) }')
