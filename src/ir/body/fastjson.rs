@@ -633,8 +633,14 @@ impl<'a> Parser<'a, '_, '_> {
             put_varint(tmp, (f.end - f.start) as u64);
             tmp.extend_from_slice(&bufs.out[f.start..f.end]);
         }
-        bufs.out.truncate(start);
-        bufs.out.extend_from_slice(tmp);
+        if start == 0 {
+            // The object is all there is (a body's top level): the rewritten copy becomes the
+            // output, without copying it back.
+            std::mem::swap(&mut bufs.out, &mut bufs.tmp);
+        } else {
+            bufs.out.truncate(start);
+            bufs.out.extend_from_slice(&bufs.tmp);
+        }
         bufs.fields.truncate(base);
         bufs.names.truncate(names_base);
         self.open -= 1;
