@@ -629,6 +629,18 @@ impl ExchangeSink for Handoff {
     }
 }
 
+impl Handoff {
+    /// Serializes the waiting exchanges on this thread.
+    fn flush(&mut self) {
+        if !self.queue.is_empty() {
+            let mut sink = own_sink(&self.sinks);
+            for ex in self.queue.drain(..) {
+                sink.exchange(ex);
+            }
+        }
+    }
+}
+
 /// Runs a window's segments through the shards, in parallel, and serializes the exchanges
 /// they finish into the sinks. Exchanges are independent of each other: each one becomes a task
 /// of its own, which a thread takes when it is free, so the threads stay balanced where shards
@@ -646,9 +658,7 @@ fn process(shards: &mut [Shard<Handoff>], lists: &[Vec<SegRef<'_>>], sinks: &[Mu
         let shard = &mut shards[0];
         for s in &lists[0] {
             seg(shard, s);
-            for ex in shard.sink.queue.drain(..) {
-                own_sink(sinks).exchange(ex);
-            }
+            shard.sink.flush();
         }
         return;
     }
@@ -803,14 +813,7 @@ impl<'c> Engine<'c> {
     /// the sinks' records into the reorder buffer.
     fn collect(&mut self) -> io::Result<()> {
         let shards = &mut self.shards;
-        self.pool.install(|| {
-            shards.par_iter_mut().for_each(|s| {
-                let Handoff { queue, sinks } = &mut s.sink;
-                for ex in queue.drain(..) {
-                    own_sink(sinks).exchange(ex);
-                }
-            })
-        });
+        self.pool.install(|| shards.par_iter_mut().for_each(|s| s.sink.flush()));
         for s in self.sinks.iter() {
             let mut s = lock(s);
             self.summary.entries_with_anomalies += std::mem::take(&mut s.anomalous);

@@ -184,51 +184,60 @@ impl Stage {
 /// Where a deflate stream's output goes: on through a sink (to the next stage, or to the body
 /// from a scratch buffer), or straight into the body when the stage is the only one.
 trait Output {
-    /// Runs `d` over `input`, checksumming the output into `crc` when given. Returns the flow,
-    /// how much input was consumed and whether the stream ended.
-    fn inflate(
+    /// One `decompress` call over `input`, its output checksummed into `crc` when given and
+    /// passed on. Returns the status, the input used, the bytes produced and the flow.
+    fn step(
         &mut self,
         d: &mut Decompress,
         scratch: &mut [u8],
         input: &[u8],
         crc: Option<&mut flate2::Crc>,
-        what: &str,
-    ) -> Result<(Flow, usize, bool), String>;
+    ) -> Result<(Status, usize, usize, Flow), flate2::DecompressError>;
 }
 
-fn inflate_error(what: &str, e: flate2::DecompressError) -> String {
-    format!("{what}: {}", e.message().unwrap_or("invalid data"))
+/// Runs a raw deflate/zlib `Decompress` over `input` into `out`. Returns the flow, how much
+/// input was consumed and whether the stream ended.
+fn inflate<O: Output + ?Sized>(
+    out: &mut O,
+    d: &mut Decompress,
+    scratch: &mut [u8],
+    mut input: &[u8],
+    mut crc: Option<&mut flate2::Crc>,
+    what: &str,
+) -> Result<(Flow, usize, bool), String> {
+    let start_len = input.len();
+    loop {
+        let (status, used, produced, flow) =
+            out.step(d, scratch, input, crc.as_deref_mut()).map_err(|e| format!("{what}: {}", e.message().unwrap_or("invalid data")))?;
+        input = &input[used..];
+        if flow == Flow::Full {
+            return Ok((Flow::Full, start_len - input.len(), false));
+        }
+        match status {
+            Status::StreamEnd => return Ok((Flow::More, start_len - input.len(), true)),
+            _ if used == 0 && produced == 0 => return Ok((Flow::More, start_len - input.len(), false)),
+            _ => {}
+        }
+    }
 }
 
 impl Output for Sink<'_> {
-    fn inflate(
+    fn step(
         &mut self,
         d: &mut Decompress,
         scratch: &mut [u8],
-        mut input: &[u8],
-        mut crc: Option<&mut flate2::Crc>,
-        what: &str,
-    ) -> Result<(Flow, usize, bool), String> {
-        let start_len = input.len();
-        loop {
-            let before_in = d.total_in();
-            let before_out = d.total_out();
-            let status = d.decompress(input, scratch, FlushDecompress::None).map_err(|e| inflate_error(what, e))?;
-            let used = (d.total_in() - before_in) as usize;
-            let produced = (d.total_out() - before_out) as usize;
-            input = &input[used..];
-            if let Some(c) = crc.as_deref_mut() {
-                c.update(&scratch[..produced]);
-            }
-            if produced > 0 && self(&scratch[..produced]) == Flow::Full {
-                return Ok((Flow::Full, start_len - input.len(), false));
-            }
-            match status {
-                Status::StreamEnd => return Ok((Flow::More, start_len - input.len(), true)),
-                _ if used == 0 && produced == 0 => return Ok((Flow::More, start_len - input.len(), false)),
-                _ => {}
-            }
+        input: &[u8],
+        crc: Option<&mut flate2::Crc>,
+    ) -> Result<(Status, usize, usize, Flow), flate2::DecompressError> {
+        let (before_in, before_out) = (d.total_in(), d.total_out());
+        let status = d.decompress(input, scratch, FlushDecompress::None)?;
+        let used = (d.total_in() - before_in) as usize;
+        let produced = (d.total_out() - before_out) as usize;
+        if let Some(c) = crc {
+            c.update(&scratch[..produced]);
         }
+        let flow = if produced > 0 { self(&scratch[..produced]) } else { Flow::More };
+        Ok((status, used, produced, flow))
     }
 }
 
@@ -242,49 +251,37 @@ struct BodyOut<'a> {
 }
 
 impl Output for BodyOut<'_> {
-    fn inflate(
+    fn step(
         &mut self,
         d: &mut Decompress,
         scratch: &mut [u8],
-        mut input: &[u8],
-        mut crc: Option<&mut flate2::Crc>,
-        what: &str,
-    ) -> Result<(Flow, usize, bool), String> {
-        let start_len = input.len();
-        loop {
-            let room = self.cap.saturating_sub(self.out.len());
-            if room == 0 {
-                // At the cap: whatever still decodes is past it.
-                let mut sink = |b: &[u8]| sink(self.out, self.decoded, self.truncated, self.cap, b);
-                let (flow, used, end) = Output::inflate(&mut sink as &mut Sink<'_>, d, scratch, input, None, what)?;
-                return Ok((flow, start_len - input.len() + used, end));
-            }
-            // Grow by doubling (at least a scratch buffer's worth), never past the cap by much.
-            let spare = self.out.capacity() - self.out.len();
-            if spare < SCRATCH.min(room) {
-                self.out.reserve(self.out.len().max(SCRATCH).min(room));
-            }
-            let before_in = d.total_in();
-            let before = self.out.len();
-            let status = d.decompress_vec(input, self.out, FlushDecompress::None).map_err(|e| inflate_error(what, e))?;
-            let used = (d.total_in() - before_in) as usize;
-            let produced = self.out.len() - before;
-            input = &input[used..];
-            *self.decoded += produced as u64;
-            if self.out.len() > self.cap {
-                self.out.truncate(self.cap);
-                *self.truncated = true;
-                return Ok((Flow::Full, start_len - input.len(), false));
-            }
-            if let Some(c) = crc.as_deref_mut() {
-                c.update(&self.out[before..]);
-            }
-            match status {
-                Status::StreamEnd => return Ok((Flow::More, start_len - input.len(), true)),
-                _ if used == 0 && produced == 0 => return Ok((Flow::More, start_len - input.len(), false)),
-                _ => {}
-            }
+        input: &[u8],
+        crc: Option<&mut flate2::Crc>,
+    ) -> Result<(Status, usize, usize, Flow), flate2::DecompressError> {
+        let room = self.cap.saturating_sub(self.out.len());
+        if room == 0 {
+            // At the cap: whatever still decodes is past it, and counted as the sink counts it.
+            let mut sink = |b: &[u8]| sink(self.out, self.decoded, self.truncated, self.cap, b);
+            return (&mut sink as &mut Sink<'_>).step(d, scratch, input, None);
         }
+        // Grow by doubling (at least a scratch buffer's worth), never past the cap by much.
+        if self.out.capacity() - self.out.len() < SCRATCH.min(room) {
+            self.out.reserve(self.out.len().max(SCRATCH).min(room));
+        }
+        let (before_in, before) = (d.total_in(), self.out.len());
+        let status = d.decompress_vec(input, self.out, FlushDecompress::None)?;
+        let used = (d.total_in() - before_in) as usize;
+        let produced = self.out.len() - before;
+        *self.decoded += produced as u64;
+        if self.out.len() > self.cap {
+            self.out.truncate(self.cap);
+            *self.truncated = true;
+            return Ok((status, used, produced, Flow::Full));
+        }
+        if let Some(c) = crc {
+            c.update(&self.out[before..]);
+        }
+        Ok((status, used, produced, Flow::More))
     }
 }
 
@@ -318,7 +315,7 @@ impl DeflateStage {
 
     fn run<O: Output + ?Sized>(&mut self, input: &[u8], next: &mut O) -> Result<Flow, String> {
         let d = self.inner.as_mut().expect("set before run");
-        let (flow, _, end) = next.inflate(d, &mut self.scratch[..], input, None, "deflate")?;
+        let (flow, _, end) = inflate(next, d, &mut self.scratch[..], input, None, "deflate")?;
         self.done = end;
         Ok(flow)
     }
@@ -436,7 +433,7 @@ impl GzipStage {
                     }
                 }
                 GzPhase::Body => {
-                    let (flow, used, end) = next.inflate(&mut self.inflater, &mut self.scratch[..], input, Some(&mut self.crc), "gzip")?;
+                    let (flow, used, end) = inflate(next, &mut self.inflater, &mut self.scratch[..], input, Some(&mut self.crc), "gzip")?;
                     input = &input[used..];
                     if flow == Flow::Full {
                         return Ok(Flow::Full);

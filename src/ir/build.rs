@@ -363,7 +363,7 @@ impl WitnessBuilder {
             }
         }
         for mut s in [meta.method, meta.path_template, meta.host] {
-            if sp.strings.len() < 4 && s.capacity() > 0 {
+            if sp.strings.len() < 4 && (1..=4096).contains(&s.capacity()) {
                 s.clear();
                 sp.strings.push(s);
             }

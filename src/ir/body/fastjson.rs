@@ -589,57 +589,36 @@ impl<'a> Parser<'a, '_, '_> {
             out.resize(start + head + inner, 0);
             let mut dst_end = start + head + inner;
             for f in fields.iter().rev() {
-                let n = f.end - f.start;
+                let (e, n) = (entry(f), f.end - f.start);
                 out.copy_within(f.start..f.end, dst_end - n);
-                let e = entry(f);
-                let mut at = dst_end - ld(e);
-                out[at] = 0x0a;
-                write_varint_at(out, at + 1, e as u64);
-                at += 1 + varint_len(e as u64);
-                if f.name_len > 0 {
-                    out[at] = 0x0a;
-                    write_varint_at(out, at + 1, f.name_len as u64);
-                    at += 1 + varint_len(f.name_len as u64);
-                    out[at..at + f.name_len].copy_from_slice(name(f));
-                    at += f.name_len;
-                }
-                out[at] = 0x12;
-                write_varint_at(out, at + 1, n as u64);
-                debug_assert_eq!(at + 1 + varint_len(n as u64), dst_end - n);
+                let at = write_field_head(out, dst_end - ld(e), e, name(f), n);
+                debug_assert_eq!(at, dst_end - n);
                 dst_end -= ld(e);
             }
             debug_assert_eq!(dst_end, start + head);
             out[start] = 0x12;
             write_varint_at(out, start + 1, inner as u64);
-            bufs.fields.truncate(base);
-            bufs.names.truncate(names_base);
-            self.open -= 1;
-            return Ok((2, hash));
-        }
-        let tmp = &mut bufs.tmp;
-        tmp.clear();
-        tmp.reserve(1 + varint_len(inner as u64) + inner);
-        tmp.push(0x12);
-        put_varint(tmp, inner as u64);
-        for f in fields {
-            tmp.push(0x0a);
-            put_varint(tmp, entry(f) as u64);
-            if f.name_len > 0 {
-                tmp.push(0x0a);
-                put_varint(tmp, f.name_len as u64);
-                tmp.extend_from_slice(name(f));
-            }
-            tmp.push(0x12);
-            put_varint(tmp, (f.end - f.start) as u64);
-            tmp.extend_from_slice(&bufs.out[f.start..f.end]);
-        }
-        if start == 0 {
-            // The object is all there is (a body's top level): the rewritten copy becomes the
-            // output, without copying it back.
-            std::mem::swap(&mut bufs.out, &mut bufs.tmp);
         } else {
-            bufs.out.truncate(start);
-            bufs.out.extend_from_slice(&bufs.tmp);
+            let tmp = &mut bufs.tmp;
+            tmp.clear();
+            tmp.resize(head + inner, 0);
+            tmp[0] = 0x12;
+            write_varint_at(tmp, 1, inner as u64);
+            let mut at = head;
+            for f in fields {
+                let n = f.end - f.start;
+                at = write_field_head(tmp, at, entry(f), name(f), n);
+                tmp[at..at + n].copy_from_slice(&bufs.out[f.start..f.end]);
+                at += n;
+            }
+            if start == 0 {
+                // The object is all there is (a body's top level): the rewritten copy becomes
+                // the output, without copying it back.
+                std::mem::swap(&mut bufs.out, &mut bufs.tmp);
+            } else {
+                bufs.out.truncate(start);
+                bufs.out.extend_from_slice(&bufs.tmp);
+            }
         }
         bufs.fields.truncate(base);
         bufs.names.truncate(names_base);
@@ -794,6 +773,24 @@ fn name_prefix(name: &[u8]) -> u64 {
 }
 
 /// Writes `v` as a varint at `at` (the room was reserved).
+/// Writes a struct field's headers at `at`: the map entry's tag and length (`entry`), its key
+/// (left out when empty) and the `Data` value's tag and length. Returns where the value goes.
+fn write_field_head(out: &mut [u8], mut at: usize, entry: usize, name: &[u8], value_len: usize) -> usize {
+    out[at] = 0x0a;
+    write_varint_at(out, at + 1, entry as u64);
+    at += 1 + varint_len(entry as u64);
+    if !name.is_empty() {
+        out[at] = 0x0a;
+        write_varint_at(out, at + 1, name.len() as u64);
+        at += 1 + varint_len(name.len() as u64);
+        out[at..at + name.len()].copy_from_slice(name);
+        at += name.len();
+    }
+    out[at] = 0x12;
+    write_varint_at(out, at + 1, value_len as u64);
+    at + 1 + varint_len(value_len as u64)
+}
+
 fn write_varint_at(out: &mut [u8], mut at: usize, mut v: u64) {
     while v >= 0x80 {
         out[at] = (v as u8) | 0x80;
