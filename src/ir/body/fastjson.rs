@@ -93,25 +93,36 @@ static STOP: [bool; 256] = {
     t
 };
 
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// The high bit of each byte of `x` that is a quote, a backslash or a control character,
+/// and possibly of bytes after (more significant than) one that is: the lowest bit set marks
+/// the first such byte exactly, and none is set when there is none. (`v - 0x01..` borrows
+/// into a byte's high bit only where `v`'s byte is zero, or below a byte that borrowed;
+/// `x - 0x20..` likewise where `x`'s byte is below 0x20; `& !x` drops bytes of 0x80 and up.)
+#[inline]
+fn stops(x: u64) -> u64 {
+    let quote = x ^ (ONES * u64::from(b'"'));
+    let backslash = x ^ (ONES * u64::from(b'\\'));
+    (quote.wrapping_sub(ONES) & !quote | backslash.wrapping_sub(ONES) & !backslash | x.wrapping_sub(ONES * 0x20) & !x) & HIGHS
+}
+
 /// Where the plain run of string bytes from `i` ends: the first quote, backslash or control
-/// character, or the end of `b`. Short runs byte by byte, long ones with memchr.
+/// character, or the end of `b`. Eight bytes at a time, the last few one by one.
 #[inline]
 fn scan_plain(b: &[u8], mut i: usize) -> usize {
-    let end = b.len().min(i + 16);
-    while i < end {
-        if STOP[usize::from(b[i])] {
-            return i;
+    while let Some(w) = b.get(i..i + 8) {
+        let m = stops(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
         }
+        i += 8;
+    }
+    while i < b.len() && !STOP[usize::from(b[i])] {
         i += 1;
     }
-    if i == b.len() {
-        return i;
-    }
-    let j = memchr::memchr2(b'"', b'\\', &b[i..]).map_or(b.len(), |p| i + p);
-    match b[i..j].iter().position(|&c| c < 0x20) {
-        Some(p) => i + p,
-        None => j,
-    }
+    i
 }
 
 /// A JSON body (`text`, nested `depth` levels deep) as an encoded value. When it is not JSON
@@ -1022,6 +1033,18 @@ mod tests {
             ]), 0..40)
         ) {
             same(parts.concat().as_bytes());
+        }
+
+        #[test]
+        fn scan_plain_stops_where_a_byte_loop_stops(
+            b in proptest::collection::vec(proptest::sample::select(vec![
+                b'a', b'~', b' ', b'!', b'#', b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+            ]), 0..40),
+            from in 0usize..40,
+        ) {
+            let from = from.min(b.len());
+            let want = (from..b.len()).find(|&i| b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20).unwrap_or(b.len());
+            proptest::prop_assert_eq!(scan_plain(&b, from), want);
         }
 
         #[test]
