@@ -122,7 +122,34 @@ pub fn detect(s: &str) -> Option<&'static Format> {
     None
 }
 
-/// `scheme://authority[/path...]` for http, https, ws, wss and ftp, without whitespace.
+/// Byte classes for the hand-written checks: one table lookup per byte instead of a chain of
+/// comparisons.
+const LOCAL: u8 = 1; // allowed in an email's local part: A-Za-z0-9._%+-
+const LABEL: u8 = 2; // allowed in a domain label: A-Za-z0-9-
+const ALPHA: u8 = 4; // A-Za-z
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphabetic() {
+            t[c] = LOCAL | LABEL | ALPHA;
+        } else if b.is_ascii_digit() || b == b'-' {
+            t[c] = LOCAL | LABEL;
+        } else if matches!(b, b'.' | b'_' | b'%' | b'+') {
+            t[c] = LOCAL;
+        }
+        c += 1;
+    }
+    t
+};
+
+fn is_class(b: &[u8], class: u8) -> bool {
+    b.iter().all(|&c| CLASS[usize::from(c)] & class != 0)
+}
+
+/// `scheme://authority[/path...]` for http, https, ws, wss and ftp, without whitespace or
+/// control characters, the authority non-empty with at most one `@`, not at its end.
 pub fn is_url(b: &[u8]) -> bool {
     // The scheme is at most 5 letters: look for its colon there only.
     let Some(p) = b.iter().take(6).position(|&c| c == b':') else { return false };
@@ -130,16 +157,31 @@ pub fn is_url(b: &[u8]) -> bool {
         return false;
     }
     let scheme = &b[..p];
-    let known = [&b"http"[..], b"https", b"ws", b"wss", b"ftp"].iter().any(|k| scheme.eq_ignore_ascii_case(k));
+    let known = match p {
+        2 => scheme.eq_ignore_ascii_case(b"ws"),
+        3 => scheme.eq_ignore_ascii_case(b"wss") || scheme.eq_ignore_ascii_case(b"ftp"),
+        4 => scheme.eq_ignore_ascii_case(b"http"),
+        5 => scheme.eq_ignore_ascii_case(b"https"),
+        _ => false,
+    };
+    if !known {
+        return false;
+    }
     let rest = &b[p + 3..];
-    let auth_end = rest.iter().position(|&c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len());
-    let authority = &rest[..auth_end];
-    known
-        && !authority.is_empty()
-        && authority.iter().all(|&c| c > b' ' && c != 0x7f)
-        && authority.iter().filter(|&&c| c == b'@').count() <= 1
-        && !authority.ends_with(b"@")
-        && rest.iter().all(|&c| c > b' ' && c != 0x7f)
+    let printable = |c: u8| c > b' ' && c != 0x7f;
+    // The authority, up to the first `/`, `?` or `#`, then the rest: one pass.
+    let mut ats = 0;
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            b'/' | b'?' | b'#' => break,
+            b'@' => ats += 1,
+            c if !printable(c) => return false,
+            _ => {}
+        }
+        i += 1;
+    }
+    i > 0 && ats <= 1 && rest[i - 1] != b'@' && rest[i..].iter().all(|&c| printable(c))
 }
 
 /// `local@domain.tld`: a local part of at most 64 of `A-Za-z0-9._%+-`, dot-separated domain
@@ -147,24 +189,30 @@ pub fn is_url(b: &[u8]) -> bool {
 pub fn is_email(b: &[u8]) -> bool {
     let Some(at) = memchr::memchr(b'@', b) else { return false };
     let (local, domain) = (&b[..at], &b[at + 1..]);
-    if local.is_empty() || local.len() > 64 || !local.iter().all(|&c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c)) {
+    if local.is_empty() || local.len() > 64 || !is_class(local, LOCAL) {
         return false;
     }
+    // Labels in one pass: each ends at a dot or at the end.
+    let mut start = 0;
     let mut labels = 0;
-    let mut last: &[u8] = &[];
-    for l in domain.split(|&c| c == b'.') {
-        let ok = !l.is_empty()
-            && l.len() <= 63
-            && l.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
-            && l[0] != b'-'
-            && l[l.len() - 1] != b'-';
-        if !ok {
-            return false;
+    for i in 0..=domain.len() {
+        match domain.get(i) {
+            Some(b'.') | None => {
+                let l = &domain[start..i];
+                if l.is_empty() || l.len() > 63 || l[0] == b'-' || l[l.len() - 1] == b'-' {
+                    return false;
+                }
+                labels += 1;
+                if i < domain.len() {
+                    start = i + 1;
+                }
+            }
+            Some(&c) if CLASS[usize::from(c)] & LABEL == 0 => return false,
+            Some(_) => {}
         }
-        labels += 1;
-        last = l;
     }
-    labels >= 2 && (2..=24).contains(&last.len()) && last.iter().all(u8::is_ascii_alphabetic)
+    let last = &domain[start..];
+    labels >= 2 && (2..=24).contains(&last.len()) && is_class(last, ALPHA)
 }
 
 fn digits(b: &[u8]) -> usize {
@@ -438,6 +486,10 @@ mod tests {
             ("a@b.c", None),
             ("a b@x.org", None),
             ("x@-a.org", None),
+            ("x@a.abcdefghijklmnopqrstuvwx", Some(EMAIL)),
+            ("x@a.abcdefghijklmnopqrstuvwxy", None),
+            ("x@a-.org", None),
+            ("x@a..org", None),
             ("ftp://files.example.org", Some(URL)),
             ("mailto://", None),
             ("https://user@host/x y", None),
@@ -458,6 +510,75 @@ mod tests {
             ("x", None),
         ] {
             assert_eq!(detect(s), f.as_ref(), "{s:?}");
+        }
+    }
+
+    /// The checks as first written, one pass per condition: the oracle for the one-pass ones.
+    fn is_url_reference(b: &[u8]) -> bool {
+        let Some(p) = b.iter().take(6).position(|&c| c == b':') else { return false };
+        if !b[p..].starts_with(b"://") {
+            return false;
+        }
+        let scheme = &b[..p];
+        let known = [&b"http"[..], b"https", b"ws", b"wss", b"ftp"].iter().any(|k| scheme.eq_ignore_ascii_case(k));
+        let rest = &b[p + 3..];
+        let auth_end = rest.iter().position(|&c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len());
+        let authority = &rest[..auth_end];
+        known
+            && !authority.is_empty()
+            && authority.iter().all(|&c| c > b' ' && c != 0x7f)
+            && authority.iter().filter(|&&c| c == b'@').count() <= 1
+            && !authority.ends_with(b"@")
+            && rest.iter().all(|&c| c > b' ' && c != 0x7f)
+    }
+
+    fn is_email_reference(b: &[u8]) -> bool {
+        let Some(at) = b.iter().position(|&c| c == b'@') else { return false };
+        let (local, domain) = (&b[..at], &b[at + 1..]);
+        if local.is_empty() || local.len() > 64 || !local.iter().all(|&c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c)) {
+            return false;
+        }
+        let mut labels = 0;
+        let mut last: &[u8] = &[];
+        for l in domain.split(|&c| c == b'.') {
+            let ok = !l.is_empty()
+                && l.len() <= 63
+                && l.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
+                && l[0] != b'-'
+                && l[l.len() - 1] != b'-';
+            if !ok {
+                return false;
+            }
+            labels += 1;
+            last = l;
+        }
+        labels >= 2 && (2..=24).contains(&last.len()) && last.iter().all(u8::is_ascii_alphabetic)
+    }
+
+    fn pieces(alphabet: &'static [&'static str], n: usize) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        proptest::collection::vec(proptest::sample::select(alphabet), 0..n).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        #[test]
+        fn one_pass_url_check_agrees_with_the_reference(
+            scheme in proptest::sample::select(vec!["http", "HTTPS", "ws", "Wss", "ftp", "mailto", "htp", ""]),
+            sep in proptest::sample::select(vec!["://", ":/", ":"]),
+            rest in pieces(&["a", "9", "@", ".", "/", "?", "#", ":", " ", "\u{7f}", "\u{1}", "é", "-"], 8),
+        ) {
+            let s = format!("{scheme}{sep}{rest}");
+            proptest::prop_assert_eq!(is_url(s.as_bytes()), is_url_reference(s.as_bytes()), "{:?}", s);
+        }
+
+        #[test]
+        fn one_pass_email_check_agrees_with_the_reference(
+            local in pieces(&["a", "Z", "9", ".", "_", "%", "+", "-", " ", "é", "@"], 6),
+            domain in pieces(&["a", "com", "9", "-", ".", ".", "_", "@", "é"], 8),
+        ) {
+            let s = format!("{local}@{domain}");
+            proptest::prop_assert_eq!(is_email(s.as_bytes()), is_email_reference(s.as_bytes()), "{:?}", s);
         }
     }
 
