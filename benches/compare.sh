@@ -37,26 +37,26 @@ if [ ! -s "$CAP" ]; then
 fi
 BYTES=$(stat -c %s "$CAP")
 
-# run NAME BYTES [--fresh FILE] CMD...: runs CMD $REPS times (default 3; tshark once), prints
-# one row and records the median wall seconds and the median peak KiB. --fresh removes FILE
-# (the output) before each run, so that no run pays for freeing the last run's output. The machines are shared and noisy:
+# run NAME BYTES CMD...: runs CMD $REPS times (default 3; tshark once), prints one row and
+# records the median wall seconds and the median peak KiB. The machines are shared and noisy:
 # one run can be off by 10%, and a peak by a few MiB when the writer thread is held up.
+# apitool's outputs ($OUT/apitool-out*) are removed before each run, so that no run pays for
+# freeing the last run's output.
 REPS=${REPS:-3}
 declare -A WALL RSS MBPS
+median() { printf '%s\n' "$@" | sort -n | awk '{w[NR]=$1} END {print w[int((NR+1)/2)]}'; }
 run() {
-    local name=$1 bytes=$2 fresh=; shift 2
-    if [ "$1" = --fresh ]; then fresh=$2; shift 2; fi
+    local name=$1 bytes=$2; shift 2
     local reps=$REPS
     [ "$name" = tshark ] && reps=1
     local log="$DIR/$name.time" walls=() rsss=()
     for _ in $(seq "$reps"); do
-        [ -n "$fresh" ] && rm -f "$fresh"
+        rm -f "$OUT"/apitool-out*
         /usr/bin/time -v -o "$log" "$@" >/dev/null 2>"$DIR/$name.stderr"
         walls+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {split($2,t,":"); s=0; for(i=1;i<=length(t);i++) s=s*60+t[i]; print s}' "$log")")
         rsss+=("$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")")
     done
     local wall rss
-    median() { printf '%s\n' "$@" | sort -n | awk '{w[NR]=$1} END {print w[int((NR+1)/2)]}'; }
     wall=$(median "${walls[@]}")
     rss=$(median "${rsss[@]}")
     WALL[$name]=$wall
@@ -71,11 +71,9 @@ printf '%-22s %12s %10s %10s %10s\n' tool bytes wall_s MB/s peak_MiB
 # Every tool reads the capture from the page cache: one untimed pass loads it.
 "$FLOOR" "$CAP" >/dev/null
 run floor "$BYTES" "$FLOOR" "$CAP"
-run apitool "$BYTES" --fresh "$OUT/apitool-out.har" "$BIN" convert --quiet --threads "$THREADS" "$CAP" -o "$OUT/apitool-out.har"
-run apitool-1thread "$BYTES" --fresh "$OUT/apitool-out.har" "$BIN" convert --quiet --threads 1 "$CAP" -o "$OUT/apitool-out.har"
-rm -f "$OUT/apitool-out.har"
-run apitool-witness "$BYTES" --fresh "$OUT/apitool-out.wit" "$BIN" convert --quiet --threads "$THREADS" -f witness "$CAP" -o "$OUT/apitool-out.wit"
-rm -f "$OUT/apitool-out.wit"
+run apitool "$BYTES" "$BIN" convert --quiet --threads "$THREADS" "$CAP" -o "$OUT/apitool-out.har"
+run apitool-1thread "$BYTES" "$BIN" convert --quiet --threads 1 "$CAP" -o "$OUT/apitool-out.har"
+run apitool-witness "$BYTES" "$BIN" convert --quiet --threads "$THREADS" -f witness "$CAP" -o "$OUT/apitool-out.wit"
 
 # Memory must not grow with the capture: the same conversion on a 64 MB capture of the same
 # generator, for the peak RSS ratio.
@@ -85,9 +83,9 @@ if [ "$SIZE" != "$SMALL" ]; then
     if [ ! -s "$SMALL_CAP" ]; then
         "$GEN" --size "$SMALL" --seed 42 -o "$SMALL_CAP" >/dev/null
     fi
-    run apitool-$SMALL "$(stat -c %s "$SMALL_CAP")" --fresh "$OUT/apitool-out-small.har" "$BIN" convert --quiet --threads "$THREADS" "$SMALL_CAP" -o "$OUT/apitool-out-small.har"
-    rm -f "$OUT/apitool-out-small.har"
+    run apitool-$SMALL "$(stat -c %s "$SMALL_CAP")" "$BIN" convert --quiet --threads "$THREADS" "$SMALL_CAP" -o "$OUT/apitool-out-small.har"
 fi
+rm -f "$OUT"/apitool-out*
 
 if command -v tshark >/dev/null 2>&1; then
     TS_CAP="$DIR/api-$SIZE-prefix-$TSHARK_SIZE.pcap"

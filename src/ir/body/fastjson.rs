@@ -783,7 +783,6 @@ fn name_prefix(name: &[u8]) -> u64 {
     }
 }
 
-/// Writes `v` as a varint at `at` (the room was reserved).
 /// Writes a struct field's headers at `at`: the map entry's tag and length (`entry`), its key
 /// (left out when empty) and the `Data` value's tag and length. Returns where the value goes.
 fn write_field_head(out: &mut [u8], mut at: usize, entry: usize, name: &[u8], value_len: usize) -> usize {
@@ -802,6 +801,7 @@ fn write_field_head(out: &mut [u8], mut at: usize, entry: usize, name: &[u8], va
     at + 1 + varint_len(value_len as u64)
 }
 
+/// Writes `v` as a varint at `at` (the room was reserved).
 fn write_varint_at(out: &mut [u8], mut at: usize, mut v: u64) {
     while v >= 0x80 {
         out[at] = (v as u8) | 0x80;
