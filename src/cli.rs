@@ -120,6 +120,17 @@ pub struct CapArgs {
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub idle_timeout: f64,
 
+    /// A hole in a TCP stream is taken for bytes never captured once the receiver has
+    /// acknowledged this many bytes past it (until then the missing segment may still come
+    /// later in the file: captures are not in the order the receiver saw).
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub gap_grace_bytes: usize,
+
+    /// ... or once this many seconds of capture time went by since the receiver first
+    /// acknowledged past it.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub gap_grace: f64,
+
     /// Largest decoded body kept per message; past it the body is truncated and flagged.
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub max_body: usize,
@@ -140,6 +151,9 @@ impl CapArgs {
             return Err("--threads must be at least 1".into());
         }
         check_idle(self.idle_timeout)?;
+        if !(self.gap_grace >= 0.0 && self.gap_grace.is_finite()) {
+            return Err("--gap-grace must be a number of seconds, 0 or more".into());
+        }
         if self.max_flows == 0 {
             return Err("--max-flows must be at least 1".into());
         }
@@ -149,6 +163,8 @@ impl CapArgs {
                 max_ooo_total: self.max_ooo_total,
                 max_flows: self.max_flows,
                 idle_timeout_ns: (self.idle_timeout * 1e9) as i64,
+                gap_grace_bytes: self.gap_grace_bytes as u64,
+                gap_grace_ns: (self.gap_grace * 1e9) as i64,
             },
             http: HttpLimits { max_head: self.max_head.max(64), max_headers: self.max_headers, max_body: self.max_body },
             threads: self.threads,
@@ -501,6 +517,7 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     note!(s.ip_fragments.bad, "bad IP fragments");
     let t = &s.tcp;
     note!(t.retransmitted_segments, "retransmitted TCP segments ignored");
+    note!(t.late_segments, "TCP segments that came after their bytes were declared missing (see --gap-grace)");
     note!(t.out_of_order_segments, "out-of-order TCP segments reordered");
     note!(t.overlap_conflicts, "overlapping TCP segments with conflicting bytes (first seen kept)");
     if t.gaps > 0 {
@@ -514,11 +531,14 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     note!(t.idle_timeouts, "connections ended by the idle timeout (--idle-timeout)");
     note!(t.ended_at_capture_end, "connections still open at the end of the capture");
     note!(t.port_reuse, "connections that reused the ports of an earlier one");
+    note!(t.stray_syns, "SYNs contradicting a live connection, ignored");
     note!(t.rst_ignored, "RSTs not honoured because the connection went on");
     let h = &s.http;
     note!(h.non_http_connections, "connections that are not HTTP/1.x (ignored)");
     note!(h.no_response, "requests without a response");
     note!(h.no_request, "responses without a request");
+    note!(h.unpaired_responses, "responses after lost data whose request cannot be told (written without one)");
+    note!(h.paired_after_loss, "responses after lost data placed on their request by TCP evidence");
     note!(h.interim_responses, "interim (1xx) responses");
     note!(h.lenient_heads, "malformed message heads read leniently");
     note!(h.malformed_heads, "unparseable message heads skipped");

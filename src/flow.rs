@@ -5,9 +5,15 @@
 //! sequence numbers are extended to 64 bits (wraparound is invisible), retransmissions are
 //! dropped, out-of-order data is buffered (a copy; in-order data is passed on borrowed), and
 //! where the first bytes seen and later ones overlap, the first win and a conflict is counted.
-//! Missing data becomes a gap, declared as soon as the receiver's acknowledgment shows the
-//! bytes were sent but not captured, or when a cap, the connection's end or its idle timeout
-//! forces it. Captures that start mid-connection work: the first bytes seen start the stream.
+//! Each direction is reassembled by sequence number only: the order of records in a capture
+//! file is not the order the receiver saw (multi-queue NICs, mirror ports, merged or rotated
+//! files), so a segment often comes a few records after the acknowledgment that covers it.
+//! A hole becomes a gap when a cap, the connection's end or its idle timeout forces it, or
+//! after a grace: the receiver acknowledged more than [`FlowLimits::gap_grace_bytes`] past it,
+//! or [`FlowLimits::gap_grace_ns`] of capture time went by since it first acknowledged past it.
+//! Only bytes already handed on count as retransmissions; a segment that comes after its bytes
+//! were declared missing is counted as late. Captures that start mid-connection work: the
+//! first bytes seen start the stream.
 //!
 //! Everything a shard buffers is bounded by [`FlowLimits`]; a cap that is hit produces a gap
 //! and a counter in [`FlowStats`], never growth. Connections end on FIN (both ways), RST, the
@@ -35,11 +41,24 @@ pub struct FlowLimits {
     pub max_flows: usize,
     /// A connection with no packet for this long (capture time, nanoseconds) is ended.
     pub idle_timeout_ns: i64,
+    /// A hole the receiver acknowledged past by more than this many bytes is declared a gap
+    /// (the segment was sent, and is not coming later in the file).
+    pub gap_grace_bytes: u64,
+    /// A hole the receiver acknowledged past this long ago (capture time, nanoseconds) is
+    /// declared a gap.
+    pub gap_grace_ns: i64,
 }
 
 impl Default for FlowLimits {
     fn default() -> Self {
-        FlowLimits { max_ooo_per_conn: 4 << 20, max_ooo_total: 32 << 20, max_flows: 100_000, idle_timeout_ns: 120_000_000_000 }
+        FlowLimits {
+            max_ooo_per_conn: 4 << 20,
+            max_ooo_total: 32 << 20,
+            max_flows: 100_000,
+            idle_timeout_ns: 120_000_000_000,
+            gap_grace_bytes: 1 << 20,
+            gap_grace_ns: 10_000_000_000,
+        }
     }
 }
 
@@ -50,6 +69,8 @@ pub struct FlowStats {
     pub payload_bytes: u64,
     pub flows: u64,
     pub retransmitted_segments: u64,
+    /// Segments that came after their bytes had been declared missing (a gap).
+    pub late_segments: u64,
     pub out_of_order_segments: u64,
     pub overlap_conflicts: u64,
     pub gaps: u64,
@@ -64,6 +85,9 @@ pub struct FlowStats {
     pub closed_rst: u64,
     pub ended_at_capture_end: u64,
     pub port_reuse: u64,
+    /// SYNs or SYN-ACKs whose sequence number contradicts a live connection, ignored (the
+    /// peer did not take them up).
+    pub stray_syns: u64,
     pub segments_ignored: u64,
     /// RSTs followed by more data or a handshake on the same connection, and so not honoured.
     pub rst_ignored: u64,
@@ -117,6 +141,11 @@ pub struct Reassembler {
     fin: Option<u64>,
     /// The highest acknowledgment the receiver sent for this stream.
     acked: Option<u64>,
+    /// The end of the first hole and the capture time when the receiver first acknowledged
+    /// past it.
+    hole_acked: Option<(u64, Ts)>,
+    /// The most recent gaps declared (start, end), to tell late segments from retransmissions.
+    recent_gaps: [(u64, u64); 4],
     isn: Option<u32>,
 }
 
@@ -178,8 +207,8 @@ impl Reassembler {
         }
     }
 
-    /// The receiver acknowledged up to `ack` (raw). May declare a gap.
-    pub fn ack(&mut self, ack: u32, ts: Ts, st: &mut FlowStats, out: &mut dyn FnMut(Ev<'_>)) {
+    /// The receiver acknowledged up to `ack` (raw). Declares a gap only past the grace.
+    pub fn ack(&mut self, ack: u32, ts: Ts, limits: &FlowLimits, st: &mut FlowStats, out: &mut dyn FnMut(Ev<'_>)) {
         if !self.started {
             return;
         }
@@ -190,12 +219,28 @@ impl Reassembler {
         if self.acked.is_none_or(|x| a > x) {
             self.acked = Some(a);
         }
-        // An acknowledged hole before buffered data will never be filled: it was sent but not
-        // captured.
-        if let Some((&s, _)) = self.ooo.first_key_value()
+        self.grace(ts, limits, st, out);
+    }
+
+    /// Declares holes gaps once the receiver acknowledged past them by more than the grace
+    /// (in bytes, or in capture time since it first did).
+    fn grace(&mut self, ts: Ts, limits: &FlowLimits, st: &mut FlowStats, out: &mut dyn FnMut(Ev<'_>)) {
+        while let Some((&s, _)) = self.ooo.first_key_value()
             && s > self.next
+            && let Some(a) = self.acked
             && a >= s
         {
+            let since = match self.hole_acked {
+                Some((end, t0)) if end == s => t0,
+                _ => {
+                    self.hole_acked = Some((s, ts));
+                    ts
+                }
+            };
+            if a - s <= limits.gap_grace_bytes && ts.0.saturating_sub(since.0) < limits.gap_grace_ns {
+                return;
+            }
+            self.hole_acked = None;
             self.gap_to(s, ts, None, st, out);
             self.drain(st, out);
         }
@@ -206,6 +251,8 @@ impl Reassembler {
         if len > 0 {
             st.gaps += 1;
             st.gap_bytes += len;
+            self.recent_gaps.rotate_right(1);
+            self.recent_gaps[0] = (self.next, to);
             out(Ev::Gap(len, ts, cap));
             self.next = to;
         }
@@ -244,7 +291,11 @@ impl Reassembler {
             return;
         }
         if e <= self.next {
-            st.retransmitted_segments += 1;
+            if self.recent_gaps.iter().any(|&(gs, ge)| s < ge && e > gs) {
+                st.late_segments += 1;
+            } else {
+                st.retransmitted_segments += 1;
+            }
             return;
         }
         let ts = chunk.ts;
@@ -286,10 +337,7 @@ impl Reassembler {
         // Out of order: keep a copy.
         st.out_of_order_segments += 1;
         self.insert(s, payload, missing, chunk, st);
-        if self.acked.is_some_and(|a| a >= s) {
-            self.gap_to(s, ts, None, st, out);
-            self.drain(st, out);
-        }
+        self.grace(ts, limits, st, out);
         while self.ooo_bytes > limits.max_ooo_per_conn && !self.ooo.is_empty() {
             st.ooo_conn_cap_hits += 1;
             self.skip_hole(ts, Some(Cap::MaxOooPerConn), st, out);
@@ -423,6 +471,20 @@ struct Conn {
     /// Not HTTP, or a tunnel: segments are no longer reassembled.
     ignore: bool,
     closed: bool,
+    /// A SYN or SYN-ACK that contradicted this live connection: it starts a new connection only
+    /// if the peer acknowledges it.
+    stray: Option<StraySyn>,
+}
+
+/// A handshake segment with a sequence number the live connection does not have.
+#[derive(Clone, Copy, Debug)]
+struct StraySyn {
+    dir: Dir,
+    isn: u32,
+    ts: Ts,
+    frame: u64,
+    /// A SYN-ACK (else a SYN).
+    synack: bool,
 }
 
 impl Conn {
@@ -442,7 +504,14 @@ impl Conn {
             rst_at: None,
             ignore: false,
             closed: false,
+            stray: None,
         }
+    }
+
+    /// Whether the connection is over as far as its packets show: FIN both ways, a RST, or
+    /// silence past the idle timeout. A new handshake may then reuse its ports.
+    fn over(&self, now: Ts, idle_ns: i64) -> bool {
+        self.closed || (self.fin_seen[0] && self.fin_seen[1]) || self.rst_at.is_some() || now.0.saturating_sub(self.last_ts.0) > idle_ns
     }
 
     fn side(&self, dir: Dir) -> Side {
@@ -533,15 +602,45 @@ impl<S: ExchangeSink> Shard<S> {
         let syn = seg.has(flags::SYN);
         let has_data = !seg.payload.is_empty() || seg.missing > 0;
         let mut restart = false;
-        if let Some(c) = self.conns.get(&seg.key) {
-            // A new SYN on closed ports, or one that contradicts the stream seen: a new connection.
+        let idle = self.limits.idle_timeout_ns;
+        if let Some(c) = self.conns.get_mut(&seg.key) {
+            // A new SYN on closed ports, or one that contradicts the stream seen: a new
+            // connection when the old one is over; else a stray SYN, taken up only if the
+            // peer acknowledges it.
             let new_syn = syn && !seg.has(flags::ACK);
-            restart = new_syn && (c.closed || c.dirs[seg.dir.idx()].isn.is_some_and(|i| i != seg.seq));
+            let contradicts = c.dirs[seg.dir.idx()].isn.is_some_and(|i| i != seg.seq);
+            if new_syn && contradicts && !c.over(seg.ts, idle) {
+                self.stats.stray_syns += 1;
+                c.stray = Some(StraySyn { dir: seg.dir, isn: seg.seq, ts: seg.ts, frame: seg.frame, synack: false });
+                return;
+            }
+            restart = new_syn && (c.closed || contradicts);
         }
         if restart {
             self.stats.port_reuse += 1;
             self.end_conn(seg.key, false, seg.ts, None);
             self.conns.remove(&seg.key);
+        } else if let Some(c) = self.conns.get(&seg.key)
+            && let Some(st) = c.stray
+            && seg.dir == st.dir.other()
+            && seg.has(flags::ACK)
+            && seg.ack == st.isn.wrapping_add(1)
+            && (st.synack || syn)
+        {
+            // The peer took the stray handshake up: it is a new connection on these ports.
+            self.stats.port_reuse += 1;
+            self.end_conn(seg.key, false, seg.ts, None);
+            self.stats.flows += 1;
+            let mut n = Conn::new(seg.key, st.frame, st.ts);
+            n.dirs[st.dir.idx()].syn(st.isn);
+            if st.synack {
+                n.client = Some(st.dir.other());
+                n.synack_seen = true;
+            } else {
+                n.client = Some(st.dir);
+                n.syn_ts = Some(st.ts);
+            }
+            self.conns.insert(seg.key, n);
         }
         if !self.conns.contains_key(&seg.key) {
             if !syn && !has_data {
@@ -579,6 +678,14 @@ impl<S: ExchangeSink> Shard<S> {
             } else {
                 conn.client.get_or_insert(seg.dir.other());
                 conn.synack_seen = true;
+            }
+            let contradicts = conn.dirs[d].isn.is_some_and(|i| i != seg.seq);
+            if contradicts && !conn.over(seg.ts, idle) {
+                // A SYN-ACK with another sequence number on a live connection (the SYN-ACK
+                // of a SYN already taken up, seen above, never gets here).
+                self.stats.stray_syns += 1;
+                conn.stray = Some(StraySyn { dir: seg.dir, isn: seg.seq, ts: seg.ts, frame: seg.frame, synack: true });
+                return;
             }
             if !conn.dirs[d].syn(seg.seq) {
                 // A different connection on the same ports.
@@ -636,7 +743,7 @@ impl<S: ExchangeSink> Shard<S> {
             && let Some(h) = http.as_deref_mut()
         {
             let other_side = if side == Side::Client { Side::Server } else { Side::Client };
-            other.ack(seg.ack, seg.ts, stats, &mut |ev| deliver(h, other_side, ev, &mut cx));
+            other.ack(seg.ack, seg.ts, limits, stats, &mut |ev| deliver(h, other_side, ev, &mut cx));
         }
         let ack = (seg.has(flags::ACK) && other.started()).then(|| other.ext(seg.ack));
         let chunk = Chunk { ts: seg.ts, frame: seg.frame, offset: 0, ack };

@@ -882,6 +882,7 @@ fn add_flow(a: &mut FlowStats, b: &FlowStats) {
         payload_bytes,
         flows,
         retransmitted_segments,
+        late_segments,
         out_of_order_segments,
         overlap_conflicts,
         gaps,
@@ -896,6 +897,7 @@ fn add_flow(a: &mut FlowStats, b: &FlowStats) {
         closed_rst,
         ended_at_capture_end,
         port_reuse,
+        stray_syns,
         segments_ignored,
         rst_ignored
     );
@@ -926,6 +928,8 @@ fn add_http(a: &mut HttpStats, b: &HttpStats) {
         tunnels,
         tunnel_bytes,
         non_http_connections,
+        unpaired_responses,
+        paired_after_loss,
         damaged_by_cap
     );
 }

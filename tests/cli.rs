@@ -34,6 +34,8 @@ fn help_mentions_every_flag_with_its_default() {
         ("--max-ooo-total <SIZE>", Some("32MiB")),
         ("--max-flows <N>", Some("100000")),
         ("--idle-timeout <SECS>", Some("120")),
+        ("--gap-grace-bytes <SIZE>", Some("1MiB")),
+        ("--gap-grace <SECS>", Some("10")),
         ("--max-body <SIZE>", Some("16MiB")),
         ("--max-head <SIZE>", Some("128KiB")),
         ("--max-headers <N>", Some("1024")),

@@ -347,7 +347,7 @@ fn model_check(stream: &[u8], isn: u32, ooo_cap: u16, ops: &[SegOp]) {
             cursor = Some(start as u64);
         }
         if op.ack != 0 {
-            r.ack(isn.wrapping_add(op.ack as i32 as u32), Ts(ts), &mut st, &mut |ev| record(&mut events, ev));
+            r.ack(isn.wrapping_add(op.ack as i32 as u32), Ts(ts), &limits, &mut st, &mut |ev| record(&mut events, ev));
         }
         if op.skip_hole {
             r.skip_hole(Ts(ts), None, &mut st, &mut |ev| record(&mut events, ev));
@@ -671,7 +671,7 @@ fn converters() -> &'static [Converter; 2] {
     static C: OnceLock<[Converter; 2]> = OnceLock::new();
     C.get_or_init(|| {
         let cfg = |threads| Config {
-            flow: FlowLimits { max_ooo_per_conn: 2048, max_ooo_total: 4096, max_flows: 8, idle_timeout_ns: 10_000_000_000 },
+            flow: FlowLimits { max_ooo_per_conn: 2048, max_ooo_total: 4096, max_flows: 8, idle_timeout_ns: 10_000_000_000, ..FlowLimits::default() },
             http: HttpLimits { max_head: 1024, max_headers: 32, max_body: 2048 },
             defrag: DefragLimits { max_datagrams: 4, max_bytes: 16_384, timeout_ns: 1_000_000_000 },
             threads,

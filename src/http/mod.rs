@@ -11,7 +11,12 @@
 //! responses, HEAD responses and 1xx/204/304 without body, CONNECT and Upgrade (the exchange is
 //! recorded, then the connection is a tunnel), pipelining. After a gap or a malformed head the
 //! stream resynchronises at the next line that starts a message. Responses are paired with
-//! requests in order, using TCP acknowledgments to notice a request or response lost in a gap.
+//! requests in order while nothing is lost. After lost bytes of the response stream (or a
+//! response captured before its request) a response is placed by TCP evidence: it answers a
+//! request the client sent before receiving it and the server had received when sending it,
+//! after the request of the previous response; a request whose acknowledgment is exactly the
+//! response's first byte is its own. Where that leaves more than one request, the response is
+//! written without one (anomaly `UnknownRequest`) rather than on a request it may not answer.
 
 pub mod decode;
 pub mod head;
@@ -63,6 +68,11 @@ pub struct HttpStats {
     pub tunnels: u64,
     pub tunnel_bytes: u64,
     pub non_http_connections: u64,
+    /// Responses after lost bytes whose request could not be told (written without one).
+    pub unpaired_responses: u64,
+    /// Responses after lost bytes placed on their request by TCP evidence (acknowledgments
+    /// and the order of messages) rather than by position alone.
+    pub paired_after_loss: u64,
     /// Exchanges damaged by each cap (an exchange hit by two caps counts for both).
     pub damaged_by_cap: CapDamage,
 }
@@ -230,6 +240,11 @@ pub enum Anomaly {
     },
     /// The connection became a tunnel (CONNECT or Upgrade) after this exchange.
     Tunnel,
+    /// A response that came after lost bytes of the response stream, whose request could not
+    /// be told: it is written without one rather than on a request it may not answer.
+    UnknownRequest {
+        candidates: u32,
+    },
     /// The request or response stream started before the capture did.
     MidStream,
     /// A cap ended the connection while this exchange was unfinished.
@@ -273,6 +288,9 @@ impl std::fmt::Display for Anomaly {
                 write!(f, "{}: Transfer-Encoding not ending in chunked, body read to the close", side(response))
             }
             Anomaly::Tunnel => f.write_str("connection became a tunnel"),
+            Anomaly::UnknownRequest { candidates } => {
+                write!(f, "response after lost data: which of {candidates} requests it answers cannot be told")
+            }
             Anomaly::MidStream => f.write_str("connection started before the capture"),
             Anomaly::EndedByCap { cap } => write!(f, "connection ended early by {}", cap.describe()),
         }
@@ -467,6 +485,13 @@ struct Pending {
     req_head_method: ReqKind,
     /// Client's acknowledgment of the server stream when the request began.
     req_ack: Option<u64>,
+    /// The request's number on the connection (requests only, from 0) and the offset of its
+    /// first byte in the client stream.
+    req_no: u64,
+    req_start: u64,
+    /// A response not yet placed on a request (it came after lost bytes, or before its
+    /// request was seen): its link in [`HttpConn::chain`] has the same id.
+    orphan: bool,
     /// A final response head was assigned to this exchange.
     has_response: bool,
     response: Option<Message>,
@@ -487,6 +512,9 @@ impl Pending {
             req_lost: false,
             req_head_method: ReqKind::Unknown,
             req_ack: None,
+            req_no: u64::MAX,
+            req_start: 0,
+            orphan: false,
             has_response: false,
             response: None,
             resp_lost: false,
@@ -495,6 +523,19 @@ impl Pending {
             start,
         }
     }
+}
+
+/// A response waiting to be placed on its request: where it starts in the server stream,
+/// the server's acknowledgment of the client stream when it was sent, and how many responses
+/// were lost just before it (see [`HttpConn::resp_loss`]).
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    id: u64,
+    offset: u64,
+    ack: Option<u64>,
+    loss: Option<u32>,
+    /// The request it answers, once known (kept while earlier links are not).
+    assigned: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -514,9 +555,20 @@ pub struct HttpConn {
     next_id: u64,
     exchanges: u32,
     midstream: bool,
-    /// Bytes of the response stream were lost between messages since the last response
-    /// head: a whole response may be missing.
-    resp_gap: bool,
+    /// Responses lost in the response stream since the last response head: `None` when none
+    /// was, `Some(k)` when at least `k` were (bytes were lost where a response may have been).
+    resp_loss: Option<u32>,
+    /// Requests numbered so far.
+    req_count: u64,
+    /// The number of the request the last placed response answered.
+    last_placed: Option<u64>,
+    /// Responses not yet placed on a request, in stream order, with what is known of them.
+    chain: VecDeque<Link>,
+    /// Interim statuses waiting for the final response they precede (when that response's
+    /// request is not known yet).
+    interim_hold: Vec<u16>,
+    /// End offset of the bytes handed in so far, per side.
+    delivered: [u64; 2],
     /// Per side: bytes skipped because of a cap between messages since the last head (a whole
     /// message may be in them), and the cap.
     cap_skipped: [Option<(Cap, u64)>; 2],
@@ -563,7 +615,12 @@ impl HttpConn {
             next_id: 0,
             exchanges: 0,
             midstream: false,
-            resp_gap: false,
+            resp_loss: None,
+            req_count: 0,
+            last_placed: None,
+            chain: VecDeque::new(),
+            interim_hold: Vec::new(),
+            delivered: [0; 2],
             cap_skipped: [None; 2],
         }
     }
@@ -632,7 +689,20 @@ impl HttpConn {
                 }
             }
         }
+        self.delivered[side as usize] = chunk.offset + bytes.len() as u64;
         self.feed(side as usize, bytes, chunk, cx);
+        if side == Side::Client && !self.chain.is_empty() {
+            // A response may be waiting for the request these bytes carry.
+            self.resolve(false, cx);
+            self.try_emit(cx);
+        }
+    }
+
+    /// Notes that bytes of the response stream were lost where a response may have been
+    /// (`definite`: where one certainly was).
+    fn note_loss(&mut self, definite: bool) {
+        let k = self.resp_loss.unwrap_or(0);
+        self.resp_loss = Some(if definite { k + 1 } else { k });
     }
 
     /// `len` bytes of one side were never captured.
@@ -646,12 +716,17 @@ impl HttpConn {
         let i = side as usize;
         let h = &mut self.halves[i];
         h.fresh = false;
+        self.delivered[i] += len;
         match h.st {
             St::Tunnel | St::Off => {}
             St::Start | St::Sync | St::Head => {
-                if h.response {
-                    self.resp_gap = true;
+                if h.response && h.st != St::Head {
+                    // Missing bytes where the next response starts: one was there (a few
+                    // bytes could be blank lines between messages).
+                    let definite = h.st == St::Start && len > 4;
+                    self.note_loss(definite);
                 }
+                let h = &mut self.halves[i];
                 if h.st != St::Head {
                     self.skipped_by(i, len, cap);
                 }
@@ -708,7 +783,9 @@ impl HttpConn {
                         // The gap swallowed the end of the message: finish what we have and
                         // look for the next message.
                         if i == 1 {
-                            self.resp_gap = true;
+                            // Past a known end, the next response's start is in the gap.
+                            let definite = matches!(cur.framing, Framing::Length(rem) if len > rem + 4);
+                            self.note_loss(definite);
                         }
                         self.skipped_by(i, len, cap);
                         self.finish_message(i, ts, cx);
@@ -749,27 +826,15 @@ impl HttpConn {
             if msg.is_some() {
                 cx.stats.responses += 1;
             }
-            match self.pending.iter_mut().find(|p| !p.has_response) {
-                Some(p) => {
-                    p.has_response = true;
-                    p.resp_lost = msg.is_none();
-                    p.response = msg;
-                    p.anomalies.push(gap);
-                }
-                None if msg.is_some() => {
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    cx.stats.no_request += 1;
-                    self.make_room(cx);
-                    self.pending.push_back(Pending {
-                        has_response: true,
-                        response: msg,
-                        anomalies: vec![Anomaly::NoRequest, gap],
-                        ..Pending::new(id, first.ts)
-                    });
-                }
-                None => {}
-            }
+            // The message keeps its place among the responses, whatever is left of it.
+            let k = self.place_response(first, ReqKind::Other, cx);
+            let p = &mut self.pending[k];
+            p.resp_lost = msg.is_none();
+            p.response = msg;
+            p.anomalies.push(gap);
+            // The rest of it is lost, and what followed it in the gap.
+            self.note_loss(false);
+            self.resolve(false, cx);
             self.try_emit(cx);
         } else {
             if msg.is_some() {
@@ -784,15 +849,23 @@ impl HttpConn {
                 None => ReqKind::Unknown,
             };
             self.make_room(cx);
+            let req_no = self.req_count;
+            self.req_count += 1;
             self.pending.push_back(Pending {
                 has_request: true,
                 req_lost: msg.is_none(),
                 request: msg,
                 req_head_method: kind,
                 req_ack: first.ack,
+                req_no,
+                req_start: first.offset,
                 anomalies: vec![gap],
                 ..Pending::new(id, first.ts)
             });
+            if !self.chain.is_empty() {
+                self.resolve(false, cx);
+                self.try_emit(cx);
+            }
         }
     }
 
@@ -846,6 +919,8 @@ impl HttpConn {
             h.buf = Vec::new();
             h.head_first = None;
         }
+        // Waiting responses are placed where the evidence now allows, or given up.
+        self.resolve(true, cx);
         // Everything left is handed out as it is.
         while let Some(mut p) = self.pending.pop_front() {
             if p.has_request && !p.has_response {
@@ -1144,79 +1219,46 @@ impl HttpConn {
             anomalies.push(Anomaly::MidStream);
         }
         self.make_room(cx);
+        let req_no = self.req_count;
+        self.req_count += 1;
         self.pending.push_back(Pending {
             has_request: true,
             req_head_method: kind,
             req_ack: first.ack,
+            req_no,
+            req_start: first.offset,
             anomalies,
             ..Pending::new(id, msg.first_ts)
         });
         self.start_body(0, msg, framing, id, cx);
+        if !self.chain.is_empty() {
+            self.resolve(false, cx);
+            self.try_emit(cx);
+        }
     }
 
     fn response_head(&mut self, msg: Message, first: Chunk, anomalies: Vec<Anomaly>, cx: &mut Ctx<'_>) {
         let status = msg.head.status();
-        let resp_offset = first.offset;
-        // Find the exchange this answers: the first without a final response, unless
-        // acknowledgments show its response was lost (or this one's request was).
-        let mut idx = self.pending.iter().position(|p| !p.has_response);
-        while let Some(k) = idx {
-            let p = &self.pending[k];
-            // The request was sent after the client had seen this response's bytes: this
-            // response answers a request that was lost.
-            if p.has_request && p.req_ack.is_some_and(|a| a > resp_offset) {
-                idx = None;
-                break;
-            }
-            // After bytes of the response stream were lost: when the next request was sent after
-            // the client had received response bytes that came after this request but before
-            // this response, those bytes were this request's response, lost.
-            let next = self.pending.iter().skip(k + 1).find(|q| q.has_request);
-            match (p.req_ack, next.and_then(|q| q.req_ack)) {
-                (Some(a), Some(b)) if self.resp_gap && b > a && b <= resp_offset && p.has_request => {
-                    let p = &mut self.pending[k];
-                    p.has_response = true;
-                    p.anomalies.push(Anomaly::NoResponse);
-                    if let Some(a) = self.skipped_gap(1) {
-                        self.pending[k].anomalies.push(a);
-                    }
-                    cx.stats.no_response += 1;
-                    idx = self.pending.iter().position(|p| !p.has_response);
-                }
-                _ => break,
-            }
-        }
-        let idx = match idx {
-            Some(k) => k,
-            None => {
-                let id = self.next_id;
-                self.next_id += 1;
-                cx.stats.no_request += 1;
-                let mut an = vec![Anomaly::NoRequest];
-                an.extend(self.skipped_gap(0));
-                if self.midstream && self.exchanges == 0 && self.pending.is_empty() {
-                    an.push(Anomaly::MidStream);
-                }
-                self.make_room(cx);
-                self.pending.push_back(Pending { anomalies: an, ..Pending::new(id, msg.first_ts) });
-                self.pending.len() - 1
-            }
-        };
-        self.resp_gap = false;
-        self.cap_skipped[1] = None;
-        let p = &mut self.pending[idx];
         if (100..200).contains(&status) && status != 101 {
             cx.stats.interim_responses += 1;
-            p.interim.push(status);
-            p.anomalies.extend(anomalies);
-            // Back to waiting for the final response.
-            let h = &mut self.halves[1];
-            h.st = St::Start;
+            // An interim response precedes the final one of the same request.
+            match self.fast_target(first.offset) {
+                Some(k) => {
+                    self.pending[k].interim.push(status);
+                    self.pending[k].anomalies.extend(anomalies);
+                }
+                None => self.interim_hold.push(status),
+            }
+            self.halves[1].st = St::Start;
             self.try_emit(cx);
             return;
         }
+        let idx = self.place_response(first, ReqKind::Other, cx);
+        let interim = std::mem::take(&mut self.interim_hold);
+        self.pending[idx].interim.extend(interim);
+        self.cap_skipped[1] = None;
+        let p = &mut self.pending[idx];
         cx.stats.responses += 1;
-        p.has_response = true;
         p.anomalies.extend(anomalies);
         let kind = p.req_head_method;
         let id = p.id;
@@ -1237,6 +1279,216 @@ impl HttpConn {
                     h.st = St::Tunnel;
                     h.buf = Vec::new();
                     h.head_first = None;
+                }
+            }
+        }
+        if !self.chain.is_empty() {
+            self.resolve(false, cx);
+            self.try_emit(cx);
+        }
+    }
+
+    /// The request a response starting at `offset` answers when nothing was lost since the
+    /// last response: the first request without one, unless the client sent it after seeing
+    /// these bytes (then its own request was lost).
+    fn fast_target(&self, offset: u64) -> Option<usize> {
+        if !self.chain.is_empty() || self.resp_loss.is_some() {
+            return None;
+        }
+        let k = self.pending.iter().position(|p| p.has_request && !p.has_response)?;
+        self.pending[k].req_ack.is_none_or(|a| a <= offset).then_some(k)
+    }
+
+    /// Finds the exchange a final response starting with `first` belongs to and marks it as
+    /// having one: the request it answers when that is known, else a new entry (a response
+    /// without a request, or one waiting in [`HttpConn::chain`] for evidence). Returns its
+    /// index in `pending`; the caller fills it, then calls [`HttpConn::resolve`].
+    fn place_response(&mut self, first: Chunk, kind: ReqKind, cx: &mut Ctx<'_>) -> usize {
+        if let Some(k) = self.fast_target(first.offset) {
+            self.last_placed = Some(self.pending[k].req_no);
+            self.pending[k].has_response = true;
+            return k;
+        }
+        let loss = self.resp_loss.take();
+        // Nothing lost, no response waiting, and no request to answer: the request was lost,
+        // unless the server had received client bytes not parsed yet (a reordered capture).
+        let waiting_for_request = first.ack.is_some_and(|a| a > self.delivered[0]) || self.halves[0].st == St::Head;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.make_room(cx);
+        if loss.is_none() && self.chain.is_empty() && !waiting_for_request {
+            cx.stats.no_request += 1;
+            let mut an = vec![Anomaly::NoRequest];
+            an.extend(self.skipped_gap(0));
+            if self.midstream && self.exchanges == 0 && self.pending.is_empty() {
+                an.push(Anomaly::MidStream);
+            }
+            self.pending.push_back(Pending { has_response: true, anomalies: an, ..Pending::new(id, first.ts) });
+            return self.pending.len() - 1;
+        }
+        self.chain.push_back(Link { id, offset: first.offset, ack: first.ack, loss, assigned: None });
+        // Frame the body as the likeliest request would have it.
+        let guess = self.pending.iter().find(|p| p.has_request && !p.has_response).map_or(kind, |p| p.req_head_method);
+        self.pending.push_back(Pending { has_response: true, orphan: true, req_head_method: guess, ..Pending::new(id, first.ts) });
+        self.pending.len() - 1
+    }
+
+    /// Places waiting responses on their requests where the evidence allows. Each response
+    /// answers a request after the one the previous response answered (plus the responses
+    /// known lost between them); it answers a request the client sent before receiving it
+    /// (request's acknowledgment <= response's offset) and that the server had received
+    /// (request's first byte < the response's acknowledgment); after a loss, a request whose
+    /// acknowledgment is exactly the response's first byte is the one it answers (the client
+    /// waited for it). A response whose range narrows to one request is placed there.
+    /// `last`: the connection is over, no request will come.
+    fn resolve(&mut self, last: bool, cx: &mut Ctx<'_>) {
+        loop {
+            if self.chain.is_empty() {
+                return;
+            }
+            // Requests that may still get a response, in order: (number, ack, first byte).
+            let reqs: Vec<(u64, Option<u64>, u64)> = self
+                .pending
+                .iter()
+                .filter(|p| p.has_request && !p.has_response && self.last_placed.is_none_or(|l| p.req_no > l))
+                .map(|p| (p.req_no, p.req_ack, p.req_start))
+                .collect();
+            let first_no = reqs.first().map_or(self.req_count, |r| r.0) as i128;
+            let n = self.chain.len();
+            // The range of request numbers each waiting response may answer; empty when hi < lo.
+            let mut lo = vec![0i128; n];
+            let mut hi: Vec<Option<i128>> = vec![None; n];
+            let mut prev: Option<i128> = self.last_placed.map(|l| l as i128);
+            for i in 0..n {
+                let l = self.chain[i];
+                if let Some(j) = l.assigned {
+                    (lo[i], hi[i]) = (j as i128, Some(j as i128));
+                    prev = Some(j as i128);
+                    continue;
+                }
+                let low = prev.map_or(first_no, |p| p + 1) + l.loss.unwrap_or(0) as i128;
+                let fits =
+                    |r: &(u64, Option<u64>, u64)| r.1.is_none_or(|a| a <= l.offset) && l.ack.is_none_or(|a| r.2 < a) && r.0 as i128 >= low;
+                let open = !last && (l.ack.is_some_and(|a| a > self.delivered[0]) || self.halves[0].st == St::Head);
+                let top = reqs.iter().filter(|r| fits(r)).map(|r| r.0 as i128).max();
+                let (mut a, mut b) = (low, if open { None } else { Some(top.unwrap_or(low - 1)) });
+                // After a loss, the request sent right when this response began is its own.
+                if l.loss.is_some()
+                    && let Some(r) = reqs.iter().find(|r| fits(r) && r.1 == Some(l.offset))
+                {
+                    (a, b) = (r.0 as i128, Some(r.0 as i128));
+                }
+                (lo[i], hi[i]) = (a, b);
+                prev = Some(a);
+            }
+            // Later responses bound earlier ones from above.
+            for i in (0..n.saturating_sub(1)).rev() {
+                if let Some(h1) = hi[i + 1] {
+                    let bound = h1 - 1 - self.chain[i + 1].loss.unwrap_or(0) as i128;
+                    hi[i] = Some(hi[i].map_or(bound, |h| h.min(bound)));
+                }
+            }
+            let mut changed = false;
+            for i in 0..n {
+                if self.chain[i].assigned.is_some() {
+                    continue;
+                }
+                if hi[i] == Some(lo[i]) && reqs.iter().any(|r| r.0 as i128 == lo[i]) {
+                    self.assign(i, lo[i] as u64, cx);
+                    changed = true;
+                    break;
+                }
+                if i == 0 && hi[i].is_some_and(|h| h < lo[i]) {
+                    // Nothing it can answer: a response without a request.
+                    self.unlink(0, false, cx);
+                    changed = true;
+                    break;
+                }
+            }
+            // Placed responses at the front are settled: the requests they passed over got
+            // none.
+            while let Some(l) = self.chain.front().copied()
+                && let Some(j) = l.assigned
+            {
+                self.chain.pop_front();
+                self.settle_until(j, cx);
+                self.last_placed = Some(j);
+                changed = true;
+            }
+            if !changed {
+                if last {
+                    // Over: what is still waiting cannot be placed.
+                    while !self.chain.is_empty() {
+                        self.unlink(0, true, cx);
+                    }
+                }
+                return;
+            }
+        }
+    }
+
+    /// Link `i` of the chain answers request `req_no`: the response moves onto it.
+    fn assign(&mut self, i: usize, req_no: u64, cx: &mut Ctx<'_>) {
+        let id = self.chain[i].id;
+        self.chain[i].assigned = Some(req_no);
+        cx.stats.paired_after_loss += 1;
+        let Some(a) = self.pending.iter().position(|p| p.id == id) else { return };
+        let Some(r) = self.pending.iter().position(|p| p.has_request && p.req_no == req_no) else { return };
+        let o = self.pending.remove(a).expect("present");
+        let r = if a < r { r - 1 } else { r };
+        let p = &mut self.pending[r];
+        p.has_response = true;
+        p.response = o.response;
+        p.resp_lost = o.resp_lost;
+        p.interim.extend(o.interim);
+        p.anomalies.extend(o.anomalies);
+        let rid = p.id;
+        if let Some(cur) = self.halves[1].cur.as_mut()
+            && cur.target == id
+        {
+            cur.target = rid;
+        }
+    }
+
+    /// Requests before `req_no` still without a response got none: it was lost.
+    fn settle_until(&mut self, req_no: u64, cx: &mut Ctx<'_>) {
+        let skipped = self.skipped_gap(1);
+        for p in self.pending.iter_mut() {
+            if p.has_request && !p.has_response && p.req_no < req_no && self.last_placed.is_none_or(|l| p.req_no > l) {
+                p.has_response = true;
+                p.anomalies.push(Anomaly::NoResponse);
+                p.anomalies.extend(skipped.clone());
+                cx.stats.no_response += 1;
+            }
+        }
+    }
+
+    /// Link `i` is given up: its response is written without a request. `consumed`: it
+    /// answered some request that cannot be told (so later responses answer later ones);
+    /// else it answered none.
+    fn unlink(&mut self, i: usize, consumed: bool, cx: &mut Ctx<'_>) {
+        let Some(l) = self.chain.remove(i) else { return };
+        let carried = match (l.loss, consumed) {
+            (loss, true) => Some(loss.unwrap_or(0) + 1),
+            (loss, false) => loss,
+        };
+        let merge = |a: Option<u32>, b: Option<u32>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
+        match self.chain.get_mut(i) {
+            Some(next) => next.loss = merge(carried, next.loss),
+            None => self.resp_loss = merge(carried, self.resp_loss),
+        }
+        let candidates = self.pending.iter().filter(|p| p.has_request && !p.has_response).count() as u32;
+        if let Some(p) = self.pending.iter_mut().find(|p| p.id == l.id) {
+            p.orphan = false;
+            if p.response.is_some() || !p.resp_lost {
+                cx.stats.no_request += 1;
+                p.anomalies.insert(0, Anomaly::NoRequest);
+                if consumed && candidates > 0 {
+                    cx.stats.unpaired_responses += 1;
+                    p.anomalies.push(Anomaly::UnknownRequest { candidates });
                 }
             }
         }
@@ -1485,6 +1737,13 @@ impl HttpConn {
         while self.pending.len() >= MAX_PENDING || bytes > budget {
             let busy = [self.halves[0].cur.as_ref().map(|c| c.target), self.halves[1].cur.as_ref().map(|c| c.target)];
             let Some(k) = self.pending.iter().position(|p| !busy.contains(&Some(p.id))) else { return };
+            if self.pending[k].orphan {
+                // A response still waiting for its request is given up first.
+                let id = self.pending[k].id;
+                if let Some(i) = self.chain.iter().position(|l| l.id == id) {
+                    self.unlink(i, true, cx);
+                }
+            }
             let Some(mut p) = self.pending.remove(k) else { return };
             bytes -= held(&p);
             if !p.has_response {
@@ -1499,7 +1758,8 @@ impl HttpConn {
     fn try_emit(&mut self, cx: &mut Ctx<'_>) {
         while let Some(p) = self.pending.front() {
             let req_done = !p.has_request || p.request.is_some() || p.req_lost;
-            let resp_done = p.has_response && (p.response.is_some() || p.resp_lost || p.anomalies.contains(&Anomaly::NoResponse));
+            let resp_done =
+                !p.orphan && p.has_response && (p.response.is_some() || p.resp_lost || p.anomalies.contains(&Anomaly::NoResponse));
             if !(req_done && resp_done) {
                 break;
             }
