@@ -538,7 +538,7 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     note!(h.no_response, "requests without a response");
     note!(h.no_request, "responses without a request");
     note!(h.unpaired_responses, "responses after lost data whose request cannot be told (written without one)");
-    note!(h.paired_after_loss, "responses after lost data placed on their request by TCP evidence");
+    note!(h.paired_after_loss, "responses placed on their request by TCP evidence (after lost data, or captured before it)");
     note!(h.interim_responses, "interim (1xx) responses");
     note!(h.lenient_heads, "malformed message heads read leniently");
     note!(h.malformed_heads, "unparseable message heads skipped");

@@ -188,6 +188,11 @@ impl Reassembler {
         self.fin.is_some_and(|f| self.next >= f)
     }
 
+    /// Whether no byte before the FIN is still missing (nothing to wait for).
+    fn settled(&self) -> bool {
+        !self.started || self.fin.is_none_or(|f| self.next >= f)
+    }
+
     /// A SYN was seen with this sequence number. Returns false when it contradicts the stream
     /// already seen (a new connection on the same ports).
     pub fn syn(&mut self, seq: u32) -> bool {
@@ -777,7 +782,10 @@ impl<S: ExchangeSink> Shard<S> {
         let Some(conn) = self.conns.get_mut(&seg.key) else { return };
         let both_fin = conn.fin_seen[0] && conn.fin_seen[1];
         let done = conn.dirs[0].finished() && conn.dirs[1].finished();
-        if done || (both_fin && seg.has(flags::FIN)) {
+        // With bytes still missing before a FIN, the segments may come later in the file:
+        // the connection stays open for them (see `sweep`).
+        let settled = conn.dirs[0].settled() && conn.dirs[1].settled();
+        if done || (both_fin && seg.has(flags::FIN) && settled) {
             self.stats.closed_fin += 1;
             self.end_conn(seg.key, true, seg.ts, None);
         }
@@ -815,6 +823,20 @@ impl<S: ExchangeSink> Shard<S> {
         for (_, key, at) in reset {
             self.stats.closed_rst += 1;
             self.end_conn(key, true, at, None);
+        }
+        // Closed both ways with bytes missing before a FIN: once the grace has passed without
+        // them, the connection ends with its gaps.
+        let grace = self.limits.gap_grace_ns;
+        let mut fin_waiting: Vec<(u64, FlowKey)> = self
+            .conns
+            .values()
+            .filter(|c| !c.closed && c.fin_seen[0] && c.fin_seen[1] && now.0.saturating_sub(c.last_ts.0) > grace)
+            .map(|c| (c.id, c.key))
+            .collect();
+        fin_waiting.sort_unstable();
+        for (_, key) in fin_waiting {
+            self.stats.closed_fin += 1;
+            self.end_conn(key, true, now, None);
         }
         let expired: Vec<FlowKey> =
             self.conns.values().filter(|c| !c.closed && now.0.saturating_sub(c.last_ts.0) > idle).map(|c| c.key).collect();

@@ -1548,8 +1548,12 @@ impl HttpConn {
             h.st = St::Start;
             return 0;
         };
-        cur.msg.last_ts = chunk.ts;
-        cur.msg.last_frame = chunk.frame;
+        // Out-of-order pieces are handed on when the hole before them fills: the message
+        // ended with the latest frame that carried it, not with the piece handed on last.
+        if chunk.frame >= cur.msg.last_frame {
+            cur.msg.last_ts = chunk.ts;
+            cur.msg.last_frame = chunk.frame;
+        }
         let response = h.response;
         let mut used = 0;
         let mut done = false;

@@ -344,6 +344,77 @@ def retransmitted(src):
     save("retransmitted", LINKTYPE_ETHERNET, fix_order(recs), src.truth_header, rows)
 
 
+def acks_before_data(src):
+    """keepalive: the response segments of exchanges 1 and 2 and the request of
+    exchange 3 each come right after the peer's bare acknowledgment of them
+    (when there is one before the peer's next data), as a
+    capture taken where the two directions are recorded by different queues
+    shows (timestamps stay with the position in the file). Every byte is in
+    the file: all four exchanges must be exact."""
+    ex = src.exchanges()
+    moving = ex[1][1] + ex[2][1] + ex[3][0]
+    order = list(range(len(src.recs)))
+    for i in moving:
+        p = src.pkts[i]
+        end = (p.seq + len(p.payload)) & 0xFFFFFFFF
+        pos = order.index(i)
+        for k in range(pos + 1, len(order)):
+            q = src.pkts[order[k]]
+            if q.tcp is None or q.to_server == p.to_server:
+                continue
+            if q.payload:
+                break           # only past a bare acknowledgment, not past the peer's data
+            if q.flags & 0x10 and ((q.ack - end) & 0xFFFFFFFF) < 0x80000000:
+                order.insert(k, order.pop(pos))
+                break
+    recs = [src.recs[j].copy(ts=src.recs[i].ts) for i, j in enumerate(order)]
+    rows = [tag(r, "acks-before-data") if k in (1, 2, 3) else r for k, r in enumerate(src.truth)]
+    save("acks-before-data", LINKTYPE_ETHERNET, recs, src.truth_header, rows)
+
+
+def delayed_direction(src):
+    """keepalive: every server data segment of exchange 2 (logo.bin, 12000
+    bytes) comes six records later than it was sent, behind the client's
+    acknowledgments of it (a capture merged from two interfaces)."""
+    late = set(src.exchanges()[2][1])
+    keys = [(i + 6.5 if i in late else i, i) for i in range(len(src.recs))]
+    order = [i for _, i in sorted(keys)]
+    recs = [src.recs[j].copy(ts=src.recs[i].ts) for i, j in enumerate(order)]
+    rows = [tag(r, "delayed") if k == 2 else r for k, r in enumerate(src.truth)]
+    save("delayed-direction", LINKTYPE_ETHERNET, recs, src.truth_header, rows)
+
+
+def stray_synack(src):
+    """keepalive: after response segment 1 of exchange 1 the server sends a
+    second SYN-ACK with another initial sequence number, which the client
+    ignores (its acknowledgments stay in the old sequence space, and so does
+    the server's data). The connection goes on: all four exchanges exact."""
+    synack = next(i for i, p in enumerate(src.pkts) if p.tcp is not None and p.flags & 0x12 == 0x12)
+    p = src.pkts[synack]
+    stray = with_payload(p.frame, (p.seq + 0x12345678) & 0xFFFFFFFF, b"")
+    at = src.exchanges()[1][1][1]
+    recs = []
+    for i, r in enumerate(src.recs):
+        recs.append(r)
+        if i == at:
+            recs.append(Rec(r.ts + 1000, stray))
+    rows = [tag(r, "stray-synack") if k >= 1 else r for k, r in enumerate(src.truth)]
+    save("stray-synack", LINKTYPE_ETHERNET, fix_order(recs), src.truth_header, rows)
+
+
+def pipelined_gap(src):
+    """pipelined: the segment with the head of the second response (POST
+    /echo) is lost; its body segment is there. The third response must land on
+    the third request (not on the second), and the second is output without a
+    response."""
+    heads = [i for i, p in enumerate(src.pkts)
+             if p.tcp is not None and not p.to_server and p.payload.startswith(b"HTTP/1.")]
+    assert len(heads) == 3, heads
+    recs = [r for i, r in enumerate(src.recs) if i != heads[1]]
+    rows = [tag(r, "gap") if k == 1 else r for k, r in enumerate(src.truth)]
+    save("pipelined-gap", LINKTYPE_ETHERNET, recs, src.truth_header, rows)
+
+
 def fix_order(recs):
     """Keep timestamps non-decreasing after insertions."""
     out = []
@@ -558,6 +629,10 @@ def main():
     midstream(keepalive)
     truncated_file(keepalive)
     snaplen(keepalive)
+    acks_before_data(keepalive)
+    delayed_direction(keepalive)
+    stray_synack(keepalive)
+    pipelined_gap(Capture("pipelined"))
     chunked = Capture("chunked-gzip")
     formats(chunked)
     eth_padding(chunked)
