@@ -552,7 +552,8 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     if h.resyncs > 0 {
         notes.push(format!("{} resynchronisations on the next message ({} bytes skipped)", h.resyncs, h.resync_skipped_bytes));
     }
-    note!(h.tunnels, "CONNECT or Upgrade tunnels (their bytes are not parsed)");
+    note!(h.tunnels, "CONNECT or Upgrade tunnels (bytes that are not HTTP are not parsed)");
+    note!(h.http_tunnels, "CONNECT or SOCKS tunnels whose HTTP was parsed (see _apitool.tunnel)");
     note!(s.entries_with_anomalies, "exchanges with anomalies (see _apitool.anomalies)");
     note!(s.entries_out_of_order, "exchanges written out of time order (capture time went backwards)");
     note!(s.filtered_out, "exchanges left out by --host/--path");

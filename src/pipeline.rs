@@ -927,6 +927,7 @@ fn add_http(a: &mut HttpStats, b: &HttpStats) {
         resync_skipped_bytes,
         tunnels,
         tunnel_bytes,
+        http_tunnels,
         non_http_connections,
         unpaired_responses,
         paired_after_loss,

@@ -242,3 +242,33 @@ fn out_of_order_capture_gives_every_response() {
     assert_eq!(entries.len(), requests, "one entry per request");
     assert_eq!(answered, requests, "every request has its response");
 }
+
+/// Suricata's own checks of its CONNECT captures (`test.yaml`) expect the GET sent through
+/// the tunnel after the 200 (tshark's key misses it, taking the line end after the 200 for a
+/// body, which a 2xx answer to CONNECT cannot have).
+#[test]
+fn http_inside_connect_tunnels_as_suricata_expects() {
+    let Some(corpus) = corpus() else {
+        println!("skipped: ../shared/corpus is not present");
+        return;
+    };
+    let conv = Converter::new(Config { threads: 1, ..Config::default() });
+    for dir in ["http-connect__http-connect-simple", "http-connect__http-connect-fragmented"] {
+        let yaml = std::fs::read_to_string(corpus.join("pcaps/suricata-verify").join(dir).join("test.yaml")).unwrap();
+        assert!(yaml.contains("http.http_method: GET"), "{dir}: Suricata expects the tunnelled GET");
+        let file = format!("suricata-verify/{dir}/input.pcap");
+        let input = Input::open(&corpus.join("pcaps").join(&file)).unwrap();
+        let (_, har) = conv.convert(input, &file, Vec::new(), &mut |_| {}).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&har).unwrap();
+        let got: Vec<(String, u64, String)> = v["log"]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let tunnel = e["_apitool"]["tunnel"].as_str().unwrap_or("").to_string();
+                (e["request"]["method"].as_str().unwrap().to_string(), e["response"]["status"].as_u64().unwrap(), tunnel)
+            })
+            .collect();
+        assert_eq!(got, vec![("CONNECT".into(), 200, String::new()), ("GET".into(), 200, "CONNECT abc:443".into())], "{dir}");
+    }
+}

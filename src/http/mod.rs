@@ -20,6 +20,7 @@
 
 pub mod decode;
 pub mod head;
+pub mod tunnel;
 
 use std::collections::VecDeque;
 
@@ -67,6 +68,8 @@ pub struct HttpStats {
     pub resync_skipped_bytes: u64,
     pub tunnels: u64,
     pub tunnel_bytes: u64,
+    /// CONNECT tunnels and SOCKS connections whose cleartext HTTP was parsed.
+    pub http_tunnels: u64,
     pub non_http_connections: u64,
     /// Responses after lost bytes whose request could not be told (written without one).
     pub unpaired_responses: u64,
@@ -355,6 +358,9 @@ pub struct Exchange {
     /// Status codes of interim (1xx) responses before the final one.
     pub interim: Vec<u16>,
     pub anomalies: Vec<Anomaly>,
+    /// The cleartext proxy tunnel the exchange ran in (`"CONNECT host:443"`,
+    /// `"socks5 host:80"`), when it did.
+    pub tunnel: Option<Box<str>>,
 }
 
 impl Exchange {
@@ -569,6 +575,13 @@ pub struct HttpConn {
     interim_hold: Vec<u16>,
     /// End offset of the bytes handed in so far, per side.
     delivered: [u64; 2],
+    /// After a CONNECT answered 2xx: the first tunnelled bytes decide whether HTTP goes on
+    /// inside (then the tunnel is this description) or the bytes are another protocol.
+    tunnel_sniff: Option<Box<str>>,
+    /// The tunnel the exchanges now run in.
+    inner: Option<Box<str>>,
+    /// The first bytes of a client stream that did not start with HTTP (a proxy preamble).
+    preamble: Vec<u8>,
     /// Per side: bytes skipped because of a cap between messages since the last head (a whole
     /// message may be in them), and the cap.
     cap_skipped: [Option<(Cap, u64)>; 2],
@@ -621,6 +634,9 @@ impl HttpConn {
             chain: VecDeque::new(),
             interim_hold: Vec::new(),
             delivered: [0; 2],
+            tunnel_sniff: None,
+            inner: None,
+            preamble: Vec::new(),
             cap_skipped: [None; 2],
         }
     }
@@ -637,7 +653,7 @@ impl HttpConn {
 
     /// Whether both directions are tunnels or off: nothing more to parse.
     pub fn is_done(&self) -> bool {
-        self.halves.iter().all(|h| matches!(h.st, St::Tunnel | St::Off))
+        self.tunnel_sniff.is_none() && self.halves.iter().all(|h| matches!(h.st, St::Tunnel | St::Off))
     }
 
     /// The start of the earliest exchange not yet handed out.
@@ -938,6 +954,28 @@ impl HttpConn {
             let h = &mut self.halves[i];
             h.last = Some(chunk);
             let used = match h.st {
+                St::Tunnel if self.tunnel_sniff.is_some() => {
+                    // The first bytes through a CONNECT tunnel: HTTP from the client goes on
+                    // being parsed; anything else (TLS, say) is tunnel traffic.
+                    if i == 1 && data.iter().all(|&c| c == b'\r' || c == b'\n') {
+                        // Line ends after the server's head: not the tunnel's first bytes.
+                        cx.stats.tunnel_bytes += data.len() as u64;
+                        data.len()
+                    } else {
+                        let desc = self.tunnel_sniff.take();
+                        if i == 0 && matches!(head::sniff(data), Looks::Request | Looks::Unsure) {
+                            cx.stats.http_tunnels += 1;
+                            self.inner = desc;
+                            for h in &mut self.halves {
+                                h.st = St::Start;
+                                h.buf.clear();
+                                h.fresh = false;
+                                h.line_start = true;
+                            }
+                        }
+                        0
+                    }
+                }
                 St::Tunnel => {
                     cx.stats.tunnel_bytes += data.len() as u64;
                     data.len()
@@ -994,6 +1032,10 @@ impl HttpConn {
     fn sync(&mut self, i: usize, data: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) -> usize {
         if self.halves[i].junk_start && self.exchanges == 0 && self.pending.is_empty() {
             self.halves[i].junk_bytes += data.len() as u64;
+            if i == 0 && self.preamble.len() < 512 {
+                let n = data.len().min(512 - self.preamble.len());
+                self.preamble.extend_from_slice(&data[..n]);
+            }
             let (a, b) = (&self.halves[0], &self.halves[1]);
             if a.junk_start && b.junk_start && a.junk_bytes + b.junk_bytes > JUNK_SCAN {
                 // Neither side has shown HTTP: the connection is something else.
@@ -1203,6 +1245,14 @@ impl HttpConn {
 
     fn request_head(&mut self, msg: Message, first: Chunk, mut anomalies: Vec<Anomaly>, cx: &mut Ctx<'_>) {
         cx.stats.requests += 1;
+        if !self.preamble.is_empty() {
+            // HTTP after a preamble: a SOCKS handshake names the tunnel.
+            let preamble = std::mem::take(&mut self.preamble);
+            if self.inner.is_none() {
+                self.inner = tunnel::socks_target(&preamble).map(Into::into);
+                cx.stats.http_tunnels += self.inner.is_some() as u64;
+            }
+        }
         self.cap_skipped[0] = None;
         let method = msg.head.method();
         let kind = if method.eq_ignore_ascii_case(b"HEAD") {
@@ -1269,6 +1319,10 @@ impl HttpConn {
             an.push(Anomaly::Tunnel);
         }
         self.pending[idx].anomalies.extend(an);
+        if tunnel && status != 101 {
+            let target = self.pending[idx].request.as_ref().map(|q| String::from_utf8_lossy(q.head.target()).into_owned());
+            self.tunnel_sniff = Some(format!("CONNECT {}", target.unwrap_or_default()).into());
+        }
         self.start_body(1, msg, framing, id, cx);
         if tunnel {
             cx.stats.tunnels += 1;
@@ -1796,6 +1850,7 @@ impl HttpConn {
             response: p.response,
             interim: p.interim,
             anomalies: p.anomalies,
+            tunnel: self.inner.clone(),
         };
         self.exchanges += 1;
         cx.sink.exchange(ex);

@@ -621,3 +621,52 @@ fn response_captured_before_its_request_is_paired_with_it() {
         assert!(e.anomalies.is_empty(), "{:?}", e.anomalies);
     }
 }
+
+#[test]
+fn http_inside_a_connect_tunnel_is_parsed() {
+    let steps = [
+        Step::C(b"CONNECT api.test:8080 HTTP/1.1\r\nHost: api.test:8080\r\n\r\n"),
+        Step::S(b"HTTP/1.1 200 Connection established\r\n\r\n\n"),
+        Step::C(b"GET /inner HTTP/1.1\r\nHost: api.test:8080\r\n\r\n"),
+        Step::S(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ninner"),
+        Step::C(b"POST /two HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"),
+        Step::S(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+    ];
+    for step in [1, 3, 1000] {
+        let r = Run::play(&steps, step, true);
+        assert_eq!(
+            summary(&r.out),
+            vec![
+                ex("CONNECT", "api.test:8080", 200, b"", b""),
+                ex("GET", "/inner", 200, b"", b"inner"),
+                ex("POST", "/two", 201, b"hi", b""),
+            ],
+            "piece size {step}"
+        );
+        assert_eq!(r.out[0].tunnel, None);
+        for e in &r.out[1..] {
+            assert_eq!(e.tunnel.as_deref(), Some("CONNECT api.test:8080"));
+            assert!(e.anomalies.is_empty(), "{:?}", e.anomalies);
+        }
+        assert_eq!(r.stats.http_tunnels, 1);
+        assert_eq!(r.stats.tunnel_bytes, 1, "the line end after the 200");
+    }
+}
+
+#[test]
+fn http_after_a_socks_handshake_names_the_tunnel() {
+    let steps = [
+        Step::C(b"\x05\x02\x00\x02"),
+        Step::S(b"\x05\x02"),
+        Step::C(b"\x01\x05alice\x07s3cret!"),
+        Step::S(b"\x01\x00"),
+        Step::C(b"\x05\x01\x00\x03\x08api.test\x00\x50"),
+        Step::S(b"\x05\x00\x00\x01\x7f\x00\x00\x01\x00\x50"),
+        Step::C(b"GET /via-socks HTTP/1.1\r\nHost: api.test\r\n\r\n"),
+        Step::S(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ];
+    let r = Run::play(&steps, 1000, true);
+    assert_eq!(summary(&r.out), vec![ex("GET", "/via-socks", 200, b"", b"ok")]);
+    assert_eq!(r.out[0].tunnel.as_deref(), Some("socks5 api.test:80"));
+    assert_eq!(r.stats.http_tunnels, 1);
+}

@@ -633,6 +633,7 @@ mod tests {
             response: resp.map(|(r, b)| msg(r, false, b, 14_500_000, 15_000_000)),
             interim: vec![],
             anomalies: vec![],
+            tunnel: None,
         }
     }
 

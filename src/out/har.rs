@@ -119,6 +119,10 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
         out.extend_from_slice(b",\"target\":");
         write_bytes_str(out, r.head.target());
     }
+    if let Some(t) = ex.tunnel.as_deref() {
+        out.extend_from_slice(b",\"tunnel\":");
+        write_str(out, t);
+    }
     if !ex.interim.is_empty() {
         out.extend_from_slice(b",\"interimStatus\":[");
         for (i, s) in ex.interim.iter().enumerate() {
