@@ -19,7 +19,7 @@ use apitool::pipeline::{Config, Converter};
 
 /// Agreement with the tshark answer key over all its messages, in percent: the best level
 /// reached so far. Raise it when the agreement improves; never lower it.
-const FLOOR_PERCENT: f64 = 99.5;
+const FLOOR_PERCENT: f64 = 99.6;
 
 fn corpus() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
