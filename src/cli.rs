@@ -131,6 +131,13 @@ pub struct CapArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub gap_grace: f64,
 
+    /// Seconds of capture time the output waits for an exchange still in progress (a long
+    /// poll, an event stream, a connection open at the end) before writing the ones that
+    /// started after it; an exchange that ends later is written when it ends, out of time
+    /// order, marked `writtenLate` in `_apitool` and counted in the summary.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub order_window: f64,
+
     /// Largest decoded body kept per message; past it the body is truncated and flagged.
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub max_body: usize,
@@ -151,6 +158,9 @@ impl CapArgs {
             return Err("--threads must be at least 1".into());
         }
         check_idle(self.idle_timeout)?;
+        if !(self.order_window >= 0.0 && self.order_window.is_finite()) {
+            return Err("--order-window must be a number of seconds, 0 or more".into());
+        }
         if !(self.gap_grace >= 0.0 && self.gap_grace.is_finite()) {
             return Err("--gap-grace must be a number of seconds, 0 or more".into());
         }
@@ -168,6 +178,7 @@ impl CapArgs {
             },
             http: HttpLimits { max_head: self.max_head.max(64), max_headers: self.max_headers, max_body: self.max_body },
             threads: self.threads,
+            order_window_ns: (self.order_window * 1e9) as i64,
             ..Config::default()
         })
     }
@@ -555,7 +566,10 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     note!(h.tunnels, "CONNECT or Upgrade tunnels (bytes that are not HTTP are not parsed)");
     note!(h.http_tunnels, "CONNECT or SOCKS tunnels whose HTTP was parsed (see _apitool.tunnel)");
     note!(s.entries_with_anomalies, "exchanges with anomalies (see _apitool.anomalies)");
-    note!(s.entries_out_of_order, "exchanges written out of time order (capture time went backwards)");
+    note!(
+        s.entries_out_of_order,
+        "exchanges written out of time order, marked writtenLate (they ended after later ones were written: --order-window)"
+    );
     note!(s.filtered_out, "exchanges left out by --host/--path");
     note!(s.har_redactions, "values redacted in the HAR");
     for n in notes {

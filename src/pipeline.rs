@@ -6,10 +6,14 @@
 //! finishes becomes a task of its own: it is serialized (HAR entry, witness) into the sink of
 //! whichever worker thread takes it, so the threads stay busy while the last shards of a window
 //! finish. Between windows, the caps that span shards are applied, idle connections end, and
-//! finished entries whose start is before every exchange still in progress are written in
-//! order (start time, connection, position). Entries waiting for their turn are held
-//! serialized, and spill to a temporary file past a memory cap. Nothing here depends on the
-//! number of threads: the output is the same bytes whatever it is.
+//! finished entries are written in order (start time, connection, position) up to a
+//! watermark: the start of the earliest exchange still in progress, but never more than the
+//! order window ([`Config::order_window_ns`]) behind the capture's time. So an exchange that
+//! stays open (a long poll, an event stream, a connection open when the capture ends) holds
+//! back the output for the window at most; it is written when it ends, out of time order,
+//! counted and marked `writtenLate`. Entries waiting for their turn are held serialized, in
+//! memory only: past [`Config::reorder_mem`] the oldest are written at once. Nothing here
+//! depends on the number of threads: the output is the same bytes whatever it is.
 //!
 //! With a witness output ([`Converter::convert_to`]), the sinks also build each exchange's
 //! witness, encode it and hash it; the HAR entry and the witness travel together as one record
@@ -50,9 +54,13 @@ pub struct Config {
     pub window_bytes: usize,
     /// Frames per window.
     pub window_frames: usize,
-    /// Serialized entries held in memory while waiting for their turn; more spill to a
-    /// temporary file.
+    /// Serialized entries held in memory while waiting for their turn; past it the oldest are
+    /// written, and an exchange that ends later with an earlier start is written out of order.
     pub reorder_mem: usize,
+    /// How long (capture time, nanoseconds) the output waits for an exchange still in
+    /// progress before writing later ones; one that ends after that is written when it ends,
+    /// out of time order (counted, and marked `writtenLate` in `_apitool`).
+    pub order_window_ns: i64,
     /// Report the connections holding the most memory in each [`Progress`] (costs a pass over
     /// the connections per window).
     pub observe_connections: bool,
@@ -84,6 +92,7 @@ impl Default for Config {
             window_bytes: 4 << 20,
             window_frames: 32_768,
             reorder_mem: 16 << 20,
+            order_window_ns: 5_000_000_000,
             observe_connections: false,
             output: OutputOptions::default(),
         }
@@ -211,8 +220,33 @@ pub struct EntrySink {
     spill: Option<std::fs::File>,
     /// Entries in `spill`, in order: key and length.
     spilled: Vec<(EntryKey, u32)>,
+    /// Entries ever spilled.
+    spilled_total: u64,
     /// A write to `spill` failed (reported when the entries are collected).
     error: Option<io::Error>,
+}
+
+const LATE_MARK: &[u8] = b",\"writtenLate\":true";
+
+/// Marks a serialized HAR entry that ends at `at_end` (with its `_apitool` object, then the
+/// entry's own closing brace) as written out of its time order.
+fn mark_late(entry: &mut Vec<u8>, at_end: usize) {
+    debug_assert!(entry[..at_end].ends_with(b"}}"));
+    let at = at_end - 2;
+    entry.splice(at..at, LATE_MARK.iter().copied());
+}
+
+/// Marks the HAR entry of a record (plain, or framed as [`Record`] describes) as late.
+fn mark_record_late(rec: &mut Vec<u8>, framed: bool) {
+    if !framed {
+        let n = rec.len();
+        return mark_late(rec, n);
+    }
+    let n = u32::from_le_bytes(rec[..4].try_into().expect("4 bytes")) as usize;
+    if n > 0 {
+        mark_late(rec, 4 + n);
+        rec[..4].copy_from_slice(&((n + LATE_MARK.len()) as u32).to_le_bytes());
+    }
 }
 
 /// What a sink does beyond HAR entries.
@@ -328,7 +362,10 @@ impl ExchangeSink for EntrySink {
         self.anomalous += u64::from(damaged);
         if self.cap > 0 && self.bytes + buf.len() > self.cap && self.error.is_none() && buf.len() <= u32::MAX as usize {
             match self.spill_entry(&buf) {
-                Ok(()) => return self.spilled.push((key, buf.len() as u32)),
+                Ok(()) => {
+                    self.spilled_total += 1;
+                    return self.spilled.push((key, buf.len() as u32));
+                }
                 Err(e) => self.error = Some(e),
             }
         }
@@ -346,14 +383,26 @@ impl EntrySink {
     }
 
     /// Hands every entry to `push`, in the order they came, and starts over empty.
+    #[cfg(test)]
     fn drain(&mut self, push: &mut dyn FnMut(EntryKey, Vec<u8>) -> io::Result<()>) -> io::Result<()> {
+        self.drain_held(push)?;
+        self.drain_spilled(push)
+    }
+
+    /// Hands the entries held in memory to `push`.
+    fn drain_held(&mut self, push: &mut dyn FnMut(EntryKey, Vec<u8>) -> io::Result<()>) -> io::Result<()> {
         for (k, b) in self.entries.drain(..) {
             push(k, b)?;
         }
         self.bytes = 0;
-        if let Some(e) = self.error.take() {
-            return Err(e);
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
+    }
+
+    /// Hands the entries that went to the temporary file to `push`.
+    fn drain_spilled(&mut self, push: &mut dyn FnMut(EntryKey, Vec<u8>) -> io::Result<()>) -> io::Result<()> {
         if let Some(f) = self.spill.as_mut().filter(|_| !self.spilled.is_empty()) {
             f.seek(SeekFrom::Start(0))?;
             for (k, len) in self.spilled.drain(..) {
@@ -368,102 +417,56 @@ impl EntrySink {
     }
 }
 
-/// Holds serialized entries until every earlier one is known.
+/// Holds serialized entries until every earlier one is known, within the order window and
+/// the memory cap (nothing goes to disk).
 struct Reorder {
     mem: BTreeMap<EntryKey, Vec<u8>>,
     mem_bytes: usize,
     cap: usize,
-    spill: Option<std::fs::File>,
-    spill_len: u64,
-    spilled: BTreeMap<EntryKey, (u64, u32)>,
     last: Option<EntryKey>,
     out_of_order: u64,
-    spilled_total: u64,
     peak: usize,
+    /// Records are framed (see [`Record`]) rather than plain HAR entries.
+    framed: bool,
 }
 
 impl Reorder {
-    fn new(cap: usize) -> Reorder {
-        Reorder {
-            mem: BTreeMap::new(),
-            mem_bytes: 0,
-            cap,
-            spill: None,
-            spill_len: 0,
-            spilled: BTreeMap::new(),
-            last: None,
-            out_of_order: 0,
-            spilled_total: 0,
-            peak: 0,
-        }
+    fn new(cap: usize, framed: bool) -> Reorder {
+        Reorder { mem: BTreeMap::new(), mem_bytes: 0, cap, last: None, out_of_order: 0, peak: 0, framed }
     }
 
-    fn push(&mut self, key: EntryKey, bytes: Vec<u8>) -> io::Result<()> {
-        if self.mem_bytes + bytes.len() > self.cap && bytes.len() <= u32::MAX as usize {
-            // Spill: the file keeps the bytes, memory keeps where they are.
-            if self.spill.is_none() {
-                self.spill = Some(tempfile::tempfile()?);
-            }
-            let f = self.spill.as_mut().expect("created above");
-            f.seek(SeekFrom::Start(self.spill_len))?;
-            f.write_all(&bytes)?;
-            self.spilled.insert(key, (self.spill_len, bytes.len() as u32));
-            self.spill_len += bytes.len() as u64;
-            self.spilled_total += 1;
-            return Ok(());
-        }
+    fn push(&mut self, key: EntryKey, bytes: Vec<u8>) {
         self.mem_bytes += bytes.len();
         self.peak = self.peak.max(self.mem_bytes);
         self.mem.insert(key, bytes);
-        Ok(())
     }
 
     /// Moves entries that start before `watermark` (all of them for `None`) into `batch`, in
-    /// order, until the batch holds `max_bytes`. Returns whether such entries are left.
-    fn release(&mut self, watermark: Option<Ts>, batch: &mut Vec<Vec<u8>>, max_bytes: usize) -> io::Result<bool> {
+    /// order, until the batch holds `max_bytes`; past the watermark too while more than the
+    /// memory cap is held. Returns whether entries to release are left.
+    fn release(&mut self, watermark: Option<Ts>, batch: &mut Vec<Vec<u8>>, max_bytes: usize) -> bool {
         let mut bytes = 0;
-        loop {
+        while let Some(entry) = self.mem.first_entry() {
             if bytes >= max_bytes {
-                return Ok(true);
+                return true;
             }
-            let a = self.mem.first_key_value().map(|(k, _)| *k);
-            let b = self.spilled.first_key_value().map(|(k, _)| *k);
-            let key = match (a, b) {
-                (Some(a), Some(b)) => a.min(b),
-                (Some(a), None) => a,
-                (None, Some(b)) => b,
-                (None, None) => break,
-            };
-            if watermark.is_some_and(|w| key.start >= w) {
+            let key = *entry.key();
+            if watermark.is_some_and(|w| key.start >= w) && self.mem_bytes <= self.cap {
                 break;
             }
-            if self.last.is_some_and(|l| key < l) {
+            let late = self.last.is_some_and(|l| key < l);
+            self.last = self.last.max(Some(key));
+            let mut entry = entry.remove();
+            self.mem_bytes -= entry.len();
+            if late {
+                // It ended after entries that started later were written.
                 self.out_of_order += 1;
+                mark_record_late(&mut entry, self.framed);
             }
-            self.last = Some(key);
-            if Some(key) == a {
-                let entry = self.mem.remove(&key).expect("present");
-                self.mem_bytes -= entry.len();
-                bytes += entry.len();
-                batch.push(entry);
-            } else {
-                let (off, len) = self.spilled.remove(&key).expect("present");
-                let f = self.spill.as_mut().expect("spilled entries have a file");
-                f.seek(SeekFrom::Start(off))?;
-                let mut buf = vec![0; len as usize];
-                f.read_exact(&mut buf)?;
-                bytes += buf.len();
-                batch.push(buf);
-            }
+            bytes += entry.len();
+            batch.push(entry);
         }
-        if self.spilled.is_empty() && self.spill_len > 0 {
-            // Everything spilled was written: start the file over.
-            if let Some(f) = self.spill.as_mut() {
-                f.set_len(0)?;
-            }
-            self.spill_len = 0;
-        }
-        Ok(false)
+        false
     }
 }
 
@@ -718,7 +721,8 @@ impl<'c> Engine<'c> {
         let sinks: Sinks = (0..t).map(|_| Mutex::new(sink())).collect();
         let n = shard_count(cfg);
         let shards = (0..n).map(|_| Shard::new(cfg.flow, cfg.http, Handoff { queue: Vec::new(), sinks: sinks.clone() })).collect();
-        Engine { cfg, pool, shards, sinks, reorder: Reorder::new(cfg.reorder_mem), summary: Summary::default(), out }
+        let reorder = Reorder::new(cfg.reorder_mem, EntrySink::framed(har, witness, &cfg.output));
+        Engine { cfg, pool, shards, sinks, reorder, summary: Summary::default(), out }
     }
 
     /// Between windows: caps across shards, idle connections, and handing what is ready to the
@@ -780,8 +784,9 @@ impl<'c> Engine<'c> {
         self.collect()?;
         progress.pending_entry_bytes = self.reorder.mem_bytes;
         let pending = self.shards.iter().filter_map(|s| s.pending_start()).min();
+        // An exchange in progress holds back later ones for the order window at most.
         let watermark = match pending {
-            Some(p) => p.min(now),
+            Some(p) => p.min(now).max(Ts(now.0.saturating_sub(self.cfg.order_window_ns))),
             None => now,
         };
         self.send(Some(watermark))
@@ -798,7 +803,7 @@ impl<'c> Engine<'c> {
         let max = (self.cfg.reorder_mem / 16).max(1);
         loop {
             let mut batch = Vec::new();
-            let more = self.reorder.release(watermark, &mut batch, max)?;
+            let more = self.reorder.release(watermark, &mut batch, max);
             if !batch.is_empty() && self.out.send(batch).is_err() {
                 // The writer stopped on an error; its result says which.
                 return Err(io::Error::other("the writer stopped"));
@@ -814,11 +819,39 @@ impl<'c> Engine<'c> {
     fn collect(&mut self) -> io::Result<()> {
         let shards = &mut self.shards;
         self.pool.install(|| shards.par_iter_mut().for_each(|s| s.sink.flush()));
+        // The entries the sinks hold (their caps add up to the reorder buffer's) first, so that
+        // a window's entries are ordered among themselves.
         for s in self.sinks.iter() {
             let mut s = lock(s);
             self.summary.entries_with_anomalies += std::mem::take(&mut s.anomalous);
             let reorder = &mut self.reorder;
-            s.drain(&mut |k, b| reorder.push(k, b))?;
+            s.drain_held(&mut |k, b| {
+                reorder.push(k, b);
+                Ok(())
+            })?;
+        }
+        // Then those the sinks had to put in their files (a window that made more HAR than the
+        // buffer holds): past the cap the oldest entries go out at once, so memory stays at the
+        // cap; any that come after later ones are marked as written late.
+        let max = (self.cfg.reorder_mem / 16).max(1);
+        let (reorder, out) = (&mut self.reorder, &self.out);
+        let over_cap = |reorder: &mut Reorder| -> io::Result<()> {
+            while reorder.mem_bytes > reorder.cap {
+                let mut batch = Vec::new();
+                reorder.release(Some(Ts(i64::MIN)), &mut batch, max);
+                if batch.is_empty() {
+                    break;
+                }
+                out.send(batch).map_err(|_| io::Error::other("the writer stopped"))?;
+            }
+            Ok(())
+        };
+        over_cap(reorder)?;
+        for s in self.sinks.iter() {
+            lock(s).drain_spilled(&mut |k, b| {
+                reorder.push(k, b);
+                over_cap(reorder)
+            })?;
         }
         self.summary.peak_pending_entry_bytes = self.summary.peak_pending_entry_bytes.max(self.reorder.peak as u64);
         Ok(())
@@ -848,7 +881,7 @@ impl<'c> Engine<'c> {
             add_http(&mut s.http, &sh.http_stats);
         }
         s.entries_out_of_order = self.reorder.out_of_order;
-        s.entries_spilled = self.reorder.spilled_total;
+        s.entries_spilled = self.sinks.iter().map(|s| lock(s).spilled_total).sum();
         s.format = reader.reader.format().to_string();
         for sink in self.sinks.iter() {
             let sink = lock(sink);
@@ -1248,14 +1281,14 @@ mod tests {
 
     #[test]
     fn released_entries_go_out_in_bounded_batches() {
-        let mut r = Reorder::new(1 << 20);
+        let mut r = Reorder::new(1 << 20, false);
         for i in 0..100u32 {
-            r.push(EntryKey { start: Ts(i as i64), conn: 1, index: i }, vec![b'x'; 1000]).unwrap();
+            r.push(EntryKey { start: Ts(i as i64), conn: 1, index: i }, vec![b'x'; 1000]);
         }
         let mut sizes = Vec::new();
         loop {
             let mut batch = Vec::new();
-            let more = r.release(None, &mut batch, 10_000).unwrap();
+            let more = r.release(None, &mut batch, 10_000);
             sizes.push(batch.len());
             if !more {
                 break;
@@ -1263,5 +1296,38 @@ mod tests {
         }
         assert_eq!(sizes.iter().sum::<usize>(), 100);
         assert!(sizes.iter().all(|&n| n <= 10), "{sizes:?}");
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_entries_are_released_before_the_watermark() {
+        let mut r = Reorder::new(10_000, false);
+        let entry = |n: usize| [&b"{\"_apitool\":{\"x\":\""[..], &vec![b'x'; n - 21], b"\"}}"].concat();
+        for i in 0..30u32 {
+            r.push(EntryKey { start: Ts(100 + i as i64), conn: 1, index: i }, entry(1000));
+        }
+        // Nothing is before the watermark, but 30 000 bytes are held against a 10 000 cap.
+        let mut batch = Vec::new();
+        while r.release(Some(Ts(50)), &mut batch, 4_000) {}
+        assert_eq!(batch.len(), 20, "released down to the cap");
+        assert_eq!(r.mem_bytes, 10_000);
+        // An entry that starts before those written is late.
+        r.push(EntryKey { start: Ts(10), conn: 2, index: 0 }, entry(30));
+        let mut batch = Vec::new();
+        while r.release(None, &mut batch, 1 << 20) {}
+        assert_eq!(r.out_of_order, 1);
+        let v: serde_json::Value = serde_json::from_slice(&batch[0]).unwrap();
+        assert_eq!(v["_apitool"]["writtenLate"], true);
+        let v: serde_json::Value = serde_json::from_slice(&batch[1]).unwrap();
+        assert_eq!(v["_apitool"].get("writtenLate"), None);
+    }
+
+    #[test]
+    fn a_late_entry_is_marked_in_its_apitool_object() {
+        let mut e = br#"{"a":1,"_apitool":{"flow":1,"anomalies":[]}}"#.to_vec();
+        let n = e.len();
+        mark_late(&mut e, n);
+        let v: serde_json::Value = serde_json::from_slice(&e).unwrap();
+        assert_eq!(v["_apitool"]["writtenLate"], true);
+        assert_eq!(v["_apitool"]["flow"], 1);
     }
 }

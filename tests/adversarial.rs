@@ -855,3 +855,56 @@ fn flow_limits_default_is_what_the_bounds_assume() {
     let h = HttpLimits::default();
     assert_eq!((h.max_head, h.max_body), (128 * 1024, 16 * MIB));
 }
+
+/// A response that never finishes (its connection open at the end of the capture, as a long
+/// poll or a keep-alive connection cut by the capture's end leaves it) at the start of a
+/// capture of 3 000 later exchanges over five minutes (30 MB of HAR, twice the reorder
+/// buffer): the later entries are written as they come, not held behind it (nothing goes to a
+/// temporary file), and the unfinished one is written when the capture ends, marked as
+/// written late.
+#[test]
+fn an_exchange_left_open_does_not_hold_back_the_output() {
+    let _serial = serial();
+    let dir = temp_dir();
+    let path = dir.path().join("open.pcap");
+    let file = std::fs::File::create(&path).expect("create capture");
+    let mut w = CaptureFormat::Pcap(PcapOptions::default()).writer(BufWriter::new(file)).expect("capture writer");
+    let t0 = 1_700_000_000_000_000_000u64;
+    let server = "203.0.113.10:80".parse().unwrap();
+    let mut open = TcpConn::new(apitool::synth::client_addr(0, false), server, 0, TcpConfig::default(), 1_000, 7_000_000);
+    let t = open.handshake(t0);
+    let t = open.send(Dir::ToServer, b"GET /poll HTTP/1.1\r\nHost: a\r\n\r\n", t + 100_000);
+    open.send(Dir::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789", t + 100_000);
+    while open.emit_next(&mut w).expect("write packet") {}
+    let n = 3_000u64;
+    let body = vec![b'z'; 10_000];
+    for i in 1..=n {
+        let mut c = TcpConn::new(apitool::synth::client_addr(i, false), server, 0, TcpConfig::default(), 1_000, 7_000_000);
+        let t = c.handshake(t0 + i * 100_000_000);
+        let t = c.send(Dir::ToServer, format!("GET /item/{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(), t + 100_000);
+        let mut resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        resp.extend_from_slice(&body);
+        let t = c.send(Dir::ToClient, &resp, t + 100_000);
+        c.fin(Dir::ToServer, t + 100_000);
+        while c.emit_next(&mut w).expect("write packet") {}
+    }
+    use std::io::Write;
+    w.into_inner().flush().expect("flush capture");
+    let r = convert(&path, config(|c| c.flow.idle_timeout_ns = 3_600_000_000_000), LIMIT);
+    let s = &r.summary;
+    assert_eq!(s.entries, n + 1);
+    assert_eq!((s.entries_out_of_order, s.entries_spilled), (1, 0));
+    let mut entries = r.entries().clone();
+    let at = entries.iter().position(|e| e["request"]["url"] == "http://a/poll").expect("the open exchange is written");
+    // Written with the last window's entries, after thousands that started later.
+    assert!(at > n as usize - 200, "written at {at}");
+    let open = entries.remove(at);
+    assert_eq!(open["_apitool"]["writtenLate"], true);
+    assert!(entries.iter().all(|e| e["_apitool"].get("writtenLate").is_none()));
+    // Every other entry is in time order.
+    let starts: Vec<&str> = entries.iter().map(|e| e["startedDateTime"].as_str().unwrap()).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+    // What waits is the order window's entries (5 s of capture: some 50 exchanges, 0.5 MB),
+    // one window's entries (4 MiB of capture), batches for the writer.
+    r.check_peak("an exchange left open before 3 000 others", FIXED + 12 * MIB);
+}

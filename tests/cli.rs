@@ -36,6 +36,7 @@ fn help_mentions_every_flag_with_its_default() {
         ("--idle-timeout <SECS>", Some("120")),
         ("--gap-grace-bytes <SIZE>", Some("1MiB")),
         ("--gap-grace <SECS>", Some("10")),
+        ("--order-window <SECS>", Some("5")),
         ("--max-body <SIZE>", Some("16MiB")),
         ("--max-head <SIZE>", Some("128KiB")),
         ("--max-headers <N>", Some("1024")),
