@@ -114,10 +114,13 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
         ",\"_apitool\":{{\"flow\":{},\"exchange\":{},\"client\":\"{}\",\"server\":\"{}\",\"firstFrame\":{first},\"lastFrame\":{last}",
         ex.conn.id, ex.index, ex.conn.client, ex.conn.server
     );
-    if let Some(r) = ex.request.as_ref() {
-        // The request-target exactly as sent (the URL above is absolute and escaped).
-        out.extend_from_slice(b",\"target\":");
-        write_bytes_str(out, r.head.target());
+    match ex.request.as_ref() {
+        Some(r) => {
+            // The request-target exactly as sent (the URL above is absolute).
+            out.extend_from_slice(b",\"target\":");
+            write_bytes_str(out, r.head.target());
+        }
+        None => out.extend_from_slice(b",\"noRequest\":true"),
     }
     if !ex.interim.is_empty() {
         out.extend_from_slice(b",\"interimStatus\":[");
@@ -182,7 +185,21 @@ fn write_header_value(out: &mut Vec<u8>, v: &[u8]) {
     }
 }
 
-/// Builds the absolute URL of a request.
+/// Builds the absolute URL of a request, keeping its request-target as sent.
+///
+/// By the form of the target (RFC 9112, section 3.2):
+/// - absolute-form (`http://…`, `https://…`): the target itself;
+/// - authority-form of a `CONNECT` (`host:port`): `https://host:port` when the port is 443,
+///   else `http://host:port` (a tunnel has no path);
+/// - origin-form (`/path?query`): `http://` + the Host header (else the server address, with
+///   its port unless 80) + the target;
+/// - asterisk-form (`OPTIONS *`), an empty target and a request line without a target
+///   (`OPTIONS HTTP/1.1`, whose version is then `httpVersion`): the origin with the path `/`,
+///   which is what a URL parser makes of an origin; any other target is taken as a path
+///   after `/`.
+///
+/// The raw target is in `_apitool.target` whatever its form. Only bytes that a URL cannot
+/// hold are percent-encoded ([`needs_escape`]).
 pub fn request_url(ex: &Exchange, m: &Message) -> Vec<u8> {
     let target = m.head.target();
     let mut url = Vec::with_capacity(target.len() + 32);
@@ -191,41 +208,69 @@ pub fn request_url(ex: &Exchange, m: &Message) -> Vec<u8> {
         push_url_bytes(&mut url, target);
         return url;
     }
-    url.extend_from_slice(b"http://");
-    let host = m.head.field("host").map(crate::http::decode::trim).filter(|h| !h.is_empty());
-    if m.head.method().eq_ignore_ascii_case(b"CONNECT") {
+    if m.head.method().eq_ignore_ascii_case(b"CONNECT") && is_authority(target) {
+        let port = target.rsplit(|&c| c == b':').next().unwrap_or(b"");
+        url.extend_from_slice(if port == b"443" { b"https://" } else { b"http://" });
         push_url_bytes(&mut url, target);
         return url;
     }
+    let target = if missing_target(m) { &b""[..] } else { target };
+    url.extend_from_slice(b"http://");
+    let host = m.head.field("host").map(crate::http::decode::trim).filter(|h| !h.is_empty());
     match host {
         Some(h) => push_url_bytes(&mut url, h),
-        None => {
-            let s = ex.conn.server;
-            match s.addr() {
-                std::net::IpAddr::V4(a) => {
-                    let _ = write!(url, "{a}");
-                }
-                std::net::IpAddr::V6(a) => {
-                    let _ = write!(url, "[{a}]");
-                }
-            }
-            if s.port != 80 {
-                let _ = write!(url, ":{}", s.port);
-            }
-        }
+        None => push_server(&mut url, ex),
     }
     if target.first() == Some(&b'/') {
         push_url_bytes(&mut url, target);
-    } else if target != b"*" {
+    } else {
         url.push(b'/');
-        push_url_bytes(&mut url, target);
+        if target != b"*" {
+            push_url_bytes(&mut url, target);
+        }
     }
     url
 }
 
-/// Bytes that cannot appear in a URL as they are: percent-encoded.
+/// The URL of a response seen without its request: the server's origin and `/`.
+pub fn server_url(ex: &Exchange) -> Vec<u8> {
+    let mut url = b"http://".to_vec();
+    push_server(&mut url, ex);
+    url.push(b'/');
+    url
+}
+
+/// The server's address as a URL host (IPv6 in brackets), with its port unless it is 80.
+fn push_server(url: &mut Vec<u8>, ex: &Exchange) {
+    let s = ex.conn.server;
+    let _ = match s.addr() {
+        std::net::IpAddr::V4(a) => write!(url, "{a}"),
+        std::net::IpAddr::V6(a) => write!(url, "[{a}]"),
+    };
+    if s.port != 80 {
+        let _ = write!(url, ":{}", s.port);
+    }
+}
+
+/// Whether the request line has a method and a version but no target (`OPTIONS HTTP/1.1`):
+/// the lenient parser then reads the version as the target and leaves the version empty.
+fn missing_target(m: &Message) -> bool {
+    let t = m.head.target();
+    m.head.version().is_empty() && t.len() == 8 && t.starts_with(b"HTTP/") && t[5].is_ascii_digit() && t[6] == b'.' && t[7].is_ascii_digit()
+}
+
+/// Whether a `CONNECT` target is in authority form (`host:port`): not empty, no path.
+fn is_authority(t: &[u8]) -> bool {
+    !t.is_empty() && !t.contains(&b'/') && t != b"*"
+}
+
+/// Bytes that a URL cannot hold as they are, percent-encoded: C0 controls, space, DEL and
+/// every non-ASCII byte (what the WHATWG URL parser encodes in every part of a URL, the C0
+/// control percent-encode set, plus the space it would strip or encode). Everything else,
+/// `|`, `\`, `^`, `{`, `}`, `"`, `<`, `>` and `` ` `` included, is kept as it was sent, so the
+/// URL's path and query are the request-target's bytes.
 pub fn needs_escape(c: u8) -> bool {
-    c <= b' ' || c >= 0x7f || b"\"<>\\^`{|}".contains(&c)
+    c <= b' ' || c >= 0x7f
 }
 
 fn push_url_bytes(url: &mut Vec<u8>, b: &[u8]) {
@@ -266,15 +311,14 @@ fn write_params(out: &mut Vec<u8>, q: &[u8], as_query: bool) {
 
 fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
     let Some(m) = req else {
-        // A response without its request: what is known of the request is its server.
-        out.extend_from_slice(b"{\"method\":\"\",\"url\":\"");
-        let s = ex.conn.server;
-        let _ = match s.addr() {
-            std::net::IpAddr::V4(a) => write!(out, "http://{a}:{}/", s.port),
-            std::net::IpAddr::V6(a) => write!(out, "http://[{a}]:{}/", s.port),
-        };
+        // A response without its request: what is known of the request is its server. HAR
+        // readers want a method (har-to-k6 refuses an empty one), so the entry says GET, the
+        // method that is safe to send again, and says in `comment` (and in the anomaly "no
+        // request") that the request was not captured.
+        out.extend_from_slice(b"{\"method\":\"GET\",\"url\":");
+        write_bytes_str(out, &server_url(ex));
         out.extend_from_slice(
-            b"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"queryString\":[],\"headersSize\":-1,\"bodySize\":-1}",
+            b",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"queryString\":[],\"headersSize\":-1,\"bodySize\":-1,\"comment\":\"request not captured: method and URL are placeholders\"}",
         );
         return;
     };
@@ -284,7 +328,7 @@ fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
     let url = request_url(ex, m);
     write_bytes_str(out, &url);
     out.extend_from_slice(b",\"httpVersion\":");
-    write_bytes_str(out, m.head.version());
+    write_bytes_str(out, if missing_target(m) { m.head.target() } else { m.head.version() });
     out.extend_from_slice(b",\"cookies\":[");
     let mut first = true;
     for v in m.head.field_all("cookie") {
