@@ -1,7 +1,9 @@
 //! What the HAR writer makes of the forms HAR readers trip over (the capture of
 //! `tests/common/edge.rs`): URLs that keep the request-target as sent, the URL of each
-//! request-target form, responses without a request. Expectations are written out by hand;
-//! the HAR is also read by the `har` crate and checked by har-validator when it is installed.
+//! request-target form, responses without a request, `text` on bodiless responses, a list of
+//! content codings, multipart file parts. Expectations are written out by hand; the HAR is
+//! also read by the `har` crate and checked by har-validator when it is installed (the
+//! consumer programs read it in `tests/consumers.rs`).
 
 mod common;
 
@@ -30,6 +32,16 @@ fn by_target<'a>(har: &'a Value, target: &str) -> &'a Value {
     let found: Vec<&Value> = entries(har).iter().filter(|e| e["_apitool"]["target"] == target).collect();
     assert_eq!(found.len(), 1, "one entry has the target {target:?}");
     found[0]
+}
+
+fn header<'a>(headers: &'a Value, name: &str) -> Vec<&'a str> {
+    headers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["name"].as_str().unwrap().eq_ignore_ascii_case(name))
+        .map(|h| h["value"].as_str().unwrap())
+        .collect()
 }
 
 #[test]
@@ -87,4 +99,50 @@ fn responses_without_a_request_are_kept() {
     }
     // Only those two.
     assert_eq!(entries(&har).iter().filter(|e| e["_apitool"].get("target").is_none()).count(), 2);
+}
+
+#[test]
+fn bodiless_responses_have_an_empty_text() {
+    let har = edge_har();
+    for target in ["/head", "/nothing", "api.test:443", "*"] {
+        let c = &by_target(&har, target)["response"]["content"];
+        assert_eq!((c["text"].as_str(), c["size"].as_u64()), (Some(""), Some(0)), "{target}: {c}");
+        assert!(c.get("encoding").is_none(), "{target}");
+    }
+    // HEAD: the Content-Length the server declared stays in the headers; the body is empty.
+    let head = &by_target(&har, "/head")["response"];
+    assert_eq!(header(&head["headers"], "content-length"), ["5"]);
+    assert_eq!(head["bodySize"], 0);
+}
+
+#[test]
+fn a_list_of_content_codings_moves_to_apitool() {
+    let har = edge_har();
+    let e = by_target(&har, "/gzip-br");
+    let r = &e["response"];
+    assert_eq!(har_text_bytes(&r["content"]).unwrap(), edge::CODED_BODY);
+    assert_eq!(r["content"]["size"], edge::CODED_BODY.len());
+    assert!(header(&r["headers"], "content-encoding").is_empty(), "the decoded text no longer has those codings");
+    assert_eq!(e["_apitool"]["contentEncoding"], "gzip, br");
+    // The response's head is still counted as sent.
+    assert!(r["headersSize"].as_u64().unwrap() > 0);
+    // One coding that readers apply again stays, as browsers' HAR exports have it.
+    let e = by_target(&har, "/gzip");
+    assert_eq!(har_text_bytes(&e["response"]["content"]).unwrap(), edge::CODED_BODY);
+    assert_eq!(header(&e["response"]["headers"], "content-encoding"), ["gzip"]);
+    assert!(e["_apitool"].get("contentEncoding").is_none());
+}
+
+#[test]
+fn multipart_file_parts_have_a_value() {
+    let har = edge_har();
+    let pd = &by_target(&har, "/upload")["request"]["postData"];
+    let params = pd["params"].as_array().unwrap();
+    assert_eq!(params.len(), 2);
+    assert_eq!((params[0]["name"].as_str(), params[0]["value"].as_str()), (Some("note"), Some("hello")));
+    assert_eq!(params[1]["name"], "up");
+    assert_eq!(params[1]["fileName"], "blob.bin");
+    assert_eq!(params[1]["value"], "", "binary content: an empty value, the bytes are in text");
+    let body = har_text_bytes(pd).unwrap();
+    assert!(body.windows(edge::FILE_PART.len()).any(|w| w == edge::FILE_PART));
 }

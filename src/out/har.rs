@@ -122,6 +122,19 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
         }
         None => out.extend_from_slice(b",\"noRequest\":true"),
     }
+    if let Some(r) = ex.response.as_ref()
+        && coding_moved(r)
+    {
+        out.extend_from_slice(b",\"contentEncoding\":");
+        let mut v = Vec::new();
+        for (i, f) in r.head.field_all("content-encoding").enumerate() {
+            if i > 0 {
+                v.extend_from_slice(b", ");
+            }
+            v.extend_from_slice(f);
+        }
+        write_header_value(out, &v);
+    }
     if !ex.interim.is_empty() {
         out.extend_from_slice(b",\"interimStatus\":[");
         for (i, s) in ex.interim.iter().enumerate() {
@@ -402,7 +415,7 @@ fn write_body_text(out: &mut Vec<u8>, body: &[u8], key: &str) {
 
 fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
     let Some(m) = resp else {
-        out.extend_from_slice(b"{\"status\":0,\"statusText\":\"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"content\":{\"size\":0,\"mimeType\":\"x-unknown\"},\"redirectURL\":\"\",\"headersSize\":-1,\"bodySize\":-1}");
+        out.extend_from_slice(b"{\"status\":0,\"statusText\":\"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"content\":{\"size\":0,\"mimeType\":\"x-unknown\",\"text\":\"\"},\"redirectURL\":\"\",\"headersSize\":-1,\"bodySize\":-1}");
         return;
     };
     let _ = write!(out, "{{\"status\":{},\"statusText\":", m.head.status());
@@ -417,7 +430,8 @@ fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
         write_set_cookie(out, v);
     }
     out.extend_from_slice(b"],\"headers\":");
-    write_pairs(out, m.head.fields());
+    let moved = coding_moved(m);
+    write_pairs(out, m.head.fields().filter(|(n, _)| !(moved && n.eq_ignore_ascii_case(b"content-encoding"))));
     let _ = write!(out, ",\"content\":{{\"size\":{}", m.body.len());
     if !m.codings.is_empty() && !m.body_is_encoded && !m.body_truncated {
         let _ = write!(out, ",\"compression\":{}", m.body.len() as i64 - m.entity_len as i64);
@@ -427,12 +441,33 @@ fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
         Some(ct) => write_bytes_str(out, ct),
         None => out.extend_from_slice(b"\"x-unknown\""),
     }
-    if !m.body.is_empty() {
-        write_body_text(out, &m.body, "encoding");
-    }
+    // `text` even when there is no body (HEAD, 204/304, tunnels, a body lost at a gap): HAR
+    // readers such as haralyzer read it unconditionally; `size` is the bytes it holds.
+    write_body_text(out, &m.body, "encoding");
     out.extend_from_slice(b"},\"redirectURL\":");
     write_bytes_str(out, m.head.field("location").unwrap_or(b""));
     let _ = write!(out, ",\"headersSize\":{},\"bodySize\":{}}}", m.head.raw.len(), m.body_wire_len);
+}
+
+/// Content codings that HAR readers apply again to the decoded `text` when they rebuild the
+/// response (mitmproxy does, and refuses the whole HAR when it cannot).
+const READER_CODINGS: [&[u8]; 5] = [b"gzip", b"deflate", b"br", b"zstd", b"identity"];
+
+/// Whether the response's Content-Encoding fields are left out of `headers` (and kept in
+/// `_apitool.contentEncoding`): the HAR holds the decoded body, which no longer has the coding,
+/// so the header stays only when it names one coding that a reader can apply again (as
+/// browsers' HAR exports keep `Content-Encoding: gzip` beside the decoded text) and the body
+/// written is its decoded form (or empty). A list of codings (`gzip, br`), a coding readers
+/// do not know, or a body kept still encoded because decoding failed moves the header.
+fn coding_moved(m: &Message) -> bool {
+    let mut fields = m.head.field_all("content-encoding");
+    let Some(first) = fields.next() else { return false };
+    if fields.next().is_some() {
+        return true;
+    }
+    let v = crate::http::decode::trim(first);
+    let known = READER_CODINGS.iter().any(|c| v.eq_ignore_ascii_case(c));
+    !known || (m.body_is_encoded && !m.body.is_empty())
 }
 
 fn write_set_cookie(out: &mut Vec<u8>, v: &[u8]) {
