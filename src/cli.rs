@@ -149,6 +149,11 @@ pub struct CapArgs {
     /// Most header fields in one message head.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_headers: usize,
+
+    /// A UDP port that carries TZSP (packets forwarded by a remote sniffer), decoded besides
+    /// the standard port 37008.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub tzsp_port: Option<u16>,
 }
 
 impl CapArgs {
@@ -179,6 +184,7 @@ impl CapArgs {
             http: HttpLimits { max_head: self.max_head.max(64), max_headers: self.max_headers, max_body: self.max_body },
             threads: self.threads,
             order_window_ns: (self.order_window * 1e9) as i64,
+            wire: crate::wire::WireOptions { tzsp_port: self.tzsp_port.unwrap_or(0) },
             ..Config::default()
         })
     }

@@ -48,6 +48,8 @@ pub struct Config {
     pub flow: FlowLimits,
     pub http: HttpLimits,
     pub defrag: DefragLimits,
+    /// Link and tunnel decoding (TZSP on a port of the user's choosing).
+    pub wire: wire::WireOptions,
     /// Worker threads (at least 1).
     pub threads: usize,
     /// Capture bytes per window.
@@ -88,6 +90,7 @@ impl Default for Config {
             flow: FlowLimits::default(),
             http: HttpLimits::default(),
             defrag: DefragLimits::default(),
+            wire: wire::WireOptions::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             window_bytes: 4 << 20,
             window_frames: 32_768,
@@ -492,6 +495,7 @@ enum WindowEnd {
 struct Reader {
     reader: FrameReader,
     defrag: Defragmenter,
+    wire: wire::WireOptions,
     /// Frame-level counters (the summary's).
     summary: Summary,
     max_ts: Ts,
@@ -549,7 +553,7 @@ impl Reader {
         if f.ts > self.max_ts {
             self.max_ts = f.ts;
         }
-        match wire::decode(f) {
+        match wire::decode_with(f, self.wire) {
             Decoded::Tcp(seg) => {
                 s.tcp_segments += 1;
                 let i = (seg.key.shard_hash() % n as u64) as usize;
@@ -557,7 +561,7 @@ impl Reader {
             }
             Decoded::Fragment(frag) => {
                 if let Some(payload) = self.defrag.push(f.ts, &frag) {
-                    match wire::decode_reassembled(f.index, f.ts, &frag, &payload) {
+                    match wire::decode_reassembled_with(f.index, f.ts, &frag, &payload, self.wire) {
                         Decoded::Tcp(seg) => {
                             s.tcp_segments += 1;
                             let i = (seg.key.shard_hash() % n as u64) as usize;
@@ -996,6 +1000,7 @@ impl Converter {
         Reader {
             reader,
             defrag: Defragmenter::new(self.cfg.defrag),
+            wire: self.cfg.wire,
             summary: Summary::default(),
             max_ts: Ts(i64::MIN),
             list_caps: vec![0; shard_count(&self.cfg)],

@@ -9,8 +9,9 @@
 //!
 //! Link types: Ethernet (802.1Q/802.1ad/QinQ VLANs, MPLS, PPPoE session, LLC/SNAP), Linux SLL
 //! and SLL2, BSD NULL and LOOP, raw IPv4/IPv6, NFLOG, Cisco HDLC. Tunnels: IP-in-IP, GRE
-//! (including transparent Ethernet bridging and ERSPAN types II/III), VXLAN, Geneve, Teredo
-//! and AYIYA on their standard UDP ports.
+//! (including transparent Ethernet bridging and ERSPAN types II/III), VXLAN, Geneve, Teredo,
+//! AYIYA and TZSP on their standard UDP ports, and TZSP on one more port given in
+//! [`WireOptions`] (senders often pick their own).
 
 use std::net::IpAddr;
 
@@ -193,10 +194,25 @@ pub enum Decoded<'m> {
 
 const MAX_DEPTH: u8 = 8;
 
-/// Decodes one frame.
+/// The UDP port of TZSP (TaZmen Sniffer Protocol), decoded whatever the options.
+pub const TZSP_PORT: u16 = 37008;
+
+/// What decoding needs beyond the frame: tunnels on ports of the user's choosing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireOptions {
+    /// A UDP port that also carries TZSP, besides [`TZSP_PORT`] (0: none).
+    pub tzsp_port: u16,
+}
+
+/// Decodes one frame (with the default [`WireOptions`]).
 pub fn decode<'m>(frame: &Frame<'m>) -> Decoded<'m> {
+    decode_with(frame, WireOptions::default())
+}
+
+/// Decodes one frame.
+pub fn decode_with<'m>(frame: &Frame<'m>, opts: WireOptions) -> Decoded<'m> {
     let cut = frame.orig_len.saturating_sub(frame.data.len() as u32);
-    let cx = Cx { frame: frame.index, ts: frame.ts, cut };
+    let cx = Cx { frame: frame.index, ts: frame.ts, cut, tzsp_port: opts.tzsp_port };
     let d = frame.data;
     match frame.linktype {
         linktype::ETHERNET => cx.ethernet(d, 0),
@@ -272,6 +288,8 @@ struct Cx {
     ts: Ts,
     /// Bytes of the frame cut off by the snap length.
     cut: u32,
+    /// [`WireOptions::tzsp_port`].
+    tzsp_port: u16,
 }
 
 impl Cx {
@@ -597,6 +615,9 @@ impl Cx {
             }
             return Decoded::Skip(Skip::NotTcp);
         }
+        if either(TZSP_PORT) || (self.tzsp_port != 0 && either(self.tzsp_port)) {
+            return self.tzsp(p, depth);
+        }
         if either(5072) {
             // AYIYA: lengths of identity and signature in 4-byte units / 2^n, next header.
             if p.len() >= 8 {
@@ -614,6 +635,45 @@ impl Cx {
     }
 }
 
+impl Cx {
+    /// TZSP: version 1, a type, the encapsulated protocol, then tagged fields up to the END
+    /// tag (1); tag 0 is one byte of padding, every other tag has a length byte and that many
+    /// bytes. Only the types that carry a packet (0 received, 1 for transmit) are followed,
+    /// into Ethernet (protocol 1) or 802.11 (18).
+    fn tzsp<'m>(self, d: &'m [u8], depth: u8) -> Decoded<'m> {
+        if d.len() < 4 || d[0] != 1 {
+            return Decoded::Skip(Skip::Malformed("tzsp header"));
+        }
+        if d[1] > 1 {
+            return Decoded::Skip(Skip::NotTcp);
+        }
+        let proto = u16::from_be_bytes([d[2], d[3]]);
+        let mut i = 4;
+        loop {
+            match d.get(i) {
+                None => return Decoded::Skip(Skip::Malformed("tzsp tags")),
+                Some(0) => i += 1,
+                Some(1) => {
+                    i += 1;
+                    break;
+                }
+                Some(_) => match d.get(i + 1) {
+                    Some(&len) => i += 2 + len as usize,
+                    None => return Decoded::Skip(Skip::Malformed("tzsp tags")),
+                },
+            }
+        }
+        let Some(inner) = d.get(i..) else {
+            return Decoded::Skip(Skip::Malformed("tzsp tags"));
+        };
+        match proto {
+            1 => self.nested_ethernet(inner, depth),
+            18 => self.wlan(inner, depth),
+            _ => Decoded::Skip(Skip::NotTcp),
+        }
+    }
+}
+
 fn ipv6_fragment(v6: &etherparse::LaxIpv6Slice<'_>) -> Option<(u32, u32, bool)> {
     for ext in v6.extensions().clone().into_iter() {
         if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext {
@@ -623,9 +683,14 @@ fn ipv6_fragment(v6: &etherparse::LaxIpv6Slice<'_>) -> Option<(u32, u32, bool)> 
     None
 }
 
-/// Decodes the payload of a reassembled IP datagram.
+/// Decodes the payload of a reassembled IP datagram (with the default [`WireOptions`]).
 pub fn decode_reassembled<'a>(frame: u64, ts: Ts, frag: &Fragment<'_>, payload: &'a [u8]) -> Decoded<'a> {
-    let cx = Cx { frame, ts, cut: 0 };
+    decode_reassembled_with(frame, ts, frag, payload, WireOptions::default())
+}
+
+/// Decodes the payload of a reassembled IP datagram.
+pub fn decode_reassembled_with<'a>(frame: u64, ts: Ts, frag: &Fragment<'_>, payload: &'a [u8], opts: WireOptions) -> Decoded<'a> {
+    let cx = Cx { frame, ts, cut: 0, tzsp_port: opts.tzsp_port };
     cx.transport(IpNumber(frag.protocol), frag.src, frag.dst, frag.v6, payload, 0, 1)
 }
 
@@ -742,6 +807,66 @@ mod tests {
         outer[2..4].copy_from_slice(&tl.to_be_bytes());
         outer.extend(&udp);
         assert_eq!(expect_tcp(decode(&frame(linktype::RAW, &outer))).payload, b"in");
+    }
+
+    /// IPv4 + UDP from port 5555 to `dport` carrying `payload`.
+    fn ipv4_udp(dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut udp = vec![0x15, 0xb3];
+        udp.extend(dport.to_be_bytes());
+        udp.extend(((8 + payload.len()) as u16).to_be_bytes());
+        udp.extend([0, 0]);
+        udp.extend(payload);
+        let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0, 9, 9, 9, 9, 8, 8, 8, 8];
+        let tl = (20 + udp.len()) as u16;
+        ip[2..4].copy_from_slice(&tl.to_be_bytes());
+        ip.extend(udp);
+        ip
+    }
+
+    /// A TZSP header (version 1, type received, Ethernet) with a padding byte, a tag with two
+    /// bytes of data (signal), and END, then `inner`.
+    fn tzsp(inner: &[u8]) -> Vec<u8> {
+        let mut t = vec![1, 0, 0, 1, 0x00, 0x0a, 2, 0xd8, 0x00, 0x01];
+        t.extend(inner);
+        t
+    }
+
+    #[test]
+    fn tzsp_is_followed_on_its_port_and_on_the_one_given() {
+        let ip = ipv4_tcp([1, 1, 1, 1], [2, 2, 2, 2], 40000, 80, 9, flags::ACK, b"GET / HTTP/1.1\r\n");
+        let inner = eth(0x0800, &ip);
+        // What decoding makes of the TZSP datagram sent to `port`: payload, seq, server port.
+        let on = |port: u16, opts: WireOptions| match decode_with(&frame(linktype::RAW, &ipv4_udp(port, &tzsp(&inner))), opts) {
+            Decoded::Tcp(t) => Ok((t.payload.to_vec(), t.seq, t.key.b_port)),
+            Decoded::Skip(k) => Err(k),
+            Decoded::Fragment(_) => panic!("not a fragment"),
+        };
+        assert_eq!(on(TZSP_PORT, WireOptions::default()), Ok((b"GET / HTTP/1.1\r\n".to_vec(), 9, 80)));
+        // Another port: only when it is given.
+        assert_eq!(on(31337, WireOptions::default()), Err(Skip::NotTcp));
+        assert_eq!(on(31337, WireOptions { tzsp_port: 31337 }), Ok((b"GET / HTTP/1.1\r\n".to_vec(), 9, 80)));
+        // Inside Ethernet, as a sniffer forwards it.
+        let outer = eth(0x0800, &ipv4_udp(TZSP_PORT, &tzsp(&inner)));
+        assert_eq!(expect_tcp(decode(&frame(linktype::ETHERNET, &outer))).payload, b"GET / HTTP/1.1\r\n");
+        // A keepalive (type 4) carries no packet; an unknown encapsulation is not followed; a
+        // version other than 1 is malformed.
+        let mut keepalive = tzsp(&inner);
+        keepalive[1] = 4;
+        assert!(matches!(decode(&frame(linktype::RAW, &ipv4_udp(TZSP_PORT, &keepalive))), Decoded::Skip(Skip::NotTcp)));
+        let mut other = tzsp(&inner);
+        other[3] = 0x77;
+        assert!(matches!(decode(&frame(linktype::RAW, &ipv4_udp(TZSP_PORT, &other))), Decoded::Skip(Skip::NotTcp)));
+        let mut v2 = tzsp(&inner);
+        v2[0] = 2;
+        assert!(matches!(decode(&frame(linktype::RAW, &ipv4_udp(TZSP_PORT, &v2))), Decoded::Skip(Skip::Malformed("tzsp header"))));
+        // Tags that run past the end.
+        let cut = ipv4_udp(TZSP_PORT, &[1, 0, 0, 1, 0x0a, 200, 1, 2]);
+        assert!(matches!(decode(&frame(linktype::RAW, &cut)), Decoded::Skip(Skip::Malformed("tzsp tags"))));
+        // No prefix of the TZSP payload panics.
+        let full = tzsp(&inner);
+        for n in 0..=full.len() {
+            let _ = decode_with(&frame(linktype::RAW, &ipv4_udp(31337, &full[..n])), WireOptions { tzsp_port: 31337 });
+        }
     }
 
     #[test]

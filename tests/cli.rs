@@ -40,6 +40,7 @@ fn help_mentions_every_flag_with_its_default() {
         ("--max-body <SIZE>", Some("16MiB")),
         ("--max-head <SIZE>", Some("128KiB")),
         ("--max-headers <N>", Some("1024")),
+        ("--tzsp-port <PORT>", None),
         ("-q, --quiet", None),
         ("--summary-json <FILE>", None),
         ("-f, --format <FORMATS>", Some("har")),

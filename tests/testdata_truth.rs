@@ -71,7 +71,8 @@ impl Ours {
             pos,
             conn,
             exchange: x["exchange"].as_u64().unwrap_or_else(|| panic!("{what}: entry {pos}: _apitool.exchange")),
-            method: e["request"]["method"].as_str().unwrap_or_default().to_string(),
+            // A response without its request has a placeholder method: no method at all here.
+            method: if x["noRequest"] == true { String::new() } else { e["request"]["method"].as_str().unwrap_or_default().to_string() },
             url: e["request"]["url"].as_str().unwrap_or_default().to_string(),
             status: e["response"]["status"].as_u64().unwrap_or_else(|| panic!("{what}: entry {pos}: status")) as u16,
             req_body: e["request"].get("postData").map(|p| har_text_bytes(p).unwrap_or_default()),

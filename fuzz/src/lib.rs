@@ -674,6 +674,8 @@ fn converters() -> &'static [Converter; 2] {
             flow: FlowLimits { max_ooo_per_conn: 2048, max_ooo_total: 4096, max_flows: 8, idle_timeout_ns: 10_000_000_000, ..FlowLimits::default() },
             http: HttpLimits { max_head: 1024, max_headers: 32, max_body: 2048 },
             defrag: DefragLimits { max_datagrams: 4, max_bytes: 16_384, timeout_ns: 1_000_000_000 },
+            // TZSP on a port of the user's choosing too, as `--tzsp-port 31337` gives it.
+            wire: apitool::wire::WireOptions { tzsp_port: 31337 },
             threads,
             window_bytes: 4096,
             window_frames: 16,

@@ -114,10 +114,26 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
         ",\"_apitool\":{{\"flow\":{},\"exchange\":{},\"client\":\"{}\",\"server\":\"{}\",\"firstFrame\":{first},\"lastFrame\":{last}",
         ex.conn.id, ex.index, ex.conn.client, ex.conn.server
     );
-    if let Some(r) = ex.request.as_ref() {
-        // The request-target exactly as sent (the URL above is absolute and escaped).
-        out.extend_from_slice(b",\"target\":");
-        write_bytes_str(out, r.head.target());
+    match ex.request.as_ref() {
+        Some(r) => {
+            // The request-target exactly as sent (the URL above is absolute).
+            out.extend_from_slice(b",\"target\":");
+            write_bytes_str(out, r.head.target());
+        }
+        None => out.extend_from_slice(b",\"noRequest\":true"),
+    }
+    if let Some(r) = ex.response.as_ref()
+        && coding_moved(r)
+    {
+        out.extend_from_slice(b",\"contentEncoding\":");
+        let mut v = Vec::new();
+        for (i, f) in r.head.field_all("content-encoding").enumerate() {
+            if i > 0 {
+                v.extend_from_slice(b", ");
+            }
+            v.extend_from_slice(f);
+        }
+        write_header_value(out, &v);
     }
     if let Some(t) = ex.tunnel.as_deref() {
         out.extend_from_slice(b",\"tunnel\":");
@@ -186,7 +202,22 @@ fn write_header_value(out: &mut Vec<u8>, v: &[u8]) {
     }
 }
 
-/// Builds the absolute URL of a request.
+/// Builds the absolute URL of a request, keeping its request-target as sent.
+///
+/// By the form of the target (RFC 9112, section 3.2):
+/// - absolute-form (`http://…`, `https://…`): the target itself;
+/// - authority-form of a `CONNECT` (`host:port`): `https://host:port` when the port is 443,
+///   else `http://host:port` (a tunnel has no path);
+/// - origin-form (`/path?query`): `http://` + the Host header (else the target of the proxy
+///   tunnel the request went through, else the server address, with its port unless 80) +
+///   the target;
+/// - asterisk-form (`OPTIONS *`), an empty target and a request line without a target
+///   (`OPTIONS HTTP/1.1`, whose version is then `httpVersion`): the origin with the path `/`,
+///   which is what a URL parser makes of an origin; any other target is taken as a path
+///   after `/`.
+///
+/// The raw target is in `_apitool.target` whatever its form. Only bytes that a URL cannot
+/// hold are percent-encoded ([`needs_escape`]).
 pub fn request_url(ex: &Exchange, m: &Message) -> Vec<u8> {
     let target = m.head.target();
     let mut url = Vec::with_capacity(target.len() + 32);
@@ -195,41 +226,73 @@ pub fn request_url(ex: &Exchange, m: &Message) -> Vec<u8> {
         push_url_bytes(&mut url, target);
         return url;
     }
-    url.extend_from_slice(b"http://");
-    let host = m.head.field("host").map(crate::http::decode::trim).filter(|h| !h.is_empty());
-    if m.head.method().eq_ignore_ascii_case(b"CONNECT") {
+    if m.head.method().eq_ignore_ascii_case(b"CONNECT") && is_authority(target) {
+        let port = target.rsplit(|&c| c == b':').next().unwrap_or(b"");
+        url.extend_from_slice(if port == b"443" { b"https://" } else { b"http://" });
         push_url_bytes(&mut url, target);
         return url;
     }
-    match host {
-        Some(h) => push_url_bytes(&mut url, h),
-        None => {
-            let s = ex.conn.server;
-            match s.addr() {
-                std::net::IpAddr::V4(a) => {
-                    let _ = write!(url, "{a}");
-                }
-                std::net::IpAddr::V6(a) => {
-                    let _ = write!(url, "[{a}]");
-                }
-            }
-            if s.port != 80 {
-                let _ = write!(url, ":{}", s.port);
-            }
-        }
+    let target = if missing_target(m) { &b""[..] } else { target };
+    url.extend_from_slice(b"http://");
+    let host = m.head.field("host").map(crate::http::decode::trim).filter(|h| !h.is_empty());
+    // Without a Host header: the target of the tunnel the request went through, else the
+    // server's address.
+    let tunnel = ex.tunnel.as_deref().and_then(|t| t.split_once(' ')).map(|(_, a)| a.strip_suffix(":80").unwrap_or(a));
+    match (host, tunnel) {
+        (Some(h), _) => push_url_bytes(&mut url, h),
+        (None, Some(t)) if !t.is_empty() => push_url_bytes(&mut url, t.as_bytes()),
+        (None, _) => push_server(&mut url, ex),
     }
     if target.first() == Some(&b'/') {
         push_url_bytes(&mut url, target);
-    } else if target != b"*" {
+    } else {
         url.push(b'/');
-        push_url_bytes(&mut url, target);
+        if target != b"*" {
+            push_url_bytes(&mut url, target);
+        }
     }
     url
 }
 
-/// Bytes that cannot appear in a URL as they are: percent-encoded.
+/// The URL of a response seen without its request: the server's origin and `/`.
+pub fn server_url(ex: &Exchange) -> Vec<u8> {
+    let mut url = b"http://".to_vec();
+    push_server(&mut url, ex);
+    url.push(b'/');
+    url
+}
+
+/// The server's address as a URL host (IPv6 in brackets), with its port unless it is 80.
+fn push_server(url: &mut Vec<u8>, ex: &Exchange) {
+    let s = ex.conn.server;
+    let _ = match s.addr() {
+        std::net::IpAddr::V4(a) => write!(url, "{a}"),
+        std::net::IpAddr::V6(a) => write!(url, "[{a}]"),
+    };
+    if s.port != 80 {
+        let _ = write!(url, ":{}", s.port);
+    }
+}
+
+/// Whether the request line has a method and a version but no target (`OPTIONS HTTP/1.1`):
+/// the lenient parser then reads the version as the target and leaves the version empty.
+fn missing_target(m: &Message) -> bool {
+    let t = m.head.target();
+    m.head.version().is_empty() && t.len() == 8 && t.starts_with(b"HTTP/") && t[5].is_ascii_digit() && t[6] == b'.' && t[7].is_ascii_digit()
+}
+
+/// Whether a `CONNECT` target is in authority form (`host:port`): not empty, no path.
+fn is_authority(t: &[u8]) -> bool {
+    !t.is_empty() && !t.contains(&b'/') && t != b"*"
+}
+
+/// Bytes that a URL cannot hold as they are, percent-encoded: C0 controls, space, DEL and
+/// every non-ASCII byte (what the WHATWG URL parser encodes in every part of a URL, the C0
+/// control percent-encode set, plus the space it would strip or encode). Everything else,
+/// `|`, `\`, `^`, `{`, `}`, `"`, `<`, `>` and `` ` `` included, is kept as it was sent, so the
+/// URL's path and query are the request-target's bytes.
 pub fn needs_escape(c: u8) -> bool {
-    c <= b' ' || c >= 0x7f || b"\"<>\\^`{|}".contains(&c)
+    c <= b' ' || c >= 0x7f
 }
 
 fn push_url_bytes(url: &mut Vec<u8>, b: &[u8]) {
@@ -270,15 +333,14 @@ fn write_params(out: &mut Vec<u8>, q: &[u8], as_query: bool) {
 
 fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
     let Some(m) = req else {
-        // A response without its request: what is known of the request is its server.
-        out.extend_from_slice(b"{\"method\":\"\",\"url\":\"");
-        let s = ex.conn.server;
-        let _ = match s.addr() {
-            std::net::IpAddr::V4(a) => write!(out, "http://{a}:{}/", s.port),
-            std::net::IpAddr::V6(a) => write!(out, "http://[{a}]:{}/", s.port),
-        };
+        // A response without its request: what is known of the request is its server. HAR
+        // readers want a method (har-to-k6 refuses an empty one), so the entry says GET, the
+        // method that is safe to send again, and says in `comment` (and in the anomaly "no
+        // request") that the request was not captured.
+        out.extend_from_slice(b"{\"method\":\"GET\",\"url\":");
+        write_bytes_str(out, &server_url(ex));
         out.extend_from_slice(
-            b"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"queryString\":[],\"headersSize\":-1,\"bodySize\":-1}",
+            b",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"queryString\":[],\"headersSize\":-1,\"bodySize\":-1,\"comment\":\"request not captured: method and URL are placeholders\"}",
         );
         return;
     };
@@ -288,7 +350,7 @@ fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
     let url = request_url(ex, m);
     write_bytes_str(out, &url);
     out.extend_from_slice(b",\"httpVersion\":");
-    write_bytes_str(out, m.head.version());
+    write_bytes_str(out, if missing_target(m) { m.head.target() } else { m.head.version() });
     out.extend_from_slice(b",\"cookies\":[");
     let mut first = true;
     for v in m.head.field_all("cookie") {
@@ -362,7 +424,7 @@ fn write_body_text(out: &mut Vec<u8>, body: &[u8], key: &str) {
 
 fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
     let Some(m) = resp else {
-        out.extend_from_slice(b"{\"status\":0,\"statusText\":\"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"content\":{\"size\":0,\"mimeType\":\"x-unknown\"},\"redirectURL\":\"\",\"headersSize\":-1,\"bodySize\":-1}");
+        out.extend_from_slice(b"{\"status\":0,\"statusText\":\"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"content\":{\"size\":0,\"mimeType\":\"x-unknown\",\"text\":\"\"},\"redirectURL\":\"\",\"headersSize\":-1,\"bodySize\":-1}");
         return;
     };
     let _ = write!(out, "{{\"status\":{},\"statusText\":", m.head.status());
@@ -377,7 +439,8 @@ fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
         write_set_cookie(out, v);
     }
     out.extend_from_slice(b"],\"headers\":");
-    write_pairs(out, m.head.fields());
+    let moved = coding_moved(m);
+    write_pairs(out, m.head.fields().filter(|(n, _)| !(moved && n.eq_ignore_ascii_case(b"content-encoding"))));
     let _ = write!(out, ",\"content\":{{\"size\":{}", m.body.len());
     if !m.codings.is_empty() && !m.body_is_encoded && !m.body_truncated {
         let _ = write!(out, ",\"compression\":{}", m.body.len() as i64 - m.entity_len as i64);
@@ -387,12 +450,33 @@ fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
         Some(ct) => write_bytes_str(out, ct),
         None => out.extend_from_slice(b"\"x-unknown\""),
     }
-    if !m.body.is_empty() {
-        write_body_text(out, &m.body, "encoding");
-    }
+    // `text` even when there is no body (HEAD, 204/304, tunnels, a body lost at a gap): HAR
+    // readers such as haralyzer read it unconditionally; `size` is the bytes it holds.
+    write_body_text(out, &m.body, "encoding");
     out.extend_from_slice(b"},\"redirectURL\":");
     write_bytes_str(out, m.head.field("location").unwrap_or(b""));
     let _ = write!(out, ",\"headersSize\":{},\"bodySize\":{}}}", m.head.raw.len(), m.body_wire_len);
+}
+
+/// Content codings that HAR readers apply again to the decoded `text` when they rebuild the
+/// response (mitmproxy does, and refuses the whole HAR when it cannot).
+const READER_CODINGS: [&[u8]; 5] = [b"gzip", b"deflate", b"br", b"zstd", b"identity"];
+
+/// Whether the response's Content-Encoding fields are left out of `headers` (and kept in
+/// `_apitool.contentEncoding`): the HAR holds the decoded body, which no longer has the coding,
+/// so the header stays only when it names one coding that a reader can apply again (as
+/// browsers' HAR exports keep `Content-Encoding: gzip` beside the decoded text) and the body
+/// written is its decoded form (or empty). A list of codings (`gzip, br`), a coding readers
+/// do not know, or a body kept still encoded because decoding failed moves the header.
+fn coding_moved(m: &Message) -> bool {
+    let mut fields = m.head.field_all("content-encoding");
+    let Some(first) = fields.next() else { return false };
+    if fields.next().is_some() {
+        return true;
+    }
+    let v = crate::http::decode::trim(first);
+    let known = READER_CODINGS.iter().any(|c| v.eq_ignore_ascii_case(c));
+    !known || (m.body_is_encoded && !m.body.is_empty())
 }
 
 fn write_set_cookie(out: &mut Vec<u8>, v: &[u8]) {

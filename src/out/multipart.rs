@@ -4,7 +4,8 @@ use super::json::write_bytes_str;
 
 /// The parts of a multipart body as a JSON array of HAR params; `None` when the body does not
 /// parse as multipart (split as for witnesses: [`crate::ir::body::multipart::parts`]). File
-/// parts carry `fileName` and `contentType`; their value is kept when it is UTF-8 text.
+/// parts carry `fileName` and `contentType`; every part has a `value`: its content when that
+/// is UTF-8 text, else the empty string (the whole body is in `postData.text`).
 pub fn params(content_type: &[u8], body: &[u8]) -> Option<Vec<u8>> {
     let parts = crate::ir::body::multipart::parts(content_type, body)?;
     let mut out = vec![b'['];
@@ -22,10 +23,10 @@ pub fn params(content_type: &[u8], body: &[u8]) -> Option<Vec<u8>> {
             out.extend_from_slice(b",\"contentType\":");
             write_bytes_str(&mut out, c);
         }
-        if let Ok(text) = std::str::from_utf8(p.content) {
-            out.extend_from_slice(b",\"value\":");
-            super::json::write_str(&mut out, text);
-        }
+        // Every part has a `value` (har-to-k6 fails on a file part without one): its text when
+        // it is UTF-8, else empty (the bytes are in `postData.text`, base64).
+        out.extend_from_slice(b",\"value\":");
+        super::json::write_str(&mut out, std::str::from_utf8(p.content).unwrap_or(""));
         out.push(b'}');
     }
     out.push(b']');
@@ -45,7 +46,7 @@ mod tests {
         assert_eq!(v[0]["value"], "value 1");
         assert_eq!(v[1]["fileName"], "a.bin");
         assert_eq!(v[1]["contentType"], "application/octet-stream");
-        assert!(v[1].get("value").is_none());
+        assert_eq!(v[1]["value"], "", "a binary file part has an empty value, its file name kept");
         assert!(params(b"multipart/form-data", body).is_none());
         assert!(params(b"multipart/form-data; boundary=\"XyZ\"", b"junk").is_none());
     }

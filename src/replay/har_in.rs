@@ -219,7 +219,10 @@ fn entry(index: usize, mut e: Value, keep_requests: bool) -> RecEntry {
     });
     let raw_target = e.get("_apitool").and_then(|a| a.get("target")).and_then(str_of).map(str::to_string);
     let req = e.get_mut("request").map(Value::take).unwrap_or(Value::Null);
-    let method = req.get("method").and_then(str_of).unwrap_or("").trim().to_string();
+    // apitool writes a placeholder method (GET) for a response seen without its request and
+    // says so in `_apitool.noRequest`: such an entry has no request to replay.
+    let no_request = e.get("_apitool").and_then(|a| a.get("noRequest")).and_then(Value::as_bool).unwrap_or(false);
+    let method = if no_request { String::new() } else { req.get("method").and_then(str_of).unwrap_or("").trim().to_string() };
     let url = req.get("url").and_then(str_of).unwrap_or("").to_string();
     let headers = pairs(req.get("headers"));
     let (authority, target) = split_url(&url);
@@ -322,7 +325,7 @@ mod tests {
            "response":{"status":201,"content":{"mimeType":"application/octet-stream","text":"AAEC","encoding":"base64"}},
            "connection":"7"},
           {"request":{"method":"GET","url":"http://api.test/x"},"response":{"status":200,"content":{"size":10}}},
-          {"request":{"method":"","url":"http://10.0.0.1:80/"},"response":{"status":200},"_apitool":{"flow":3,"anomalies":["no request"]}},
+          {"request":{"method":"GET","url":"http://10.0.0.1/"},"response":{"status":200},"_apitool":{"flow":3,"noRequest":true,"anomalies":["no request"]}},
           {"request":{"method":"GET","url":"http://h/big","headers":[{"name":"Host","value":"front.test"}]},
            "response":{"status":200,"headers":[],"content":{"size":5,"text":"abc"}},
            "_apitool":{"flow":4,"anomalies":["response: body truncated at the decoded size cap"]}}

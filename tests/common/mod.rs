@@ -3,6 +3,8 @@
 //! Each test file compiles its own copy of this module and uses part of it.
 #![allow(dead_code)]
 
+pub mod edge;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -132,9 +134,13 @@ impl TruthRow {
     }
 
     /// The URL our HAR must carry: the truth has the authority form for CONNECT, we write
-    /// `http://` + authority.
+    /// `https://` + authority for port 443 and `http://` + authority for any other port.
     pub fn expected_url(&self) -> String {
-        if self.method == "CONNECT" { format!("http://{}", self.url) } else { self.url.clone() }
+        match self.method.as_str() {
+            "CONNECT" if self.url.ends_with(":443") => format!("https://{}", self.url),
+            "CONNECT" => format!("http://{}", self.url),
+            _ => self.url.clone(),
+        }
     }
 }
 
