@@ -680,6 +680,7 @@ fn converters() -> &'static [Converter; 2] {
             window_bytes: 4096,
             window_frames: 16,
             reorder_mem: 8192,
+            order_window_ns: 1_000_000_000,
             observe_connections: true,
             output: OutputOptions::default(),
         };
