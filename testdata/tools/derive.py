@@ -402,6 +402,20 @@ def stray_synack(src):
     save("stray-synack", LINKTYPE_ETHERNET, fix_order(recs), src.truth_header, rows)
 
 
+def pipelined_swapped(src):
+    """pipelined: the server's data segments swapped pairwise (1st with 2nd, 3rd
+    with 4th, ...), each pair's acknowledgments left where they were, so the
+    client's ACK of a segment often comes before the segment. Every byte is in
+    the file: all three exchanges must be exact."""
+    data = [i for i, p in enumerate(src.pkts) if p.tcp is not None and not p.to_server and p.payload]
+    order = list(range(len(src.recs)))
+    for a, b in zip(data[0::2], data[1::2]):
+        order[a], order[b] = order[b], order[a]
+    recs = [src.recs[j].copy(ts=src.recs[i].ts) for i, j in enumerate(order)]
+    rows = [tag(r, "reordered") for r in src.truth]
+    save("pipelined-swapped", LINKTYPE_ETHERNET, recs, src.truth_header, rows)
+
+
 def pipelined_gap(src):
     """pipelined: the segment with the head of the second response (POST
     /echo) is lost; its body segment is there. The third response must land on
@@ -632,7 +646,9 @@ def main():
     acks_before_data(keepalive)
     delayed_direction(keepalive)
     stray_synack(keepalive)
-    pipelined_gap(Capture("pipelined"))
+    pipelined = Capture("pipelined")
+    pipelined_gap(pipelined)
+    pipelined_swapped(pipelined)
     chunked = Capture("chunked-gzip")
     formats(chunked)
     eth_padding(chunked)
