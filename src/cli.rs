@@ -22,7 +22,7 @@ pub use crate::replay::ReplayArgs;
 pub mod witness;
 
 #[derive(Parser, Debug)]
-#[command(name = "apitool", version, about = "Turn packet captures of HTTP API traffic into HAR files, fast and in bounded memory.")]
+#[command(name = "apitool", version, long_version = long_version(), about = "Turn packet captures of HTTP API traffic into HAR files, fast and in bounded memory.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -39,6 +39,30 @@ pub enum Command {
     /// Profile how reassembly uses memory on captures (nothing is written): peaks, caps hit,
     /// exchanges damaged, heap, a timeline; a table, JSON, an SVG plot, or a sweep of a cap.
     Profile(crate::profile::ProfileArgs),
+}
+
+/// `apitool --version`: the version, the commit it was built from, the build profile, the
+/// decoders and outputs built in, and the SIMD features compiled in and found on this CPU.
+pub fn long_version() -> &'static str {
+    let commit = option_env!("APITOOL_COMMIT").map_or_else(|| "commit unknown".to_string(), |c| format!("commit {c}"));
+    let profile = option_env!("APITOOL_PROFILE").unwrap_or("unknown");
+    let mut s = format!(
+        "{} ({commit}, {profile} build)\nfeatures: +gzip,+deflate,+br,+zstd (decoders), +har,+witness (outputs), +pcap,+pcapng (inputs)",
+        env!("CARGO_PKG_VERSION")
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let compiled =
+            [("SSE2", cfg!(target_feature = "sse2")), ("SSSE3", cfg!(target_feature = "ssse3")), ("AVX2", cfg!(target_feature = "avx2"))];
+        let runtime = [
+            ("SSE2", std::arch::is_x86_feature_detected!("sse2")),
+            ("SSSE3", std::arch::is_x86_feature_detected!("ssse3")),
+            ("AVX2", std::arch::is_x86_feature_detected!("avx2")),
+        ];
+        let list = |v: &[(&str, bool)]| v.iter().map(|(n, on)| format!("{}{n}", if *on { '+' } else { '-' })).collect::<Vec<_>>().join(",");
+        s.push_str(&format!("\nsimd(compile): {}\nsimd(runtime): {}", list(&compiled), list(&runtime)));
+    }
+    Box::leak(s.into_boxed_str())
 }
 
 /// Parses sizes such as `4096`, `64k`, `16MiB`, `1G`.

@@ -796,3 +796,24 @@ fn a_second_interrupt_exits_at_once_and_leaves_no_temporary_file() {
         read_har(&std::fs::read(&har).unwrap(), "HAR finished before the second signal");
     }
 }
+
+#[test]
+fn version_names_the_commit_and_the_features() {
+    let o = apitool(["--version"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.starts_with(&format!("apitool {} (", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert!(out.contains("features: +gzip,+deflate,+br,+zstd"), "{out}");
+    // Built from a git checkout: the commit is the one checked out (or the build names none).
+    let head = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(root()).output();
+    match head {
+        Ok(h) if h.status.success() && std::env::var_os("APITOOL_COMMIT").is_none() => {
+            let h = String::from_utf8_lossy(&h.stdout).trim().to_string();
+            assert!(out.contains(&format!("commit {h}")), "the commit {h}: {out}");
+        }
+        _ => assert!(out.contains("commit "), "{out}"),
+    }
+    // -V stays one short line.
+    let o = apitool(["-V"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("apitool {}", env!("CARGO_PKG_VERSION")));
+}
