@@ -108,6 +108,7 @@ impl Config {
 pub struct Summary {
     pub input: String,
     pub format: String,
+    /// Bytes of input (those read before the stop, when interrupted).
     pub bytes: u64,
     pub frames: u64,
     /// Frames whose capture was cut by the snap length.
@@ -1199,7 +1200,9 @@ impl Converter {
             release_pages(map, &mut released, pos);
             progress(&p);
             if matches!(end, WindowEnd::Budget) && self.cfg.stopped() {
+                // The summary counts the bytes read, as for a stream.
                 eng.summary.interrupted = true;
+                eng.summary.bytes = pos as u64;
                 break;
             }
             match end {
