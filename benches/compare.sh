@@ -26,10 +26,11 @@ CAP="$DIR/api-$SIZE.pcap"
 
 to_bytes() { numfmt --from=iec "$1"; }
 
-cargo build --release --quiet --bin apitool --example frame_floor --example gencap
-BIN=target/release/apitool
-FLOOR=target/release/examples/frame_floor
-GEN=target/release/examples/gencap
+# The release-lto profile (fat LTO, one codegen unit) is the build every published figure is of.
+cargo build --profile release-lto --quiet --bin apitool --example frame_floor --example gencap
+BIN=target/release-lto/apitool
+FLOOR=target/release-lto/examples/frame_floor
+GEN=target/release-lto/examples/gencap
 
 if [ ! -s "$CAP" ]; then
     echo "generating $CAP ($SIZE, seed 42)..."

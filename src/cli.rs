@@ -1,12 +1,15 @@
 //! The command line: flags in, a validated configuration out, then the commands.
 //!
 //! Exit status of `convert`: 0 when every input converted, 1 when any failed, 2 for usage
-//! errors (clap's). `replay` has its own (see [`crate::replay`]).
+//! errors (clap's, and outputs that would clobber an input or each other), 130 when a signal
+//! interrupted it. `replay` has its own (see [`crate::replay`]).
 //! A fatal problem with one input is one line on standard error naming the file (and the byte
 //! offset where it applies); the other inputs are still processed.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -19,7 +22,7 @@ pub use crate::replay::ReplayArgs;
 pub mod witness;
 
 #[derive(Parser, Debug)]
-#[command(name = "apitool", version, about = "Turn packet captures of HTTP API traffic into HAR files, fast and in bounded memory.")]
+#[command(name = "apitool", version, long_version = long_version(), about = "Turn packet captures of HTTP API traffic into HAR files, fast and in bounded memory.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -36,6 +39,30 @@ pub enum Command {
     /// Profile how reassembly uses memory on captures (nothing is written): peaks, caps hit,
     /// exchanges damaged, heap, a timeline; a table, JSON, an SVG plot, or a sweep of a cap.
     Profile(crate::profile::ProfileArgs),
+}
+
+/// `apitool --version`: the version, the commit it was built from, the build profile, the
+/// decoders and outputs built in, and the SIMD features compiled in and found on this CPU.
+pub fn long_version() -> &'static str {
+    let commit = option_env!("APITOOL_COMMIT").map_or_else(|| "commit unknown".to_string(), |c| format!("commit {c}"));
+    let profile = option_env!("APITOOL_PROFILE").unwrap_or("unknown");
+    let mut s = format!(
+        "{} ({commit}, {profile} build)\nfeatures: +gzip,+deflate,+br,+zstd (decoders), +har,+witness (outputs), +pcap,+pcapng (inputs)",
+        env!("CARGO_PKG_VERSION")
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let compiled =
+            [("SSE2", cfg!(target_feature = "sse2")), ("SSSE3", cfg!(target_feature = "ssse3")), ("AVX2", cfg!(target_feature = "avx2"))];
+        let runtime = [
+            ("SSE2", std::arch::is_x86_feature_detected!("sse2")),
+            ("SSSE3", std::arch::is_x86_feature_detected!("ssse3")),
+            ("AVX2", std::arch::is_x86_feature_detected!("avx2")),
+        ];
+        let list = |v: &[(&str, bool)]| v.iter().map(|(n, on)| format!("{}{n}", if *on { '+' } else { '-' })).collect::<Vec<_>>().join(",");
+        s.push_str(&format!("\nsimd(compile): {}\nsimd(runtime): {}", list(&compiled), list(&runtime)));
+    }
+    Box::leak(s.into_boxed_str())
 }
 
 /// Parses sizes such as `4096`, `64k`, `16MiB`, `1G`.
@@ -62,7 +89,9 @@ pub struct ConvertArgs {
     pub inputs: Vec<PathBuf>,
 
     /// Where to write: a file for a single input (- for standard output), or a directory
-    /// (created if missing) that receives one NAME.har (NAME.witness) per input.
+    /// that receives one NAME.har (NAME.witness) per input: an existing one, or DIR/ (with
+    /// the slash) created if missing. Several inputs need a directory. No output may be an
+    /// input.
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
 
@@ -76,7 +105,7 @@ pub struct ConvertArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Also write the summary of every input as JSON to FILE.
+    /// Also write the summary of every input as JSON to FILE (- for standard output).
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
 }
@@ -213,70 +242,90 @@ fn is_capture_name(p: &Path) -> bool {
 
 /// Expands directories into their capture files (sorted by name).
 pub(crate) fn expand_inputs(inputs: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.as_os_str() != "-" && p.is_dir() {
-            match std::fs::read_dir(p) {
-                Ok(rd) => {
-                    let mut files: Vec<PathBuf> =
-                        rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.is_file() && is_capture_name(f)).collect();
-                    files.sort();
-                    if files.is_empty() {
-                        out.push(Err(format!("{}: no capture files (*.pcap, *.pcapng, *.cap) in this directory", p.display())));
-                    }
-                    out.extend(files.into_iter().map(Ok));
-                }
-                Err(e) => out.push(Err(format!("{}: {e}", p.display()))),
-            }
-        } else {
-            out.push(Ok(p.clone()));
-        }
-    }
-    out
+    expand_inputs_named(inputs).into_iter().map(|(_, r)| r).collect()
 }
 
-fn convert(args: &ConvertArgs) -> i32 {
-    let cfg = match args.config() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("apitool: {e}");
-            return 2;
+/// How an input is named in messages and summaries: its path, or "standard input" for `-`.
+pub fn input_name(path: &Path) -> String {
+    if path.as_os_str() == "-" { "standard input".into() } else { path.display().to_string() }
+}
+
+/// How an output is named in messages: its path, or "standard output" for `-`.
+fn output_name(path: &Path) -> String {
+    if path.as_os_str() == "-" { "standard output".into() } else { path.display().to_string() }
+}
+
+/// Whether two paths name the same file: the same device and inode when both exist, else the
+/// same canonical path (that of the parent directory for a file not created yet).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
         }
-    };
-    let inputs = expand_inputs(&args.inputs);
-    let many = inputs.len() > 1 || args.inputs.iter().any(|p| p.is_dir());
-    let out_is_dir = many || args.output.is_dir() || args.output.to_string_lossy().ends_with('/');
+    }
+    fn canonical(p: &Path) -> Option<PathBuf> {
+        if let Ok(c) = p.canonicalize() {
+            return Some(c);
+        }
+        let name = p.file_name()?;
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        parent.canonicalize().ok().map(|d| d.join(name))
+    }
+    match (canonical(a), canonical(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// One input of `convert` and where its outputs go.
+struct Planned {
+    path: PathBuf,
+    name: String,
+    /// The output named in the summary line.
+    target: PathBuf,
+    har: Option<PathBuf>,
+    witness: Option<PathBuf>,
+}
+
+/// An input that could not be expanded (a directory without captures): its name and why.
+type Unplanned = (String, String);
+
+/// Where each input's outputs go, checked before anything is read or written: a usage error
+/// (exit status 2) when two outputs would be the same file, or an output the same file as an
+/// input. Inputs that could not be expanded are kept with their message. Also says whether
+/// the output is a directory.
+fn plan(args: &ConvertArgs) -> Result<(Vec<Result<Planned, Unplanned>>, bool), String> {
+    let named = expand_inputs_named(&args.inputs);
+    let many = named.len() > 1 || args.inputs.iter().any(|p| p.as_os_str() != "-" && p.is_dir());
+    let stdout = args.output.as_os_str() == "-";
+    let looks_like_dir = args.output.is_dir() || args.output.to_string_lossy().ends_with('/');
     let formats = args.out.format;
-    if formats.har && formats.witness && args.output.as_os_str() == "-" {
-        eprintln!("apitool: -f har,witness writes two files: give a file or directory, not -");
-        return 2;
+    if formats.har && formats.witness && stdout {
+        return Err("-f har,witness writes two files: give a file or directory, not -".into());
     }
+    if many && stdout {
+        return Err("several inputs need an output directory, not -".into());
+    }
+    if many && !looks_like_dir {
+        return Err(format!(
+            "several inputs need an output directory: -o DIR/ (with a trailing slash, or an existing directory), not -o {}",
+            args.output.display()
+        ));
+    }
+    let out_is_dir = many || looks_like_dir;
     let ext = if formats.har { "har" } else { "witness" };
-    if out_is_dir {
-        if args.output.as_os_str() == "-" {
-            eprintln!("apitool: several inputs need an output directory, not -");
-            return 2;
-        }
-        if let Err(e) = std::fs::create_dir_all(&args.output) {
-            eprintln!("apitool: {}: cannot create output directory: {e}", args.output.display());
-            return 1;
-        }
-    }
-    let converter = Converter::new(cfg);
-    let mut failed = false;
-    let mut summaries: Vec<Summary> = Vec::new();
     let mut used_names = std::collections::HashSet::new();
-    let interactive = !args.quiet && std::io::stderr().is_terminal();
-    for input in inputs {
+    let mut planned = Vec::new();
+    for (arg, input) in named {
         let path = match input {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("apitool: {e}");
-                failed = true;
+                planned.push(Err((input_name(&arg), e)));
                 continue;
             }
         };
-        let name = path.display().to_string();
         let target = if out_is_dir {
             let stem = if path.as_os_str() == "-" {
                 "stdin".to_string()
@@ -293,50 +342,257 @@ fn convert(args: &ConvertArgs) -> i32 {
         } else {
             args.output.clone()
         };
-        let (har_target, wit_target) = match (formats.har, formats.witness) {
+        let (har, witness) = match (formats.har, formats.witness) {
             (true, true) => (Some(target.clone()), Some(witness::witness_path(&target))),
             (false, _) => (None, Some(target.clone())),
             (true, false) => (Some(target.clone()), None),
         };
-        match convert_one(&converter, &path, &name, har_target.as_deref(), wit_target.as_deref(), interactive) {
+        if let (Some(h), Some(w)) = (&har, &witness)
+            && same_file(h, w)
+        {
+            return Err(format!(
+                "-f har,witness would write the HAR and the witnesses to the same file {}: name the output NAME.har (witnesses go to NAME.witness)",
+                h.display()
+            ));
+        }
+        planned.push(Ok(Planned { name: input_name(&path), path, target, har, witness }));
+    }
+    // No output may be an input (or the summary), whichever names they are given by.
+    let inputs: Vec<&Path> =
+        planned.iter().filter_map(|p| p.as_ref().ok()).map(|p| p.path.as_path()).filter(|p| p.as_os_str() != "-").collect();
+    let mut outputs: Vec<(&Path, &str)> = Vec::new();
+    for p in planned.iter().filter_map(|p| p.as_ref().ok()) {
+        outputs.extend(p.har.as_deref().map(|h| (h, "the HAR output")));
+        outputs.extend(p.witness.as_deref().map(|w| (w, "the witness output")));
+    }
+    if let Some(sum) = args.summary_json.as_deref().filter(|s| s.as_os_str() != "-") {
+        outputs.push((sum, "the --summary-json file"));
+    }
+    for (out, what) in &outputs {
+        if out.as_os_str() == "-" || is_special(out) {
+            continue;
+        }
+        if let Some(input) = inputs.iter().find(|i| same_file(i, out)) {
+            return Err(format!(
+                "{what} {} is the input {}: refusing to overwrite it (give another output)",
+                out.display(),
+                input.display()
+            ));
+        }
+    }
+    if let Some(sum) = args.summary_json.as_deref() {
+        let clash = if sum.as_os_str() == "-" {
+            outputs.iter().any(|(o, _)| o.as_os_str() == "-")
+        } else {
+            outputs[..outputs.len() - 1].iter().any(|(o, _)| o.as_os_str() != "-" && same_file(o, sum))
+        };
+        if clash {
+            return Err(format!("--summary-json {} is also an output of the conversion: give another file", output_name(sum)));
+        }
+    }
+    Ok((planned, out_is_dir))
+}
+
+/// Expands directories into their capture files (sorted by name), each with the argument it
+/// came from.
+fn expand_inputs_named(inputs: &[PathBuf]) -> Vec<(PathBuf, Result<PathBuf, String>)> {
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.as_os_str() != "-" && p.is_dir() {
+            match std::fs::read_dir(p) {
+                Ok(rd) => {
+                    let mut files: Vec<PathBuf> =
+                        rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.is_file() && is_capture_name(f)).collect();
+                    files.sort();
+                    if files.is_empty() {
+                        out.push((
+                            p.clone(),
+                            Err(format!("{}: no capture files (*.pcap, *.pcapng, *.cap) in this directory", p.display())),
+                        ));
+                    }
+                    out.extend(files.into_iter().map(|f| (p.clone(), Ok(f))));
+                }
+                Err(e) => out.push((p.clone(), Err(format!("{}: {e}", p.display())))),
+            }
+        } else {
+            out.push((p.clone(), Ok(p.clone())));
+        }
+    }
+    out
+}
+
+/// Temporary output files not yet moved to their targets: removed when a second signal ends
+/// the program at once.
+static TEMPORARIES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A temporary output listed in [`TEMPORARIES`] while it lives.
+struct Registered(PathBuf);
+
+impl Registered {
+    fn new(path: &Path) -> Registered {
+        if let Ok(mut t) = TEMPORARIES.lock() {
+            t.push(path.to_path_buf());
+        }
+        Registered(path.to_path_buf())
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut t) = TEMPORARIES.lock() {
+            t.retain(|p| p != &self.0);
+        }
+    }
+}
+
+/// Signals are not watched outside Unix.
+#[cfg(not(unix))]
+fn watch_signals(_stop: Arc<AtomicBool>) {}
+
+/// Watches SIGINT and SIGTERM while `convert` runs: the first sets `stop` (the conversion
+/// ends as at the end of its input and the outputs are completed), the second removes the
+/// temporary outputs and exits at once with status 130.
+#[cfg(unix)]
+fn watch_signals(stop: Arc<AtomicBool>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new().name("apitool-signals".into()).spawn(move || {
+        for _ in signals.forever() {
+            if stop.swap(true, Ordering::SeqCst) {
+                if let Ok(t) = TEMPORARIES.lock() {
+                    for p in t.iter() {
+                        let _ = std::fs::remove_file(p);
+                    }
+                }
+                eprintln!("apitool: interrupted again: stopped at once, nothing written");
+                std::process::exit(130);
+            }
+            eprintln!("apitool: interrupted: finishing the exchanges read so far (interrupt again to stop at once)");
+        }
+    });
+}
+
+fn convert(args: &ConvertArgs) -> i32 {
+    let mut cfg = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("apitool: {e}");
+            return 2;
+        }
+    };
+    let (planned, out_is_dir) = match plan(args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("apitool: {e}");
+            return 2;
+        }
+    };
+    if out_is_dir && let Err(e) = std::fs::create_dir_all(&args.output) {
+        eprintln!("apitool: {}: cannot create output directory: {e}", args.output.display());
+        return 1;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_signals(stop.clone());
+    cfg.stop = Some(stop.clone());
+    let converter = Converter::new(cfg);
+    let mut failed = false;
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    let interactive = !args.quiet && std::io::stderr().is_terminal();
+    for p in planned {
+        let p = match p {
+            Ok(p) => p,
+            Err((name, e)) => {
+                eprintln!("apitool: {e}");
+                records.push(serde_json::json!({ "input": name, "error": e }));
+                failed = true;
+                continue;
+            }
+        };
+        if stop.load(Ordering::SeqCst) {
+            records.push(serde_json::json!({ "input": p.name, "error": "not converted: interrupted", "interrupted": true }));
+            continue;
+        }
+        match convert_one(&converter, &p.path, &p.name, p.har.as_deref(), p.witness.as_deref(), interactive) {
             Ok(summary) => {
                 if !args.quiet {
-                    eprint!("{}", human_summary(&summary, &target));
-                    if let (Some(w), Some(t)) = (&summary.witnesses, &wit_target) {
+                    eprint!("{}", human_summary(&summary, &p.target));
+                    if let (Some(w), Some(t)) = (&summary.witnesses, &p.witness) {
                         eprint!("{}", witness_summary(w, t));
                     }
                 }
-                summaries.push(summary);
+                records.push(
+                    serde_json::to_value(&summary).unwrap_or_else(|e| serde_json::json!({ "input": p.name, "error": e.to_string() })),
+                );
             }
             // convert_one's empty message: standard output was closed (BrokenPipe), not an error.
             Err(msg) if msg.is_empty() => {}
             Err(msg) => {
                 eprintln!("apitool: {msg}");
+                records.push(serde_json::json!({ "input": p.name, "error": msg }));
                 failed = true;
             }
         }
     }
+    let interrupted = stop.load(Ordering::SeqCst);
     if let Some(path) = &args.summary_json {
-        let json = serde_json::json!({ "inputs": summaries, "failed": failed });
-        let write = std::fs::File::create(path).and_then(|mut f| {
-            serde_json::to_writer_pretty(&mut f, &json)?;
-            f.write_all(b"\n")
-        });
-        if let Err(e) = write {
-            eprintln!("apitool: {}: cannot write the summary: {e}", path.display());
-            failed = true;
+        let json = serde_json::json!({ "inputs": records, "failed": failed, "interrupted": interrupted });
+        let write = |w: &mut dyn Write| -> std::io::Result<()> {
+            serde_json::to_writer_pretty(&mut *w, &json)?;
+            w.write_all(b"\n")?;
+            w.flush()
+        };
+        let written = if path.as_os_str() == "-" {
+            write(&mut std::io::stdout().lock())
+        } else {
+            std::fs::File::create(path).and_then(|mut f| write(&mut f))
+        };
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => {
+                eprintln!("apitool: {}: cannot write the summary: {e}", output_name(path));
+                failed = true;
+            }
+            Ok(()) => {}
         }
     }
-    if failed { 1 } else { 0 }
+    if interrupted {
+        130
+    } else if failed {
+        1
+    } else {
+        0
+    }
 }
 
-/// An output: standard output (buffered), a temporary file that becomes the target when the
-/// conversion succeeds, or a target that is not a regular file (`/dev/null`, a FIFO, a
-/// terminal), written in place: renaming a file over it would replace the device.
+/// An output: standard output (buffered; nothing of a conversion that fails before its first
+/// megabyte reaches it), a temporary file that becomes the target when the conversion
+/// succeeds, or a target that is not a regular file (`/dev/null`, a FIFO, a terminal), written
+/// in place: renaming a file over it would replace the device.
 enum Output {
-    Stdout(std::io::BufWriter<std::io::Stdout>),
-    File(std::fs::File, tempfile::TempPath, PathBuf),
+    Stdout(StdoutOutput),
+    File(std::fs::File, tempfile::TempPath, PathBuf, Registered),
     Special(std::fs::File),
+}
+
+/// Standard output behind a buffer that is dropped, not flushed, unless the output is
+/// finished: a failed conversion writes nothing more.
+struct StdoutOutput(Option<std::io::BufWriter<std::io::Stdout>>);
+
+impl StdoutOutput {
+    fn get(&mut self) -> std::io::Result<&mut std::io::BufWriter<std::io::Stdout>> {
+        self.0.as_mut().ok_or_else(|| std::io::Error::other("standard output already finished"))
+    }
+}
+
+impl Drop for StdoutOutput {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            // Discard what is buffered: `into_parts` does not flush.
+            let _ = w.into_parts();
+        }
+    }
 }
 
 /// Whether `target` exists and is something other than a regular file or a directory.
@@ -347,7 +603,7 @@ pub(crate) fn is_special(target: &Path) -> bool {
 impl Output {
     fn open(target: &Path) -> Result<Output, String> {
         if target.as_os_str() == "-" {
-            return Ok(Output::Stdout(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout())));
+            return Ok(Output::Stdout(StdoutOutput(Some(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout())))));
         }
         if is_special(target) {
             return std::fs::OpenOptions::new()
@@ -363,6 +619,7 @@ impl Output {
             .tempfile_in(dir)
             .map_err(|e| format!("{}: cannot write: {}", target.display(), os_error(&e)))?;
         let (file, tmp_path) = tmp.into_parts();
+        let registered = Registered::new(&tmp_path);
         // The temporary file is private (0600); the output gets the mode an existing file has,
         // or the usual 0644.
         #[cfg(unix)]
@@ -371,14 +628,17 @@ impl Output {
             let mode = std::fs::metadata(target).map_or(0o644, |m| m.permissions().mode() & 0o7777);
             let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
         }
-        Ok(Output::File(file, tmp_path, target.to_path_buf()))
+        Ok(Output::File(file, tmp_path, target.to_path_buf(), registered))
     }
 
     /// Flushes standard output, or moves the temporary file to the target.
     fn finish(self) -> std::io::Result<()> {
         match self {
-            Output::Stdout(mut w) => w.flush(),
-            Output::File(_, tmp, target) => tmp.persist(&target).map(|_| ()).map_err(|e| e.error),
+            Output::Stdout(mut w) => match w.0.take() {
+                Some(mut b) => b.flush(),
+                None => Ok(()),
+            },
+            Output::File(_, tmp, target, _registered) => tmp.persist(&target).map(|_| ()).map_err(|e| e.error),
             Output::Special(mut f) => f.flush(),
         }
     }
@@ -387,20 +647,20 @@ impl Output {
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
-            Output::Stdout(w) => w.write(buf),
+            Output::Stdout(w) => w.get()?.write(buf),
             Output::File(f, ..) | Output::Special(f) => f.write(buf),
         }
     }
     fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
         match self {
-            Output::Stdout(w) => w.write_vectored(bufs),
+            Output::Stdout(w) => w.get()?.write_vectored(bufs),
             // The converter writes whole entries with vectored writes: no buffer in between.
             Output::File(f, ..) | Output::Special(f) => f.write_vectored(bufs),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            Output::Stdout(w) => w.flush(),
+            Output::Stdout(w) => w.get()?.flush(),
             Output::File(f, ..) | Output::Special(f) => f.flush(),
         }
     }
@@ -449,10 +709,9 @@ fn convert_one(
         b.finish_and_clear();
     }
     result.map_err(|e| match e {
-        crate::pipeline::ConvertError::Open(o) => format!("{name}: byte 0: {o}"),
-        crate::pipeline::ConvertError::Read { offset, source } => format!("{name}: byte {offset}: read error: {source}"),
         crate::pipeline::ConvertError::Write(w) if w.kind() == std::io::ErrorKind::BrokenPipe => String::new(),
-        crate::pipeline::ConvertError::Write(w) => format!("{}: cannot write: {w}", target.display()),
+        crate::pipeline::ConvertError::Write(w) => format!("{}: cannot write: {w}", output_name(target)),
+        e => e.message(name),
     })
 }
 
@@ -469,23 +728,42 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `n` and a phrase whose `{one|many}` alternatives agree with it: `counted(1,
+/// "request{|s} without a response")` is "1 request without a response".
+fn counted(n: u64, phrase: &str) -> String {
+    let mut out = format!("{n} ");
+    let mut rest = phrase;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let alt = &rest[open + 1..close];
+        let (one, many) = alt.split_once('|').unwrap_or((alt, alt));
+        out.push_str(if n == 1 { one } else { many });
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The witness part of the summary in words.
 pub fn witness_summary(w: &crate::pipeline::WitnessSummary, target: &Path) -> String {
-    let mut out = format!("  {} -> {}\n", plural(w.written, "witness", "witnesses"), target.display());
+    let mut out = format!("  {} -> {}\n", plural(w.written, "witness", "witnesses"), output_name(target));
     let mut note = |n: u64, what: &str| {
         if n > 0 {
-            out.push_str(&format!("  {n} {what}\n"));
+            out.push_str(&format!("  {}\n", counted(n, what)));
         }
     };
-    note(w.duplicates, "duplicate witnesses dropped (--dedup)");
-    note(w.without_request, "responses without a request have no witness");
+    note(w.duplicates, "duplicate witness{|es} dropped (--dedup)");
+    note(w.without_request, "response{|s} without a request {has|have} no witness");
     let u = &w.ir.unparsed_bodies;
     for (n, ty) in [(u.json, "JSON"), (u.yaml, "YAML"), (u.xml, "XML"), (u.form, "form"), (u.multipart, "multipart")] {
-        note(n, &format!("bodies that did not parse as {ty} (kept as a string or bytes sample)"));
+        note(n, &format!("{{body|bodies}} that did not parse as {ty} (kept as a string or bytes sample)"));
     }
-    note(w.ir.depth_capped, "body values nested too deep (cut)");
-    note(w.ir.list_elements_dropped, "list elements past --max-list left out of witnesses");
-    note(w.ir.redactions, "values redacted in witnesses");
+    note(w.ir.depth_capped, "body value{|s} nested too deep (cut)");
+    note(w.ir.list_elements_dropped, "list element{|s} past --max-list left out of witnesses");
+    note(w.ir.redactions, "value{|s} redacted in witnesses");
     out
 }
 
@@ -495,25 +773,28 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     use std::fmt::Write as _;
     let _ = writeln!(
         out,
-        "{}: {}, {} bytes, {}, {}, {} -> {}",
+        "{}: {}, {}, {}, {}, {} -> {}",
         s.input,
         s.format,
-        s.bytes,
+        plural(s.bytes, "byte", "bytes"),
         plural(s.frames, "frame", "frames"),
         plural(s.tcp.flows, "connection", "connections"),
         plural(s.entries, "exchange", "exchanges"),
-        target.display()
+        output_name(target)
     );
     let mut notes: Vec<String> = Vec::new();
     fn note_in(notes: &mut Vec<String>, n: u64, what: &str) {
         if n > 0 {
-            notes.push(format!("{n} {what}"));
+            notes.push(counted(n, what));
         }
     }
     macro_rules! note {
         ($n:expr, $what:expr) => {
             note_in(&mut notes, $n, $what)
         };
+    }
+    if s.interrupted {
+        notes.push(format!("interrupted: converted what was read up to byte {} (the output is complete)", s.bytes));
     }
     if let Some(off) = s.truncated_at {
         notes.push(format!("the capture ends in the middle of a record at byte {off} (file cut short)"));
@@ -522,64 +803,166 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
         notes.push(format!("unreadable record at byte {off} ({why}); the rest of the file was skipped"));
     }
     for (lt, n) in &s.unsupported_linktypes {
-        notes.push(format!("{n} frames of unsupported link type {lt} skipped"));
+        notes.push(counted(*n, &format!("frame{{|s}} of unsupported link type {lt} skipped")));
     }
-    note!(s.frames_snap_cut, "frames cut short by the snap length");
+    note!(s.frames_snap_cut, "frame{|s} cut short by the snap length");
     for (layer, n) in &s.malformed {
-        notes.push(format!("{n} frames with a malformed {layer}"));
+        notes.push(counted(*n, &format!("frame{{|s}} with a malformed {layer}")));
     }
-    note!(s.too_deep, "frames with tunnels nested too deep");
-    note!(s.ip_fragments.reassembled, "IP datagrams reassembled from fragments");
-    note!(s.ip_fragments.dropped, "incomplete IP datagrams dropped (fragments missing or over the cap)");
-    note!(s.ip_fragments.bad, "bad IP fragments");
+    note!(s.too_deep, "frame{|s} with tunnels nested too deep");
+    note!(s.ip_fragments.reassembled, "IP datagram{|s} reassembled from fragments");
+    note!(s.ip_fragments.dropped, "incomplete IP datagram{|s} dropped (fragments missing or over the cap)");
+    note!(s.ip_fragments.bad, "bad IP fragment{|s}");
     let t = &s.tcp;
-    note!(t.retransmitted_segments, "retransmitted TCP segments ignored");
-    note!(t.late_segments, "TCP segments that came after their bytes were declared missing (see --gap-grace)");
-    note!(t.out_of_order_segments, "out-of-order TCP segments reordered");
-    note!(t.overlap_conflicts, "overlapping TCP segments with conflicting bytes (first seen kept)");
+    note!(t.retransmitted_segments, "retransmitted TCP segment{|s} ignored");
+    note!(t.late_segments, "TCP segment{|s} that came after {its|their} bytes were declared missing (see --gap-grace)");
+    note!(t.out_of_order_segments, "out-of-order TCP segment{|s} reordered");
+    note!(t.overlap_conflicts, "overlapping TCP segment{|s} with conflicting bytes (first seen kept)");
     if t.gaps > 0 {
-        notes.push(format!("{} gaps in TCP streams ({} bytes never captured)", t.gaps, t.gap_bytes));
+        notes.push(format!("{} in TCP streams ({} never captured)", plural(t.gaps, "gap", "gaps"), plural(t.gap_bytes, "byte", "bytes")));
     }
-    note!(t.snaplen_cut_bytes, "payload bytes lost to the snap length");
-    note!(t.out_of_window_segments, "TCP segments far outside their stream ignored");
-    note!(t.ooo_conn_cap_hits, "times the per-connection out-of-order cap forced a gap (--max-ooo-per-conn)");
-    note!(t.ooo_total_cap_hits, "connections flushed by the total out-of-order cap (--max-ooo-total)");
-    note!(t.flow_cap_evictions, "connections ended early by the open-connection cap (--max-flows)");
-    note!(t.idle_timeouts, "connections ended by the idle timeout (--idle-timeout)");
-    note!(t.ended_at_capture_end, "connections still open at the end of the capture");
-    note!(t.port_reuse, "connections that reused the ports of an earlier one");
-    note!(t.stray_syns, "SYNs contradicting a live connection, ignored");
-    note!(t.rst_ignored, "RSTs not honoured because the connection went on");
+    note!(t.snaplen_cut_bytes, "payload byte{|s} lost to the snap length");
+    note!(t.out_of_window_segments, "TCP segment{|s} far outside {its|their} stream ignored");
+    note!(t.ooo_conn_cap_hits, "time{|s} the per-connection out-of-order cap forced a gap (--max-ooo-per-conn)");
+    note!(t.ooo_total_cap_hits, "connection{|s} flushed by the total out-of-order cap (--max-ooo-total)");
+    note!(t.flow_cap_evictions, "connection{|s} ended early by the open-connection cap (--max-flows)");
+    note!(t.idle_timeouts, "connection{|s} ended by the idle timeout (--idle-timeout)");
+    note!(t.ended_at_capture_end, "connection{|s} still open at the end of the capture");
+    note!(t.port_reuse, "connection{|s} that reused the ports of an earlier one");
+    note!(t.stray_syns, "SYN{|s} contradicting a live connection, ignored");
+    note!(t.rst_ignored, "RST{|s} not honoured because the connection went on");
     let h = &s.http;
-    note!(h.non_http_connections, "connections that are not HTTP/1.x (ignored)");
-    note!(h.no_response, "requests without a response");
-    note!(h.no_request, "responses without a request");
-    note!(h.unpaired_responses, "responses after lost data whose request cannot be told (written without one)");
-    note!(h.paired_after_loss, "responses placed on their request by TCP evidence (after lost data, or captured before it)");
-    note!(h.interim_responses, "interim (1xx) responses");
-    note!(h.lenient_heads, "malformed message heads read leniently");
-    note!(h.malformed_heads, "unparseable message heads skipped");
-    note!(h.oversized_heads, "message heads over the size or field cap (--max-head, --max-headers)");
-    note!(h.messages_with_gaps, "messages with bytes missing from the capture");
-    note!(h.incomplete_messages, "messages cut short by the end of their connection");
-    note!(h.truncated_bodies, "bodies truncated at the decoded size cap (--max-body)");
-    note!(h.decode_errors, "bodies that failed to decode");
-    note!(h.unsupported_codings, "bodies with an unsupported content coding (kept encoded)");
-    note!(h.bad_framing, "messages with malformed chunked framing");
+    note!(h.non_http_connections, "connection{|s} that {is|are} not HTTP/1.x (ignored)");
+    note!(h.no_response, "request{|s} without a response");
+    note!(h.no_request, "response{|s} without a request");
+    note!(h.unpaired_responses, "response{|s} after lost data whose request cannot be told (written without one)");
+    note!(h.paired_after_loss, "response{|s} placed on {its|their} request by TCP evidence (after lost data, or captured before it)");
+    note!(h.interim_responses, "interim (1xx) response{|s}");
+    note!(h.lenient_heads, "malformed message head{|s} read leniently");
+    note!(h.malformed_heads, "unparseable message head{|s} skipped");
+    note!(h.oversized_heads, "message head{|s} over the size or field cap (--max-head, --max-headers)");
+    note!(h.messages_with_gaps, "message{|s} with bytes missing from the capture");
+    note!(h.incomplete_messages, "message{|s} cut short by the end of {its|their} connection");
+    note!(h.truncated_bodies, "{body|bodies} truncated at the decoded size cap (--max-body)");
+    note!(h.decode_errors, "{body|bodies} that failed to decode");
+    note!(h.unsupported_codings, "{body|bodies} with an unsupported content coding (kept encoded)");
+    note!(h.bad_framing, "message{|s} with malformed chunked framing");
     if h.resyncs > 0 {
-        notes.push(format!("{} resynchronisations on the next message ({} bytes skipped)", h.resyncs, h.resync_skipped_bytes));
+        notes.push(format!(
+            "{} on the next message ({} skipped)",
+            plural(h.resyncs, "resynchronisation", "resynchronisations"),
+            plural(h.resync_skipped_bytes, "byte", "bytes")
+        ));
     }
-    note!(h.tunnels, "CONNECT or Upgrade tunnels (bytes that are not HTTP are not parsed)");
-    note!(h.http_tunnels, "CONNECT or SOCKS tunnels whose HTTP was parsed (see _apitool.tunnel)");
-    note!(s.entries_with_anomalies, "exchanges with anomalies (see _apitool.anomalies)");
+    note!(h.tunnels, "CONNECT or Upgrade tunnel{|s} (bytes that are not HTTP are not parsed)");
+    note!(h.http_tunnels, "CONNECT or SOCKS tunnel{|s} whose HTTP was parsed (see _apitool.tunnel)");
+    note!(s.entries_with_anomalies, "exchange{|s} with anomalies (see _apitool.anomalies)");
     note!(
         s.entries_out_of_order,
-        "exchanges written out of time order, marked writtenLate (they ended after later ones were written: --order-window)"
+        "exchange{|s} written out of time order, marked writtenLate ({it|they} ended after later ones were written: --order-window)"
     );
-    note!(s.filtered_out, "exchanges left out by --host/--path");
-    note!(s.har_redactions, "values redacted in the HAR");
+    note!(s.filtered_out, "exchange{|s} left out by --host/--path");
+    note!(s.har_redactions, "value{|s} redacted in the HAR");
     for n in notes {
         let _ = writeln!(out, "  {n}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counted_phrases_agree_with_their_number() {
+        assert_eq!(counted(1, "request{|s} without a response"), "1 request without a response");
+        assert_eq!(counted(2, "request{|s} without a response"), "2 requests without a response");
+        assert_eq!(counted(1, "{body|bodies} that {is|are} odd"), "1 body that is odd");
+        assert_eq!(counted(0, "{body|bodies} that {is|are} odd"), "0 bodies that are odd");
+        assert_eq!(counted(3, "no braces"), "3 no braces");
+        assert_eq!(counted(1, "unclosed {brace"), "1 unclosed {brace");
+    }
+
+    /// Every counter at 1: no line says "1 ...s", every counter at 2 has its plural.
+    #[test]
+    fn every_summary_line_is_singular_for_one() {
+        let mut s = Summary { input: "x".into(), format: "pcap".into(), bytes: 1, frames: 1, ..Summary::default() };
+        s.frames_snap_cut = 1;
+        s.unsupported_linktypes.insert(9, 1);
+        s.malformed.insert("TCP header", 1);
+        s.too_deep = 1;
+        s.ip_fragments.reassembled = 1;
+        s.ip_fragments.dropped = 1;
+        s.ip_fragments.bad = 1;
+        let t = &mut s.tcp;
+        t.flows = 1;
+        for c in [
+            &mut t.retransmitted_segments,
+            &mut t.out_of_order_segments,
+            &mut t.overlap_conflicts,
+            &mut t.gaps,
+            &mut t.gap_bytes,
+            &mut t.snaplen_cut_bytes,
+            &mut t.out_of_window_segments,
+            &mut t.ooo_conn_cap_hits,
+            &mut t.ooo_total_cap_hits,
+            &mut t.flow_cap_evictions,
+            &mut t.idle_timeouts,
+            &mut t.ended_at_capture_end,
+            &mut t.port_reuse,
+            &mut t.rst_ignored,
+        ] {
+            *c = 1;
+        }
+        let h = &mut s.http;
+        for c in [
+            &mut h.non_http_connections,
+            &mut h.no_response,
+            &mut h.no_request,
+            &mut h.interim_responses,
+            &mut h.lenient_heads,
+            &mut h.malformed_heads,
+            &mut h.oversized_heads,
+            &mut h.messages_with_gaps,
+            &mut h.incomplete_messages,
+            &mut h.truncated_bodies,
+            &mut h.decode_errors,
+            &mut h.unsupported_codings,
+            &mut h.bad_framing,
+            &mut h.resyncs,
+            &mut h.resync_skipped_bytes,
+            &mut h.tunnels,
+        ] {
+            *c = 1;
+        }
+        s.entries = 1;
+        s.entries_with_anomalies = 1;
+        s.entries_out_of_order = 1;
+        s.filtered_out = 1;
+        s.har_redactions = 1;
+        let text = human_summary(&s, Path::new("-"));
+        // The totals, then one line per counter (gaps and resynchronisations carry their bytes).
+        assert_eq!(text.lines().count(), 1 + 7 + (14 - 1) + (16 - 1) + 4, "{text}");
+        let plural_after_one = regex::Regex::new(r"\b1 [A-Za-z()/-]*(s|es|ies)\b").unwrap();
+        for line in text.lines() {
+            // Words ending in s that are singular.
+            let stripped = line.replace("1 TCP", "TCP").replace("1 IP", "IP");
+            let m = plural_after_one.find(&stripped).map(|m| m.as_str().to_string());
+            assert!(m.is_none() || m.as_deref().is_some_and(|m| m.ends_with("us")), "{line:?}: {m:?}");
+        }
+        for want in [
+            "1 byte,",
+            "1 frame,",
+            "1 connection,",
+            "1 exchange ->",
+            "1 request without",
+            "1 body that failed",
+            "1 connection that is not",
+            "1 gap in TCP streams (1 byte never",
+            "1 resynchronisation on",
+            "standard output",
+        ] {
+            assert!(text.contains(want), "{want:?} in {text}");
+        }
+    }
 }

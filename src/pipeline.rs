@@ -24,6 +24,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
@@ -68,6 +69,11 @@ pub struct Config {
     pub observe_connections: bool,
     /// Witness construction, deduplication, filters and redaction.
     pub output: OutputOptions,
+    /// When this becomes true (a signal handler sets it), the conversion stops reading at the
+    /// next window (or the next read of a stream) and ends as at the end of the input: the
+    /// connections in flight are finished and the outputs closed. The summary says
+    /// `interrupted`.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// What is written and how, beyond the HAR defaults.
@@ -98,7 +104,14 @@ impl Default for Config {
             order_window_ns: 5_000_000_000,
             observe_connections: false,
             output: OutputOptions::default(),
+            stop: None,
         }
+    }
+}
+
+impl Config {
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
     }
 }
 
@@ -107,6 +120,7 @@ impl Default for Config {
 pub struct Summary {
     pub input: String,
     pub format: String,
+    /// Bytes of input (those read before the stop, when interrupted).
     pub bytes: u64,
     pub frames: u64,
     /// Frames whose capture was cut by the snap length.
@@ -144,6 +158,10 @@ pub struct Summary {
     /// Values replaced by redaction in the HAR entries.
     #[serde(skip_serializing_if = "is_zero")]
     pub har_redactions: u64,
+    /// The conversion was stopped (a signal) before the end of the input; what was read up
+    /// to there was converted and the outputs are complete.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
     /// With a witness output.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub witnesses: Option<WitnessSummary>,
@@ -202,8 +220,73 @@ pub enum ConvertError {
     Open(#[from] OpenError),
     #[error("read error at byte {offset}: {source}")]
     Read { offset: u64, source: io::Error },
+    /// Not one frame could be read: the first record that should hold one is damaged.
+    #[error("unreadable record at byte {offset} ({why}): not one frame could be read")]
+    NoFrames { offset: u64, why: String },
     #[error("write error: {0}")]
     Write(io::Error),
+}
+
+impl ConvertError {
+    /// The one-line message for an input named `name` (write errors name the input, callers
+    /// that know the output name it instead).
+    pub fn message(&self, name: &str) -> String {
+        match self {
+            ConvertError::Open(o) => format!("{name}: byte 0: {o}"),
+            ConvertError::Read { offset, source } => format!("{name}: byte {offset}: read error: {source}"),
+            ConvertError::NoFrames { offset, why } => {
+                format!("{name}: byte {offset}: unreadable record ({why}): not one frame could be read")
+            }
+            ConvertError::Write(w) => format!("{name}: {w}"),
+        }
+    }
+}
+
+/// An input whose format was recognised and whose first records were checked, before any
+/// output is written.
+enum Source {
+    Mapped(memmap2::Mmap),
+    /// A stream, with its first bytes read into `buf` (`eof`: that was all of it).
+    Stream {
+        r: Box<dyn Read + Send>,
+        buf: Vec<u8>,
+        eof: bool,
+    },
+}
+
+/// Checks that `data` (the start of a capture) is a capture whose first record holding a
+/// packet can be read: an input whose first records are damaged is a failed input, not an
+/// empty capture. A record cut short (more bytes may come, or the capture is truncated) and a
+/// capture without records pass.
+fn check_start(data: &[u8]) -> Result<(), ConvertError> {
+    let (mut r, mut pos) = FrameReader::open(data)?;
+    while pos < data.len() {
+        match r.next(&data[pos..]) {
+            Next::Frame(..) | Next::NeedMore(_) => return Ok(()),
+            Next::Skip(n) => pos += n.max(1),
+            Next::Corrupt(why) => return Err(ConvertError::NoFrames { offset: pos as u64, why }),
+        }
+    }
+    Ok(())
+}
+
+/// Reads from `r` into the spare capacity of `buf` (nothing is zeroed first) until it holds
+/// `need` bytes, the input ends (`eof`) or `stop` is set; `base` is the stream offset of
+/// `buf[0]`, for the error's offset.
+fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, eof: &mut bool, need: usize, base: u64, cfg: &Config) -> Result<(), ConvertError> {
+    // Read in pieces so that a stop request is seen while a slow stream trickles in.
+    const PIECE: u64 = 256 << 10;
+    while !*eof && buf.len() < need && !cfg.stopped() {
+        let want = ((need - buf.len()) as u64).min(PIECE);
+        buf.reserve(want as usize);
+        match (&mut *r).take(want).read_to_end(buf) {
+            // Less than asked for: the input ended (a terminal is not read again after ^D).
+            Ok(k) if (k as u64) < want => *eof = true,
+            Ok(_) => {}
+            Err(e) => return Err(ConvertError::Read { offset: base + buf.len() as u64, source: e }),
+        }
+    }
+    Ok(())
 }
 
 /// Collects the entries a shard produces, serialized. Past `cap` bytes held (0: no cap), the
@@ -1035,6 +1118,20 @@ impl Converter {
         witness: Option<V>,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<(Summary, Option<H>, Option<V>), ConvertError> {
+        // The input's format and first records are checked before a byte is written.
+        let source = match input {
+            Input::Mapped { map } => {
+                check_start(&map)?;
+                Source::Mapped(map)
+            }
+            Input::Stream(mut r) => {
+                let mut buf = Vec::with_capacity(self.stream_window());
+                let mut eof = false;
+                fill(&mut *r, &mut buf, &mut eof, self.stream_window(), 0, &self.cfg)?;
+                check_start(&buf)?;
+                Source::Stream { r, buf, eof }
+            }
+        };
         let comment = format!("converted from {name} by apitool");
         let want_har = har.is_some();
         let want_witness = witness.is_some();
@@ -1079,14 +1176,20 @@ impl Converter {
                 })
                 .map_err(|e| ConvertError::Write(io::Error::other(e)))?;
             let mut eng = Engine::new(&self.cfg, &self.pool, tx, want_har, want_witness);
-            let result = match input {
-                Input::Mapped { map } => self.run_mapped(&map, &mut eng, progress),
-                Input::Stream(mut r) => self.run_stream(&mut *r, &mut eng, progress),
+            let result = match source {
+                Source::Mapped(map) => self.run_mapped(&map, &mut eng, progress),
+                Source::Stream { mut r, buf, eof } => self.run_stream(&mut *r, buf, eof, &mut eng, progress),
             };
             let summary = std::mem::take(&mut eng.summary);
             drop(eng);
             let written = writer.join().map_err(|_| ConvertError::Write(io::Error::other("the writer thread panicked")))?;
             let mut summary = Summary { input: name.to_string(), ..summary };
+            // Records that could not be read and not one frame before them: a failed input
+            // (the outputs are dropped unfinished), not an empty capture.
+            let result = match (result, &summary.corrupt) {
+                (Ok(()), Some((offset, why))) if summary.frames == 0 => Err(ConvertError::NoFrames { offset: *offset, why: why.clone() }),
+                (r, _) => r,
+            };
             match (result, written) {
                 (Err(ConvertError::Write(_)), Err(e)) | (Ok(()), Err(e)) => Err(ConvertError::Write(e)),
                 (Err(e), _) => Err(e),
@@ -1139,6 +1242,12 @@ impl Converter {
             eng.between(now, &mut reader.defrag, &mut p).map_err(ConvertError::Write)?;
             release_pages(map, &mut released, pos);
             progress(&p);
+            if matches!(end, WindowEnd::Budget) && self.cfg.stopped() {
+                // The summary counts the bytes read, as for a stream.
+                eng.summary.interrupted = true;
+                eng.summary.bytes = pos as u64;
+                break;
+            }
             match end {
                 WindowEnd::Budget => {}
                 WindowEnd::End => break,
@@ -1157,27 +1266,23 @@ impl Converter {
         eng.finish(now, &mut reader).map_err(ConvertError::Write)
     }
 
-    /// A stream: read window by window into a buffer that keeps the unread tail.
-    fn run_stream(&self, r: &mut dyn Read, eng: &mut Engine<'_>, progress: &mut dyn FnMut(&Progress)) -> Result<(), ConvertError> {
-        let want = self.cfg.window_bytes + (1 << 20);
-        let mut buf: Vec<u8> = Vec::with_capacity(want);
-        let mut eof = false;
+    /// Bytes read from a stream before a window is cut from them.
+    fn stream_window(&self) -> usize {
+        self.cfg.window_bytes + (1 << 20)
+    }
+
+    /// A stream: read window by window into a buffer that keeps the unread tail. `buf` holds
+    /// its first bytes (all of them when `eof`).
+    fn run_stream(
+        &self,
+        r: &mut dyn Read,
+        mut buf: Vec<u8>,
+        mut eof: bool,
+        eng: &mut Engine<'_>,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<(), ConvertError> {
+        let want = self.stream_window();
         let mut base: u64 = 0; // stream offset of buf[0]
-        let mut fill = |buf: &mut Vec<u8>, eof: &mut bool, need: usize, base: u64| -> Result<(), ConvertError> {
-            if !*eof && buf.len() < need {
-                // Reads into the spare capacity (nothing is zeroed first) until `need` bytes
-                // are there or the input ends.
-                let want = (need - buf.len()) as u64;
-                buf.reserve(need - buf.len());
-                match (&mut *r).take(want).read_to_end(buf) {
-                    Ok(k) if (k as u64) < want => *eof = true,
-                    Ok(_) => {}
-                    Err(e) => return Err(ConvertError::Read { offset: base + buf.len() as u64, source: e }),
-                }
-            }
-            Ok(())
-        };
-        fill(&mut buf, &mut eof, want, base)?;
         let (reader, hl) = FrameReader::open(&buf)?;
         let mut reader = self.reader(reader);
         let mut pos = hl;
@@ -1203,12 +1308,18 @@ impl Converter {
                     break;
                 }
             };
+            if self.cfg.stopped() {
+                // What was read but not yet cut into a window is left unread.
+                eng.summary.interrupted = true;
+                buf.truncate(pos);
+                break;
+            }
             // Keep the unread tail, then read on.
             buf.drain(..pos);
             base += pos as u64;
             pos = 0;
             let need = want.max(buf.len() + need_more);
-            fill(&mut buf, &mut eof, need, base)?;
+            fill(r, &mut buf, &mut eof, need, base, &self.cfg)?;
         }
         eng.summary.bytes = base + buf.len() as u64;
         let now = reader.max_ts.max(Ts(0));

@@ -374,7 +374,7 @@ fn overlapping_segments_with_conflicting_data() {
     // The body has its full length (the conflicting bytes replaced nothing that came first).
     assert_eq!(body(&e["response"]["content"]).len() as u64, truth[0].resp_body_len);
     let text = apitool::cli::human_summary(s, Path::new("out.har"));
-    assert!(text.contains("overlapping TCP segments with conflicting bytes"), "{text}");
+    assert!(text.contains("1 overlapping TCP segment with conflicting bytes"), "{text}");
     r.check_peak("overlap", FIXED + MIB);
 }
 
@@ -533,7 +533,7 @@ fn bomb(mode: Mode, size: u64, limit: Duration) {
     assert_eq!(body(&e["response"]["content"]).len(), max_body);
     assert!(r.anomalies()[0].iter().any(|a| a.contains("body truncated at the decoded size cap")), "{:?}", r.anomalies());
     let text = apitool::cli::human_summary(s, Path::new("out.har"));
-    assert!(text.contains("bodies truncated at the decoded size cap (--max-body)"), "{text}");
+    assert!(text.contains("1 body truncated at the decoded size cap (--max-body)"), "{text}");
     // The body (its vector may double once), its HAR text (zero bytes are written as \u0000,
     // six bytes each), and the decoder's window.
     let window = 16 * MIB;

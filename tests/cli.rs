@@ -88,6 +88,11 @@ fn copy_captures(dir: &Path, files: &[&str]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// An output directory argument: the path with a trailing slash.
+fn dir_arg(p: &Path) -> String {
+    format!("{}/", p.display())
+}
+
 /// The names of the files in a directory, sorted.
 fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -106,15 +111,8 @@ fn several_inputs_and_a_directory_into_an_output_directory() {
     let tmp = tempfile::tempdir().unwrap();
     // Several files.
     let out = tmp.path().join("out");
-    let o = apitool([
-        "convert",
-        "testdata/keepalive.pcap",
-        "testdata/two-interfaces.pcapng",
-        "testdata/zstd.pcap",
-        "-q",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o =
+        apitool(["convert", "testdata/keepalive.pcap", "testdata/two-interfaces.pcapng", "testdata/zstd.pcap", "-q", "-o", &dir_arg(&out)]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(listing(&out), ["keepalive.har", "two-interfaces.har", "zstd.har"]);
     // Each is what converting that input alone gives.
@@ -133,7 +131,7 @@ fn several_inputs_and_a_directory_into_an_output_directory() {
     std::fs::write(input.join("notes.txt"), "not a capture").unwrap();
     std::fs::copy(testdata().join("keepalive.truth.tsv"), input.join("keepalive.truth.tsv")).unwrap();
     let out2 = tmp.path().join("new/nested");
-    let o = apitool(["convert", input.to_str().unwrap(), "-q", "-o", out2.to_str().unwrap()]);
+    let o = apitool(["convert", input.to_str().unwrap(), "-q", "-o", &dir_arg(&out2)]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(listing(&out2), ["concurrent.har", "http10.har", "pipelined.har", "simple.har"]);
     assert_eq!(entries(&out2.join("concurrent.har")).len(), 12);
@@ -150,7 +148,7 @@ fn several_inputs_and_a_directory_into_an_output_directory() {
         other.join("pipelined.pcap").to_str().unwrap(),
         "-q",
         "-o",
-        out3.to_str().unwrap(),
+        &dir_arg(&out3),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(listing(&out3), ["pipelined-2.har", "pipelined.har"]);
@@ -182,7 +180,7 @@ fn a_bad_input_fails_alone_with_status_1() {
         "testdata/zstd.pcap",
         "-q",
         "-o",
-        out.to_str().unwrap(),
+        &dir_arg(&out),
     ]);
     assert_eq!(o.status.code(), Some(1), "a bad input makes the status 1: {}", stderr(&o));
     // The good inputs are still written, in full.
@@ -220,7 +218,7 @@ fn a_bad_input_fails_alone_with_status_1() {
     let empty_dir = tmp.path().join("nothing");
     std::fs::create_dir(&empty_dir).unwrap();
     std::fs::write(empty_dir.join("readme.txt"), "x").unwrap();
-    let o = apitool(["convert", empty_dir.to_str().unwrap(), "-o", tmp.path().join("o2").to_str().unwrap()]);
+    let o = apitool(["convert", empty_dir.to_str().unwrap(), "-o", &dir_arg(&tmp.path().join("o2"))]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains(empty_dir.to_str().unwrap()) && stderr(&o).contains("no capture files"), "{}", stderr(&o));
 
@@ -231,7 +229,7 @@ fn a_bad_input_fails_alone_with_status_1() {
 fn all_inputs_converted_is_status_0() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let o = apitool(["convert", "testdata/keepalive.pcap", "testdata/midstream.pcap", "-q", "-o", out.to_str().unwrap()]);
+    let o = apitool(["convert", "testdata/keepalive.pcap", "testdata/midstream.pcap", "-q", "-o", &dir_arg(&out)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(o.stderr.is_empty() && o.stdout.is_empty());
     validate_hars(&[out.join("keepalive.har"), out.join("midstream.har")]);
@@ -276,7 +274,7 @@ fn an_unwritable_output_fails_with_status_1() {
         assert!(!target.exists());
     }
     // An output directory that cannot be created (its parent is a file).
-    let o = apitool(["convert", "testdata/keepalive.pcap", "testdata/zstd.pcap", "-o", file.join("sub").to_str().unwrap()]);
+    let o = apitool(["convert", "testdata/keepalive.pcap", "testdata/zstd.pcap", "-o", &dir_arg(&file.join("sub"))]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot create output directory"), "{}", stderr(&o));
     // A summary that cannot be written.
@@ -321,7 +319,7 @@ fn summary_json_has_per_input_counters() {
     let inputs = ["keepalive.pcap", "concurrent.pcap", "two-interfaces.pcapng", "truncated-file.pcap", "ipv4-fragments.pcap"];
     let mut args: Vec<String> = vec!["convert".into()];
     args.extend(inputs.iter().map(|f| format!("testdata/{f}")));
-    args.extend(["-q", "-o", out.to_str().unwrap(), "--summary-json", sum.to_str().unwrap()].map(String::from));
+    args.extend(["-q", "-o", &dir_arg(&out), "--summary-json", sum.to_str().unwrap()].map(String::from));
     let o = apitool(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&std::fs::read(&sum).unwrap()).expect("the summary is JSON");
@@ -343,22 +341,34 @@ fn summary_json_has_per_input_counters() {
     }
     assert_eq!(list[4]["ip_fragments"]["reassembled"].as_u64().map(|n| n > 0), Some(true), "fragments were reassembled");
 
-    // A failed input is not in the list, and "failed" says so.
+    // Failed inputs are in the list too, in order, each with its error; "failed" says so.
     let sum2 = tmp.path().join("summary2.json");
+    let empty_dir = tmp.path().join("no-captures");
+    std::fs::create_dir(&empty_dir).unwrap();
     let o = apitool([
         "convert",
         "testdata/zstd.pcap",
         "testdata/README.md",
+        empty_dir.to_str().unwrap(),
         "-q",
         "-o",
-        tmp.path().join("out2").to_str().unwrap(),
+        &dir_arg(&tmp.path().join("out2")),
         "--summary-json",
         sum2.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&std::fs::read(&sum2).unwrap()).expect("the summary is JSON");
     assert_eq!(v["failed"], Value::Bool(true));
-    assert_eq!(v["inputs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["interrupted"], Value::Bool(false));
+    let list = v["inputs"].as_array().unwrap();
+    assert_eq!(list.len(), 3, "{v}");
+    assert_eq!(list[0]["input"], "testdata/zstd.pcap");
+    assert!(list[0].get("error").is_none() && list[0]["entries"] == 2, "{}", list[0]);
+    assert_eq!(list[1]["input"], "testdata/README.md");
+    let err = list[1]["error"].as_str().expect("the failed input's error");
+    assert!(err.contains("testdata/README.md") && err.contains("not a pcap or pcapng"), "{err}");
+    assert_eq!(list[2]["input"], empty_dir.to_str().unwrap());
+    assert!(list[2]["error"].as_str().is_some_and(|e| e.contains("no capture files")), "{}", list[2]);
 }
 
 #[test]
@@ -501,4 +511,313 @@ fn a_fifo_or_device_output_is_written_in_place_not_replaced() {
     let o = apitool(["convert", "-q", input.to_str().unwrap(), "-o", "/dev/null"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(), "/dev/null is still a character device");
+}
+
+/// The temporary files apitool writes outputs to, left in `dir`.
+fn temporaries(dir: &Path) -> Vec<String> {
+    listing(dir).into_iter().filter(|n| n.starts_with(".apitool-") && n.ends_with(".tmp")).collect()
+}
+
+#[test]
+fn an_output_that_is_an_input_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cap = copy_captures(tmp.path(), &["keepalive.pcap"]).remove(0);
+    let original = std::fs::read(&cap).unwrap();
+    // The same path, another spelling of it, a hard link to it: all the same file.
+    let link = tmp.path().join("link.har");
+    std::fs::hard_link(&cap, &link).unwrap();
+    let dotted = tmp.path().join(".").join("keepalive.pcap");
+    let c = cap.to_str().unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["convert", c, "-o", c],
+        vec!["convert", c, "-o", dotted.to_str().unwrap()],
+        vec!["convert", c, "-o", link.to_str().unwrap()],
+        vec!["convert", c, "-f", "witness", "-o", c],
+        vec!["convert", c, "-q", "-o", "-", "--summary-json", c],
+    ];
+    for args in &cases {
+        let o = apitool(args);
+        assert_eq!(o.status.code(), Some(2), "apitool {args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains("is the input") && err.contains(c), "apitool {args:?}: {err}");
+        assert!(o.stdout.is_empty(), "nothing written to standard output");
+        assert_eq!(std::fs::read(&cap).unwrap(), original, "apitool {args:?} left the capture as it was");
+    }
+    assert!(temporaries(tmp.path()).is_empty());
+
+    // HAR and witnesses to one file: refused, nothing written.
+    let both = tmp.path().join("both.witness");
+    let o = apitool(["convert", c, "-f", "har,witness", "-o", both.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("same file"), "{}", stderr(&o));
+    assert!(!both.exists());
+    // The summary on an output: refused.
+    let har = tmp.path().join("k.har");
+    let o = apitool(["convert", c, "-o", har.to_str().unwrap(), "--summary-json", har.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!har.exists());
+    let o = apitool(["convert", c, "-o", "-", "--summary-json", "-"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    // An output beside the input is fine.
+    let o = apitool(["convert", c, "-q", "-f", "har,witness", "-o", har.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(har.exists() && tmp.path().join("k.witness").exists());
+}
+
+#[test]
+fn several_inputs_need_an_output_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let name = tmp.path().join("name.har");
+    let o = apitool(["convert", "testdata/keepalive.pcap", "testdata/zstd.pcap", "-o", name.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("several inputs") && err.contains("-o DIR/"), "{err}");
+    assert!(!name.exists(), "no directory (or file) called name.har");
+    // A directory input is several inputs.
+    let o = apitool(["convert", "testdata", "-o", name.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!name.exists());
+    // With a trailing slash it is a directory, created.
+    let o = apitool(["convert", "testdata/keepalive.pcap", "testdata/zstd.pcap", "-q", "-o", &dir_arg(&name)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(listing(&name), ["keepalive.har", "zstd.har"]);
+    // An existing directory needs no slash.
+    let o = apitool(["convert", "testdata/keepalive.pcap", "testdata/http10.pcap", "-q", "-o", name.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(listing(&name), ["http10.har", "keepalive.har", "zstd.har"]);
+}
+
+#[test]
+fn summary_json_dash_is_standard_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let har = tmp.path().join("k.har");
+    let o = apitool(["convert", "testdata/keepalive.pcap", "-q", "-o", har.to_str().unwrap(), "--summary-json", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("the summary on standard output");
+    assert_eq!(v["inputs"][0]["input"], "testdata/keepalive.pcap");
+    assert_eq!(v["inputs"][0]["entries"], 4);
+    assert!(!tmp.path().join("-").exists() && !Path::new("-").exists(), "no file called -");
+}
+
+/// A pcap file header (little-endian, µs, Ethernet) and a first record header that cannot be
+/// one (a record of 2 GB).
+fn pcap_with_an_implausible_first_record() -> Vec<u8> {
+    let mut v = std::fs::read(testdata().join("keepalive.pcap")).unwrap()[..24].to_vec();
+    v.extend([1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0x7f]);
+    v.extend([0u8; 64]);
+    v
+}
+
+#[test]
+fn an_input_without_one_readable_frame_is_a_failed_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad_pcap = tmp.path().join("bad-record.pcap");
+    std::fs::write(&bad_pcap, pcap_with_an_implausible_first_record()).unwrap();
+    // A pcapng whose first block (the section header) has a length that is not a multiple of 4.
+    let mut ng = std::fs::read(testdata().join("simple.pcapng")).unwrap();
+    ng[4..8].copy_from_slice(&13u32.to_le_bytes());
+    let bad_ng = tmp.path().join("bad-block.pcapng");
+    std::fs::write(&bad_ng, &ng).unwrap();
+    for (file, offset) in [(&bad_pcap, 24), (&bad_ng, 0)] {
+        let har = tmp.path().join("out.har");
+        let o = apitool(["convert", file.to_str().unwrap(), "-o", har.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{}: {}", file.display(), stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(file.to_str().unwrap()) && err.contains(&format!("byte {offset}")), "names the file and offset: {err}");
+        assert!(err.contains("not one frame"), "{err}");
+        assert!(!har.exists() && temporaries(tmp.path()).is_empty(), "nothing written");
+        // From standard input to standard output: nothing on standard output.
+        let o = apitool_stdin(["convert", "-", "-o", "-"], &std::fs::read(file).unwrap());
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(o.stdout.is_empty(), "standard output: {:?}", String::from_utf8_lossy(&o.stdout));
+        assert!(stderr(&o).contains(&format!("standard input: byte {offset}")), "{}", stderr(&o));
+    }
+    // In the summary, with its error, beside a good input.
+    let sum = tmp.path().join("s.json");
+    let o = apitool([
+        "convert",
+        bad_pcap.to_str().unwrap(),
+        "testdata/keepalive.pcap",
+        "-q",
+        "-o",
+        &dir_arg(&tmp.path().join("o")),
+        "--summary-json",
+        sum.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&std::fs::read(&sum).unwrap()).unwrap();
+    assert!(v["inputs"][0]["error"].as_str().is_some_and(|e| e.contains("byte 24")), "{v}");
+    assert_eq!(v["inputs"][1]["entries"], 4);
+    // A capture with no records at all is not damaged: 0 frames, status 0.
+    let empty = tmp.path().join("header-only.pcap");
+    std::fs::write(&empty, &pcap_with_an_implausible_first_record()[..24]).unwrap();
+    let o = apitool(["convert", empty.to_str().unwrap(), "-o", tmp.path().join("e.har").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("0 frames"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_fatal_input_error_writes_nothing_to_standard_output() {
+    let o = apitool_stdin(["convert", "-", "-o", "-"], b"hi\n");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "standard output: {:?}", String::from_utf8_lossy(&o.stdout));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("apitool: standard input: byte 0: "), "standard input is named: {err}");
+}
+
+#[test]
+fn standard_input_is_named_and_summaries_are_grammatical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = std::fs::read(testdata().join("keepalive.pcap")).unwrap();
+    let o = apitool_stdin(["convert", "-", "-o", "-", "--summary-json", tmp.path().join("s.json").to_str().unwrap()], &data);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.starts_with("standard input: pcap") && err.contains("-> standard output"), "{err}");
+    let v: Value = serde_json::from_slice(&std::fs::read(tmp.path().join("s.json")).unwrap()).unwrap();
+    assert_eq!(v["inputs"][0]["input"], "standard input");
+    // "1 connection", never "1 connections": every summary of every shipped capture.
+    let one_plural = regex::Regex::new(r"(^|[ (])1 ([a-z][a-z()/-]*[^su]s)\b").unwrap();
+    let mut seen_one = 0;
+    for f in listing(&testdata()).into_iter().filter(|f| f.ends_with(".pcap") || f.ends_with(".pcapng")) {
+        let o = apitool(["convert", &format!("testdata/{f}"), "-o", tmp.path().join("x.har").to_str().unwrap()]);
+        let err = stderr(&o);
+        for line in err.lines() {
+            assert!(!one_plural.is_match(line), "{f}: {line}");
+            seen_one += line.matches(" 1 ").count() + usize::from(line.trim_start().starts_with("1 "));
+        }
+    }
+    assert!(seen_one > 3, "the captures have counters at 1 ({seen_one})");
+}
+
+/// `apitool convert - ARGS` fed an endless capture (keepalive's records again and again, each
+/// copy later than the last): 8 MiB at once, then a trickle, until the process ends or 60 s
+/// pass. Returns the child once the first 8 MiB are written.
+fn convert_endless_stdin(args: &[&str]) -> (std::process::Child, std::thread::JoinHandle<()>) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(bin())
+        .args(["convert", "-"])
+        .args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = std::fs::read(testdata().join("keepalive.pcap")).unwrap();
+    let header = data[..24].to_vec();
+    let copy = move |k: u32| {
+        let mut out = Vec::new();
+        let mut off = 24;
+        while off + 16 <= data.len() {
+            let incl = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
+            let ts = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) + 1000 * k;
+            out.extend_from_slice(&ts.to_le_bytes());
+            out.extend_from_slice(&data[off + 4..off + 16 + incl]);
+            off += 16 + incl;
+        }
+        out
+    };
+    stdin.write_all(&header).unwrap();
+    let mut k = 0;
+    let mut written = 0;
+    while written < 8 << 20 {
+        let c = copy(k);
+        stdin.write_all(&c).unwrap();
+        written += c.len();
+        k += 1;
+    }
+    let feeder = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(60) {
+            if stdin.write_all(&copy(k)).is_err() {
+                return;
+            }
+            k += 1;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    (child, feeder)
+}
+
+fn kill(child: &std::process::Child, signal: &str) {
+    let s = std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+    assert!(s.success(), "kill -{signal}");
+}
+
+#[test]
+fn an_interrupt_completes_the_har_and_exits_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    let har = tmp.path().join("live.har");
+    let sum = tmp.path().join("s.json");
+    let (child, feeder) = convert_endless_stdin(&["-o", har.to_str().unwrap(), "--summary-json", sum.to_str().unwrap()]);
+    kill(&child, "INT");
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("interrupted"), "the summary says so: {err}");
+    let v = read_har(&std::fs::read(&har).expect("the HAR is written"), "interrupted HAR");
+    let n = v["log"]["entries"].as_array().unwrap().len();
+    assert!(n >= 4, "the exchanges read before the interrupt are in the HAR ({n})");
+    let s: Value = serde_json::from_slice(&std::fs::read(&sum).unwrap()).unwrap();
+    assert_eq!(s["interrupted"], Value::Bool(true), "{s}");
+    assert_eq!(s["inputs"][0]["interrupted"], Value::Bool(true), "{s}");
+    assert_eq!(s["inputs"][0]["entries"].as_u64(), Some(n as u64));
+    assert!(temporaries(tmp.path()).is_empty());
+    validate_hars(&[har]);
+
+    // SIGTERM the same, with witnesses.
+    let wit = tmp.path().join("live.witness");
+    let (child, feeder) = convert_endless_stdin(&["-q", "-f", "witness", "-o", wit.to_str().unwrap()]);
+    kill(&child, "TERM");
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let o = apitool(["witness", "hash", wit.to_str().unwrap()]);
+    assert!(o.status.success() && !o.stdout.is_empty(), "the witness file is complete: {}", stderr(&o));
+    assert!(temporaries(tmp.path()).is_empty());
+}
+
+#[test]
+fn a_second_interrupt_exits_at_once_and_leaves_no_temporary_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let har = tmp.path().join("live.har");
+    let (child, feeder) = convert_endless_stdin(&["-q", "-o", har.to_str().unwrap()]);
+    kill(&child, "INT");
+    kill(&child, "INT");
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(temporaries(tmp.path()).is_empty(), "no temporary file: {:?}", listing(tmp.path()));
+    // The first signal may have completed the HAR before the second came: then it is whole.
+    if har.exists() {
+        read_har(&std::fs::read(&har).unwrap(), "HAR finished before the second signal");
+    }
+}
+
+#[test]
+fn version_names_the_commit_and_the_features() {
+    let o = apitool(["--version"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.starts_with(&format!("apitool {} (", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert!(out.contains("features: +gzip,+deflate,+br,+zstd"), "{out}");
+    // Built from a git checkout: the commit is the one checked out (or the build names none).
+    let head = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(root()).output();
+    match head {
+        Ok(h) if h.status.success() && std::env::var_os("APITOOL_COMMIT").is_none() => {
+            let h = String::from_utf8_lossy(&h.stdout).trim().to_string();
+            assert!(out.contains(&format!("commit {h}")), "the commit {h}: {out}");
+        }
+        _ => assert!(out.contains("commit "), "{out}"),
+    }
+    // -V stays one short line.
+    let o = apitool(["-V"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("apitool {}", env!("CARGO_PKG_VERSION")));
 }

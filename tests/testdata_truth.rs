@@ -553,7 +553,7 @@ fn standard_input_gives_the_same_har_as_the_file() {
         let o = apitool_stdin(["convert", "-", "-o", from_stdin.to_str().unwrap(), "--quiet"], &capture);
         assert!(o.status.success(), "{file} on stdin: {}", stderr(&o));
         let (a, b) = (std::fs::read(&from_file).unwrap(), std::fs::read(&from_stdin).unwrap());
-        assert!(String::from_utf8_lossy(&b).contains("\"comment\":\"converted from - by apitool\""), "{file}: stdin is named -");
+        assert!(String::from_utf8_lossy(&b).contains("\"comment\":\"converted from standard input by apitool\""), "{file}: stdin is named");
         assert!(without_comment(&a) == without_comment(&b), "{file}: stdin gives another HAR than the file path");
 
         if file == "concurrent.pcap" {

@@ -30,7 +30,7 @@ use crate::capture::{FrameReader, Input, Next, Ts};
 use crate::cli::{CapArgs, check_idle, parse_size};
 use crate::flow::FlowStats;
 use crate::http::{Cap, HttpStats};
-use crate::pipeline::{Config, ConvertError, Converter, Progress, Summary};
+use crate::pipeline::{Config, Converter, Progress, Summary};
 
 /// Most timeline points kept per input.
 pub const MAX_SAMPLES: usize = 2048;
@@ -535,11 +535,7 @@ pub fn profile_input(conv: &Converter, path: &Path, name: &str) -> Result<InputP
         timeline.push(s);
     };
     let result = conv.convert(input, name, std::io::sink(), &mut on_progress);
-    let (summary, _) = result.map_err(|e| match e {
-        ConvertError::Open(o) => format!("{name}: byte 0: {o}"),
-        ConvertError::Read { offset, source } => format!("{name}: byte {offset}: read error: {source}"),
-        ConvertError::Write(w) => format!("{name}: {w}"),
-    })?;
+    let (summary, _) = result.map_err(|e| e.message(name))?;
     if counting {
         heap_peak = heap_peak.max(alloc::reset_peak());
         let end = alloc::snapshot();
