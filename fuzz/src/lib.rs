@@ -682,6 +682,7 @@ fn converters() -> &'static [Converter; 2] {
             reorder_mem: 8192,
             order_window_ns: 1_000_000_000,
             observe_connections: true,
+            stop: None,
             output: OutputOptions::default(),
         };
         [Converter::new(cfg(1)), Converter::new(cfg(2))]
