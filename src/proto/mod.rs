@@ -33,6 +33,7 @@
 //! bytes are not fed to the HTTP/1 parser, and reassembly stops for them.
 
 pub mod detect;
+pub mod tls;
 
 use crate::capture::Ts;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
