@@ -831,6 +831,8 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     note!(t.port_reuse, "connection{|s} that reused the ports of an earlier one");
     note!(t.stray_syns, "SYN{|s} contradicting a live connection, ignored");
     note!(t.rst_ignored, "RST{|s} not honoured because the connection went on");
+    note!(s.protocols.tls_connections, "TLS connection{|s} not decrypted (decryption is not supported yet)");
+    note!(s.protocols.http2_connections, "HTTP/2 connection{|s} not parsed yet");
     let h = &s.http;
     note!(h.non_http_connections, "connection{|s} that {is|are} not HTTP/1.x (ignored)");
     note!(h.no_response, "request{|s} without a response");
@@ -935,6 +937,8 @@ mod tests {
         ] {
             *c = 1;
         }
+        s.protocols.tls_connections = 1;
+        s.protocols.http2_connections = 1;
         s.entries = 1;
         s.entries_with_anomalies = 1;
         s.entries_out_of_order = 1;
@@ -942,7 +946,7 @@ mod tests {
         s.har_redactions = 1;
         let text = human_summary(&s, Path::new("-"));
         // The totals, then one line per counter (gaps and resynchronisations carry their bytes).
-        assert_eq!(text.lines().count(), 1 + 7 + (14 - 1) + (16 - 1) + 4, "{text}");
+        assert_eq!(text.lines().count(), 1 + 7 + (14 - 1) + 2 + (16 - 1) + 4, "{text}");
         let plural_after_one = regex::Regex::new(r"\b1 [A-Za-z()/-]*(s|es|ies)\b").unwrap();
         for line in text.lines() {
             // Words ending in s that are singular.
@@ -958,6 +962,8 @@ mod tests {
             "1 request without",
             "1 body that failed",
             "1 connection that is not",
+            "1 TLS connection not decrypted",
+            "1 HTTP/2 connection not parsed",
             "1 gap in TCP streams (1 byte never",
             "1 resynchronisation on",
             "standard output",

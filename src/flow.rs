@@ -18,13 +18,18 @@
 //! Everything a shard buffers is bounded by [`FlowLimits`]; a cap that is hit produces a gap
 //! and a counter in [`FlowStats`], never growth. Connections end on FIN (both ways), RST, the
 //! idle timeout (capture time) or the end of the capture.
+//!
+//! Flow knows TCP only: each connection's reassembled streams, gaps, ends and timestamps go to
+//! its stream [`Handler`] (see [`crate::proto`]), which detects the protocol and produces the
+//! exchanges. When the handler has nothing more to parse (another protocol, a tunnel, a
+//! protocol not decoded), the connection is followed to its end without reassembly.
 
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
 use crate::capture::Ts;
-use crate::http::{Cap, Chunk, ConnMeta, Ctx, ExchangeSink, HttpConn, HttpLimits, HttpStats, Side};
+use crate::proto::{self, Cap, Chunk, ConnMeta, Ctx, ExchangeSink, Handler, Side};
 use crate::wire::{Dir, FlowKey, TcpSegment, flags};
 
 /// Caps on reassembly.
@@ -466,14 +471,14 @@ struct Conn {
     syn_ts: Option<Ts>,
     synack_seen: bool,
     established_ts: Option<Ts>,
-    http: Option<Box<HttpConn>>,
+    handler: Option<Handler>,
     fin_seen: [bool; 2],
-    /// The end of each direction's stream was told to the HTTP layer.
+    /// The end of each direction's stream was told to the handler.
     fin_told: [bool; 2],
     /// A RST was seen then; the connection ends at the next sweep unless new data or a
     /// handshake follows (a RST the receiver ignored, as in some evasions).
     rst_at: Option<Ts>,
-    /// Not HTTP, or a tunnel: segments are no longer reassembled.
+    /// Nothing more to parse (see [`Handler::is_done`]): segments are no longer reassembled.
     ignore: bool,
     closed: bool,
     /// A SYN or SYN-ACK that contradicted this live connection: it starts a new connection only
@@ -503,7 +508,7 @@ impl Conn {
             syn_ts: None,
             synack_seen: false,
             established_ts: None,
-            http: None,
+            handler: None,
             fin_seen: [false; 2],
             fin_told: [false; 2],
             rst_at: None,
@@ -537,39 +542,30 @@ impl Conn {
 
 /// Decides which side is the client from the first payload when no SYN was seen.
 fn guess_client(key: &FlowKey, dir: Dir, payload: &[u8]) -> Dir {
-    match crate::http::head::first_line_kind(payload) {
-        crate::http::head::Looks::Request => dir,
-        crate::http::head::Looks::Response => dir.other(),
-        _ => {
-            // The well-known (lower) port is the server's.
-            let (a, b) = (key.a_port, key.b_port);
-            let server_is_a = match (is_http_port(a), is_http_port(b)) {
-                (true, false) => true,
-                (false, true) => false,
-                _ => a < b,
-            };
-            if server_is_a { Dir::BtoA } else { Dir::AtoB }
-        }
+    match proto::detect::sender_role(payload) {
+        Some(Side::Client) => dir,
+        Some(Side::Server) => dir.other(),
+        None if proto::detect::first_port_is_server(key.a_port, key.b_port) => Dir::BtoA,
+        None => Dir::AtoB,
     }
-}
-
-fn is_http_port(p: u16) -> bool {
-    matches!(p, 80 | 8080 | 8000 | 8008 | 8888 | 3128 | 3000 | 5000 | 8081 | 443 | 8443) || p < 1024
 }
 
 /// Connections of one shard, and what they produced.
 pub struct Shard<S: ExchangeSink> {
     conns: FxHashMap<FlowKey, Conn>,
     pub limits: FlowLimits,
-    pub http_limits: HttpLimits,
+    pub proto_limits: proto::Limits,
     pub stats: FlowStats,
-    pub http_stats: HttpStats,
+    pub proto_stats: proto::Stats,
     pub sink: S,
 }
 
 impl<S: ExchangeSink> Shard<S> {
-    pub fn new(limits: FlowLimits, http_limits: HttpLimits, sink: S) -> Shard<S> {
-        Shard { conns: FxHashMap::default(), limits, http_limits, stats: FlowStats::default(), http_stats: HttpStats::default(), sink }
+    /// A shard whose connections' handlers work within `proto_limits` (the HTTP limits alone
+    /// will do).
+    pub fn new(limits: FlowLimits, proto_limits: impl Into<proto::Limits>, sink: S) -> Shard<S> {
+        let proto_limits = proto_limits.into();
+        Shard { conns: FxHashMap::default(), limits, proto_limits, stats: FlowStats::default(), proto_stats: proto::Stats::default(), sink }
     }
 
     /// Connections tracked now.
@@ -582,9 +578,9 @@ impl<S: ExchangeSink> Shard<S> {
         self.conns.values().map(|c| c.dirs[0].buffered() + c.dirs[1].buffered()).sum()
     }
 
-    /// Bytes held by the HTTP parsers now.
-    pub fn http_buffered_bytes(&self) -> usize {
-        self.conns.values().filter_map(|c| c.http.as_ref()).map(|h| h.buffered_bytes()).sum()
+    /// Bytes held by the protocol handlers now.
+    pub fn handler_buffered_bytes(&self) -> usize {
+        self.conns.values().filter_map(|c| c.handler.as_ref()).map(|h| h.buffered_bytes()).sum()
     }
 
     /// The earliest start of an exchange still in progress.
@@ -592,7 +588,7 @@ impl<S: ExchangeSink> Shard<S> {
         self.conns
             .values()
             .filter(|c| !c.closed)
-            .filter_map(|c| match c.http.as_ref() {
+            .filter_map(|c| match c.handler.as_ref() {
                 Some(h) => h.pending_start(),
                 // A handshake without data yet: its first exchange will start at the SYN.
                 None => c.syn_ts,
@@ -706,7 +702,7 @@ impl<S: ExchangeSink> Shard<S> {
                 self.conns.insert(seg.key, c);
             }
             let conn = self.conns.get_mut(&seg.key).expect("present");
-            if let Some(h) = conn.http.as_mut() {
+            if let Some(h) = conn.handler.as_mut() {
                 let side = if Some(seg.dir) == conn.client { Side::Client } else { Side::Server };
                 h.clean_start(side);
             }
@@ -720,32 +716,32 @@ impl<S: ExchangeSink> Shard<S> {
             }
             return;
         }
-        if has_data && conn.http.is_none() {
+        if has_data && conn.handler.is_none() {
             let client = *conn.client.get_or_insert_with(|| guess_client(&seg.key, seg.dir, seg.payload));
             if conn.established_ts.is_none() && conn.synack_seen && seg.dir == client {
                 conn.established_ts = Some(seg.ts);
             }
-            let mut h = HttpConn::new(conn.meta());
+            let mut h = Handler::new(conn.meta());
             if conn.dirs[client.idx()].isn.is_some() {
                 h.clean_start(Side::Client);
             }
             if conn.dirs[client.other().idx()].isn.is_some() {
                 h.clean_start(Side::Server);
             }
-            conn.http = Some(Box::new(h));
+            conn.handler = Some(h);
         }
-        let Shard { conns, limits, http_limits, stats, http_stats, sink } = self;
+        let Shard { conns, limits, proto_limits, stats, proto_stats, sink } = self;
         let conn = conns.get_mut(&seg.key).expect("present");
         let side = conn.side(seg.dir);
-        let Conn { dirs, http, .. } = conn;
+        let Conn { dirs, handler, .. } = conn;
         let (a, b) = dirs.split_at_mut(1);
         let (this, other) = if d == 0 { (&mut a[0], &mut b[0]) } else { (&mut b[0], &mut a[0]) };
-        let mut cx = Ctx { limits: http_limits, stats: http_stats, sink };
+        let mut cx = Ctx { limits: proto_limits, stats: proto_stats, sink };
         // The per-connection cap covers both directions: this one gets what the other leaves.
         let limits = &FlowLimits { max_ooo_per_conn: limits.max_ooo_per_conn.saturating_sub(other.buffered()), ..*limits };
         // The acknowledgment first: it may declare a gap in the other direction.
         if seg.has(flags::ACK)
-            && let Some(h) = http.as_deref_mut()
+            && let Some(h) = handler.as_mut()
         {
             let other_side = if side == Side::Client { Side::Server } else { Side::Client };
             other.ack(seg.ack, seg.ts, limits, stats, &mut |ev| deliver(h, other_side, ev, &mut cx));
@@ -753,7 +749,7 @@ impl<S: ExchangeSink> Shard<S> {
         let ack = (seg.has(flags::ACK) && other.started()).then(|| other.ext(seg.ack));
         let chunk = Chunk { ts: seg.ts, frame: seg.frame, offset: 0, ack };
         let payload_seq = if syn { seg.seq.wrapping_add(1) } else { seg.seq };
-        match http.as_deref_mut() {
+        match handler.as_mut() {
             Some(h) => {
                 this.data(payload_seq, seg.payload, seg.missing, seg.has(flags::FIN), chunk, limits, stats, &mut |ev| {
                     deliver(h, side, ev, &mut cx)
@@ -767,10 +763,10 @@ impl<S: ExchangeSink> Shard<S> {
                 this.data(payload_seq, seg.payload, seg.missing, seg.has(flags::FIN), chunk, limits, stats, &mut |_| {});
             }
         }
-        if let Some(h) = http.as_deref()
+        if let Some(h) = handler.as_ref()
             && h.is_done()
         {
-            // Not HTTP, or a tunnel now: stop reassembling.
+            // Nothing more to parse: stop reassembling.
             conn.ignore = true;
             conn.dirs[0] = Reassembler::default();
             conn.dirs[1] = Reassembler::default();
@@ -791,26 +787,26 @@ impl<S: ExchangeSink> Shard<S> {
         }
     }
 
-    /// Ends a connection: hands on what is buffered, tells the HTTP layer, and leaves a closed
+    /// Ends a connection: hands on what is buffered, tells the handler, and leaves a closed
     /// marker until the next sweep (so stray late segments do not start a new connection).
     /// `cap`: the cap that ends it early, if one does.
     fn end_conn(&mut self, key: FlowKey, clean: bool, ts: Ts, cap: Option<Cap>) {
-        let Shard { conns, http_limits, stats, http_stats, sink, .. } = self;
+        let Shard { conns, proto_limits, stats, proto_stats, sink, .. } = self;
         let Some(conn) = conns.get_mut(&key) else { return };
         if conn.closed {
             return;
         }
         conn.closed = true;
         let client = conn.client;
-        if let Some(h) = conn.http.as_deref_mut() {
-            let mut cx = Ctx { limits: http_limits, stats: http_stats, sink };
+        if let Some(h) = conn.handler.as_mut() {
+            let mut cx = Ctx { limits: proto_limits, stats: proto_stats, sink };
             for d in [Dir::AtoB, Dir::BtoA] {
                 let side = if Some(d) == client { Side::Client } else { Side::Server };
                 conn.dirs[d.idx()].flush(ts, cap, stats, &mut |ev| deliver(h, side, ev, &mut cx));
             }
-            h.end_by(clean, ts, cap, &mut cx);
+            h.end(clean, ts, cap, &mut cx);
         }
-        conn.http = None;
+        conn.handler = None;
         conn.dirs = [Reassembler::default(), Reassembler::default()];
     }
 
@@ -853,11 +849,11 @@ impl<S: ExchangeSink> Shard<S> {
         self.conns.values().map(|c| (c.key, c.id, c.last_ts, c.dirs[0].buffered() + c.dirs[1].buffered())).collect()
     }
 
-    /// Memory held per connection (id, out-of-order bytes + HTTP parser bytes).
+    /// Memory held per connection (id, out-of-order bytes + handler bytes).
     pub fn conn_memory(&self) -> Vec<(u64, usize)> {
         self.conns
             .values()
-            .map(|c| (c.id, c.dirs[0].buffered() + c.dirs[1].buffered() + c.http.as_ref().map_or(0, |h| h.buffered_bytes())))
+            .map(|c| (c.id, c.dirs[0].buffered() + c.dirs[1].buffered() + c.handler.as_ref().map_or(0, |h| h.buffered_bytes())))
             .collect()
     }
 
@@ -870,15 +866,15 @@ impl<S: ExchangeSink> Shard<S> {
 
     /// Flushes a connection's out-of-order buffers with gaps (the total cap was hit).
     pub fn flush_buffers(&mut self, key: FlowKey, now: Ts) {
-        let Shard { conns, http_limits, stats, http_stats, sink, .. } = self;
+        let Shard { conns, proto_limits, stats, proto_stats, sink, .. } = self;
         let Some(conn) = conns.get_mut(&key) else { return };
         stats.ooo_total_cap_hits += 1;
         let client = conn.client;
-        let Conn { dirs, http, .. } = conn;
-        let mut cx = Ctx { limits: http_limits, stats: http_stats, sink };
+        let Conn { dirs, handler, .. } = conn;
+        let mut cx = Ctx { limits: proto_limits, stats: proto_stats, sink };
         for d in [Dir::AtoB, Dir::BtoA] {
             let side = if Some(d) == client { Side::Client } else { Side::Server };
-            match http.as_deref_mut() {
+            match handler.as_mut() {
                 Some(h) => dirs[d.idx()].flush(now, Some(Cap::MaxOooTotal), stats, &mut |ev| deliver(h, side, ev, &mut cx)),
                 None => dirs[d.idx()].flush(now, Some(Cap::MaxOooTotal), stats, &mut |_| {}),
             }
@@ -906,10 +902,10 @@ impl<S: ExchangeSink> Shard<S> {
     }
 }
 
-fn deliver(h: &mut HttpConn, side: Side, ev: Ev<'_>, cx: &mut Ctx<'_>) {
+fn deliver(h: &mut Handler, side: Side, ev: Ev<'_>, cx: &mut Ctx<'_>) {
     match ev {
         Ev::Data(bytes, chunk) => h.data(side, bytes, chunk, cx),
-        Ev::Gap(len, ts, cap) => h.gap_by(side, len, ts, cap, cx),
+        Ev::Gap(len, ts, cap) => h.gap(side, len, ts, cap, cx),
     }
 }
 

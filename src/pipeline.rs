@@ -136,6 +136,8 @@ pub struct Summary {
     pub ip_fragments: DefragStats,
     pub tcp: FlowStats,
     pub http: HttpStats,
+    /// Connections of protocols recognized but not decoded yet.
+    pub protocols: crate::proto::Detected,
     pub entries: u64,
     pub entries_with_anomalies: u64,
     /// Entries written after a later-starting one (capture time going backwards).
@@ -820,12 +822,12 @@ impl<'c> Engine<'c> {
         progress.ts = now;
         progress.open_flows = flows_before;
         progress.reassembly_bytes = buffered_before;
-        progress.http_bytes = self.shards.iter().map(|s| s.http_buffered_bytes()).sum();
+        progress.http_bytes = self.shards.iter().map(|s| s.handler_buffered_bytes()).sum();
         progress.tcp = FlowStats::default();
         progress.http = HttpStats::default();
         for sh in &self.shards {
             add_flow(&mut progress.tcp, &sh.stats);
-            add_http(&mut progress.http, &sh.http_stats);
+            add_http(&mut progress.http, &sh.proto_stats.http);
         }
         if self.cfg.observe_connections {
             let mut all: Vec<(u64, usize)> = self.shards.iter().flat_map(|s| s.conn_memory()).filter(|c| c.1 > 0).collect();
@@ -965,7 +967,8 @@ impl<'c> Engine<'c> {
         s.ip_fragments = reader.defrag.stats;
         for sh in &self.shards {
             add_flow(&mut s.tcp, &sh.stats);
-            add_http(&mut s.http, &sh.http_stats);
+            add_http(&mut s.http, &sh.proto_stats.http);
+            s.protocols += sh.proto_stats.detected;
         }
         s.entries_out_of_order = self.reorder.out_of_order;
         s.entries_spilled = self.sinks.iter().map(|s| lock(s).spilled_total).sum();

@@ -20,6 +20,8 @@
 //! - [`convert`]: a whole capture through the [`Converter`] with one and with two threads: the
 //!   HAR is valid JSON and the same bytes either way.
 //! - [`witness`]: a protobuf-encoded witness: hash, text form, and the text form read back.
+//! - [`keylog`]: a TLS key log read as two sources: every line accounted for, caps held, no
+//!   problem message showing the input.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -745,4 +747,75 @@ pub fn witness(data: &[u8]) {
     let back: Witness = text::parse(&t).unwrap_or_else(|e| panic!("the text form does not read back: {e}\n{t}"));
     assert_eq!(text::to_text(&back), t, "text form changes on a round trip");
     let _ = back.encode_to_vec();
+}
+
+// ---------------------------------------------------------------------------------------------
+// keylog
+
+/// Input: `[mode][split lo][split hi][key log...]`: the key log is read as two sources cut at
+/// `split`. Mode bits 0, 1 pick the cap on client randoms (default, 0, 1, 3); bit 2 keeps at
+/// most 2 problems. Every line is accounted for (a secret, another label, a comment or blank,
+/// a problem), the caps hold, kept secrets have a length their label allows, and no problem
+/// message shows a run of the input's hex digits.
+pub fn keylog(data: &[u8]) {
+    use apitool::proto::tls::keylog::{KeyLog, KeyLogLimits, Label};
+    let [mode, lo, hi, log @ ..] = data else { return };
+    let split = (u16::from_le_bytes([*lo, *hi]) as usize).min(log.len());
+    let max_client_randoms = [KeyLogLimits::default().max_client_randoms, 0, 1, 3][(mode & 3) as usize];
+    let max_problems = if mode & 4 != 0 { 2 } else { KeyLogLimits::default().max_problems };
+    let mut k = KeyLog::new(KeyLogLimits { max_client_randoms, max_problems });
+    let (a, b) = log.split_at(split);
+    k.add(a);
+    k.add(b);
+    // Lines, counted here: the pieces between line feeds, a last one without its line feed.
+    let lines_of = |s: &[u8]| -> Vec<Vec<u8>> {
+        if s.is_empty() {
+            return Vec::new();
+        }
+        let mut v: Vec<Vec<u8>> = s.split(|&c| c == b'\n').map(|l| l.to_vec()).collect();
+        if s.ends_with(b"\n") {
+            v.pop();
+        }
+        v
+    };
+    let all: Vec<Vec<u8>> = lines_of(a).into_iter().chain(lines_of(b)).collect();
+    let skipped = all
+        .iter()
+        .filter(|l| {
+            // One CR before the LF is the line end's; then spaces and tabs around.
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            let t: Vec<u8> = l.iter().copied().skip_while(|c| matches!(c, b' ' | b'\t')).collect();
+            t.is_empty() || t[0] == b'#'
+        })
+        .count() as u64;
+    let s = k.stats;
+    assert_eq!(s.lines, all.len() as u64, "lines counted");
+    assert_eq!(s.secrets + s.other_labels + s.bad_lines + skipped, s.lines, "every line accounted for: {s:?}, {skipped} skipped");
+    assert!(k.len() <= max_client_randoms);
+    assert!(k.problems.len() <= max_problems && k.problems.len() as u64 <= s.bad_lines);
+    for p in &k.problems {
+        let of_source = lines_of(if p.source == 0 { a } else { b }).len() as u64;
+        assert!(p.line >= 1 && p.line <= of_source, "problem at line {} of {of_source}", p.line);
+        let msg = p.to_string();
+        for run in log.split(|c| !c.is_ascii_hexdigit()).filter(|r| r.len() >= 8) {
+            assert!(!msg.as_bytes().windows(8).any(|w| w == &run[..8]), "a problem shows input: {msg}");
+        }
+    }
+    for line in &all {
+        let mut f = line.split(|&c| c == b' ' || c == b'\t').filter(|f| !f.is_empty());
+        let (_, Some(random)) = (f.next(), f.next()) else { continue };
+        let Ok(r) = <[u8; 32]>::try_from(
+            random.chunks(2).filter_map(|p| std::str::from_utf8(p).ok().and_then(|h| u8::from_str_radix(h, 16).ok())).collect::<Vec<u8>>(),
+        ) else {
+            continue;
+        };
+        if let Some(secrets) = k.get(&r) {
+            for label in Label::ALL {
+                if let Some(x) = secrets.get(label) {
+                    let ok: &[usize] = if label == Label::ClientRandom { &[48] } else { &[32, 48] };
+                    assert!(ok.contains(&x.as_bytes().len()), "{label:?} of {} bytes", x.as_bytes().len());
+                }
+            }
+        }
+    }
 }

@@ -17,6 +17,7 @@ const TARGETS: &[Target] = &[
     ("convert", apitool_fuzz::convert),
     ("witness", apitool_fuzz::witness),
     ("bodies", apitool_fuzz::bodies),
+    ("keylog", apitool_fuzz::keylog),
 ];
 
 fn inputs(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -1,6 +1,7 @@
 //! Reassembly against an obviously correct model, and connection handling.
 
 use super::*;
+use crate::http::HttpLimits;
 use crate::wire::{Endpoint, FlowKey};
 use proptest::prelude::*;
 
@@ -457,4 +458,30 @@ fn per_connection_cap_covers_both_directions() {
         assert!(sh.buffered_bytes() <= limits.max_ooo_per_conn, "{}", sh.buffered_bytes());
     }
     assert!(sh.stats.ooo_conn_cap_hits >= 1, "{:?}", sh.stats);
+}
+
+#[test]
+fn tls_and_h2c_connections_are_counted_and_no_longer_reassembled() {
+    // A TLS ClientHello, then client data after a hole: nothing is buffered for it, nothing
+    // is parsed as HTTP/1. The same for the HTTP/2 preface (which HTTP/1 would take for a
+    // `PRI *` request).
+    let hello = b"\x16\x03\x01\x00\x10\x01\x00\x00\x0c\x03\x03abcdefgh";
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    for (first, tls) in [(&hello[..], true), (&preface[..], false)] {
+        let mut sh = Shard::new(FlowLimits::default(), HttpLimits::default(), Collect(Vec::new()));
+        let (a, s) = (flags::ACK, flags::SYN);
+        sh.segment(&seg(1, true, 100, 0, s, b""));
+        sh.segment(&seg(2, false, 500, 101, s | a, b""));
+        sh.segment(&seg(3, true, 101, 501, a, first));
+        sh.segment(&seg(4, true, 101 + first.len() as u32 + 10, 501, a, b"GET / HTTP/1.1\r\n\r\n"));
+        sh.segment(&seg(5, false, 501, 101, a, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+        assert_eq!(sh.buffered_bytes(), 0);
+        assert_eq!(sh.handler_buffered_bytes(), 0);
+        sh.finish(Ts(10_000));
+        assert!(sh.sink.0.is_empty(), "{:?}", sh.sink.0);
+        let d = sh.proto_stats.detected;
+        assert_eq!((d.tls_connections, d.http2_connections), if tls { (1, 0) } else { (0, 1) });
+        assert_eq!(sh.proto_stats.http.requests + sh.proto_stats.http.resyncs + sh.proto_stats.http.non_http_connections, 0);
+        assert_eq!(sh.stats.out_of_order_segments, 0);
+    }
 }

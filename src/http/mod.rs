@@ -25,7 +25,7 @@ pub mod tunnel;
 use std::collections::VecDeque;
 
 use crate::capture::Ts;
-use crate::wire::Endpoint;
+pub use crate::proto::{Chunk, ConnMeta, Side};
 use decode::{BodyDecoder, Coding};
 use head::{Head, HeadError, Looks};
 
@@ -174,19 +174,6 @@ impl std::ops::AddAssign for CapDamage {
         self.max_body += b.max_body;
         self.max_head += b.max_head;
     }
-}
-
-/// The connection an exchange belongs to.
-#[derive(Clone, Copy, Debug)]
-pub struct ConnMeta {
-    /// A stable id: the number of the connection's first frame.
-    pub id: u64,
-    pub client: Endpoint,
-    pub server: Endpoint,
-    /// When the client's SYN was seen.
-    pub syn_ts: Option<Ts>,
-    /// When the handshake completed (the client's ACK of the SYN-ACK).
-    pub established_ts: Option<Ts>,
 }
 
 /// Something that could not be recovered, or was unusual, about an exchange.
@@ -368,17 +355,6 @@ impl Exchange {
     pub fn start(&self) -> Ts {
         self.request.as_ref().or(self.response.as_ref()).map_or(Ts(0), |m| m.first_ts)
     }
-}
-
-/// Where bytes handed to [`HttpConn::data`] come from.
-#[derive(Clone, Copy, Debug)]
-pub struct Chunk {
-    pub ts: Ts,
-    pub frame: u64,
-    /// Offset of the first byte in its stream.
-    pub offset: u64,
-    /// The sender's acknowledgment of the other stream, as an offset in that stream.
-    pub ack: Option<u64>,
 }
 
 /// Exchanges held on one connection while a request or response is awaited (pipelining, or
@@ -610,13 +586,6 @@ pub struct Ctx<'a> {
     pub limits: &'a HttpLimits,
     pub stats: &'a mut HttpStats,
     pub sink: &'a mut dyn ExchangeSink,
-}
-
-/// Which side of the connection bytes come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Client = 0,
-    Server = 1,
 }
 
 impl HttpConn {

@@ -1,6 +1,7 @@
 //! Tests of the HTTP layer: every split point, pairing, framing corners, gaps.
 
 use super::*;
+use crate::wire::Endpoint;
 use std::io::Write;
 
 fn meta() -> ConnMeta {
