@@ -14,6 +14,7 @@ pub mod ir;
 pub mod out;
 pub mod pipeline;
 pub mod profile;
+pub mod proto;
 pub mod replay;
 pub mod synth;
 pub mod wire;

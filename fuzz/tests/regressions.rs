@@ -17,6 +17,7 @@ const TARGETS: &[Target] = &[
     ("convert", apitool_fuzz::convert),
     ("witness", apitool_fuzz::witness),
     ("bodies", apitool_fuzz::bodies),
+    ("ws", apitool_fuzz::ws),
 ];
 
 fn inputs(dir: &Path) -> Vec<std::path::PathBuf> {

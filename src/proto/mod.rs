@@ -1,0 +1,3 @@
+//! The protocols above TCP: one stream handler per protocol, chosen per connection.
+
+pub mod ws;
