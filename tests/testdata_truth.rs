@@ -567,3 +567,42 @@ fn standard_input_gives_the_same_har_as_the_file() {
     }
     validate_hars(&hars);
 }
+
+/// `sse.pcap`: two server-sent event streams (plain, then gzip flushed per event) recorded
+/// while other requests ran on other connections. Every event the client read
+/// (`sse.events.tsv`, its own parse and the time it received each event) is in
+/// `_apitool.events` of its entry, in order, with type, data, id and retry, and a capture time
+/// within 50 ms of the client's.
+#[test]
+fn server_sent_events_match_the_clients_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sse.har");
+    convert("sse.pcap", &out, &["--quiet"]);
+    let har = read_har(&std::fs::read(&out).unwrap(), "sse");
+    let streams: Vec<&Value> =
+        har["log"]["entries"].as_array().unwrap().iter().filter(|e| e["request"]["url"].as_str().unwrap().contains("/events")).collect();
+    assert_eq!(streams.len(), 2);
+    let truth = std::fs::read_to_string(testdata().join("sse.events.tsv")).unwrap();
+    let mut want: Vec<Vec<Vec<&str>>> = vec![Vec::new(), Vec::new()];
+    for line in truth.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        want[f[0].parse::<usize>().unwrap()].push(f);
+    }
+    assert_eq!((want[0].len(), want[1].len()), (12, 8));
+    for (entry, want) in streams.iter().zip(&want) {
+        let got = entry["_apitool"]["events"].as_array().unwrap_or_else(|| panic!("no events in {entry}"));
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            let data: String = serde_json::from_str(w[5]).unwrap();
+            assert_eq!(g["event"], w[2]);
+            assert_eq!(g["id"], w[3]);
+            assert_eq!(g["data"], data.as_str());
+            assert_eq!(g["retry"].as_u64(), w[4].parse::<u64>().ok());
+            let (ours, client) = (g["time"].as_f64().unwrap(), w[1].parse::<f64>().unwrap());
+            assert!((ours - client).abs() < 0.05, "event time {ours}, the client received it at {client}");
+        }
+        // No event comes before the response started or after it ended.
+        let times: Vec<f64> = got.iter().map(|g| g["time"].as_f64().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    }
+}

@@ -818,4 +818,91 @@ pub fn keylog(data: &[u8]) {
             }
         }
     }
+
+// ws
+
+/// Input: one byte of settings (direction, `permessage-deflate`, context takeover, cap), then
+/// either raw stream bytes (cut at arbitrary points, with gaps) or, with the top bit of the
+/// settings, messages to encode. Raw: never more than the cap kept, counters that agree.
+/// Encoded: every message comes out exactly, whatever the pieces.
+pub fn ws(data: &[u8]) {
+    use apitool::proto::ws::{Deflate, Extensions, WsDirection, WsLimits, encode};
+    let [settings, seed, rest @ ..] = data else { return };
+    let client = settings & 1 != 0;
+    let deflate = settings & 2 != 0;
+    let no_takeover = settings & 4 != 0;
+    let cap = [0usize, 7, 300, 1 << 16][(settings >> 3) as usize & 3];
+    let d = Deflate { no_context_takeover: no_takeover, max_window_bits: 15 };
+    let ext = Extensions { deflate: deflate.then_some([d, d]), other: None };
+    let limits = WsLimits { max_message: cap, max_inflate: 1 << 22 };
+    let mut rng = *seed as u32 | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        rng
+    };
+    let mut dir = WsDirection::new(client, &ext, limits);
+    let mut out = Vec::new();
+    if settings & 0x80 == 0 {
+        let mut rest = rest;
+        let mut k = 0;
+        while !rest.is_empty() {
+            let r = next();
+            let n = (r as usize % 300 + 1).min(rest.len());
+            if r % 17 == 0 {
+                dir.gap(n as u64, Ts(k), &mut |m| out.push(m));
+            } else {
+                dir.push(&rest[..n], Ts(k), &mut |m| out.push(m));
+            }
+            rest = &rest[n..];
+            k += 1;
+        }
+        dir.end(&mut |m| out.push(m));
+        for m in &out {
+            assert!(m.data.len() <= cap, "kept {} over the cap {cap}", m.data.len());
+            assert!(m.size >= m.data.len() as u64);
+            assert!(!m.truncated || m.data.len() == cap);
+        }
+        assert_eq!(dir.stats().messages, out.len() as u64);
+        return;
+    }
+    // Messages: a length byte, an opcode byte (fragment count in its high bits), the bytes.
+    let mut z = deflate.then(|| encode::Deflater::new(15, no_takeover));
+    let mask = client.then_some([1, 2, 3, 4]);
+    let (mut stream, mut want) = (Vec::new(), Vec::new());
+    let mut rest = rest;
+    while let [len, op, tail @ ..] = rest {
+        let n = (*len as usize).min(tail.len());
+        let (body, tail) = tail.split_at(n);
+        rest = tail;
+        let opcode = [1u8, 2, 8, 9, 10][(op & 7) as usize % 5];
+        let control = opcode >= 8;
+        let body = if control { &body[..body.len().min(125)] } else { body };
+        let compressed = !control && op & 8 != 0 && z.is_some();
+        let payload = match (&mut z, compressed) {
+            (Some(z), true) => z.message(body),
+            _ => body.to_vec(),
+        };
+        let frags = if control { 1 } else { (op >> 4) as usize % 4 + 1 };
+        let size = payload.len().div_ceil(frags).max(1);
+        let parts: Vec<&[u8]> = if payload.is_empty() { vec![&[][..]] } else { payload.chunks(size).collect() };
+        for (i, p) in parts.iter().enumerate() {
+            let o = if i == 0 { opcode } else { 0 };
+            stream.extend(encode::frame(i + 1 == parts.len(), compressed && i == 0, o, mask, p));
+        }
+        want.push((opcode, body[..body.len().min(cap)].to_vec()));
+    }
+    let mut s = &stream[..];
+    let mut k = 0;
+    while !s.is_empty() {
+        let n = (next() as usize % 200 + 1).min(s.len());
+        dir.push(&s[..n], Ts(k), &mut |m| out.push(m));
+        s = &s[n..];
+        k += 1;
+    }
+    dir.end(&mut |m| out.push(m));
+    let got: Vec<(u8, Vec<u8>)> = out.iter().map(|m| (m.opcode, m.data.clone())).collect();
+    assert_eq!(got, want, "messages differ");
+    assert!(out.iter().all(|m| m.damage.is_none()), "a message of a whole stream is marked damaged");
 }

@@ -18,6 +18,7 @@ const TARGETS: &[Target] = &[
     ("witness", apitool_fuzz::witness),
     ("bodies", apitool_fuzz::bodies),
     ("keylog", apitool_fuzz::keylog),
+    ("ws", apitool_fuzz::ws),
 ];
 
 fn inputs(dir: &Path) -> Vec<std::path::PathBuf> {

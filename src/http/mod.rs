@@ -310,7 +310,14 @@ pub struct Message {
     pub last_frame: u64,
     /// Offset of the message's first byte in its TCP stream (relative to the stream's start).
     pub stream_offset: u64,
+    /// For a `text/event-stream` body: how much of the decoded body had arrived by when, one
+    /// mark per piece that added to it (at most [`MAX_BODY_MARKS`]; the last one then moves
+    /// on), so each event gets the time of the piece that completed it.
+    pub body_times: Vec<(usize, Ts)>,
 }
+
+/// Marks kept at most in [`Message::body_times`].
+pub const MAX_BODY_MARKS: usize = 1 << 16;
 
 impl Message {
     /// A message whose head is parsed and whose body is still to come: it started with `first`
@@ -330,6 +337,7 @@ impl Message {
             first_frame: first.frame,
             last_frame: last.frame,
             stream_offset: first.offset,
+            body_times: Vec::new(),
         }
     }
 }
@@ -413,6 +421,8 @@ struct InProgress {
     cap: Option<Cap>,
     /// A chunk-size or trailer line being collected.
     line: Vec<u8>,
+    /// A server-sent event stream: the body's arrival times are marked.
+    events: bool,
 }
 
 /// One direction's parser.
@@ -1554,7 +1564,8 @@ impl HttpConn {
             d
         });
         msg.codings = codings;
-        let cur = Box::new(InProgress { msg, framing, dec, target, gap: 0, cap_gap: 0, cap: None, line: Vec::new() });
+        let events = response && msg.head.field("content-type").is_some_and(is_event_stream);
+        let cur = Box::new(InProgress { msg, framing, dec, target, gap: 0, cap_gap: 0, cap: None, line: Vec::new(), events });
         let h = &mut self.halves[i];
         h.cur = Some(cur);
         h.st = St::Body;
@@ -1667,6 +1678,11 @@ impl HttpConn {
                     }
                 },
             }
+        }
+        if cur.events
+            && let Some(d) = cur.dec.as_ref()
+        {
+            mark_body_time(&mut cur.msg.body_times, d.out.len(), chunk.ts);
         }
         if bad_chunk {
             cx.stats.bad_framing += 1;
@@ -1846,6 +1862,23 @@ fn body_piece(cur: &mut InProgress, bytes: &[u8]) {
     }
     if let Some(d) = cur.dec.as_mut() {
         d.push(bytes);
+    }
+}
+
+/// Whether a `Content-Type` is `text/event-stream` (server-sent events).
+fn is_event_stream(v: &[u8]) -> bool {
+    let mime = v.split(|&c| c == b';').next().unwrap_or(v);
+    decode::trim(mime).eq_ignore_ascii_case(b"text/event-stream")
+}
+
+/// Notes that the decoded body had reached `len` bytes by `ts`.
+fn mark_body_time(marks: &mut Vec<(usize, Ts)>, len: usize, ts: Ts) {
+    let full = marks.len() >= MAX_BODY_MARKS;
+    match marks.last_mut() {
+        Some(last) if last.0 >= len => {}
+        // At the limit, the last mark moves on: its bytes get a later time, never an earlier one.
+        Some(last) if full => *last = (len, ts),
+        _ => marks.push((len, ts)),
     }
 }
 

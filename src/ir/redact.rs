@@ -646,6 +646,7 @@ mod tests {
             first_frame: 0,
             last_frame: 0,
             stream_offset: 0,
+            body_times: Vec::new(),
         };
         let r = Redactor::builtin();
         let n = r.redact_message(&mut m, true);

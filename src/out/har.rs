@@ -12,6 +12,7 @@ use base64::Engine;
 
 use crate::capture::Ts;
 use crate::http::{Anomaly, Exchange, Message};
+use crate::proto::sse::{SseEvent, SseLimits, SseParser};
 
 use super::json::{write_bytes_str, write_str};
 use super::time::{http_date_to_iso, iso8601};
@@ -150,6 +151,12 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
         out.push(b']');
     }
     if let Some(r) = ex.response.as_ref()
+        && !r.body_times.is_empty()
+        && !r.body_is_encoded
+    {
+        write_events(out, r);
+    }
+    if let Some(r) = ex.response.as_ref()
         && !r.trailers.is_empty()
     {
         out.extend_from_slice(b",\"trailers\":");
@@ -163,6 +170,71 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
         write_str(out, &a.to_string());
     }
     out.extend_from_slice(b"]}");
+}
+
+/// Server-sent events kept at most per entry in `_apitool.events`; the rest are counted in
+/// `_apitool.eventsDropped`.
+pub const MAX_EVENTS: usize = 10_000;
+
+/// The events of a `text/event-stream` response, each with the capture time of the piece
+/// that completed it: `"events":[{"time":<epoch seconds>,"event","data","id"}]`.
+fn write_events(out: &mut Vec<u8>, r: &Message) {
+    let body = &r.body[..];
+    // The body is already capped: one event may be as long as all of it.
+    let mut p = SseParser::new(SseLimits { max_line: body.len(), max_data: body.len() });
+    let mut n = 0usize;
+    out.extend_from_slice(b",\"events\":[");
+    let mut write = |e: SseEvent| {
+        n += 1;
+        if n > MAX_EVENTS {
+            return;
+        }
+        if n > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"time\":");
+        epoch_seconds(out, e.time);
+        out.extend_from_slice(b",\"event\":");
+        write_str(out, &e.event);
+        out.extend_from_slice(b",\"data\":");
+        write_str(out, &e.data);
+        out.extend_from_slice(b",\"id\":");
+        write_str(out, &e.id);
+        if let Some(ms) = e.retry {
+            let _ = write!(out, ",\"retry\":{ms}");
+        }
+        if e.truncated {
+            out.extend_from_slice(b",\"truncated\":true");
+        }
+        out.push(b'}');
+    };
+    let mut from = 0;
+    for &(upto, ts) in &r.body_times {
+        let upto = upto.min(body.len());
+        if upto > from {
+            p.push(&body[from..upto], ts, &mut write);
+            from = upto;
+        }
+    }
+    if from < body.len() {
+        let ts = r.body_times.last().map_or(r.last_ts, |m| m.1);
+        p.push(&body[from..], ts, &mut write);
+    }
+    p.end();
+    out.push(b']');
+    if n > MAX_EVENTS {
+        let _ = write!(out, ",\"eventsDropped\":{}", n - MAX_EVENTS);
+    }
+    if p.stats().unfinished > 0 {
+        out.extend_from_slice(b",\"eventUnfinished\":true");
+    }
+}
+
+/// A capture time as fractional seconds since the epoch (microseconds), as browsers write
+/// message times in HAR.
+fn epoch_seconds(out: &mut Vec<u8>, ts: Ts) {
+    let us = ts.0.div_euclid(1_000);
+    let _ = write!(out, "{}.{:06}", us.div_euclid(1_000_000), us.rem_euclid(1_000_000));
 }
 
 fn write_pairs<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) {

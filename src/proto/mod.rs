@@ -28,12 +28,17 @@
 //! h2c` and `Upgrade: websocket` answered 101 are recorded as the exchange that asked for
 //! them, and the connection becomes a tunnel.
 //!
+//! Parsers waiting for their handlers: [`ws`] (WebSocket frames, permessage-deflate) and [`sse`]
+//! (server-sent events, used by the HAR writer for `text/event-stream` bodies).
+//!
 //! Handlers now: [`Handler::Http1`] (`http::HttpConn`), and for TLS and HTTP/2 connections a
 //! handler that recognizes them and counts them in [`Detected`] without decoding: their
 //! bytes are not fed to the HTTP/1 parser, and reassembly stops for them.
 
 pub mod detect;
+pub mod sse;
 pub mod tls;
+pub mod ws;
 
 use crate::capture::Ts;
 use crate::http::{HttpConn, HttpLimits, HttpStats};

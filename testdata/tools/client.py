@@ -521,7 +521,106 @@ def sc_http10(sc):
              (NG + "/api/items.json", ["--http1.0"], "http/1.0")])
 
 
+class EventParser:
+    """The client's own reading of a text/event-stream (the HTML standard's rules)."""
+
+    def __init__(self):
+        self.buf, self.data, self.event, self.id, self.retry = "", None, "", "", None
+
+    def feed(self, text):
+        self.buf += text
+        out = []
+        while True:
+            cut = [i for i in (self.buf.find("\r"), self.buf.find("\n")) if i >= 0]
+            if not cut:
+                return out
+            i = min(cut)
+            if self.buf[i] == "\r" and i + 1 == len(self.buf):
+                return out          # a CR at the end may be half of a CRLF
+            line = self.buf[:i]
+            step = 2 if self.buf[i:i + 2] == "\r\n" else 1
+            self.buf = self.buf[i + step:]
+            if line == "":
+                if self.data is not None:
+                    out.append((self.event or "message", self.data, self.id, self.retry))
+                self.data, self.event, self.retry = None, "", None
+            elif line.startswith(":"):
+                pass
+            else:
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "data":
+                    self.data = value if self.data is None else self.data + "\n" + value
+                elif field == "event":
+                    self.event = value
+                elif field == "id" and "\0" not in value:
+                    self.id = value
+                elif field == "retry" and value.isdigit():
+                    self.retry = int(value)
+
+
+def read_event_stream(c, target, headers, gz):
+    """GET an event stream on raw connection c; returns the Response and its events, each
+    with the time the client received it."""
+    c.send(c.request_bytes("GET", target, headers))
+    lines = c.read_head()
+    r = Response()
+    r.interim, r.trailers = [], []
+    r.version, status, *_ = lines[0].split(" ", 2)
+    r.status = int(status)
+    h = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+    assert "chunked" in h.get("transfer-encoding", ""), h
+    assert (h.get("content-encoding") == "gzip") == gz, h
+    z = zlib.decompressobj(31) if gz else None
+    p, events, entity = EventParser(), [], bytearray()
+    for _ in range(10000):
+        n = int(c.rfile.readline(4096).split(b";")[0].strip(), 16)
+        if n == 0:
+            while c.rfile.readline(4096).strip():
+                pass
+            break
+        wire = c.rfile.read(n)
+        t = time.time()
+        assert c.rfile.read(2) == b"\r\n"
+        plain = z.decompress(wire) if z else wire
+        entity += plain
+        events += [(t,) + e for e in p.feed(plain.decode("utf-8"))]
+    r.entity = bytes(entity)
+    return r, events
+
+
+def sc_sse(sc):
+    """Two server-sent event streams on one keep-alive connection (plain, then gzip flushed
+    per event) while curl fetches files on other connections; the client's record of every
+    event and when it arrived goes to sse.events.tsv."""
+    import threading
+    c = RawConn(sc, "127.0.0.1", SRV)
+    streams = [("/events?n=12&gap=400", [], False),
+               ("/events?n=8&gap=150&gzip=1", [("Accept-Encoding", "gzip")], True)]
+    got = []
+    t = threading.Thread(target=lambda: got.extend(read_event_stream(c, *s) for s in streams))
+    t.start()
+    time.sleep(0.6)
+    sc.curl([(SV + "/file/during-a", [], "during-events"), (SV + "/file/during-b", [], "during-events")])
+    time.sleep(1.5)
+    sc.curl([(SV + "/enc/gzip", [], "during-events;gzip")], common=["--compressed"])
+    t.join(60)
+    assert len(got) == 2, "the event streams did not finish"
+    rows = []
+    for k, ((target, _, gz), (r, events)) in enumerate(zip(streams, got)):
+        sc.add_raw(c, "GET", target, None, r, "event-stream" + (";gzip;chunked" if gz else ";chunked"))
+        rows += [(k,) + e for e in events]
+    c.close()
+    path = os.path.join(os.path.dirname(sc.args.truth), "sse.events.tsv")
+    with open(path, "w") as f:
+        f.write("stream\ttime\tevent\tid\tretry\tdata\n")
+        for k, t, event, data, id_, retry in rows:
+            f.write("%d\t%.6f\t%s\t%s\t%s\t%s\n" % (k, t, event, id_, "" if retry is None else retry,
+                                                  json.dumps(data)))
+
+
 SCENARIOS = {
+    "sse": sc_sse,
     "keepalive": sc_keepalive, "pipelined": sc_pipelined, "chunked-gzip": sc_chunked_gzip,
     "br": sc_br, "zstd": sc_zstd, "deflate": sc_deflate, "stacked": sc_stacked,
     "head": sc_head, "continue-100": sc_continue, "status-204-304": sc_status_204_304,

@@ -22,7 +22,7 @@ PY=${PYTHON:-python3}
 
 ALL=(keepalive pipelined chunked-gzip br zstd deflate stacked head continue-100
      status-204-304 close-delimited post-bodies ipv6 connect-upgrade big-body
-     concurrent http10)
+     concurrent http10 sse)
 
 if [[ "${1:-}" != "--inside" ]]; then
     if [[ $EUID -ne 0 ]]; then

@@ -39,6 +39,7 @@ import random
 import socket
 import sys
 import threading
+import time
 import zlib
 
 MAX_HEADER = 64 * 1024
@@ -49,6 +50,24 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 # ---------------------------------------------------------------- content
+
+def sse_event(i):
+    """Event i of /events: ids, types, multi-line data, a comment, a retry, CRLF or LF line
+    ends (which the HTML standard's parser treats alike)."""
+    nl = "\r\n" if i % 5 == 2 else "\n"
+    lines = []
+    if i == 3:
+        lines.append(": keep-alive comment")
+    if i % 4 == 0:
+        lines.append("event: tick")
+    if i == 7:
+        lines.append("retry: 1500")
+    lines.append("id: %d" % (100 + i))
+    lines.append("data: " + json.dumps({"seq": i, "price": 100 + i * 0.25, "note": "caf\u00e9"}))
+    if i % 3 == 1:
+        lines.append("data:second line of event %d" % i)
+    return (nl.join(lines) + nl + nl).encode("utf-8")
+
 
 def text_body(name, size):
     """Deterministic, moderately compressible text of about `size` bytes."""
@@ -293,6 +312,9 @@ class Conn:
         if req.method not in ("GET", "HEAD"):
             self.simple(req, 405, "Method Not Allowed", b"method not allowed\n", "text/plain")
             return keep
+        if path == "/events":
+            self.do_events(req, query)
+            return keep
         if path.startswith("/file/"):
             name = path[len("/file/"):]
             self.simple(req, 200, "OK", text_body(name, 1500), "text/plain; charset=utf-8")
@@ -349,6 +371,30 @@ class Conn:
             return False
         self.simple(req, 404, "Not Found", b"not found\n", "text/plain")
         return keep
+
+    def do_events(self, req, query):
+        """/events?n=N&gap=MS[&gzip=1]: a server-sent event stream, one chunk per event (gzip
+        flushed after each), MS milliseconds apart."""
+        q = dict(kv.split("=", 1) for kv in query.split("&") if "=" in kv)
+        n, gap, gz = int(q.get("n", "12")), int(q.get("gap", "250")), q.get("gzip") == "1"
+        h = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-cache"),
+             ("Transfer-Encoding", "chunked")]
+        if gz:
+            h.append(("Content-Encoding", "gzip"))
+        self.send(self.head(req, 200, "OK", h))
+        z = zlib.compressobj(6, zlib.DEFLATED, 31) if gz else None
+        entity = bytearray()
+        for i in range(n):
+            ev = sse_event(i)
+            entity += ev
+            wire = z.compress(ev) + z.flush(zlib.Z_SYNC_FLUSH) if z else ev
+            self.send(b"%x\r\n" % len(wire) + wire + b"\r\n")
+            time.sleep(gap / 1000)
+        tail = z.flush() if z else b""
+        if tail:
+            self.send(b"%x\r\n" % len(tail) + tail + b"\r\n")
+        self.send(b"0\r\n\r\n")
+        self.log(req, 200, bytes(entity))
 
     def chunked(self, req, entity, wire, ctype, hdrs, chunk, extensions=False,
                 trailers=(), upper_hex=False):
