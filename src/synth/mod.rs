@@ -97,10 +97,10 @@ pub struct SynthConfig {
     pub record_overhead: u64,
     /// Timestamp of the first packet, in ns since the epoch.
     pub start_ns: u64,
-    /// Share of exchanges that GET a big static file (0, the default: none): a binary of
-    /// 64 KiB up to `big_binary_max`, or a JSON document or JavaScript bundle up to
-    /// `big_text_max`, gzip'd or brotli'd per `gzip_share` and `br_share` (level 6 / quality 5,
-    /// as servers send them).
+    /// Share of exchanges that GET a big static file (0, the default: none): one in 40 a
+    /// binary of 64 KiB up to `big_binary_max`, the others a JSON document or JavaScript bundle
+    /// up to `big_text_max`, always compressed as static servers send text (gzip level 6, one
+    /// in four brotli quality 5).
     pub big_share: f64,
     pub big_binary_max: usize,
     pub big_text_max: usize,
@@ -121,11 +121,11 @@ pub struct SynthConfig {
 impl SynthConfig {
     /// The `recorded` profile: the traits of traffic recorded from real servers and clients
     /// that the default mix lacks (see `testdata/tools/record-bench.sh`): big binary and
-    /// compressed bodies (4% of exchanges, binaries up to 4 MB, text up to 1.4 MB), more
+    /// compressed bodies (12% of exchanges, binaries up to 4 MB, text up to 1.4 MB), more
     /// compressed responses (gzip 45%, br 15%), event streams on 3% of the connections, and
     /// half the connections open at the end left open.
     pub fn recorded_profile(self) -> SynthConfig {
-        SynthConfig { big_share: 0.04, gzip_share: 0.45, br_share: 0.15, stream_share: 0.03, open_at_end: 0.5, ..self }
+        SynthConfig { big_share: 0.12, gzip_share: 0.45, br_share: 0.15, stream_share: 0.03, open_at_end: 0.5, ..self }
     }
 }
 
@@ -962,7 +962,7 @@ mod tests {
         let cfg = SynthConfig {
             seed: 11,
             target_bytes: 12 << 20,
-            big_share: 0.15,
+            big_share: 0.6,
             big_text_max: 300_000,
             big_binary_max: 700_000,
             stream_share: 0.15,
