@@ -32,7 +32,6 @@ import os
 import random
 import socket
 import sys
-import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
