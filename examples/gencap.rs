@@ -5,6 +5,7 @@
 //! cargo run --release --example gencap -- --size 1G --seed 42 -o big.pcap \
 //!     [--truth big.truth.tsv] [--format pcap|pcap-be|pcap-ns|pcap-be-ns|pcapng] \
 //!     [--link ethernet|raw|null|sll] [--impair 0.01] [--concurrency 64]
+//!     [--profile recorded] [--big-share S] [--stream-share S] [--open-at-end S]
 //! cargo run --release --example gencap -- --adversarial syn-flood -o syn.pcap [--count N] [--size 4G]
 //! ```
 
@@ -59,6 +60,20 @@ struct Args {
     /// Flows / segments / headers for adversarial modes.
     #[arg(long)]
     count: Option<u64>,
+    /// default, or recorded: the traits of recorded traffic (big binary and compressed
+    /// bodies, more compressed responses, event streams, connections left open at the end);
+    /// the options below override its shares.
+    #[arg(long, default_value = "default")]
+    profile: String,
+    /// Share of exchanges fetching a big static file (binaries up to 4 MB, text up to 1.4 MB).
+    #[arg(long)]
+    big_share: Option<f64>,
+    /// Share of connections carrying a long-lived server-sent event stream.
+    #[arg(long)]
+    stream_share: Option<f64>,
+    /// Share of the connections open when the size is reached that are left open.
+    #[arg(long)]
+    open_at_end: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -127,6 +142,23 @@ fn run() -> Result<(), String> {
             };
             if let Some(v6) = a.ipv6 {
                 cfg.ipv6_share = v6;
+            }
+            cfg = match a.profile.as_str() {
+                "default" => cfg,
+                "recorded" => cfg.recorded_profile(),
+                p => return Err(format!("unknown profile {p:?} (default or recorded)")),
+            };
+            for (name, v, field) in [
+                ("--big-share", a.big_share, &mut cfg.big_share),
+                ("--stream-share", a.stream_share, &mut cfg.stream_share),
+                ("--open-at-end", a.open_at_end, &mut cfg.open_at_end),
+            ] {
+                if let Some(v) = v {
+                    if !(0.0..=1.0).contains(&v) {
+                        return Err(format!("{name} must be within 0..=1, not {v}"));
+                    }
+                    *field = v;
+                }
             }
             generate(&cfg, &mut w, &mut on_truth)
         }

@@ -359,6 +359,193 @@ impl BodyPool {
     }
 }
 
+/// Big static files, as a web server holds them next to its API (only built when
+/// `SynthConfig::big_share` is set): text (JSON documents and JavaScript bundles, stored plain,
+/// gzip'd at level 6 and brotli'd at quality 5, as servers send them) and binaries that do not
+/// compress (media, archives).
+#[derive(Debug)]
+pub struct BigPool {
+    pub text: Vec<(&'static str, EncodedBody)>,
+    pub binary: Vec<Body>,
+}
+
+impl BigPool {
+    /// `n` bodies of each kind, log-distributed from 64 KiB up to the maxima; the first of each
+    /// kind is the largest.
+    pub fn new(seed: u64, n: usize, text_max: usize, binary_max: usize) -> BigPool {
+        let mut rng = Rng::new(seed);
+        let n = n.max(2);
+        let text_max = text_max.max(65_536);
+        let binary_max = binary_max.max(65_536);
+        let text = (0..n)
+            .map(|i| {
+                let t = if i == 0 { text_max } else { rng.log_size(65_536, 200_000, text_max as u64) as usize };
+                let (ctype, data) = if i.is_multiple_of(2) {
+                    ("application/json", json_response(&mut rng, t))
+                } else {
+                    ("application/javascript", script_body(&mut rng, t))
+                };
+                let gzip = {
+                    let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4 + 64), flate2::Compression::new(6));
+                    e.write_all(&data).expect("writing to a Vec");
+                    e.finish().expect("writing to a Vec")
+                };
+                let br = {
+                    let mut w = brotli::CompressorWriter::new(Vec::with_capacity(data.len() / 4 + 64), 4096, 5, 22);
+                    w.write_all(&data).expect("writing to a Vec");
+                    w.into_inner()
+                };
+                let plain = Body::new(data);
+                let etag = hex(&plain.sha256[..8]);
+                (ctype, EncodedBody { plain, gzip, br, etag })
+            })
+            .collect();
+        let binary = (0..n)
+            .map(|i| {
+                let l = if i == 0 { binary_max } else { rng.log_size(65_536, 400_000, binary_max as u64) as usize };
+                Body::new(binary_body(&mut rng, l))
+            })
+            .collect();
+        BigPool { text, binary }
+    }
+}
+
+/// A JavaScript bundle of about `target` bytes: functions whose string literals are full of
+/// escapes (quotes, backslashes, newlines, tabs), as minified bundles are.
+pub fn script_body(rng: &mut Rng, target: usize) -> Vec<u8> {
+    let mut s = String::with_capacity(target + 512);
+    let mut i = 0u64;
+    while s.len() < target {
+        let name = format!("{}{}{}", pick(rng, WORDS).replace(|c: char| !c.is_ascii_alphanumeric(), ""), pick(rng, TAGS), i);
+        let _ = write!(s, "function {name}(e,t){{var n=");
+        json_str(&mut s, &format!("{} {} {}", pick(rng, WORDS), pick(rng, CITIES), pick(rng, WORDS)));
+        let _ = write!(
+            s,
+            ";if(!e||typeof e!==\"object\")throw new TypeError(\"Expected \\\"{}\\\" but got \"+typeof e);\
+             return t.map(function(o){{return o.{}+\"\\t\"+JSON.stringify({{k:n,v:o}})}}).join(\"\\r\\n\")}}",
+            pick(rng, TAGS),
+            pick(rng, TAGS)
+        );
+        s.push(if rng.below(2) == 0 { '\n' } else { ';' });
+        i += 1;
+    }
+    s.into_bytes()
+}
+
+/// Composes a GET of a big static file into `arena`: one in 40 a binary, the others text,
+/// always compressed (gzip, one in four br); `mix` decides chunked framing.
+pub fn compose_big(rng: &mut Rng, big: &BigPool, ctx: &ConnCtx, mix: Mix, now_s: u64, close: bool, arena: &mut Vec<u8>) -> Composed {
+    // One fetch in 40 is a binary: a binary is about 15 times the wire size of a compressed
+    // text, so binaries make about a fifth of these bytes and compressed text the rest, as in
+    // the recorded corpus.
+    let binary = rng.below(40) == 0;
+    let idx = rng.below(big.text.len() as u64) as usize;
+    let target = if binary {
+        format!("/media/{:08x}.bin", rng.next_u32())
+    } else {
+        format!("/static/{}-{idx}.{}", pick(rng, TAGS), if idx.is_multiple_of(2) { "json" } else { "js" })
+    };
+    let rs = arena.len();
+    let _ = write!(
+        arena,
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\nAccept-Encoding: gzip, deflate, br\r\n",
+        ctx.authority(),
+        ctx.user_agent
+    );
+    if close {
+        arena.extend_from_slice(b"Connection: close\r\n");
+    }
+    arena.extend_from_slice(b"\r\n");
+    let request = rs..arena.len();
+    let ps = arena.len();
+    arena.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: nginx/1.25.3\r\nDate: ");
+    http_date(arena, now_s);
+    arena.extend_from_slice(b"\r\nLast-Modified: Tue, 14 Nov 2023 22:13:20 GMT\r\nAccept-Ranges: bytes\r\n");
+    if close {
+        arena.extend_from_slice(b"Connection: close\r\n");
+    }
+    let chunked = rng.chance_ppm(mix.chunked_ppm);
+    let mut coding = Coding::Identity;
+    let (len, sha) = if binary {
+        let b = &big.binary[rng.below(big.binary.len() as u64) as usize];
+        arena.extend_from_slice(b"Content-Type: application/octet-stream\r\n");
+        write_body_framed(arena, rng, &b.data, chunked);
+        (b.data.len() as u64, b.sha256)
+    } else {
+        // Static servers compress text for every client that accepts it (all of them here):
+        // gzip, one in four br.
+        let (ctype, b) = &big.text[idx];
+        let enc: &[u8] = if rng.below(4) == 0 {
+            coding = Coding::Br;
+            &b.br
+        } else {
+            coding = Coding::Gzip;
+            &b.gzip
+        };
+        let _ = write!(arena, "Content-Type: {ctype}\r\nETag: \"{}\"\r\n", b.etag);
+        if coding != Coding::Identity {
+            let _ = write!(arena, "Content-Encoding: {}\r\nVary: Accept-Encoding\r\n", coding.name());
+        }
+        write_body_framed(arena, rng, enc, chunked);
+        (b.plain.data.len() as u64, b.plain.sha256)
+    };
+    let response = ps..arena.len();
+    Composed {
+        request,
+        body_split: None,
+        interim: None,
+        response,
+        method: "GET",
+        target,
+        status: 200,
+        req_body_len: 0,
+        req_body_sha256: empty_sha256(),
+        resp_body_len: len,
+        resp_body_sha256: sha,
+        coding,
+        chunked,
+        close,
+    }
+}
+
+/// Writes the request and response head of a server-sent event stream into `arena`; returns
+/// (request range, response head range, target).
+pub fn compose_stream_head(rng: &mut Rng, ctx: &ConnCtx, now_s: u64, arena: &mut Vec<u8>) -> (Range<usize>, Range<usize>, String) {
+    let target = format!("/api/v1/events/stream?topic={}&since={}", pick(rng, TAGS), rng.below(1_000_000));
+    let rs = arena.len();
+    let _ = write!(
+        arena,
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nAuthorization: Bearer {}\r\n\r\n",
+        ctx.authority(),
+        ctx.user_agent,
+        ctx.token
+    );
+    let request = rs..arena.len();
+    let ps = arena.len();
+    arena.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: nginx/1.25.3\r\nDate: ");
+    http_date(arena, now_s);
+    arena.extend_from_slice(
+        b"\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    (request, ps..arena.len(), target)
+}
+
+/// Writes one event of a stream as one chunk into `arena`; returns the event's bytes range
+/// (inside the chunk: what the decoded body gains) and the chunk's range.
+pub fn write_event(rng: &mut Rng, id: u64, arena: &mut Vec<u8>) -> (Range<usize>, Range<usize>) {
+    let mut ev = String::with_capacity(400);
+    let _ = write!(ev, "id: {id}\nevent: {}\ndata: ", pick(rng, TAGS));
+    json_user(&mut ev, rng, id);
+    ev.push_str("\n\n");
+    let cs = arena.len();
+    let _ = write!(arena, "{:x}\r\n", ev.len());
+    let es = arena.len();
+    arena.extend_from_slice(ev.as_bytes());
+    let ee = arena.len();
+    arena.extend_from_slice(b"\r\n");
+    (es..ee, cs..arena.len())
+}
+
 /// Per-connection request decorations.
 #[derive(Clone, Debug)]
 pub struct ConnCtx {

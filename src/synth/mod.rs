@@ -33,9 +33,11 @@
 //!
 //! The pieces: [`pcap`] (writers, headers, checksums), [`tcp`] (the
 //! connection simulator), [`http`] (body pool, message composition),
-//! [`adversarial`] (hostile captures for tests).
+//! [`adversarial`] (hostile captures for tests), [`copies`] (time-shifted copies of a
+//! recorded capture).
 
 pub mod adversarial;
+pub mod copies;
 pub mod http;
 pub mod pcap;
 pub mod rng;
@@ -46,7 +48,7 @@ use std::collections::BinaryHeap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use http::{BodyPool, ConnCtx, Mix, USER_AGENTS, compose};
+use http::{BodyPool, ConnCtx, Mix, USER_AGENTS, compose, compose_big};
 pub use pcap::{CaptureFormat, CaptureWriter, PacketSink};
 use rng::{Rng, derive, ppm};
 use tcp::{Dir, TcpConfig, TcpConn};
@@ -95,6 +97,36 @@ pub struct SynthConfig {
     pub record_overhead: u64,
     /// Timestamp of the first packet, in ns since the epoch.
     pub start_ns: u64,
+    /// Share of exchanges that GET a big static file (0, the default: none): one in 40 a
+    /// binary of 64 KiB up to `big_binary_max`, the others a JSON document or JavaScript bundle
+    /// up to `big_text_max`, always compressed as static servers send text (gzip level 6, one
+    /// in four brotli quality 5).
+    pub big_share: f64,
+    pub big_binary_max: usize,
+    pub big_text_max: usize,
+    /// Share of connections that carry one long-lived response instead (0, the default: none):
+    /// a server-sent event stream (chunked `text/event-stream`), one event every 0.2 to 2 s of
+    /// capture time, up to `stream_events` events, open while the rest of the traffic goes on.
+    pub stream_share: f64,
+    pub stream_events: u32,
+    /// Share of the connections still open when the size target is reached that are left
+    /// open, as when a recording stops (0, the default: every connection is closed): a
+    /// keep-alive connection sends one more request whose response head is the last thing the
+    /// capture holds of it (no body, no FIN), an event stream just stops. Their truth records
+    /// say `open-at-end` (not recoverable). With it the capture may pass the size target by
+    /// about 2 KB per open connection.
+    pub open_at_end: f64,
+}
+
+impl SynthConfig {
+    /// The `recorded` profile: the traits of traffic recorded from real servers and clients
+    /// that the default mix lacks (see `testdata/tools/record-bench.sh`): big binary and
+    /// compressed bodies (12% of exchanges, binaries up to 4 MB, text up to 1.4 MB), more
+    /// compressed responses (gzip 45%, br 15%), event streams on 3% of the connections, and
+    /// half the connections open at the end left open.
+    pub fn recorded_profile(self) -> SynthConfig {
+        SynthConfig { big_share: 0.12, gzip_share: 0.45, br_share: 0.15, stream_share: 0.03, open_at_end: 0.5, ..self }
+    }
 }
 
 impl Default for SynthConfig {
@@ -118,6 +150,12 @@ impl Default for SynthConfig {
             snaplen: 0,
             record_overhead: 30,
             start_ns: 1_700_000_000_000_000_000,
+            big_share: 0.0,
+            big_binary_max: 4_000_000,
+            big_text_max: 1_400_000,
+            stream_share: 0.0,
+            stream_events: 400,
+            open_at_end: 0.0,
         }
     }
 }
@@ -151,6 +189,9 @@ pub enum Impairment {
     Snaplen,
     /// A hostile construction (adversarial captures).
     Adversarial,
+    /// Still open when the capture ends: a response cut after its head, an event stream
+    /// without its last chunk.
+    OpenAtEnd,
 }
 
 impl Impairment {
@@ -164,6 +205,7 @@ impl Impairment {
             Impairment::MidStream => "mid-stream",
             Impairment::Snaplen => "snaplen",
             Impairment::Adversarial => "adversarial",
+            Impairment::OpenAtEnd => "open-at-end",
         }
     }
 
@@ -325,11 +367,25 @@ struct Slot {
     impair: Impairment,
     impair_at: u32,
     closing: bool,
+    /// A connection that carries one event stream.
+    stream: Option<Stream>,
+}
+
+/// The state of an event stream (see `SynthConfig::stream_share`).
+struct Stream {
+    target: String,
+    ts_ns: u64,
+    /// Events still to send.
+    left: u32,
+    sent: u64,
+    len: u64,
+    hash: sha2::Sha256,
 }
 
 struct Gen<'a> {
     cfg: &'a SynthConfig,
     pool: BodyPool,
+    big: Option<http::BigPool>,
     mix: Mix,
     slots: Vec<Option<Slot>>,
     next_id: u64,
@@ -394,7 +450,17 @@ impl Gen<'_> {
         };
         let mut conn = conn;
         conn.set_record_overhead(self.cfg.record_overhead);
-        let mut slot = Slot { conn, id, rng, ctx, planned, done: 0, impair, impair_at, closing: false };
+        // Drawn only when streams are asked for, so that the default mix stays as it was.
+        let stream = (self.cfg.stream_share > 0.0 && rng.chance(self.cfg.stream_share)).then(|| Stream {
+            target: String::new(),
+            ts_ns: 0,
+            left: rng.range(1, u64::from(self.cfg.stream_events.max(1)) + 1) as u32,
+            sent: 0,
+            len: 0,
+            hash: sha2::Sha256::default(),
+        });
+        let (planned, impair, impair_at) = if stream.is_some() { (1, Impairment::None, u32::MAX) } else { (planned, impair, impair_at) };
+        let mut slot = Slot { conn, id, rng, ctx, planned, done: 0, impair, impair_at, closing: false, stream };
         if impair == Impairment::MidStream {
             slot.conn.set_clock(ts);
         } else {
@@ -420,6 +486,9 @@ impl Gen<'_> {
         }
         let cfg = self.cfg;
         let now = slot.conn.last_ts().max(cfg.start_ns);
+        if slot.stream.is_some() {
+            return self.advance_stream(i, slot, now, written, truth);
+        }
         if slot.done >= slot.planned {
             slot.conn.fin(Dir::ToServer, now + slot.rng.range(50_000, 2_000_000));
             slot.closing = true;
@@ -430,15 +499,23 @@ impl Gen<'_> {
         let t0 = now + think;
         let close = slot.done + 1 == slot.planned && slot.planned == 1;
         let mark = slot.conn.arena().len();
-        let c = compose(&mut slot.rng, &self.pool, &slot.ctx, self.mix, t0 / 1_000_000_000, close, slot.conn.arena_mut());
+        let c = match &self.big {
+            Some(big) if slot.rng.chance(cfg.big_share) => {
+                compose_big(&mut slot.rng, big, &slot.ctx, self.mix, t0 / 1_000_000_000, close, slot.conn.arena_mut())
+            }
+            _ => compose(&mut slot.rng, &self.pool, &slot.ctx, self.mix, t0 / 1_000_000_000, close, slot.conn.arena_mut()),
+        };
         // Budget: payload plus per-segment overhead (headers and ACKs).
         let bytes = (c.request.len() + c.response.len() + c.interim.as_ref().map_or(0, |r| r.len())) as u64;
         let segs = bytes / slot.conn.cfg.mss as u64 + 3;
         let per = 60 + self.cfg.record_overhead;
         let est = bytes + segs * per + (segs / 2 + 3) * per + self.close_reserve();
         if !self.fits(written, est + slot.conn.queued_bytes()) {
-            slot.conn.arena_mut().truncate(mark);
             self.draining = true;
+            if slot.done > 0 && cfg.open_at_end > 0.0 && slot.rng.chance(cfg.open_at_end) {
+                return self.leave_open(i, slot, &c, t0, truth);
+            }
+            slot.conn.arena_mut().truncate(mark);
             if slot.done == 0 {
                 // Nothing of this connection is on the wire yet (at most its
                 // handshake is queued): forget it.
@@ -534,6 +611,139 @@ impl Gen<'_> {
     }
 }
 
+impl Gen<'_> {
+    /// The capture ends during this exchange: the request and the response head go on the
+    /// wire, nothing after them (no body, no FIN).
+    fn leave_open(
+        &mut self,
+        i: usize,
+        mut slot: Slot,
+        c: &http::Composed,
+        t0: u64,
+        truth: &mut dyn FnMut(&TruthRecord) -> io::Result<()>,
+    ) -> io::Result<bool> {
+        let head_end =
+            memchr::memmem::find(&slot.conn.arena()[c.response.clone()], b"\r\n\r\n").map_or(c.response.end, |p| c.response.start + p + 4);
+        let rtt = slot.conn.cfg.rtt_ns;
+        let t = slot.conn.send_range(Dir::ToServer, c.request.start, c.request.end, t0);
+        slot.conn.send_range(Dir::ToClient, c.response.start, head_end, t + rtt + 1_000_000);
+        let rec = TruthRecord {
+            conn_id: slot.id,
+            exchange: slot.done,
+            ts_ns: t0,
+            client: slot.conn.client,
+            server: slot.conn.server,
+            method: c.method.to_string(),
+            url: format!("http://{}{}", slot.ctx.authority(), c.target),
+            status: c.status,
+            req_body_len: c.req_body_len,
+            req_body_sha256: c.req_body_sha256,
+            resp_body_len: 0,
+            resp_body_sha256: http::empty_sha256(),
+            content_encoding: c.coding.name(),
+            chunked: c.chunked,
+            impairment: Impairment::OpenAtEnd,
+            recoverable: false,
+        };
+        self.count(&rec);
+        truth(&rec)?;
+        slot.done += 1;
+        // Closing without a FIN: the next turn of this slot opens nothing (the run is draining).
+        slot.closing = true;
+        self.slots[i] = Some(slot);
+        Ok(true)
+    }
+
+    fn count(&mut self, rec: &TruthRecord) {
+        self.summary.exchanges += 1;
+        if rec.impairment != Impairment::None {
+            self.summary.impaired_exchanges += 1;
+        }
+        if !rec.recoverable {
+            self.summary.unrecoverable_exchanges += 1;
+        }
+    }
+
+    /// One turn of an event-stream connection: the request and response head first, then one
+    /// event per turn, then the last chunk and the client's FIN; or, once the run drains, the
+    /// end (or nothing more, for a stream left open). The truth record goes out when the
+    /// stream ends, when its body is known.
+    fn advance_stream(
+        &mut self,
+        i: usize,
+        mut slot: Slot,
+        now: u64,
+        written: u64,
+        truth: &mut dyn FnMut(&TruthRecord) -> io::Result<()>,
+    ) -> io::Result<bool> {
+        let cfg = self.cfg;
+        let per = 60 + cfg.record_overhead;
+        let Some(st) = slot.stream.as_mut() else { return Ok(false) };
+        if st.target.is_empty() {
+            if !self.fits(written, 4 * 1500 + 8 * per + self.close_reserve()) {
+                self.draining = true;
+                self.summary.connections -= 1;
+                return Ok(false);
+            }
+            let t0 = now + slot.rng.range(100_000, 2_000_000);
+            let (req, head, target) = http::compose_stream_head(&mut slot.rng, &slot.ctx, t0 / 1_000_000_000, slot.conn.arena_mut());
+            let rtt = slot.conn.cfg.rtt_ns;
+            let t = slot.conn.send_range(Dir::ToServer, req.start, req.end, t0);
+            slot.conn.send_range(Dir::ToClient, head.start, head.end, t + rtt + 2_000_000);
+            let st = slot.stream.as_mut().expect("a stream slot");
+            st.target = target;
+            st.ts_ns = t0;
+            self.slots[i] = Some(slot);
+            return Ok(true);
+        }
+        let more = st.left > 0 && !self.draining && self.fits(written, 1500 + 3 * per + self.close_reserve());
+        if more {
+            let gap = slot.rng.range(200_000_000, 2_000_000_000);
+            let (ev, chunk) = http::write_event(&mut slot.rng, st.sent, slot.conn.arena_mut());
+            let st = slot.stream.as_mut().expect("a stream slot");
+            sha2::Digest::update(&mut st.hash, &slot.conn.arena()[ev.clone()]);
+            st.len += ev.len() as u64;
+            st.sent += 1;
+            st.left -= 1;
+            slot.conn.send_range(Dir::ToClient, chunk.start, chunk.end, now + gap);
+            self.slots[i] = Some(slot);
+            return Ok(true);
+        }
+        self.draining |= st.left > 0;
+        let open = st.left > 0 && cfg.open_at_end > 0.0 && slot.rng.chance(cfg.open_at_end);
+        let st = slot.stream.take().expect("a stream slot");
+        let rec = TruthRecord {
+            conn_id: slot.id,
+            exchange: 0,
+            ts_ns: st.ts_ns,
+            client: slot.conn.client,
+            server: slot.conn.server,
+            method: "GET".to_string(),
+            url: format!("http://{}{}", slot.ctx.authority(), st.target),
+            status: 200,
+            req_body_len: 0,
+            req_body_sha256: http::empty_sha256(),
+            resp_body_len: st.len,
+            resp_body_sha256: sha2::Digest::finalize(st.hash).into(),
+            content_encoding: "identity",
+            chunked: true,
+            impairment: if open { Impairment::OpenAtEnd } else { Impairment::None },
+            recoverable: !open,
+        };
+        self.count(&rec);
+        truth(&rec)?;
+        slot.done = 1;
+        if open {
+            return Ok(false);
+        }
+        let t = slot.conn.send(Dir::ToClient, b"0\r\n\r\n", now + slot.rng.range(1_000_000, 50_000_000));
+        slot.conn.fin(Dir::ToServer, t + slot.rng.range(50_000, 2_000_000));
+        slot.closing = true;
+        self.slots[i] = Some(slot);
+        Ok(true)
+    }
+}
+
 /// Generates traffic per `cfg` into `sink`, reporting each exchange to
 /// `truth` (return an error there to stop). See the module docs for the
 /// contract.
@@ -544,9 +754,11 @@ pub fn generate<S: PacketSink + ?Sized>(
 ) -> io::Result<Summary> {
     let pool = BodyPool::new(derive(cfg.seed, 0x706f_6f6c), cfg.pool_bodies, cfg.max_body);
     let full_frame = 16 + 40 + 20 + cfg.tcp.mss as u64;
+    let big = (cfg.big_share > 0.0).then(|| http::BigPool::new(derive(cfg.seed, 0x6269_6762), 8, cfg.big_text_max, cfg.big_binary_max));
     let mut g = Gen {
         cfg,
         pool,
+        big,
         mix: Mix { gzip_ppm: ppm(cfg.gzip_share), br_ppm: ppm(cfg.br_share), chunked_ppm: ppm(cfg.chunked_share) },
         slots: Vec::new(),
         next_id: 0,
@@ -698,5 +910,108 @@ mod tests {
         }
         assert_eq!(off, out.len());
         assert_eq!(n, s.packets);
+    }
+
+    /// Every TCP segment of a legacy pcap (Ethernet) capture: (time in µs, client socket as
+    /// the SYN or the lower-numbered side says, flags, payload length), checksums checked.
+    fn segments(out: &[u8]) -> Vec<(u64, SocketAddr, SocketAddr, u8, usize)> {
+        let mut v = Vec::new();
+        let mut off = 24;
+        while off < out.len() {
+            let h = &out[off..off + 16];
+            let ts = u64::from(u32::from_le_bytes(h[0..4].try_into().unwrap())) * 1_000_000
+                + u64::from(u32::from_le_bytes(h[4..8].try_into().unwrap()));
+            let incl = u32::from_le_bytes(h[8..12].try_into().unwrap()) as usize;
+            let frame = &out[off + 16..off + 16 + incl];
+            let p = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
+            let Some(etherparse::TransportSlice::Tcp(tcp)) = p.transport else { panic!("not tcp") };
+            let (src, dst) = match p.net {
+                Some(etherparse::NetSlice::Ipv4(ip)) => {
+                    let hdr = ip.header().to_header();
+                    assert_eq!(tcp.to_header().calc_checksum_ipv4(&hdr, tcp.payload()).unwrap(), tcp.checksum());
+                    (IpAddr::V4(ip.header().source_addr()), IpAddr::V4(ip.header().destination_addr()))
+                }
+                Some(etherparse::NetSlice::Ipv6(ip)) => {
+                    let hdr = ip.header().to_header();
+                    assert_eq!(tcp.to_header().calc_checksum_ipv6(&hdr, tcp.payload()).unwrap(), tcp.checksum());
+                    (IpAddr::V6(ip.header().source_addr()), IpAddr::V6(ip.header().destination_addr()))
+                }
+                _ => panic!("not ip"),
+            };
+            let flags = (u8::from(tcp.fin())) | (u8::from(tcp.syn()) << 1) | (u8::from(tcp.rst()) << 2) | (u8::from(tcp.ack()) << 4);
+            v.push((ts, SocketAddr::new(src, tcp.source_port()), SocketAddr::new(dst, tcp.destination_port()), flags, tcp.payload().len()));
+            off += 16 + incl;
+        }
+        v
+    }
+
+    const DEFAULT_1M_SEED5_SHA256: &str = "8441566ad793c1ef4a679adf260459c50fbdcdef76cf8aa2fd37d78a3d39a0e0";
+    const DEFAULT_1M_SEED5_LEN: u64 = 1_047_339;
+
+    #[test]
+    fn default_output_is_what_it_was() {
+        // SHA-256 of `gencap --size 1M --seed 5` written by the generator before the recorded
+        // traits were added: with their shares at 0 the default capture must not change.
+        let (out, _, _) = gen_bytes(5, 1 << 20, 0.0);
+        assert_eq!(http::hex(&Sha256::digest(&out)), DEFAULT_1M_SEED5_SHA256);
+        assert_eq!(out.len() as u64, DEFAULT_1M_SEED5_LEN);
+    }
+
+    #[test]
+    fn recorded_traits_big_bodies_streams_and_open_connections() {
+        let cfg = SynthConfig {
+            seed: 11,
+            target_bytes: 12 << 20,
+            big_share: 0.6,
+            big_text_max: 300_000,
+            big_binary_max: 700_000,
+            stream_share: 0.15,
+            stream_events: 30,
+            open_at_end: 1.0,
+            ..SynthConfig::default().recorded_profile()
+        };
+        let mut recs = Vec::new();
+        let fmt = CaptureFormat::from_name("pcap", pcap::LinkType::Ethernet).unwrap();
+        let (s, out) = generate_to(&cfg, &fmt, Vec::new(), &mut |r| {
+            recs.push(r.clone());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(recs.len() as u64, s.exchanges);
+        // Big bodies, binary and compressed.
+        assert!(recs.iter().any(|r| r.url.contains("/media/") && r.resp_body_len >= 65_536 && r.content_encoding == "identity"));
+        assert!(recs.iter().any(|r| r.url.contains("/static/") && r.resp_body_len >= 65_536 && r.content_encoding != "identity"));
+        assert!(recs.iter().all(|r| r.resp_body_len <= 700_000));
+        // Connections seen on the wire: first and last packet time, FIN/RST seen.
+        let mut conns: std::collections::HashMap<SocketAddr, (u64, u64, bool)> = Default::default();
+        let mut clients = std::collections::HashSet::new();
+        for (ts, src, dst, flags, _) in segments(&out) {
+            if flags & 0x12 == 0x02 {
+                clients.insert(src);
+            }
+            let client = if clients.contains(&src) { src } else { dst };
+            let e = conns.entry(client).or_insert((ts, ts, false));
+            e.1 = ts;
+            e.2 |= flags & 0x05 != 0;
+        }
+        let open: Vec<&TruthRecord> = recs.iter().filter(|r| r.impairment == Impairment::OpenAtEnd).collect();
+        assert!(!open.is_empty());
+        assert_eq!(s.unrecoverable_exchanges, open.len() as u64);
+        // Exactly the connections with an open exchange end without FIN or RST.
+        let unclosed: std::collections::HashSet<SocketAddr> = conns.iter().filter(|(_, v)| !v.2).map(|(k, _)| *k).collect();
+        let open_clients: std::collections::HashSet<SocketAddr> = open.iter().map(|r| r.client).collect();
+        assert_eq!(unclosed, open_clients);
+        // An open keep-alive exchange: its connection's last packets are the response head.
+        assert!(open.iter().any(|r| !r.url.contains("/api/v1/events/stream")));
+        // Event streams are long-lived: each lasts at least 0.2 s per event it carried.
+        let streams: Vec<&TruthRecord> = recs.iter().filter(|r| r.url.contains("/api/v1/events/stream")).collect();
+        assert!(streams.len() >= 2);
+        assert!(streams.iter().any(|r| r.resp_body_len > 0 && r.recoverable));
+        for r in &streams {
+            // An event is under 1000 bytes and follows the one before by 0.2 s or more.
+            let events = r.resp_body_len.div_ceil(1000);
+            let (first, last, _) = conns[&r.client];
+            assert!(last - first >= 200_000 * events, "{} lasted {} µs", r.url, last - first);
+        }
     }
 }
