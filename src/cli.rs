@@ -82,6 +82,15 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  apitool convert capture.pcap -o capture.har
+  apitool convert a.pcap b.pcapng dir/ -o out/
+  tcpdump -i eth0 -w - 'tcp port 80' | apitool convert - -o live.har
+  apitool convert -f har,witness --redact capture.pcapng -o out.har
+
+Exit status: 0 every input converted; 1 an input failed (unreadable, not a capture, not one \
+frame readable) or an output could not be written; 2 bad flags or outputs that would clobber an \
+input or each other; 130 interrupted (the outputs are closed complete).")]
 pub struct ConvertArgs {
     /// Captures to convert: pcap or pcapng files, directories (their *.pcap, *.pcapng, *.cap
     /// files), or - for standard input.

@@ -42,6 +42,14 @@ const MAX_TRACKED_CONNS: usize = 4096;
 pub const TOP_CONNECTIONS: usize = 10;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  apitool profile capture.pcap
+  apitool profile corpus/ --json > profile.json
+  apitool profile capture.pcap --plot memory.svg
+  apitool profile corpus/ --sweep per-conn=1MiB,4MiB,16MiB
+
+Exit status: 0 every input profiled; 1 an input could not be read (unreadable, not a capture) \
+or a plot could not be written; 2 bad flags.")]
 pub struct ProfileArgs {
     /// Captures to profile: pcap or pcapng files, directories (their *.pcap, *.pcapng, *.cap
     /// files), or - for standard input.
