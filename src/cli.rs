@@ -456,13 +456,13 @@ impl Drop for Registered {
 
 /// Signals are not watched outside Unix.
 #[cfg(not(unix))]
-fn watch_signals(_stop: Arc<AtomicBool>) {}
+pub(crate) fn watch_signals(_stop: Arc<AtomicBool>) {}
 
 /// Watches SIGINT and SIGTERM while `convert` runs: the first sets `stop` (the conversion
 /// ends as at the end of its input and the outputs are completed), the second removes the
 /// temporary outputs and exits at once with status 130.
 #[cfg(unix)]
-fn watch_signals(stop: Arc<AtomicBool>) {
+pub(crate) fn watch_signals(stop: Arc<AtomicBool>) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
         return;

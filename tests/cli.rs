@@ -698,56 +698,9 @@ fn standard_input_is_named_and_summaries_are_grammatical() {
 /// copy later than the last): 8 MiB at once, then a trickle, until the process ends or 60 s
 /// pass. Returns the child once the first 8 MiB are written.
 fn convert_endless_stdin(args: &[&str]) -> (std::process::Child, std::thread::JoinHandle<()>) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(bin())
-        .args(["convert", "-"])
-        .args(args)
-        .current_dir(root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = std::fs::read(testdata().join("keepalive.pcap")).unwrap();
-    let header = data[..24].to_vec();
-    let copy = move |k: u32| {
-        let mut out = Vec::new();
-        let mut off = 24;
-        while off + 16 <= data.len() {
-            let incl = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
-            let ts = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) + 1000 * k;
-            out.extend_from_slice(&ts.to_le_bytes());
-            out.extend_from_slice(&data[off + 4..off + 16 + incl]);
-            off += 16 + incl;
-        }
-        out
-    };
-    stdin.write_all(&header).unwrap();
-    let mut k = 0;
-    let mut written = 0;
-    while written < 8 << 20 {
-        let c = copy(k);
-        stdin.write_all(&c).unwrap();
-        written += c.len();
-        k += 1;
-    }
-    let feeder = std::thread::spawn(move || {
-        let t = std::time::Instant::now();
-        while t.elapsed() < std::time::Duration::from_secs(60) {
-            if stdin.write_all(&copy(k)).is_err() {
-                return;
-            }
-            k += 1;
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    });
-    (child, feeder)
-}
-
-fn kill(child: &std::process::Child, signal: &str) {
-    let s = std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
-    assert!(s.success(), "kill -{signal}");
+    let mut all = vec!["convert", "-"];
+    all.extend_from_slice(args);
+    endless_stdin(&all)
 }
 
 #[test]

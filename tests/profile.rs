@@ -352,3 +352,31 @@ fn usage_errors_exit_2() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("does-not-exist.pcap"), "{}", stderr(&o));
 }
+
+/// SIGINT or SIGTERM during `profile` (here of a capture that never ends, on standard input)
+/// ends the input as at its end: the report covers what was read, says "interrupted", and the
+/// exit status is 130.
+#[test]
+fn an_interrupt_reports_what_was_read_and_exits_130() {
+    for (signal, json) in [("INT", true), ("TERM", false)] {
+        let mut args = vec!["profile", "-"];
+        if json {
+            args.push("--json");
+        }
+        let (child, feeder) = endless_stdin(&args);
+        kill(&child, signal);
+        let o = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        assert_eq!(o.status.code(), Some(130), "{signal}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        if json {
+            let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+            assert_eq!(v["interrupted"], true, "{out}");
+            let frames = v["inputs"][0]["frames"].as_u64().unwrap_or_else(|| panic!("{out}"));
+            assert!(frames > 1000, "the 8 MiB read before the signal are profiled ({frames} frames)");
+        } else {
+            assert!(out.contains("interrupted: the profile covers what was read before the signal"), "{out}");
+            assert!(out.contains("standard input") || out.contains('-'), "{out}");
+        }
+    }
+}

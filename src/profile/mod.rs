@@ -49,7 +49,7 @@ pub const TOP_CONNECTIONS: usize = 10;
   apitool profile corpus/ --sweep per-conn=1MiB,4MiB,16MiB
 
 Exit status: 0 every input profiled; 1 an input could not be read (unreadable, not a capture) \
-or a plot could not be written; 2 bad flags.")]
+or a plot could not be written; 2 bad flags; 130 interrupted (the report covers what was read).")]
 pub struct ProfileArgs {
     /// Captures to profile: pcap or pcapng files, directories (their *.pcap, *.pcapng, *.cap
     /// files), or - for standard input.
@@ -631,6 +631,9 @@ pub struct Report {
     pub sweeps: Vec<SweepTable>,
     /// Inputs that could not be read, with why.
     pub failed: Vec<String>,
+    /// A signal stopped the run: the input being read was profiled as far as it was read, the
+    /// inputs (and sweep values) after it were not.
+    pub interrupted: bool,
 }
 
 /// Profiles every input; `each` sees each profile first (to plot it, or to drop what will not
@@ -644,6 +647,9 @@ fn run_corpus(
     let conv = Converter::new(cfg.clone());
     let mut out = Vec::new();
     for input in inputs {
+        if cfg.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            break;
+        }
         match input {
             Ok(path) => match profile_input(&conv, path, &path.display().to_string()) {
                 Ok(mut p) => {
@@ -662,6 +668,9 @@ fn run_corpus(
 pub fn sweep(base: &Config, sw: &Sweep, inputs: &[Result<PathBuf, String>], failed: &mut Vec<String>) -> SweepTable {
     let mut rows = Vec::new();
     for (text, v) in &sw.values {
+        if base.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            break;
+        }
         let mut cfg = base.clone();
         sw.cap.apply(&mut cfg, *v);
         let mut fails = Vec::new();
@@ -716,10 +725,12 @@ fn plot_path(plot: &Path, input: &str, several: bool, used: &mut std::collection
 }
 
 /// Runs `apitool profile`; returns the exit status (0 every input profiled, 1 some failed or
-/// an output could not be written, 2 bad flags).
+/// an output could not be written, 2 bad flags, 130 interrupted: the first SIGINT or SIGTERM
+/// ends the input being read as at its end and the report covers what was read; a second
+/// exits at once).
 pub fn command(args: &ProfileArgs) -> i32 {
     alloc::enable();
-    let cfg = match args.config() {
+    let mut cfg = match args.config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("apitool: {e}");
@@ -731,6 +742,9 @@ pub fn command(args: &ProfileArgs) -> i32 {
         eprintln!("apitool: --sweep reads its inputs once per value: standard input (-) cannot be swept");
         return 2;
     }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    crate::cli::watch_signals(stop.clone());
+    cfg.stop = Some(stop.clone());
     let mut report = Report::default();
     let mut failed = false;
     if args.sweep.is_empty() {
@@ -758,6 +772,7 @@ pub fn command(args: &ProfileArgs) -> i32 {
         }
     }
     failed |= !report.failed.is_empty();
+    report.interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
     for f in &report.failed {
         eprintln!("apitool: {f}");
     }
@@ -770,7 +785,13 @@ pub fn command(args: &ProfileArgs) -> i32 {
         eprintln!("apitool: cannot write the report: {e}");
         failed = true;
     }
-    if failed { 1 } else { 0 }
+    if report.interrupted {
+        130
+    } else if failed {
+        1
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
