@@ -774,3 +774,55 @@ fn version_names_the_commit_and_the_features() {
     let o = apitool(["-V"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("apitool {}", env!("CARGO_PKG_VERSION")));
 }
+
+/// `apitool completions SHELL` prints a script that names every subcommand and flag; the bash
+/// one is valid bash (checked with `bash -n` when bash is installed).
+#[test]
+fn completions_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let o = apitool(["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = String::from_utf8(o.stdout).unwrap();
+        for word in ["convert", "replay", "profile", "witness", "max-body", "report-json", "deadline"] {
+            assert!(script.contains(word), "{shell}: {word} missing");
+        }
+        if shell == "bash" {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("apitool.bash");
+            std::fs::write(&p, &script).unwrap();
+            match std::process::Command::new("bash").arg("-n").arg(&p).output() {
+                Ok(c) => assert!(c.status.success(), "bash -n: {}", String::from_utf8_lossy(&c.stderr)),
+                Err(_) => eprintln!("notice: bash not found; the bash completion script was not parsed"),
+            }
+        }
+    }
+    let o = apitool(["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// `apitool man` prints apitool(1); `apitool man SUBCOMMAND` the page of that subcommand, with
+/// its flags; groff (when installed) formats them without a warning.
+#[test]
+fn man_pages() {
+    let o = apitool(["man"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = String::from_utf8(o.stdout).unwrap();
+    assert!(page.contains(".TH apitool 1"), "{page}");
+    for sub in ["convert", "replay", "profile", "witness"] {
+        assert!(page.contains(sub), "apitool(1) lists {sub}");
+        let o = apitool(["man", sub]);
+        assert!(o.status.success(), "{sub}: {}", stderr(&o));
+        let page = String::from_utf8(o.stdout).unwrap();
+        assert!(page.contains(&format!(".TH apitool-{sub} 1")), "{page}");
+        assert!(page.contains("Exit status"), "{sub}: the page ends with the exit statuses");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("page.1");
+        std::fs::write(&p, &page).unwrap();
+        if let Ok(g) = std::process::Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z"]).arg(&p).output() {
+            assert!(g.status.success() && g.stderr.is_empty(), "groff on apitool-{sub}(1): {}", String::from_utf8_lossy(&g.stderr));
+        }
+    }
+    let o = apitool(["man", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no subcommand \"nope\""), "{}", stderr(&o));
+}
