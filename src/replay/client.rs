@@ -527,6 +527,11 @@ impl Client {
         }
         let wire = p.bytes();
         let head_method = p.method.eq_ignore_ascii_case("HEAD");
+        // Bytes the target sent after the last response (a body to a HEAD request, a stray
+        // response) would be taken for the next response: such a connection is not reused.
+        if self.conn.as_ref().is_some_and(|c| !c.avail().is_empty()) {
+            self.conn = None;
+        }
         for attempt in 0..2 {
             let reused = self.conn.is_some();
             let mut conn = match self.conn.take() {
@@ -933,6 +938,22 @@ mod tests {
         let f = Client::new(&cfg).send(&prepare(&cfg, &get("/r")).unwrap()).unwrap_err();
         assert_eq!((f.kind, f.connection_level), ("closed", false), "{f:?}");
         t.join().unwrap();
+    }
+
+    /// A target that sends a body after the head of a HEAD response: the bytes are not taken
+    /// for the next response, which comes on a new connection.
+    #[test]
+    fn excess_bytes_after_a_response_are_not_the_next_one() {
+        let (addr, t) = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n".to_vec()], false, 2);
+        let cfg = config(&format!("http://{addr}"));
+        let mut c = Client::new(&cfg);
+        let mut head = get("/h");
+        head.method = "HEAD".into();
+        let r = c.send(&prepare(&cfg, &head).unwrap()).unwrap();
+        assert_eq!((r.status, r.body.len()), (200, 0));
+        let r = c.send(&prepare(&cfg, &get("/g")).unwrap()).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok\n"[..]));
+        assert_eq!(t.join().unwrap().len(), 2, "two connections");
     }
 
     #[test]

@@ -30,8 +30,9 @@
 //! - Memory: the recording is never held whole: entries are queued for sending as they are
 //!   read, [`QUEUE_BUDGET`] bytes at most (reading waits past it), and each is dropped once
 //!   sent; what stays is the report (a few hundred bytes per exchange, plus its differences).
-//!   With `--record`, the received responses (each at most `--max-body`) and the recorded
-//!   requests are kept until the end, when the new baseline is written.
+//!   With `--record`, each exchange's baseline entry (compact JSON: the recorded request and
+//!   the response received, at most `--max-body`) is kept until the end, when the new
+//!   baseline is written.
 //! - Exit status ([`RunReport::exit_status`]): 0 when every exchange replayed is unchanged
 //!   (or skipped), 1 when one changed, failed or could not run, when no selected entry could
 //!   be sent, or when the recording is unreadable (as in every subcommand), 130 when
@@ -111,11 +112,15 @@ pub struct ExchangeReport {
     /// The response, kept for `--record`.
     #[serde(skip)]
     pub received: Option<Received>,
-    /// The recorded request object and `_apitool.flow`, kept for `--record`.
+    /// The recorded request object and `_apitool.flow`, kept for `--record` until the
+    /// exchange ends.
     #[serde(skip)]
     pub request_json: Option<serde_json::Value>,
     #[serde(skip)]
     pub flow_json: Option<serde_json::Value>,
+    /// The `--record` baseline entry, made when the exchange ended.
+    #[serde(skip)]
+    pub record: Option<Vec<u8>>,
 }
 
 impl ExchangeReport {
@@ -138,6 +143,7 @@ impl ExchangeReport {
             received: None,
             request_json: None,
             flow_json: None,
+            record: None,
         }
     }
 
@@ -406,7 +412,7 @@ fn run_one(client: &mut Client, cfg: &ReplayConfig, e: &RecEntry, r: &mut Exchan
 
 /// Recorded entries queued for sending hold at most this many bytes (bodies, header fields,
 /// URLs) before reading the recording waits; one larger entry is let through alone.
-pub const QUEUE_BUDGET: usize = 32 << 20;
+pub const QUEUE_BUDGET: usize = 8 << 20;
 
 /// Idle client connections kept open for recorded connections that wait for their next
 /// entry, per worker; past it the least recently used are closed (and reopened when needed).
@@ -531,6 +537,16 @@ fn worker(shared: &Shared, cfg: &ReplayConfig, rate: Option<&Rate>, stop: &Atomi
                 let c = client.get_or_insert_with(|| Client::new(&cfg.client));
                 failure = run_one(c, cfg, &job.entry, &mut report);
             }
+        }
+        if cfg.record.is_some() {
+            // Only the baseline entry is kept until the end, not the request and response.
+            match record::entry_bytes(&report) {
+                Ok(b) => report.record = b,
+                Err(e) => report.notes.push(format!("not recorded: {e}")),
+            }
+            report.received = None;
+            report.request_json = None;
+            report.flow_json = None;
         }
         let mut s = shared.lock();
         s.slots[job.slot] = report;

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{Outcome, RunReport};
+use super::{ExchangeReport, Outcome, RunReport};
 use crate::out::har::HarWriter;
 
 fn iso(t: SystemTime) -> String {
@@ -30,13 +30,26 @@ fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// Writes the HAR document.
+/// Writes the HAR document: the entries made by [`entry_bytes`] as each exchange ended.
 pub fn write_har(w: &mut dyn Write, report: &RunReport) -> io::Result<()> {
     let comment = format!("responses of {} recorded by apitool replay from {}", report.target, report.recording);
     let mut har = HarWriter::new(w, env!("CARGO_PKG_VERSION"), Some(&comment))?;
     for x in &report.exchanges {
+        if let Some(bytes) = &x.record {
+            har.entry(bytes)?;
+        }
+    }
+    har.finish()?;
+    Ok(())
+}
+
+/// The baseline entry of an exchange that ended, as compact JSON (made when it ends, so that
+/// only these bytes are kept until the end, not the request and the response); `None` for an
+/// exchange left out (nothing sent).
+pub fn entry_bytes(x: &ExchangeReport) -> io::Result<Option<Vec<u8>>> {
+    {
         if matches!(x.outcome, Outcome::NotRun) || (x.received.is_none() && x.error_kind.is_none()) {
-            continue;
+            return Ok(None);
         }
         let request = x.request_json.clone().unwrap_or(Value::Null);
         let mut private = json!({ "exchange": x.entry - 1, "anomalies": [] });
@@ -86,7 +99,7 @@ pub fn write_har(w: &mut dyn Write, report: &RunReport) -> io::Result<()> {
             None => {
                 private["error"] = Value::String(x.error.clone().unwrap_or_default());
                 json!({
-                    "startedDateTime": report.started,
+                    "startedDateTime": iso(SystemTime::now()),
                     "time": 0,
                     "request": request,
                     "response": {
@@ -103,9 +116,6 @@ pub fn write_har(w: &mut dyn Write, report: &RunReport) -> io::Result<()> {
             entry["connection"] = Value::String(c.clone());
         }
         entry["_apitool"] = private;
-        let bytes = serde_json::to_vec(&entry).map_err(io::Error::other)?;
-        har.entry(&bytes)?;
+        serde_json::to_vec(&entry).map(Some).map_err(io::Error::other)
     }
-    har.finish()?;
-    Ok(())
 }
