@@ -380,3 +380,25 @@ fn an_interrupt_reports_what_was_read_and_exits_130() {
         }
     }
 }
+
+/// `--plot` writes SVG or refuses: another extension, or a directory that does not exist, is a
+/// usage error stated in one line before anything is read, and nothing is written.
+#[test]
+fn plot_names_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata().join("keepalive.pcap");
+    for (name, why) in [("x.png", "plots are written as SVG only; name the file FILE.svg (not .png)"), ("nodir/x.svg", "does not exist")] {
+        let plot = dir.path().join(name);
+        let o = apitool([std::ffi::OsStr::new("profile"), input.as_os_str(), "--plot".as_ref(), plot.as_os_str()]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(why), "{err}");
+        assert!(o.stdout.is_empty(), "nothing profiled");
+        assert!(!plot.exists());
+    }
+    let plot = dir.path().join("m.SVG");
+    let o = apitool([std::ffi::OsStr::new("profile"), input.as_os_str(), "--plot".as_ref(), plot.as_os_str()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
+}

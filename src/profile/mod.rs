@@ -61,7 +61,8 @@ pub struct ProfileArgs {
     pub json: bool,
 
     /// Plot buffered bytes and open connections against capture time, with cap hits marked,
-    /// as SVG. With several inputs, one FILE-INPUT.svg per input.
+    /// as SVG (another extension is refused). With several inputs, one FILE-INPUT.svg per
+    /// input.
     #[arg(long, value_name = "FILE.svg", conflicts_with = "sweep")]
     pub plot: Option<PathBuf>,
 
@@ -705,6 +706,25 @@ pub fn sweep(base: &Config, sw: &Sweep, inputs: &[Result<PathBuf, String>], fail
 }
 
 /// Where the plot of one input goes: `FILE` for a single input, `FILE-STEM.svg` for several.
+/// A `--plot` name is checked before anything is read: plots are SVG, so another extension
+/// (`x.png`) is refused rather than written as SVG under a misleading name, and a directory
+/// that does not exist is one clear line, not a drawing backend's error after the profile.
+fn check_plot_path(plot: &Path) -> Result<(), String> {
+    let ext = plot.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !ext.eq_ignore_ascii_case("svg") {
+        return Err(format!(
+            "--plot {}: plots are written as SVG only; name the file FILE.svg{}",
+            plot.display(),
+            if ext.is_empty() { String::new() } else { format!(" (not .{ext})") }
+        ));
+    }
+    let dir = plot.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!("--plot {}: directory {} does not exist", plot.display(), dir.display()));
+    }
+    Ok(())
+}
+
 fn plot_path(plot: &Path, input: &str, several: bool, used: &mut std::collections::HashSet<PathBuf>) -> PathBuf {
     if !several {
         return plot.to_path_buf();
@@ -737,6 +757,12 @@ pub fn command(args: &ProfileArgs) -> i32 {
             return 2;
         }
     };
+    if let Some(plot) = &args.plot
+        && let Err(e) = check_plot_path(plot)
+    {
+        eprintln!("apitool: {e}");
+        return 2;
+    }
     let inputs = crate::cli::expand_inputs(&args.inputs);
     if !args.sweep.is_empty() && inputs.iter().any(|i| matches!(i, Ok(p) if p.as_os_str() == "-")) {
         eprintln!("apitool: --sweep reads its inputs once per value: standard input (-) cannot be swept");
