@@ -323,6 +323,9 @@ pub struct Message {
     pub last_frame: u64,
     /// Offset of the message's first byte in its TCP stream (relative to the stream's start).
     pub stream_offset: u64,
+    /// The decoded body's size before `--redact` replaced values in it (the HAR's
+    /// `content.size` stays the size of the body as it was); `None` when it was not changed.
+    pub unredacted_len: Option<u64>,
 }
 
 impl Message {
@@ -343,6 +346,7 @@ impl Message {
             first_frame: first.frame,
             last_frame: last.frame,
             stream_offset: first.offset,
+            unredacted_len: None,
         }
     }
 }

@@ -621,6 +621,7 @@ mod tests {
             first_frame: 1,
             last_frame: 2,
             stream_offset: 0,
+            unredacted_len: None,
         }
     }
 
