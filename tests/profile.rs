@@ -247,11 +247,64 @@ fn plot_writes_an_svg() {
     assert_eq!(depth, 0);
     assert_eq!(root.as_deref(), Some("svg"));
     assert!(lines >= 4, "buffered, reassembly, HTTP, open connections: {lines} polylines");
+    let texts: Vec<String> = texts.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
     let all = texts.join("\n");
-    for want in
-        ["buffered (reassembly + HTTP)", "reassembly", "HTTP parsers", "open connections", "cap hit: --max-ooo-per-conn", "capture time"]
-    {
+    for want in [
+        "heap (peak in each window)",
+        "entries waiting for their turn",
+        "buffered (reassembly + HTTP)",
+        "reassembly",
+        "HTTP parsers",
+        "open connections",
+        "cap hit: --max-ooo-per-conn",
+        "capture time",
+    ] {
         assert!(all.contains(want), "the plot names {want:?}: {all}");
+    }
+    // The series are steps: every segment of a data line (stroke width 2) is horizontal or
+    // vertical, never a slope between two sparse samples.
+    let mut series = 0;
+    for (i, _) in text.match_indices("stroke-width=\"2\" points=\"") {
+        let rest = &text[i + "stroke-width=\"2\" points=\"".len()..];
+        let pts: Vec<(f64, f64)> = rest[..rest.find('"').unwrap()]
+            .split_whitespace()
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        if pts.len() < 4 {
+            continue; // a legend swatch
+        }
+        series += 1;
+        for w in pts.windows(2) {
+            assert!(w[0].0 == w[1].0 || w[0].1 == w[1].1, "a sloped segment {w:?}");
+        }
+    }
+    assert!(series >= 6, "heap, entries waiting, buffered, reassembly, HTTP, connections: {series}");
+    // Tick labels are round numbers of one unit: the byte axis names its unit, and the labels
+    // of each axis are distinct numbers evenly spaced.
+    assert!(texts.iter().any(|t| ["B held", "KiB held", "MiB held", "GiB held"].contains(&t.trim())), "{all}");
+    // Runs of numeric labels; a new axis starts where the numbers go down.
+    let mut numbers: Vec<Vec<f64>> = Vec::new();
+    let mut run: Vec<f64> = Vec::new();
+    for t in &texts {
+        match t.parse::<f64>() {
+            Ok(v) if run.last() == Some(&v) => panic!("a tick label repeated: {v} in {all}"),
+            Ok(v) if run.last().is_none_or(|&l| v > l) => run.push(v),
+            Ok(v) => numbers.push(std::mem::replace(&mut run, vec![v])),
+            Err(_) => numbers.push(std::mem::take(&mut run)),
+        }
+    }
+    numbers.push(run);
+    numbers.retain(|r| r.len() >= 3);
+    assert!(numbers.len() >= 2, "two numbered axes: {all}");
+    for ticks in &numbers {
+        let step = ticks[1] - ticks[0];
+        assert!(step > 0.0, "{ticks:?}");
+        for w in ticks.windows(2) {
+            assert!(((w[1] - w[0]) - step).abs() <= step * 1e-6, "ticks evenly spaced and distinct: {ticks:?}");
+        }
     }
 }
 

@@ -416,7 +416,7 @@ pub const QUEUE_BUDGET: usize = 8 << 20;
 
 /// Idle client connections kept open for recorded connections that wait for their next
 /// entry, per worker; past it the least recently used are closed (and reopened when needed).
-const PARKED_PER_WORKER: usize = 8;
+pub const PARKED_PER_WORKER: usize = 8;
 
 /// One selected entry waiting to be sent.
 struct Job {
