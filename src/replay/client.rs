@@ -548,6 +548,12 @@ impl Client {
             match self.read_response(&mut conn, head_method, end, t0, started) {
                 Ok((r, keep)) => {
                     if keep {
+                        // An idle connection holds no read buffer (many may wait between their
+                        // recorded exchanges).
+                        if conn.avail().is_empty() {
+                            conn.buf = Vec::new();
+                            conn.pos = 0;
+                        }
                         self.conn = Some(conn);
                     }
                     return Ok(r);

@@ -29,7 +29,7 @@
 //!   is bounded by the timeout anyway). A second signal exits at once.
 //! - Memory: the recording is never held whole: entries are queued for sending as they are
 //!   read, [`QUEUE_BUDGET`] bytes at most (reading waits past it), and each is dropped once
-//!   sent; what stays is the report (a few hundred bytes per exchange, plus its differences).
+//!   sent; what stays is the report (about 1 KB per exchange, plus its differences).
 //!   With `--record`, each exchange's baseline entry (compact JSON: the recorded request and
 //!   the response received, at most `--max-body`) is kept until the end, when the new
 //!   baseline is written.
@@ -111,7 +111,7 @@ pub struct ExchangeReport {
     pub notes: Vec<String>,
     /// The response, kept for `--record`.
     #[serde(skip)]
-    pub received: Option<Received>,
+    pub received: Option<Box<Received>>,
     /// The recorded request object and `_apitool.flow`, kept for `--record` until the
     /// exchange ends.
     #[serde(skip)]
@@ -405,7 +405,7 @@ fn run_one(client: &mut Client, cfg: &ReplayConfig, e: &RecEntry, r: &mut Exchan
         r.error_kind = Some("body_too_large");
     }
     if keep {
-        r.received = Some(got);
+        r.received = Some(Box::new(got));
     }
     None
 }
@@ -441,6 +441,46 @@ struct ConnState {
     parked_at: u64,
 }
 
+/// The reports in recording order, in chunks: growing never copies (nor holds twice) the
+/// reports already made.
+#[derive(Default)]
+struct Slots {
+    chunks: Vec<Vec<ExchangeReport>>,
+    len: usize,
+}
+
+impl Slots {
+    const CHUNK: usize = 4096;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, r: ExchangeReport) {
+        if self.chunks.last().is_none_or(|c| c.len() == Self::CHUNK) {
+            self.chunks.push(Vec::with_capacity(Self::CHUNK));
+        }
+        self.chunks.last_mut().expect("a chunk").push(r);
+        self.len += 1;
+    }
+
+    fn get(&self, i: usize) -> &ExchangeReport {
+        &self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+    }
+
+    fn set(&mut self, i: usize, r: ExchangeReport) {
+        self.chunks[i / Self::CHUNK][i % Self::CHUNK] = r;
+    }
+
+    fn into_vec(self) -> Vec<ExchangeReport> {
+        let mut v = Vec::with_capacity(self.len);
+        for c in self.chunks {
+            v.extend(c);
+        }
+        v
+    }
+}
+
 /// What the reader, the workers and the collector share.
 struct Sched {
     conns: HashMap<Option<String>, ConnState>,
@@ -450,7 +490,7 @@ struct Sched {
     /// Entries queued or being sent.
     pending: usize,
     /// Every exchange of the recording, selected, in recording order.
-    slots: Vec<ExchangeReport>,
+    slots: Slots,
     /// Selected exchanges that can be sent, and those with a result.
     replayable: usize,
     done: usize,
@@ -516,7 +556,7 @@ fn worker(shared: &Shared, cfg: &ReplayConfig, rate: Option<&Rate>, stop: &Atomi
         };
         let mut report = {
             let s = shared.lock();
-            s.slots[job.slot].clone()
+            s.slots.get(job.slot).clone()
         };
         let mut failure = None;
         match failed {
@@ -549,7 +589,7 @@ fn worker(shared: &Shared, cfg: &ReplayConfig, rate: Option<&Rate>, stop: &Atomi
             report.flow_json = None;
         }
         let mut s = shared.lock();
-        s.slots[job.slot] = report;
+        s.slots.set(job.slot, report);
         s.done += 1;
         s.pending -= 1;
         let clock = s.clock + 1;
@@ -652,7 +692,7 @@ pub fn replay(cfg: &ReplayConfig, source: har_in::Source, stop: Arc<AtomicBool>,
             ready: VecDeque::new(),
             queued_bytes: 0,
             pending: 0,
-            slots: Vec::new(),
+            slots: Slots::default(),
             replayable: 0,
             done: 0,
             filtered_out: 0,
@@ -758,6 +798,7 @@ pub fn replay(cfg: &ReplayConfig, source: har_in::Source, stop: Arc<AtomicBool>,
         "not run"
     };
     let exchanges: Vec<ExchangeReport> = std::mem::take(&mut s.slots)
+        .into_vec()
         .into_iter()
         .map(|mut r| {
             if r.outcome == Outcome::NotRun {
