@@ -12,6 +12,8 @@
 # - the generated corpus (examples/gencap.rs, seed 42): the frame-iteration floor,
 #   `apitool convert` (HAR with N threads and with one, witnesses), peak RSS against a 64 MB
 #   capture of the same kind, and tshark on its first TSHARK_SIZE bytes.
+# - replay: `apitool replay` peak RSS on baselines of a 64 MB and a 256 MB generated capture
+#   (python3 runs the loopback target, benches/replay_target.py).
 #
 #   benches/compare.sh [SIZE] [TSHARK_SIZE]
 #   CORPUS=recorded|generated|both (default both)  REPS=3  THREADS=$(nproc)  OUT_DIR=...
@@ -167,6 +169,29 @@ if [ "$SIZE" != "$SMALL" ]; then
 fi
 rm -f "$OUT"/apitool-out*
 
+# Replay reads its recording as a stream: its peak RSS must not grow with the recording. The
+# 64M capture and one four times larger are replayed to a loopback target (a baseline recorded
+# with --record first), then the baselines are replayed against the same target: every
+# exchange unchanged, so the report stays small and what is measured is the reading.
+if command -v python3 >/dev/null 2>&1; then
+    PORT=${REPLAY_PORT:-18931}
+    python3 benches/replay_target.py "$PORT" 3600 &
+    TARGET_PID=$!
+    trap 'kill "$TARGET_PID" 2>/dev/null || true' EXIT
+    sleep 0.5
+    for S in 64M 256M; do
+        C="$DIR/api-$S.pcap"
+        [ -s "$C" ] || "$GEN" --size "$S" --seed 42 -o "$C" >/dev/null
+        B="$DIR/replay-base-$S.har"
+        [ -s "$B" ] || "$BIN" replay "$C" --target "http://127.0.0.1:$PORT" -q --record "$B" >/dev/null || true
+        run "replay-$S" "$(stat -c %s "$B")" "$BIN" replay "$B" --target "http://127.0.0.1:$PORT" -q ||
+            echo "replay-$S: not every exchange was unchanged (see $DIR/replay-$S.stderr)"
+    done
+    kill "$TARGET_PID" 2>/dev/null || true
+else
+    echo "replay: python3 not installed (the loopback target needs it), skipped"
+fi
+
 if command -v tshark >/dev/null 2>&1; then
     TS_CAP="$DIR/api${GTAG:+-$GTAG}-$SIZE-prefix-$TSHARK_SIZE.pcap"
     if [ ! -s "$TS_CAP" ]; then
@@ -192,6 +217,10 @@ awk -v a="${MBPS[apitool]}" -v f="${MBPS[floor]}" -v one="${MBPS[apitool-1thread
 if [ -n "${RSS[apitool-$SMALL]:-}" ]; then
     awk -v big="${RSS[apitool]}" -v small="${RSS[apitool-$SMALL]}" -v size="$SIZE" 'BEGIN {
         printf "peak RSS at %s / at 64M: %.2fx\n", size, big / small }'
+fi
+if [ -n "${RSS[replay-256M]:-}" ]; then
+    awk -v big="${RSS[replay-256M]}" -v small="${RSS[replay-64M]}" 'BEGIN {
+        printf "replay peak RSS, recording from 256M / from 64M: %.2fx (%.1f MiB / %.1f MiB)\n", big / small, big / 1024, small / 1024 }'
 fi
 if [ -n "${MBPS[tshark]:-}" ]; then
     awk -v a="${MBPS[apitool]}" -v t="${MBPS[tshark]}" -v ra="${RSS[apitool]}" -v rt="${RSS[tshark]}" 'BEGIN {

@@ -39,6 +39,95 @@ pub enum Command {
     /// Profile how reassembly uses memory on captures (nothing is written): peaks, caps hit,
     /// exchanges damaged, heap, a timeline; a table, JSON, an SVG plot, or a sweep of a cap.
     Profile(crate::profile::ProfileArgs),
+    /// Print a shell completion script to standard output (see the README to install it).
+    #[command(after_help = "Examples:
+  apitool completions bash > ~/.local/share/bash-completion/completions/apitool
+  apitool completions zsh > ~/.zfunc/_apitool
+  apitool completions fish > ~/.config/fish/completions/apitool.fish
+  apitool completions powershell >> $PROFILE
+
+Exit status: 0 written; 1 standard output could not be written; 2 bad flags.")]
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: Shell,
+    },
+    /// Print the man page (roff) to standard output: apitool(1), or apitool-SUBCOMMAND(1).
+    #[command(after_help = "Examples:
+  apitool man > ~/.local/share/man/man1/apitool.1
+  apitool man convert | man -l -
+
+Exit status: 0 written; 1 standard output could not be written; 2 bad flags or an unknown \
+subcommand.")]
+    Man {
+        /// The subcommand whose page to print (default: the page of apitool itself).
+        #[arg(value_name = "SUBCOMMAND")]
+        subcommand: Option<String>,
+    },
+}
+
+/// The shells `apitool completions` writes scripts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+/// `apitool completions SHELL`.
+fn completions(shell: Shell) -> i32 {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    let s = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+        Shell::Powershell => clap_complete::Shell::PowerShell,
+    };
+    clap_complete::generate(s, &mut cmd, "apitool", &mut out);
+    write_stdout(&out)
+}
+
+/// `apitool man [SUBCOMMAND]`.
+fn man(subcommand: Option<&str>) -> i32 {
+    use clap::CommandFactory;
+    let mut top = Cli::command();
+    top.build();
+    let page = match subcommand {
+        None => top,
+        Some(name) => match top.find_subcommand(name) {
+            // The page of `apitool NAME` is named apitool-NAME.
+            Some(sub) => {
+                // Names are &'static in clap without its `string` feature; this runs once.
+                let page: &'static str = Box::leak(format!("apitool-{name}").into_boxed_str());
+                sub.clone().name(page).bin_name(format!("apitool {name}"))
+            }
+            None => {
+                let names: Vec<String> = top.get_subcommands().map(|c| c.get_name().to_string()).filter(|n| n != "help").collect();
+                eprintln!("apitool: man: no subcommand {name:?} (one of: {})", names.join(", "));
+                return 2;
+            }
+        },
+    };
+    let mut out = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(page).render(&mut out) {
+        eprintln!("apitool: man: {e}");
+        return 1;
+    }
+    write_stdout(&out)
+}
+
+fn write_stdout(bytes: &[u8]) -> i32 {
+    let mut o = std::io::stdout().lock();
+    match o.write_all(bytes).and_then(|_| o.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("apitool: cannot write to standard output: {e}");
+            1
+        }
+    }
 }
 
 /// `apitool --version`: the version, the commit it was built from, the build profile, the
@@ -82,6 +171,15 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  apitool convert capture.pcap -o capture.har
+  apitool convert a.pcap b.pcapng dir/ -o out/
+  tcpdump -i eth0 -w - 'tcp port 80' | apitool convert - -o live.har
+  apitool convert -f har,witness --redact capture.pcapng -o out.har
+
+Exit status: 0 every input converted; 1 an input failed (unreadable, not a capture, not one \
+frame readable) or an output could not be written; 2 bad flags or outputs that would clobber an \
+input or each other; 130 interrupted (the outputs are closed complete).")]
 pub struct ConvertArgs {
     /// Captures to convert: pcap or pcapng files, directories (their *.pcap, *.pcapng, *.cap
     /// files), or - for standard input.
@@ -231,6 +329,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Replay(args) => crate::replay::command(&args),
         Command::Witness(args) => witness::command(&args),
         Command::Profile(args) => crate::profile::command(&args),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { subcommand } => man(subcommand.as_deref()),
     }
 }
 
@@ -447,13 +547,13 @@ impl Drop for Registered {
 
 /// Signals are not watched outside Unix.
 #[cfg(not(unix))]
-fn watch_signals(_stop: Arc<AtomicBool>) {}
+pub(crate) fn watch_signals(_stop: Arc<AtomicBool>) {}
 
 /// Watches SIGINT and SIGTERM while `convert` runs: the first sets `stop` (the conversion
 /// ends as at the end of its input and the outputs are completed), the second removes the
 /// temporary outputs and exits at once with status 130.
 #[cfg(unix)]
-fn watch_signals(stop: Arc<AtomicBool>) {
+pub(crate) fn watch_signals(stop: Arc<AtomicBool>) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
         return;

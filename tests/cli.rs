@@ -698,56 +698,9 @@ fn standard_input_is_named_and_summaries_are_grammatical() {
 /// copy later than the last): 8 MiB at once, then a trickle, until the process ends or 60 s
 /// pass. Returns the child once the first 8 MiB are written.
 fn convert_endless_stdin(args: &[&str]) -> (std::process::Child, std::thread::JoinHandle<()>) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(bin())
-        .args(["convert", "-"])
-        .args(args)
-        .current_dir(root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = std::fs::read(testdata().join("keepalive.pcap")).unwrap();
-    let header = data[..24].to_vec();
-    let copy = move |k: u32| {
-        let mut out = Vec::new();
-        let mut off = 24;
-        while off + 16 <= data.len() {
-            let incl = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
-            let ts = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) + 1000 * k;
-            out.extend_from_slice(&ts.to_le_bytes());
-            out.extend_from_slice(&data[off + 4..off + 16 + incl]);
-            off += 16 + incl;
-        }
-        out
-    };
-    stdin.write_all(&header).unwrap();
-    let mut k = 0;
-    let mut written = 0;
-    while written < 8 << 20 {
-        let c = copy(k);
-        stdin.write_all(&c).unwrap();
-        written += c.len();
-        k += 1;
-    }
-    let feeder = std::thread::spawn(move || {
-        let t = std::time::Instant::now();
-        while t.elapsed() < std::time::Duration::from_secs(60) {
-            if stdin.write_all(&copy(k)).is_err() {
-                return;
-            }
-            k += 1;
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    });
-    (child, feeder)
-}
-
-fn kill(child: &std::process::Child, signal: &str) {
-    let s = std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
-    assert!(s.success(), "kill -{signal}");
+    let mut all = vec!["convert", "-"];
+    all.extend_from_slice(args);
+    endless_stdin(&all)
 }
 
 #[test]
@@ -820,4 +773,56 @@ fn version_names_the_commit_and_the_features() {
     // -V stays one short line.
     let o = apitool(["-V"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("apitool {}", env!("CARGO_PKG_VERSION")));
+}
+
+/// `apitool completions SHELL` prints a script that names every subcommand and flag; the bash
+/// one is valid bash (checked with `bash -n` when bash is installed).
+#[test]
+fn completions_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let o = apitool(["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = String::from_utf8(o.stdout).unwrap();
+        for word in ["convert", "replay", "profile", "witness", "max-body", "report-json", "deadline"] {
+            assert!(script.contains(word), "{shell}: {word} missing");
+        }
+        if shell == "bash" {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("apitool.bash");
+            std::fs::write(&p, &script).unwrap();
+            match std::process::Command::new("bash").arg("-n").arg(&p).output() {
+                Ok(c) => assert!(c.status.success(), "bash -n: {}", String::from_utf8_lossy(&c.stderr)),
+                Err(_) => eprintln!("notice: bash not found; the bash completion script was not parsed"),
+            }
+        }
+    }
+    let o = apitool(["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// `apitool man` prints apitool(1); `apitool man SUBCOMMAND` the page of that subcommand, with
+/// its flags; groff (when installed) formats them without a warning.
+#[test]
+fn man_pages() {
+    let o = apitool(["man"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = String::from_utf8(o.stdout).unwrap();
+    assert!(page.contains(".TH apitool 1"), "{page}");
+    for sub in ["convert", "replay", "profile", "witness"] {
+        assert!(page.contains(sub), "apitool(1) lists {sub}");
+        let o = apitool(["man", sub]);
+        assert!(o.status.success(), "{sub}: {}", stderr(&o));
+        let page = String::from_utf8(o.stdout).unwrap();
+        assert!(page.contains(&format!(".TH apitool-{sub} 1")), "{page}");
+        assert!(page.contains("Exit status"), "{sub}: the page ends with the exit statuses");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("page.1");
+        std::fs::write(&p, &page).unwrap();
+        if let Ok(g) = std::process::Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z"]).arg(&p).output() {
+            assert!(g.status.success() && g.stderr.is_empty(), "groff on apitool-{sub}(1): {}", String::from_utf8_lossy(&g.stderr));
+        }
+    }
+    let o = apitool(["man", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no subcommand \"nope\""), "{}", stderr(&o));
 }

@@ -247,11 +247,64 @@ fn plot_writes_an_svg() {
     assert_eq!(depth, 0);
     assert_eq!(root.as_deref(), Some("svg"));
     assert!(lines >= 4, "buffered, reassembly, HTTP, open connections: {lines} polylines");
+    let texts: Vec<String> = texts.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
     let all = texts.join("\n");
-    for want in
-        ["buffered (reassembly + HTTP)", "reassembly", "HTTP parsers", "open connections", "cap hit: --max-ooo-per-conn", "capture time"]
-    {
+    for want in [
+        "heap (peak in each window)",
+        "entries waiting for their turn",
+        "buffered (reassembly + HTTP)",
+        "reassembly",
+        "HTTP parsers",
+        "open connections",
+        "cap hit: --max-ooo-per-conn",
+        "capture time",
+    ] {
         assert!(all.contains(want), "the plot names {want:?}: {all}");
+    }
+    // The series are steps: every segment of a data line (stroke width 2) is horizontal or
+    // vertical, never a slope between two sparse samples.
+    let mut series = 0;
+    for (i, _) in text.match_indices("stroke-width=\"2\" points=\"") {
+        let rest = &text[i + "stroke-width=\"2\" points=\"".len()..];
+        let pts: Vec<(f64, f64)> = rest[..rest.find('"').unwrap()]
+            .split_whitespace()
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        if pts.len() < 4 {
+            continue; // a legend swatch
+        }
+        series += 1;
+        for w in pts.windows(2) {
+            assert!(w[0].0 == w[1].0 || w[0].1 == w[1].1, "a sloped segment {w:?}");
+        }
+    }
+    assert!(series >= 6, "heap, entries waiting, buffered, reassembly, HTTP, connections: {series}");
+    // Tick labels are round numbers of one unit: the byte axis names its unit, and the labels
+    // of each axis are distinct numbers evenly spaced.
+    assert!(texts.iter().any(|t| ["B held", "KiB held", "MiB held", "GiB held"].contains(&t.trim())), "{all}");
+    // Runs of numeric labels; a new axis starts where the numbers go down.
+    let mut numbers: Vec<Vec<f64>> = Vec::new();
+    let mut run: Vec<f64> = Vec::new();
+    for t in &texts {
+        match t.parse::<f64>() {
+            Ok(v) if run.last() == Some(&v) => panic!("a tick label repeated: {v} in {all}"),
+            Ok(v) if run.last().is_none_or(|&l| v > l) => run.push(v),
+            Ok(v) => numbers.push(std::mem::replace(&mut run, vec![v])),
+            Err(_) => numbers.push(std::mem::take(&mut run)),
+        }
+    }
+    numbers.push(run);
+    numbers.retain(|r| r.len() >= 3);
+    assert!(numbers.len() >= 2, "two numbered axes: {all}");
+    for ticks in &numbers {
+        let step = ticks[1] - ticks[0];
+        assert!(step > 0.0, "{ticks:?}");
+        for w in ticks.windows(2) {
+            assert!(((w[1] - w[0]) - step).abs() <= step * 1e-6, "ticks evenly spaced and distinct: {ticks:?}");
+        }
     }
 }
 
@@ -351,4 +404,54 @@ fn usage_errors_exit_2() {
     let o = apitool(["profile", "testdata/does-not-exist.pcap"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("does-not-exist.pcap"), "{}", stderr(&o));
+}
+
+/// SIGINT or SIGTERM during `profile` (here of a capture that never ends, on standard input)
+/// ends the input as at its end: the report covers what was read, says "interrupted", and the
+/// exit status is 130.
+#[test]
+fn an_interrupt_reports_what_was_read_and_exits_130() {
+    for (signal, json) in [("INT", true), ("TERM", false)] {
+        let mut args = vec!["profile", "-"];
+        if json {
+            args.push("--json");
+        }
+        let (child, feeder) = endless_stdin(&args);
+        kill(&child, signal);
+        let o = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        assert_eq!(o.status.code(), Some(130), "{signal}: {}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        if json {
+            let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+            assert_eq!(v["interrupted"], true, "{out}");
+            let frames = v["inputs"][0]["frames"].as_u64().unwrap_or_else(|| panic!("{out}"));
+            assert!(frames > 1000, "the 8 MiB read before the signal are profiled ({frames} frames)");
+        } else {
+            assert!(out.contains("interrupted: the profile covers what was read before the signal"), "{out}");
+            assert!(out.contains("standard input") || out.contains('-'), "{out}");
+        }
+    }
+}
+
+/// `--plot` writes SVG or refuses: another extension, or a directory that does not exist, is a
+/// usage error stated in one line before anything is read, and nothing is written.
+#[test]
+fn plot_names_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata().join("keepalive.pcap");
+    for (name, why) in [("x.png", "plots are written as SVG only; name the file FILE.svg (not .png)"), ("nodir/x.svg", "does not exist")] {
+        let plot = dir.path().join(name);
+        let o = apitool([std::ffi::OsStr::new("profile"), input.as_os_str(), "--plot".as_ref(), plot.as_os_str()]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(why), "{err}");
+        assert!(o.stdout.is_empty(), "nothing profiled");
+        assert!(!plot.exists());
+    }
+    let plot = dir.path().join("m.SVG");
+    let o = apitool([std::ffi::OsStr::new("profile"), input.as_os_str(), "--plot".as_ref(), plot.as_os_str()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
 }

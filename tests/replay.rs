@@ -33,6 +33,8 @@ enum Mode {
     NeverEnds,
     /// Reads the request, then resets the connection.
     Reset,
+    /// Sends a head announcing 100000 bytes and 10 of them, then resets the connection.
+    ResetMidBody,
 }
 
 #[derive(Clone, Debug)]
@@ -198,6 +200,11 @@ fn serve(mut s: TcpStream, conn: u64, mode: Mode, stop: &AtomicBool, log: &Mutex
         match mode {
             Mode::Stall => return wait_until_stopped(stop, deadline),
             Mode::Reset => return reset(&s),
+            Mode::ResetMidBody => {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n0123456789");
+                thread::sleep(Duration::from_millis(50));
+                return reset(&s);
+            }
             Mode::NeverEnds => {
                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n0123456789");
                 return wait_until_stopped(stop, deadline);
@@ -651,9 +658,10 @@ fn changed_server_reports_exactly_the_changes() {
     let report = read_json(&rj);
     let got = outcomes(&report);
     let want: BTreeMap<String, (String, Vec<String>)> = [
-        ("GET /api/users/1", "changed", vec![r#"json $.name "\"alice\"" -> "\"alicia\"""#]),
-        ("POST /api/orders", "changed", vec![r#"status  "201" -> "200""#]),
-        ("GET /api/list?page=2", "changed", vec![r#"header cache-control "\"max-age=60\"" -> "\"no-store\"""#]),
+        // Plain JSON values: a string is a string, a status a number.
+        ("GET /api/users/1", "changed", vec![r#"json $.name "alice" -> "alicia""#]),
+        ("POST /api/orders", "changed", vec![r#"status  201 -> 200"#]),
+        ("GET /api/list?page=2", "changed", vec![r#"header cache-control "max-age=60" -> "no-store""#]),
         ("GET /robots.txt", "unchanged", vec![]),
         ("GET /logo.bin", "unchanged", vec![]),
     ]
@@ -663,7 +671,7 @@ fn changed_server_reports_exactly_the_changes() {
     assert_eq!(got, want);
     assert_eq!(
         report["counts"],
-        json!({"exchanges": 5, "unchanged": 2, "changed": 3, "failed": 0, "skipped": 0, "not_run": 0, "filtered_out": 0})
+        json!({"exchanges": 5, "replayable": 5, "unchanged": 2, "changed": 3, "failed": 0, "skipped": 0, "not_run": 0, "filtered_out": 0})
     );
 
     // The text report: a line per changed exchange, its difference below, then the count.
@@ -731,10 +739,13 @@ fn target_down_is_reported() {
     let base = baseline(dir.path());
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (r, report) = failures(dir.path(), &base, &format!("http://127.0.0.1:{port}"), &[]);
-    assert_eq!(kinds(&report), ["refused"; 5]);
+    // The first exchange of each recorded connection is refused; the rest of that connection
+    // fails at once, saying why.
+    assert_eq!(kinds(&report), ["refused", "refused", "connection_failed", "connection_failed", "connection_failed"]);
     assert_eq!(report["counts"]["failed"], 5);
     assert!(r.stdout.contains("FAILED   #1 GET /api/users/1"), "{}", r.stdout);
     assert!(r.stdout.contains("    connection refused"), "{}", r.stdout);
+    assert!(r.stdout.contains("    not sent: entry #1 on the same recorded connection failed (connection refused)"), "{}", r.stdout);
     assert!(r.took < Duration::from_secs(5));
 }
 
@@ -744,11 +755,17 @@ fn resets_are_reported() {
     let base = baseline(dir.path());
     let server = Server::start(Mode::Reset);
     let (_, report) = failures(dir.path(), &base, &server.url(), &["--timeout", "5"]);
-    for k in kinds(&report) {
-        assert!(k == "reset" || k == "closed", "{k}");
-    }
-    // Each request was tried: after a reset the next one goes on a new connection.
-    assert_eq!(server.take_log().len(), 5);
+    assert_eq!(kinds(&report), ["reset", "reset", "connection_failed", "connection_failed", "connection_failed"]);
+    // One request per recorded connection reached the server: after the reset the rest of
+    // that connection was not sent.
+    assert_eq!(server.take_log().len(), 2);
+    drop(server);
+
+    // A reset in the middle of a response body is a reset (not "closed"), with what came.
+    let server = Server::start(Mode::ResetMidBody);
+    let (r, report) = failures(dir.path(), &base, &server.url(), &["--timeout", "5"]);
+    assert_eq!(kinds(&report), ["reset", "reset", "connection_failed", "connection_failed", "connection_failed"]);
+    assert!(r.stdout.contains("connection reset by the target while receiving the body (10 bytes received)"), "{}", r.stdout);
 }
 
 #[test]
@@ -757,14 +774,17 @@ fn stalls_and_endless_bodies_time_out() {
     let base = baseline(dir.path());
     let server = Server::start(Mode::Stall);
     let (r, report) = failures(dir.path(), &base, &server.url(), &["--timeout", "0.3"]);
-    assert_eq!(kinds(&report), ["timeout"; 5]);
+    // Nothing received before the timeout: the connection failed, the rest of it is not sent
+    // (one timeout per recorded connection, not one per exchange).
+    assert_eq!(kinds(&report), ["timeout", "timeout", "connection_failed", "connection_failed", "connection_failed"]);
     assert!(r.stdout.contains("timed out after 0.3s waiting for the response"), "{}", r.stdout);
-    // Two connections in parallel, three requests on the longer one.
-    assert!(r.took < Duration::from_secs(4), "{:?}", r.took);
+    assert!(r.took < Duration::from_secs(2), "{:?}", r.took);
+    assert_eq!(server.take_log().len(), 2);
     drop(server);
 
     let server = Server::start(Mode::NeverEnds);
     let (r, report) = failures(dir.path(), &base, &server.url(), &["--timeout", "0.3"]);
+    // Bytes came: the target is alive, each exchange is tried.
     assert_eq!(kinds(&report), ["timeout"; 5]);
     assert!(r.stdout.contains("timed out after 0.3s receiving the body (10 bytes received)"), "{}", r.stdout);
     assert!(r.took < Duration::from_secs(4), "{:?}", r.took);
@@ -907,13 +927,132 @@ fn usage_errors_exit_2() {
         vec!["replay", s(&base), "--target", "http://127.0.0.1:1", "--filter", "path=("],
         vec!["replay", s(&base), "--target", "http://127.0.0.1:1", "--concurrency", "0"],
         vec!["replay", s(&base), "--target", "http://127.0.0.1:1", "--report-json", "/nonexistent/dir/r.json"],
-        vec!["replay", s(&junk), "--target", "http://127.0.0.1:1"],
-        vec!["replay", s(&truncated_pcap), "--target", "http://127.0.0.1:1"],
-        vec!["replay", "/nonexistent.har", "--target", "http://127.0.0.1:1"],
+        vec!["replay", s(&base), "--target", "http://127.0.0.1:1", "--report-json", s(&base)],
+        vec!["replay", s(&base), "--target", "http://127.0.0.1:1", "--filter", "paht=^/api"],
+        vec!["replay", s(&base), "--target", "http://127.0.0.1:1", "--deadline", "0"],
         vec!["replay", s(&base)],
     ] {
         let r = apitool(&args, LIMIT);
         assert_eq!(r.status, 2, "{args:?}: {}{}", r.stdout, r.stderr);
         assert!(!r.stderr.is_empty());
+    }
+    let r = apitool(&["replay", s(&base), "--target", "http://127.0.0.1:1", "--filter", "paht=^/api"], LIMIT);
+    assert!(r.stderr.contains("unknown key \"paht\""), "{}", r.stderr);
+
+    // An unreadable recording: exit status 1, as an unreadable input in convert, profile and
+    // witness; one line naming it, no report.
+    let rj = dir.path().join("u.json");
+    for (rec, why) in [
+        (s(&junk), "not a HAR file nor a pcap/pcapng capture"),
+        (s(&truncated_pcap), "unreadable capture"),
+        ("/nonexistent.har", "cannot open"),
+    ] {
+        let r = apitool(&["replay", rec, "--target", "http://127.0.0.1:1", "--report-json", s(&rj)], LIMIT);
+        assert_eq!(r.status, 1, "{rec}: {}{}", r.stdout, r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.contains(rec) && r.stderr.contains(why), "{}", r.stderr);
+        assert!(!rj.exists());
+    }
+    for cmd in [&["convert", s(&junk), "-o", s(&dir.path().join("x.har"))][..], &["profile", s(&junk)], &["witness", "hash", s(&junk)]] {
+        let r = apitool(cmd, LIMIT);
+        assert_eq!(r.status, 1, "{cmd:?}: {}{}", r.stdout, r.stderr);
+    }
+}
+
+/// Zero selected entries (or none that can be sent) is a failure, never a green CI step.
+#[test]
+fn nothing_to_replay_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = seed(dir.path());
+    let rj = dir.path().join("r.json");
+    let r = apitool(&["replay", s(&base), "--target", "http://127.0.0.1:1", "--filter", "path=^/nothing", "--report-json", s(&rj)], LIMIT);
+    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("no entry to replay (see --filter)"), "{}", r.stderr);
+    let report = read_json(&rj);
+    assert_eq!((report["counts"]["exchanges"].as_u64(), report["counts"]["filtered_out"].as_u64()), (Some(0), Some(5)));
+    // Only a response without its request: selected, but nothing to send.
+    let only = dir.path().join("only.har");
+    std::fs::write(
+        &only,
+        json!({"log": {"entries": [{"request": {"method": "GET", "url": "http://10.0.0.1/"}, "response": {"status": 200},
+            "_apitool": {"noRequest": true}}]}})
+        .to_string(),
+    )
+    .unwrap();
+    let r = apitool(&["replay", s(&only), "--target", "http://127.0.0.1:1"], LIMIT);
+    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("1 exchange: 0 unchanged, 0 changed, 0 failed, 1 skipped"), "{}", r.stdout);
+}
+
+/// `--filter` with `!REGEX` selects what the expression does not match.
+#[test]
+fn filter_negation() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = baseline(dir.path());
+    let server = Server::start(Mode::Original);
+    let rj = dir.path().join("r.json");
+    let r = apitool(
+        &["replay", s(&base), "--target", &server.url(), "--filter", "path=!^/api/", "--filter", "!^POST ", "--report-json", s(&rj)],
+        LIMIT,
+    );
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    let mut sent: Vec<String> = server.take_log().iter().map(|l| l.target.clone()).collect();
+    sent.sort();
+    assert_eq!(sent, ["/logo.bin", "/robots.txt"]);
+    assert_eq!(read_json(&rj)["counts"]["filtered_out"], 3);
+}
+
+/// `--deadline` bounds the whole run: a stalled target costs the deadline, not exchanges x
+/// timeout; what did not run is reported, exit status 1.
+#[test]
+fn deadline_bounds_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = baseline(dir.path());
+    let server = Server::start(Mode::NeverEnds);
+    let rj = dir.path().join("d.json");
+    let r = apitool(
+        &[
+            "replay",
+            s(&base),
+            "--target",
+            &server.url(),
+            "--timeout",
+            "20",
+            "--deadline",
+            "0.5",
+            "--concurrency",
+            "1",
+            "--report-json",
+            s(&rj),
+        ],
+        LIMIT,
+    );
+    assert_eq!(r.status, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.took < Duration::from_secs(4), "{:?}", r.took);
+    let report = read_json(&rj);
+    assert_eq!(report["deadline_passed"], true);
+    let outcomes: Vec<&str> = report["exchanges"].as_array().unwrap().iter().map(|x| x["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes[0], "failed", "{report}");
+    assert!(report["exchanges"][0]["error"].as_str().unwrap().contains("--deadline passed while receiving the body"), "{report}");
+    assert_eq!(outcomes.iter().filter(|o| **o == "not_run").count(), 4, "{outcomes:?}");
+    assert!(report["exchanges"][4]["error"].as_str().unwrap().contains("--deadline passed"));
+}
+
+/// `--record` keeps header names as the target sent them and the address they came from, and
+/// writes a file as `convert` does (mode 0644, not the temporary file's 0600).
+#[test]
+fn record_keeps_header_case_and_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = baseline(dir.path());
+    let b = read_json(&base);
+    let e = &b["log"]["entries"][0];
+    let names: Vec<&str> = e["response"]["headers"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(&names[..4], ["Content-Type", "Content-Length", "Date", "Server"], "as the server wrote them");
+    assert_eq!(e["serverIPAddress"], "127.0.0.1");
+    assert_eq!(e["response"]["statusText"], "X", "the reason phrase received");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&base).unwrap().permissions().mode() & 0o777, 0o644);
     }
 }

@@ -278,6 +278,22 @@ fn redaction_leaves_no_secret_in_either_output() {
         // The redacted HAR is still a HAR with every entry, and the witnesses still decode.
         let red_har: Value = serde_json::from_slice(&har_bytes).unwrap();
         assert_eq!(red_har["log"]["entries"].as_array().unwrap().len(), har["log"]["entries"].as_array().unwrap().len());
+        // content.size stays the size of the body as it was, whatever redaction changed in its text.
+        let sizes = |h: &Value, side: &str| -> Vec<Value> {
+            h["log"]["entries"].as_array().unwrap().iter().map(|e| e[side]["content"]["size"].clone()).collect()
+        };
+        assert_eq!(sizes(&red_har, "response"), sizes(&har, "response"), "{name}");
+        let changed = red_har["log"]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(har["log"]["entries"].as_array().unwrap())
+            .filter(|(r, p)| r["response"]["content"]["text"] != p["response"]["content"]["text"])
+            .count();
+        if changed > 0 {
+            let o = apitool(["convert", input.to_str().unwrap(), "-o", red.to_str().unwrap(), "--redact"]);
+            assert!(stderr(&o).contains("redacted in the HAR"), "the count is reported: {}", stderr(&o));
+        }
         let red_ws = decode(&w_bytes);
         assert_eq!(red_ws.len(), decode(&plain_w).len());
         assert!(check_marked(&red_ws) > 0, "{name}: sensitive values were found and checked");

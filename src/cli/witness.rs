@@ -117,6 +117,13 @@ pub fn witness_path(har: &Path) -> PathBuf {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  apitool witness hash capture.witness
+  apitool witness dump capture.witness | jq .method
+  apitool witness dump --text capture.witness
+
+Exit status: 0 every file read; 1 a file could not be read (unreadable, not witnesses); 2 bad \
+flags.")]
 pub struct WitnessArgs {
     #[command(subcommand)]
     pub command: WitnessCommand,
@@ -126,11 +133,15 @@ pub struct WitnessArgs {
 pub enum WitnessCommand {
     /// Print one line per witness: its hash (base64url with padding), method and path.
     /// Reads witness files (length-delimited) and protobuf text-format witnesses.
+    #[command(after_help = "Example: apitool witness hash a.witness b.witness\n\nExit status: 0 every file read; 1 a file \
+could not be read; 2 bad flags.")]
     Hash {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
     /// Print witnesses as JSON, one per line (protobuf's JSON mapping), or as text format.
+    #[command(after_help = "Example: apitool witness dump capture.witness | jq .method\n\nExit status: 0 the file was \
+read; 1 it could not be read; 2 bad flags.")]
     Dump {
         #[arg(value_name = "FILE")]
         file: PathBuf,

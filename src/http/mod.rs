@@ -314,6 +314,9 @@ pub struct Message {
     /// mark per piece that added to it (at most [`MAX_BODY_MARKS`]; the last one then moves
     /// on), so each event gets the time of the piece that completed it.
     pub body_times: Vec<(usize, Ts)>,
+    /// The decoded body's size before `--redact` replaced values in it (the HAR's
+    /// `content.size` stays the size of the body as it was); `None` when it was not changed.
+    pub unredacted_len: Option<u64>,
 }
 
 /// Marks kept at most in [`Message::body_times`].
@@ -338,6 +341,7 @@ impl Message {
             last_frame: last.frame,
             stream_offset: first.offset,
             body_times: Vec::new(),
+            unredacted_len: None,
         }
     }
 }

@@ -622,6 +622,7 @@ mod tests {
             last_frame: 2,
             stream_offset: 0,
             body_times: Vec::new(),
+            unredacted_len: None,
         }
     }
 

@@ -8,10 +8,12 @@
 //!   `signature`, `creditcard`, `cardnumber`, `ccnumber`, `cvv`, `cvc`, `ssn`, `jwt`, `csrf`,
 //!   `xsrf`, or equal to `auth`, `pwd`, `pass`, `pin`, `otp`, `sid`, `key`; every cookie value
 //!   is sensitive;
-//! - or its **text** contains a JWT, a bearer or basic credential, a common API-key format
-//!   (AWS access key ids, GitHub, GitLab, Slack, Stripe, Google, OpenAI-style `sk-` keys), a PEM
-//!   private key, or a card number (13 to 19 digits, spaces or dashes between, passing the
-//!   Luhn check);
+//! - or its **text** contains a JWT, a common API-key format (AWS access key ids, GitHub,
+//!   GitLab, Slack, Stripe, Google, OpenAI-style `sk-` keys), a PEM private key, or a card
+//!   number (13 to 19 digits, spaces or dashes between, passing the Luhn check), or the whole
+//!   value is a credential with its scheme (`Bearer`, `Basic`, `Token`, `Digest` and a token
+//!   that looks like one): not words inside free text, so prose about a token (a user called
+//!   "Token Customer", a script's comment) is not a secret;
 //! - or it matches a **user pattern** (`--redact-patterns FILE`: one regular expression per line
 //!   matched against values, or `name:REGEX` matched against lowercased names; `#` comments and
 //!   blank lines are ignored).
@@ -20,7 +22,8 @@
 //! zero (numbers, booleans) or empty (bytes), its formats are dropped and
 //! `akita_annotations.is_sensitive` is set. In a HAR entry a sensitive value becomes `REDACTED`
 //! (JSON numbers `0`), credentials keep their scheme (`Bearer REDACTED`), cookies keep their
-//! names, and long texts keep their shape with only the matches masked.
+//! names, and long texts keep their shape with only the matches masked; the message keeps
+//! the size its body had ([`Message::unredacted_len`]) for the HAR's `content.size`.
 
 use std::sync::LazyLock;
 
@@ -59,11 +62,11 @@ const NAME_PARTS: &[&str] = &[
 ];
 const NAME_EXACT: &[&str] = &["auth", "pwd", "pass", "pin", "otp", "sid", "key"];
 
+/// Token formats that are secrets wherever they appear, free text included.
 static SECRETS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r"(?-u)",
         r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
-        r"|(?i:bearer|basic|token|digest)\s+[A-Za-z0-9\-._~+/]{8,}=*",
         r"|\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b",
         r"|\bgh[pousr]_[A-Za-z0-9]{30,}",
         r"|\bgithub_pat_[A-Za-z0-9_]{22,}",
@@ -76,6 +79,20 @@ static SECRETS: LazyLock<Regex> = LazyLock::new(|| {
     ))
     .expect("secret patterns")
 });
+
+/// A credential with its scheme (`Bearer abc123...`): only as a whole value (a header field's,
+/// a JSON string's, a form field's), never inside free text, where "token returned" or a user
+/// called "Token Customer" is prose. The credential must look like one: 20 characters or more,
+/// or a digit or one of `-._~+/=` among them.
+static SCHEME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?-u)^\s*(?i:bearer|basic|token|digest)\s+([A-Za-z0-9\-._~+/]{8,}=*)\s*$").expect("scheme pattern"));
+
+/// Whether `v` as a whole is a credential with its scheme; the span of the credential.
+fn scheme_credential(v: &[u8]) -> Option<(usize, usize)> {
+    let c = SCHEME.captures(v)?.get(1)?;
+    let cred = c.as_bytes();
+    (cred.len() >= 20 || cred.iter().any(|b| b.is_ascii_digit() || b"-._~+/=".contains(b))).then(|| (c.start(), c.end()))
+}
 static CARD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?-u)\b(?:[0-9][ \-]?){12,18}[0-9]\b").expect("card pattern"));
 
 /// The Luhn check of the digits of `b` (other bytes ignored); 13 to 19 digits.
@@ -146,17 +163,19 @@ impl Redactor {
 
     /// Whether a value contains anything sensitive.
     pub fn sensitive_value(&self, v: &[u8]) -> bool {
-        if v.len() >= 13 && (SECRETS.is_match(v) || CARD.find_iter(v).any(|m| luhn(m.as_bytes()))) {
+        if v.len() >= 13 && (SECRETS.is_match(v) || scheme_credential(v).is_some() || CARD.find_iter(v).any(|m| luhn(m.as_bytes()))) {
             return true;
         }
         self.values.as_ref().is_some_and(|r| r.is_match(v))
     }
 
     /// `v` with every sensitive match replaced by [`MASK`], and the number of matches; `None`
-    /// when nothing matched.
+    /// when nothing matched. A credential with its scheme counts only when it is the whole
+    /// value, and keeps its scheme (`Bearer REDACTED`).
     pub fn mask(&self, v: &[u8]) -> Option<(Vec<u8>, u64)> {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         if v.len() >= 13 {
+            spans.extend(scheme_credential(v));
             spans.extend(SECRETS.find_iter(v).map(|m| (m.start(), m.end())));
             spans.extend(CARD.find_iter(v).filter(|m| luhn(m.as_bytes())).map(|m| (m.start(), m.end())));
         }
@@ -243,6 +262,7 @@ impl Redactor {
             }
             .or_else(|| self.mask(&m.body));
             if let Some((b, k)) = redacted {
+                m.unredacted_len.get_or_insert(m.body.len() as u64);
                 m.body = b;
                 n += k;
             }
@@ -587,10 +607,36 @@ mod tests {
             assert!(!r.sensitive_value(v.as_bytes()), "{v}");
         }
         assert!(!luhn(b"79927398713"), "11 digits are too few");
+        // A credential with its scheme is one as a whole value (keeping the scheme), not inside
+        // free text; token formats and card numbers are found anywhere.
         let (m, n) = r.mask(b"pay 4111 1111 1111 1111 with Bearer abcdefghijkl").unwrap();
-        assert_eq!(String::from_utf8(m).unwrap(), "pay REDACTED with REDACTED");
-        assert_eq!(n, 2);
+        assert_eq!(String::from_utf8(m).unwrap(), "pay REDACTED with Bearer abcdefghijkl");
+        assert_eq!(n, 1);
+        let (m, n) = r.mask(b"Bearer abcdefgh12345678").unwrap();
+        assert_eq!((String::from_utf8(m).unwrap().as_str(), n), ("Bearer REDACTED", 1));
         assert!(r.mask(b"nothing to see").is_none());
+        // Prose that mentions a token: a user's name, a script's comment.
+        for v in ["Token Customer", "token  Customers", "Basic Information", "// the token returned by login is cached\nvar t = 1;"] {
+            assert!(!r.sensitive_value(v.as_bytes()), "{v}");
+            assert!(r.mask(v.as_bytes()).is_none(), "{v}");
+        }
+    }
+
+    /// Values are redacted by the name that holds them and by value patterns, not by free text
+    /// inside JSON strings or scripts; the count says how many were replaced.
+    #[test]
+    fn prose_is_not_a_secret() {
+        let r = Redactor::builtin();
+        let doc = br#"{"name":"Token Customer","note":"the token expires in an hour","token":"abc","auth":{"kind":"Bearer x1y2z3w4v5"}}"#;
+        let (out, n) = r.mask_json(doc).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"name":"Token Customer","note":"the token expires in an hour","token":"REDACTED","auth":{"kind":"REDACTED"}}"#
+        );
+        assert_eq!(n, 2);
+        let script = b"function f() {\n  // refresh the token before it expires\n  return fetch('/t', {credentials: 'same-origin'});\n}\n";
+        assert!(r.mask(script).is_none());
+        assert!(r.mask_json(br#"{"user":"Token Customer"}"#).is_none());
     }
 
     #[test]
@@ -647,6 +693,7 @@ mod tests {
             last_frame: 0,
             stream_offset: 0,
             body_times: Vec::new(),
+            unredacted_len: None,
         };
         let r = Redactor::builtin();
         let n = r.redact_message(&mut m, true);

@@ -513,9 +513,11 @@ fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
     out.extend_from_slice(b"],\"headers\":");
     let moved = coding_moved(m);
     write_pairs(out, m.head.fields().filter(|(n, _)| !(moved && n.eq_ignore_ascii_case(b"content-encoding"))));
-    let _ = write!(out, ",\"content\":{{\"size\":{}", m.body.len());
+    // The size of the body as it was, also when --redact changed its text.
+    let size = m.unredacted_len.unwrap_or(m.body.len() as u64);
+    let _ = write!(out, ",\"content\":{{\"size\":{size}");
     if !m.codings.is_empty() && !m.body_is_encoded && !m.body_truncated {
-        let _ = write!(out, ",\"compression\":{}", m.body.len() as i64 - m.entity_len as i64);
+        let _ = write!(out, ",\"compression\":{}", size as i64 - m.entity_len as i64);
     }
     out.extend_from_slice(b",\"mimeType\":");
     match m.head.field("content-type") {

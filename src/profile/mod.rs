@@ -42,6 +42,14 @@ const MAX_TRACKED_CONNS: usize = 4096;
 pub const TOP_CONNECTIONS: usize = 10;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  apitool profile capture.pcap
+  apitool profile corpus/ --json > profile.json
+  apitool profile capture.pcap --plot memory.svg
+  apitool profile corpus/ --sweep per-conn=1MiB,4MiB,16MiB
+
+Exit status: 0 every input profiled; 1 an input could not be read (unreadable, not a capture) \
+or a plot could not be written; 2 bad flags; 130 interrupted (the report covers what was read).")]
 pub struct ProfileArgs {
     /// Captures to profile: pcap or pcapng files, directories (their *.pcap, *.pcapng, *.cap
     /// files), or - for standard input.
@@ -53,7 +61,8 @@ pub struct ProfileArgs {
     pub json: bool,
 
     /// Plot buffered bytes and open connections against capture time, with cap hits marked,
-    /// as SVG. With several inputs, one FILE-INPUT.svg per input.
+    /// as SVG (another extension is refused). With several inputs, one FILE-INPUT.svg per
+    /// input.
     #[arg(long, value_name = "FILE.svg", conflicts_with = "sweep")]
     pub plot: Option<PathBuf>,
 
@@ -623,6 +632,9 @@ pub struct Report {
     pub sweeps: Vec<SweepTable>,
     /// Inputs that could not be read, with why.
     pub failed: Vec<String>,
+    /// A signal stopped the run: the input being read was profiled as far as it was read, the
+    /// inputs (and sweep values) after it were not.
+    pub interrupted: bool,
 }
 
 /// Profiles every input; `each` sees each profile first (to plot it, or to drop what will not
@@ -636,6 +648,9 @@ fn run_corpus(
     let conv = Converter::new(cfg.clone());
     let mut out = Vec::new();
     for input in inputs {
+        if cfg.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            break;
+        }
         match input {
             Ok(path) => match profile_input(&conv, path, &path.display().to_string()) {
                 Ok(mut p) => {
@@ -654,6 +669,9 @@ fn run_corpus(
 pub fn sweep(base: &Config, sw: &Sweep, inputs: &[Result<PathBuf, String>], failed: &mut Vec<String>) -> SweepTable {
     let mut rows = Vec::new();
     for (text, v) in &sw.values {
+        if base.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            break;
+        }
         let mut cfg = base.clone();
         sw.cap.apply(&mut cfg, *v);
         let mut fails = Vec::new();
@@ -688,6 +706,25 @@ pub fn sweep(base: &Config, sw: &Sweep, inputs: &[Result<PathBuf, String>], fail
 }
 
 /// Where the plot of one input goes: `FILE` for a single input, `FILE-STEM.svg` for several.
+/// A `--plot` name is checked before anything is read: plots are SVG, so another extension
+/// (`x.png`) is refused rather than written as SVG under a misleading name, and a directory
+/// that does not exist is one clear line, not a drawing backend's error after the profile.
+fn check_plot_path(plot: &Path) -> Result<(), String> {
+    let ext = plot.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !ext.eq_ignore_ascii_case("svg") {
+        return Err(format!(
+            "--plot {}: plots are written as SVG only; name the file FILE.svg{}",
+            plot.display(),
+            if ext.is_empty() { String::new() } else { format!(" (not .{ext})") }
+        ));
+    }
+    let dir = plot.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!("--plot {}: directory {} does not exist", plot.display(), dir.display()));
+    }
+    Ok(())
+}
+
 fn plot_path(plot: &Path, input: &str, several: bool, used: &mut std::collections::HashSet<PathBuf>) -> PathBuf {
     if !several {
         return plot.to_path_buf();
@@ -708,21 +745,32 @@ fn plot_path(plot: &Path, input: &str, several: bool, used: &mut std::collection
 }
 
 /// Runs `apitool profile`; returns the exit status (0 every input profiled, 1 some failed or
-/// an output could not be written, 2 bad flags).
+/// an output could not be written, 2 bad flags, 130 interrupted: the first SIGINT or SIGTERM
+/// ends the input being read as at its end and the report covers what was read; a second
+/// exits at once).
 pub fn command(args: &ProfileArgs) -> i32 {
     alloc::enable();
-    let cfg = match args.config() {
+    let mut cfg = match args.config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("apitool: {e}");
             return 2;
         }
     };
+    if let Some(plot) = &args.plot
+        && let Err(e) = check_plot_path(plot)
+    {
+        eprintln!("apitool: {e}");
+        return 2;
+    }
     let inputs = crate::cli::expand_inputs(&args.inputs);
     if !args.sweep.is_empty() && inputs.iter().any(|i| matches!(i, Ok(p) if p.as_os_str() == "-")) {
         eprintln!("apitool: --sweep reads its inputs once per value: standard input (-) cannot be swept");
         return 2;
     }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    crate::cli::watch_signals(stop.clone());
+    cfg.stop = Some(stop.clone());
     let mut report = Report::default();
     let mut failed = false;
     if args.sweep.is_empty() {
@@ -750,6 +798,7 @@ pub fn command(args: &ProfileArgs) -> i32 {
         }
     }
     failed |= !report.failed.is_empty();
+    report.interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
     for f in &report.failed {
         eprintln!("apitool: {f}");
     }
@@ -762,7 +811,13 @@ pub fn command(args: &ProfileArgs) -> i32 {
         eprintln!("apitool: cannot write the report: {e}");
         failed = true;
     }
-    if failed { 1 } else { 0 }
+    if report.interrupted {
+        130
+    } else if failed {
+        1
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,12 @@
-//! The timeline of one input as an SVG chart (plotters, SVG backend): bytes held by
-//! reassembly, by the HTTP parsers and both together on the left axis, open connections on the
-//! right axis, against capture time. Windows where a cap was hit carry a vertical line and a
-//! marker per cap, named in the legend with its number of hits. (The heap is in the report, not
-//! here: the entries waiting for their turn would flatten the lines that matter.)
+//! The timeline of one input as an SVG chart (plotters, SVG backend), against capture time:
+//! what holds memory on the left axis (the heap's peak in each window when the counting
+//! allocator ran, the entries waiting for their turn, the bytes held by reassembly, by the
+//! HTTP parsers and both together), open connections on the right axis. Each sample is the
+//! state over the window that ends at its time, so the series are drawn as steps (flat over
+//! the window, vertical between windows), not as straight lines between sparse samples. The
+//! byte axis is in one unit (B, KiB, MiB or GiB, chosen by the largest value) so its ticks are
+//! round numbers of it. Windows where a cap was hit carry a vertical line and a marker per cap,
+//! named in the legend with its number of hits.
 
 use std::path::Path;
 
@@ -24,15 +28,30 @@ fn cap_color(cap: Cap) -> RGBColor {
     }
 }
 
-/// A byte count for an axis label.
-fn axis_bytes(v: f64) -> String {
+/// The unit of the byte axis for values up to `max`: its size and name.
+fn byte_unit(max: f64) -> (f64, &'static str) {
     const UNITS: [(f64, &str); 3] = [(1_073_741_824.0, "GiB"), (1_048_576.0, "MiB"), (1024.0, "KiB")];
-    for (u, name) in UNITS {
-        if v >= u {
-            return format!("{:.1} {name}", v / u);
-        }
+    UNITS.into_iter().find(|(u, _)| max >= 2.0 * u).unwrap_or((1.0, "B"))
+}
+
+/// A tick label: a round number without trailing zeros (`2`, `2.5`, `0.25`).
+fn tick(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.to_string() }
+}
+
+/// Step points: each sample's value held over the window that ends at its time.
+fn steps(points: &[Sample], f: impl Fn(&Sample) -> f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(points.len() * 2);
+    let mut prev_t = 0.0;
+    for s in points {
+        let v = f(s);
+        out.push((prev_t, v));
+        out.push((s.t, v));
+        prev_t = s.t;
     }
-    format!("{v:.0} B")
+    out
 }
 
 /// Writes the chart of `p`'s timeline to `path`.
@@ -44,7 +63,10 @@ pub fn write_svg(path: &Path, p: &InputProfile) -> Result<(), String> {
     }
     points.extend(p.timeline.iter().cloned());
     let t_max = points.iter().map(|s| s.t).fold(0.0f64, f64::max).max(1e-3);
-    let y_max = points.iter().map(Sample::buffered).max().unwrap_or(0).max(1024) as f64 * 1.15;
+    let heap = |s: &Sample| s.heap_peak.or(s.heap_live).unwrap_or(0);
+    let top = points.iter().map(|s| Sample::buffered(s).max(s.pending_entry_bytes).max(heap(s))).max().unwrap_or(0).max(1024) as f64;
+    let (unit, unit_name) = byte_unit(top);
+    let y_max = top / unit * 1.15;
     let flows_max = (points.iter().map(|s| s.live_flows).max().unwrap_or(0).max(1) as f64 * 1.1).ceil();
     // Whole connections only: no more labels than there are integers on the axis.
     let flow_labels = (flows_max as usize + 1).min(11);
@@ -64,8 +86,9 @@ pub fn write_svg(path: &Path, p: &InputProfile) -> Result<(), String> {
     chart
         .configure_mesh()
         .x_desc("capture time since the first packet (s)")
-        .y_desc("bytes held")
-        .y_label_formatter(&|v| axis_bytes(*v))
+        .y_desc(format!("{unit_name} held"))
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|x| e(&x))?;
@@ -78,13 +101,18 @@ pub fn write_svg(path: &Path, p: &InputProfile) -> Result<(), String> {
         .map_err(|x| e(&x))?;
 
     type Series = (&'static str, RGBColor, fn(&Sample) -> u64);
-    let series: [Series; 3] = [
+    let mut series: Vec<Series> = Vec::new();
+    if points.iter().any(|s| s.heap_peak.or(s.heap_live).is_some()) {
+        series.push(("heap (peak in each window)", RGBColor(214, 39, 40), |s| s.heap_peak.or(s.heap_live).unwrap_or(0)));
+    }
+    series.extend([
+        ("entries waiting for their turn", RGBColor(148, 103, 189), (|s| s.pending_entry_bytes) as fn(&Sample) -> u64),
         ("buffered (reassembly + HTTP)", RGBColor(0, 0, 0), Sample::buffered),
         ("reassembly (out-of-order bytes)", RGBColor(31, 119, 180), |s| s.reassembly_bytes),
         ("HTTP parsers", RGBColor(44, 160, 44), |s| s.http_bytes),
-    ];
+    ]);
     for (name, color, f) in series {
-        let data: Vec<(f64, f64)> = points.iter().map(|s| (s.t, f(s) as f64)).collect();
+        let data = steps(&points, |s| f(s) as f64 / unit);
         chart
             .draw_series(LineSeries::new(data, color.stroke_width(2)))
             .map_err(|x| e(&x))?
@@ -93,7 +121,7 @@ pub fn write_svg(path: &Path, p: &InputProfile) -> Result<(), String> {
     }
     let orange = RGBColor(255, 127, 14);
     chart
-        .draw_secondary_series(LineSeries::new(points.iter().map(|s| (s.t, s.live_flows as f64)), orange.stroke_width(2)))
+        .draw_secondary_series(LineSeries::new(steps(&points, |s| s.live_flows as f64), orange.stroke_width(2)))
         .map_err(|x| e(&x))?
         .label("open connections (right axis)")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], orange.stroke_width(2)));

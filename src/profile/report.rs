@@ -244,6 +244,9 @@ pub fn table(r: &Report) -> String {
         }
         sweep_block(&mut out, s);
     }
+    if r.interrupted {
+        out.push_str("\ninterrupted: the profile covers what was read before the signal\n");
+    }
     out
 }
 

@@ -21,8 +21,16 @@ pub enum ColorWhen {
 }
 
 #[derive(Args, Debug, Clone)]
-#[command(after_help = "Exit status: 0 nothing changed, 1 a response changed or a request failed, \
-2 bad flags, unreadable recording or unwritable report, 130 interrupted (partial report written).")]
+#[command(after_help = "Examples:
+  apitool replay base.har --target http://127.0.0.1:8080
+  apitool replay base.har --target http://127.0.0.1:8080 --record base.har
+  apitool replay t.pcap --target http://127.0.0.1:8080/v2 --filter path=^/api/
+  apitool replay base.har --target http://h:80 --filter 'path=!^/admin'
+  apitool replay base.har --target http://h:80 --deadline 300 --report-junit j.xml
+
+Exit status: 0 nothing changed; 1 a response changed, a request failed or did not run, no \
+selected entry could be sent, or the recording is unreadable; 2 bad flags or an unwritable \
+report; 130 interrupted (partial report written).")]
 pub struct ReplayArgs {
     /// The recording: a HAR 1.2 file (from `apitool convert`, a browser or a proxy) or a
     /// pcap/pcapng capture (converted first); - for standard input.
@@ -52,9 +60,15 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
 
+    /// Seconds for the whole run: past it nothing more is sent, the exchanges in flight end as
+    /// timed out and the rest are reported not run (exit status 1). Default: no limit.
+    #[arg(long, value_name = "SECS")]
+    pub deadline: Option<f64>,
+
     /// Replay only the entries that match (repeatable; all must match): method=REGEX,
-    /// host=REGEX, path=REGEX (path and query), or a REGEX over "METHOD HOST/PATH?QUERY".
-    /// Default: every entry.
+    /// host=REGEX, path=REGEX (path and query), or a REGEX over "METHOD HOST/PATH?QUERY";
+    /// !REGEX (path=!^/admin, !^DELETE ) selects the entries it does not match. Another KEY= is
+    /// refused. Default: every entry.
     #[arg(long, value_name = "SPEC")]
     pub filter: Vec<String>,
 
@@ -120,6 +134,11 @@ impl ReplayArgs {
         if !(self.timeout > 0.0 && self.timeout.is_finite() && self.timeout <= 86_400.0) {
             return Err("--timeout must be a positive number of seconds".into());
         }
+        if let Some(d) = self.deadline
+            && !(d > 0.0 && d.is_finite() && d <= 31_536_000.0)
+        {
+            return Err("--deadline must be a positive number of seconds".into());
+        }
         if self.max_body == 0 {
             return Err("--max-body must be more than 0".into());
         }
@@ -149,6 +168,7 @@ impl ReplayArgs {
                 keep_host: self.keep_host,
                 timeout: Duration::from_secs_f64(self.timeout),
                 max_body: self.max_body,
+                deadline: self.deadline.map(|d| std::time::Instant::now() + Duration::from_secs_f64(d)),
             },
             concurrency: self.concurrency,
             rate: (self.rate > 0.0).then_some(self.rate),

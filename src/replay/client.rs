@@ -1,23 +1,33 @@
-//! Sending one recorded request to the target and reading the response, with ureq.
+//! Sending one recorded request to the target and reading the response: a small HTTP/1.1
+//! client over a TCP connection, so that what is sent is what was recorded (header names in
+//! their recorded case) and what went wrong is known exactly (a reset is a reset, even in the
+//! middle of a body).
 //!
-//! Contract: [`agent`] makes the client of one recorded connection: at most one connection,
-//! kept alive between requests, no proxy, no redirects followed, no headers of its own, every
-//! status returned as a response. [`send`] sends one request and reads the response within
-//! the per-request timeout (connecting, sending, waiting and the whole body included), keeping
-//! at most `max_body` bytes of the body, decoded. Failures come back as a [`Failure`] with a
-//! short message; nothing here panics or waits past the timeout.
+//! Contract: a [`Client`] is the client of one recorded connection: at most one TCP
+//! connection, kept alive between requests while the target allows it, no proxy, no redirects
+//! followed, no headers of its own. [`Client::send`] sends one request and reads the response
+//! before the exchange's deadline (connecting, sending, waiting and the whole body included;
+//! `--timeout`, and `--deadline` for the run), keeping at most `max_body` bytes of the body,
+//! decoded. A request that finds its kept-alive connection closed by the target before any
+//! byte of the response is sent once more on a new connection (the target closed an idle
+//! connection); any other failure comes back as a [`Failure`] with a short message that says
+//! whether the connection itself failed (refused, reset, or timed out with nothing received).
+//! Nothing here panics or waits past the deadline.
 //!
-//! What is sent: the recorded method, path and query (after the target's base path), header
-//! fields in recorded order less the hop-by-hop ones (and those the Connection field names),
-//! Content-Length (recomputed from the body), Expect (no waiting for 100 Continue) and Host
-//! (the target's, unless `--keep-host`); the body, encoded again with the recorded
-//! Content-Encoding when the recording holds it decoded. Header names go out in lowercase
-//! (the `http` crate's form).
+//! What is sent: the recorded method, path and query (after the target's base path; bytes a
+//! request-target cannot hold are percent-encoded), header fields in recorded order and case
+//! less the hop-by-hop ones (and those the Connection field names), Content-Length (recomputed
+//! from the body), Expect (no waiting for 100 Continue) and Host (the target's, unless
+//! `--keep-host`); the body, encoded again with the recorded Content-Encoding when the
+//! recording holds it decoded.
+//!
+//! What is read: interim 1xx responses are skipped; the body is framed by chunked coding,
+//! Content-Length, or the end of the connection (none for HEAD, 1xx, 204 and 304); header
+//! names are kept as received.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant, SystemTime};
-
-use ureq::http;
 
 use super::compare::HOP_BY_HOP;
 use super::har_in::RecEntry;
@@ -52,9 +62,28 @@ impl std::str::FromStr for Target {
         if path.contains(['?', '#']) {
             return Err(format!("--target {s}: a query or fragment cannot be part of the target"));
         }
+        let port_ok = |p: &str| p.parse::<u16>().is_ok();
+        let valid = match authority.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').is_some_and(|(ip, rest)| {
+                ip.parse::<std::net::Ipv6Addr>().is_ok() && (rest.is_empty() || rest.strip_prefix(':').is_some_and(port_ok))
+            }),
+            None => {
+                let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "80"));
+                !host.is_empty() && host.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_') && port_ok(port)
+            }
+        };
+        if !valid {
+            return Err(format!("--target {s}: {authority:?} is not HOST[:PORT]"));
+        }
         let origin = format!("http://{authority}");
-        origin.parse::<http::Uri>().map_err(|e| format!("--target {s}: {e}"))?;
         Ok(Target { origin, prefix: path.trim_end_matches('/').to_string() })
+    }
+}
+
+impl Target {
+    /// `host:port` as given.
+    pub fn authority(&self) -> &str {
+        &self.origin["http://".len()..]
     }
 }
 
@@ -75,31 +104,16 @@ pub struct ClientConfig {
     /// Largest response body kept (decoded, and on the wire); past it the body is truncated
     /// and the exchange flagged.
     pub max_body: usize,
-}
-
-/// The client of one recorded connection.
-pub fn agent(cfg: &ClientConfig) -> ureq::Agent {
-    use ureq::config::AutoHeaderValue;
-    let config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .max_redirects(0)
-        .user_agent(AutoHeaderValue::None)
-        .accept(AutoHeaderValue::None)
-        .accept_encoding(AutoHeaderValue::None)
-        .allow_non_standard_methods(true)
-        .timeout_global(Some(cfg.timeout))
-        .max_idle_connections(1)
-        .max_idle_connections_per_host(1)
-        .max_idle_age(Duration::from_secs(3600))
-        .build();
-    ureq::Agent::new_with_config(config)
+    /// The end of the whole run (`--deadline`): no exchange goes on past it.
+    pub deadline: Option<Instant>,
 }
 
 /// A response received.
 #[derive(Clone, Debug)]
 pub struct Received {
     pub status: u16,
+    /// The reason phrase as received.
+    pub reason: String,
     pub version: String,
     pub headers: Vec<(String, String)>,
     /// Decoded (at most `max_body` bytes).
@@ -115,6 +129,8 @@ pub struct Received {
     /// From the start of the request to the end of the body.
     pub elapsed: Duration,
     pub started: SystemTime,
+    /// The address the response came from.
+    pub server_ip: String,
 }
 
 /// Why an exchange has no response.
@@ -123,22 +139,47 @@ pub struct Failure {
     /// `refused`, `reset`, `closed`, `timeout`, `protocol`, `request` or `io`.
     pub kind: &'static str,
     pub message: String,
+    /// The connection itself failed (refused, reset, or timed out with nothing received):
+    /// the rest of the recorded connection is not sent.
+    pub connection_level: bool,
 }
 
 /// A request ready to go.
 pub struct Prepared {
-    request: http::request::Builder,
+    method: String,
+    /// The request-target sent (base path and recorded target).
+    target: String,
+    /// Name and value in the order they go, Host among them.
+    headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     /// What was left out or changed, to tell the user.
     pub notes: Vec<String>,
 }
 
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+}
+
+/// A request-target as sent: bytes it cannot hold (controls, space, DEL, non-ASCII) percent-encoded.
+fn encode_target(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    for &c in t.as_bytes() {
+        if c <= b' ' || c >= 0x7f {
+            out.push_str(&format!("%{c:02X}"));
+        } else {
+            out.push(c as char);
+        }
+    }
+    out
+}
+
 /// Builds the request of a recorded entry.
 pub fn prepare(cfg: &ClientConfig, e: &RecEntry) -> Result<Prepared, Failure> {
-    let bad = |m: String| Failure { kind: "request", message: m };
-    let method = http::Method::from_bytes(e.method.as_bytes()).map_err(|_| bad(format!("invalid method {:?}", e.method)))?;
-    let uri = format!("{}{}{}", cfg.target.origin, cfg.target.prefix, e.target);
-    let uri: http::Uri = uri.parse().map_err(|err| bad(format!("invalid request target {:?}: {err}", e.target)))?;
+    let bad = |m: String| Failure { kind: "request", message: m, connection_level: false };
+    if !is_token(&e.method) {
+        return Err(bad(format!("invalid method {:?}", e.method)));
+    }
+    let target = encode_target(&format!("{}{}", cfg.target.prefix, e.target));
     let mut notes = Vec::new();
     // Fields the Connection field names are hop-by-hop too.
     let named: Vec<String> = e
@@ -147,11 +188,23 @@ pub fn prepare(cfg: &ClientConfig, e: &RecEntry) -> Result<Prepared, Failure> {
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
         .flat_map(|(_, v)| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
         .collect();
-    let mut b = http::Request::builder().method(method).uri(uri);
+    let host = if cfg.keep_host && !e.host.is_empty() {
+        if e.host.bytes().all(|c| c.is_ascii_graphic()) {
+            e.host.clone()
+        } else {
+            notes.push(format!("recorded Host {:?} is not valid; the target's was sent", e.host));
+            cfg.target.authority().to_string()
+        }
+    } else {
+        cfg.target.authority().to_string()
+    };
+    let mut headers = Vec::with_capacity(e.headers.len() + 2);
     let mut codings = Vec::new();
     let mut had_length = false;
+    let mut host_placed = false;
     for (name, value) in &e.headers {
-        let lower = name.trim().to_ascii_lowercase();
+        let name = name.trim();
+        let lower = name.to_ascii_lowercase();
         if lower.starts_with(':') || HOP_BY_HOP.contains(&lower.as_str()) || named.contains(&lower) || lower == "expect" {
             continue;
         }
@@ -160,6 +213,11 @@ pub fn prepare(cfg: &ClientConfig, e: &RecEntry) -> Result<Prepared, Failure> {
             continue;
         }
         if lower == "host" {
+            // The target's (or the recorded one), where the recording had it.
+            if !host_placed {
+                headers.push((name.to_string(), host.clone()));
+                host_placed = true;
+            }
             continue;
         }
         if lower == "content-encoding" && !e.body_is_encoded && parse_codings(value.as_bytes(), &mut codings).is_some() {
@@ -168,16 +226,14 @@ pub fn prepare(cfg: &ClientConfig, e: &RecEntry) -> Result<Prepared, Failure> {
             codings.clear();
             continue;
         }
-        match (http::HeaderName::from_bytes(lower.as_bytes()), http::HeaderValue::from_bytes(value.as_bytes())) {
-            (Ok(n), Ok(v)) => b = b.header(n, v),
-            _ => notes.push(format!("header field {name:?} is not valid HTTP and was not sent")),
+        if !is_token(name) || value.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0) {
+            notes.push(format!("header field {name:?} is not valid HTTP and was not sent"));
+            continue;
         }
+        headers.push((name.to_string(), value.trim().to_string()));
     }
-    if cfg.keep_host && !e.host.is_empty() {
-        match http::HeaderValue::from_str(&e.host) {
-            Ok(v) => b = b.header(http::header::HOST, v),
-            Err(_) => notes.push(format!("recorded Host {:?} is not valid; the target's was sent", e.host)),
-        }
+    if !host_placed {
+        headers.insert(0, ("Host".to_string(), host));
     }
     let mut body = e.body.clone();
     if let Some(data) = body.as_mut()
@@ -195,12 +251,34 @@ pub fn prepare(cfg: &ClientConfig, e: &RecEntry) -> Result<Prepared, Failure> {
     let with_body = body.as_ref().is_some_and(|b| !b.is_empty())
         || had_length
         || matches!(e.method.to_ascii_uppercase().as_str(), "POST" | "PUT" | "PATCH");
-    Ok(Prepared { request: b, body: if with_body { Some(body.unwrap_or_default()) } else { None }, notes })
+    let body = if with_body { Some(body.unwrap_or_default()) } else { None };
+    if let Some(b) = &body {
+        headers.push(("Content-Length".to_string(), b.len().to_string()));
+    }
+    Ok(Prepared { method: e.method.clone(), target, headers, body, notes })
+}
+
+impl Prepared {
+    /// The request as it goes on the wire.
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.body.as_ref().map_or(0, Vec::len));
+        out.extend_from_slice(format!("{} {} HTTP/1.1\r\n", self.method, self.target).as_bytes());
+        for (n, v) in &self.headers {
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if let Some(b) = &self.body {
+            out.extend_from_slice(b);
+        }
+        out
+    }
 }
 
 /// Applies content codings in the order listed.
 fn encode(codings: &[Coding], data: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write;
     let mut cur = data.to_vec();
     for c in codings {
         cur = match c {
@@ -233,104 +311,488 @@ fn secs(d: Duration) -> String {
     if s >= 10.0 { format!("{s:.0}s") } else { format!("{s:.1}s").replace(".0s", "s") }
 }
 
-/// A short description of a client error.
-fn failure(err: ureq::Error, cfg: &ClientConfig, body_bytes: Option<u64>) -> Failure {
-    use std::io::ErrorKind as K;
-    let during = match body_bytes {
-        None => "waiting for the response".to_string(),
-        Some(n) => format!("receiving the body ({n} bytes received)"),
-    };
-    let (kind, message) = match err {
-        ureq::Error::Timeout(_) => ("timeout", format!("timed out after {} {during}", secs(cfg.timeout))),
-        ureq::Error::Io(e) => match e.kind() {
-            K::ConnectionRefused => ("refused", "connection refused".to_string()),
-            K::ConnectionReset => ("reset", format!("connection reset by the target while {during}")),
-            K::ConnectionAborted | K::BrokenPipe => ("closed", format!("connection closed by the target while sending ({e})")),
-            K::UnexpectedEof => ("closed", format!("connection closed by the target while {during}")),
-            K::TimedOut | K::WouldBlock => ("timeout", format!("timed out after {} {during}", secs(cfg.timeout))),
-            _ => ("io", format!("{e} while {during}")),
-        },
-        ureq::Error::Protocol(p) => {
-            let mut m = format!("invalid HTTP from the target: {p}");
-            if m.contains("chunk expected crlf") {
-                // ureq-proto refuses chunk-size lines over 20 bytes (long chunk extensions).
-                m.push_str(" (or a chunk-size line with extensions longer than the client accepts)");
-            }
-            ("protocol", m)
-        }
-        ureq::Error::HostNotFound => ("refused", "target host not found".to_string()),
-        ureq::Error::ConnectionFailed => ("refused", "connection failed".to_string()),
-        ureq::Error::LargeResponseHeader(n, max) => ("protocol", format!("response head too large ({n} bytes, at most {max})")),
-        other => ("io", other.to_string()),
-    };
-    Failure { kind, message }
+/// Largest response head read (status line and header fields).
+const MAX_HEAD: usize = 256 << 10;
+/// Largest chunk-size line (with its extensions) and trailer section.
+const MAX_CHUNK_LINE: usize = 4096;
+const MAX_TRAILERS: usize = 64 << 10;
+
+/// What the exchange was doing when it failed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Sending,
+    /// Waiting for the response head; whether any byte of it came.
+    Waiting {
+        any: bool,
+    },
+    /// Reading the body, bytes received so far.
+    Body(u64),
 }
 
-/// Sends a prepared request on `agent` and reads the response.
-pub fn send(agent: &ureq::Agent, cfg: &ClientConfig, p: Prepared) -> Result<Received, Failure> {
-    let started = SystemTime::now();
-    let t0 = Instant::now();
-    let res = match p.body {
-        Some(body) => p.request.body(body).map_err(|e| Failure { kind: "request", message: e.to_string() }).map(|r| agent.run(r)),
-        None => p.request.body(()).map_err(|e| Failure { kind: "request", message: e.to_string() }).map(|r| agent.run(r)),
-    }?;
-    let mut resp = res.map_err(|e| failure(e, cfg, None))?;
-    let wait = t0.elapsed();
-    let status = resp.status().as_u16();
-    let version = format!("{:?}", resp.version());
-    let headers: Vec<(String, String)> =
-        resp.headers().iter().map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
-    let mut codings = Vec::new();
-    let mut unknown = None;
-    for (n, v) in &headers {
-        if n == "content-encoding"
-            && let Some(u) = parse_codings(v.as_bytes(), &mut codings)
-        {
-            unknown.get_or_insert_with(|| String::from_utf8_lossy(u).into_owned());
+impl Phase {
+    fn during(self) -> String {
+        match self {
+            Phase::Connecting => "connecting".into(),
+            Phase::Sending => "sending the request".into(),
+            Phase::Waiting { .. } => "waiting for the response".into(),
+            Phase::Body(n) => format!("receiving the body ({n} bytes received)"),
         }
     }
-    if unknown.is_some() {
-        codings.clear();
+
+    fn nothing_received(self) -> bool {
+        matches!(self, Phase::Connecting | Phase::Sending | Phase::Waiting { any: false })
     }
-    let mut dec = BodyDecoder::new(&codings, cfg.max_body);
-    let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
-    let mut buf = vec![0u8; 64 << 10];
-    let mut wire = 0u64;
-    let mut truncated = false;
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                wire += n as u64;
-                dec.push(&buf[..n]);
-                if dec.truncated || wire > cfg.max_body as u64 {
-                    // Stop reading: the connection is dropped, not reused.
-                    truncated = true;
-                    break;
+}
+
+/// One TCP connection to the target, with the bytes read and not yet used.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Start of the unused bytes in `buf`.
+    pos: usize,
+    peer: SocketAddr,
+}
+
+/// Why a read or write failed.
+enum IoFail {
+    /// The exchange's deadline passed.
+    Deadline,
+    /// The target closed the connection (end of file).
+    Closed,
+    Io(std::io::Error),
+}
+
+impl Conn {
+    fn avail(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// Reads more bytes (at most 64 KiB) before `end`.
+    fn fill(&mut self, end: Instant) -> Result<(), IoFail> {
+        if self.pos > 0 && self.pos * 2 > self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + (64 << 10), 0);
+        let r = loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(IoFail::Deadline);
+            }
+            if let Err(e) = self.stream.set_read_timeout(Some(left)) {
+                break Err(IoFail::Io(e));
+            }
+            match self.stream.read(&mut self.buf[len..]) {
+                Ok(0) => break Err(IoFail::Closed),
+                Ok(n) => break Ok(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => break Err(IoFail::Io(e)),
+            }
+        };
+        self.buf.truncate(len + *r.as_ref().unwrap_or(&0));
+        r.map(|_| ())
+    }
+
+    fn write_all(&mut self, mut data: &[u8], end: Instant) -> Result<(), IoFail> {
+        while !data.is_empty() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(IoFail::Deadline);
+            }
+            self.stream.set_write_timeout(Some(left)).map_err(IoFail::Io)?;
+            match self.stream.write(data) {
+                Ok(0) => return Err(IoFail::Closed),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => return Err(IoFail::Io(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The client of one recorded connection.
+pub struct Client {
+    cfg: ClientConfig,
+    conn: Option<Conn>,
+}
+
+/// A response head, parsed.
+struct Head {
+    status: u16,
+    reason: String,
+    version: String,
+    headers: Vec<(String, String)>,
+    /// HTTP/1.1 (keep-alive unless `Connection: close`).
+    minor: u8,
+}
+
+/// How the body of a response is delimited.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    Close,
+}
+
+impl Client {
+    pub fn new(cfg: &ClientConfig) -> Client {
+        Client { cfg: cfg.clone(), conn: None }
+    }
+
+    fn connect(&self, end: Instant) -> Result<Conn, Failure> {
+        let authority = self.cfg.target.authority();
+        let with_port = if authority.starts_with('[') {
+            if authority.contains("]:") { authority.to_string() } else { format!("{authority}:80") }
+        } else if authority.contains(':') {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        let addrs: Vec<SocketAddr> = with_port
+            .to_socket_addrs()
+            .map_err(|e| Failure { kind: "refused", message: format!("target host not found: {e}"), connection_level: true })?
+            .collect();
+        let mut last: Option<Failure> = None;
+        for addr in &addrs {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match TcpStream::connect_timeout(addr, left) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(Conn { stream, buf: Vec::new(), pos: 0, peer: *addr });
+                }
+                Err(e) => last = Some(self.io_failure(IoFail::Io(e), Phase::Connecting, end)),
+            }
+        }
+        Err(last.unwrap_or_else(|| self.io_failure(IoFail::Deadline, Phase::Connecting, end)))
+    }
+
+    fn io_failure(&self, f: IoFail, phase: Phase, end: Instant) -> Failure {
+        let during = phase.during();
+        let timed_out = |_| {
+            let message = if self.cfg.deadline.is_some_and(|d| d <= end) {
+                format!("the --deadline passed while {during}")
+            } else {
+                format!("timed out after {} {during}", secs(self.cfg.timeout))
+            };
+            Failure { kind: "timeout", message, connection_level: phase.nothing_received() }
+        };
+        match f {
+            IoFail::Deadline => timed_out(()),
+            IoFail::Closed => {
+                Failure { kind: "closed", message: format!("connection closed by the target while {during}"), connection_level: false }
+            }
+            IoFail::Io(e) => match e.kind() {
+                ErrorKind::ConnectionRefused => Failure { kind: "refused", message: "connection refused".into(), connection_level: true },
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                    Failure { kind: "reset", message: format!("connection reset by the target while {during}"), connection_level: true }
+                }
+                ErrorKind::BrokenPipe => {
+                    Failure { kind: "closed", message: format!("connection closed by the target while {during}"), connection_level: false }
+                }
+                ErrorKind::TimedOut | ErrorKind::WouldBlock => timed_out(()),
+                ErrorKind::InvalidData => Failure { kind: "protocol", message: e.to_string(), connection_level: false },
+                _ => Failure {
+                    kind: if phase == Phase::Connecting { "refused" } else { "io" },
+                    message: format!("{e} while {during}"),
+                    connection_level: phase == Phase::Connecting,
+                },
+            },
+        }
+    }
+
+    /// Sends a prepared request and reads the response, before `Instant::now() + timeout`
+    /// (and the overall deadline).
+    pub fn send(&mut self, p: &Prepared) -> Result<Received, Failure> {
+        let started = SystemTime::now();
+        let t0 = Instant::now();
+        let mut end = t0 + self.cfg.timeout;
+        if let Some(d) = self.cfg.deadline {
+            end = end.min(d);
+        }
+        let wire = p.bytes();
+        let head_method = p.method.eq_ignore_ascii_case("HEAD");
+        // Bytes the target sent after the last response (a body to a HEAD request, a stray
+        // response) would be taken for the next response: such a connection is not reused.
+        if self.conn.as_ref().is_some_and(|c| !c.avail().is_empty()) {
+            self.conn = None;
+        }
+        for attempt in 0..2 {
+            let reused = self.conn.is_some();
+            let mut conn = match self.conn.take() {
+                Some(c) => c,
+                None => self.connect(end)?,
+            };
+            let phase = Phase::Sending;
+            if let Err(f) = conn.write_all(&wire, end) {
+                if reused && attempt == 0 && !matches!(f, IoFail::Deadline) {
+                    continue;
+                }
+                return Err(self.io_failure(f, phase, end));
+            }
+            match self.read_response(&mut conn, head_method, end, t0, started) {
+                Ok((r, keep)) => {
+                    if keep {
+                        // An idle connection holds no read buffer (many may wait between their
+                        // recorded exchanges).
+                        if conn.avail().is_empty() {
+                            conn.buf = Vec::new();
+                            conn.pos = 0;
+                        }
+                        self.conn = Some(conn);
+                    }
+                    return Ok(r);
+                }
+                // A kept-alive connection the target had closed: once more on a new one.
+                Err((f, Phase::Waiting { any: false })) if reused && attempt == 0 && !matches!(f, IoFail::Deadline) => continue,
+                Err((f, phase)) => return Err(self.io_failure(f, phase, end)),
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    /// Reads a response head (skipping interim 1xx ones).
+    fn read_head(&self, conn: &mut Conn, end: Instant) -> Result<Head, (IoFail, Phase)> {
+        loop {
+            let parsed = {
+                let mut fields = vec![httparse::EMPTY_HEADER; 1024];
+                let mut resp = httparse::Response::new(&mut fields);
+                match resp.parse(conn.avail()) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        let headers =
+                            resp.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect();
+                        let minor = resp.version.unwrap_or(1);
+                        Some(Ok((
+                            n,
+                            Head {
+                                status: resp.code.unwrap_or(0),
+                                reason: resp.reason.unwrap_or("").to_string(),
+                                version: format!("HTTP/1.{minor}"),
+                                headers,
+                                minor,
+                            },
+                        )))
+                    }
+                    Ok(httparse::Status::Partial) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            };
+            match parsed {
+                Some(Ok((n, head))) => {
+                    conn.consume(n);
+                    if (100..200).contains(&head.status) && head.status != 101 {
+                        continue;
+                    }
+                    return Ok(head);
+                }
+                Some(Err(e)) => {
+                    let m = format!("invalid HTTP from the target: {e}");
+                    return Err((IoFail::Io(std::io::Error::new(ErrorKind::InvalidData, m)), Phase::Waiting { any: true }));
+                }
+                None if conn.avail().len() > MAX_HEAD => {
+                    let m = format!("response head larger than {} bytes", MAX_HEAD);
+                    return Err((IoFail::Io(std::io::Error::new(ErrorKind::InvalidData, m)), Phase::Waiting { any: true }));
+                }
+                None => {
+                    let any = !conn.avail().is_empty();
+                    conn.fill(end).map_err(|f| (f, Phase::Waiting { any }))?;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(failure(ureq::Error::from(e), cfg, Some(wire))),
         }
     }
-    dec.finish();
-    let decode_error = match (unknown, dec.error.take()) {
-        (Some(u), _) => Some(format!("unsupported content coding {u}; compared as received")),
-        (None, Some(e)) => Some(e),
-        _ => None,
-    };
-    Ok(Received {
-        status,
-        version,
-        headers,
-        truncated: truncated || dec.truncated,
-        body: std::mem::take(&mut dec.out),
-        decode_error,
-        wire_len: wire,
-        wait,
-        elapsed: t0.elapsed(),
-        started,
-    })
+
+    fn read_response(
+        &self,
+        conn: &mut Conn,
+        head_method: bool,
+        end: Instant,
+        t0: Instant,
+        started: SystemTime,
+    ) -> Result<(Received, bool), (IoFail, Phase)> {
+        let head = self.read_head(conn, end)?;
+        let wait = t0.elapsed();
+        let field = |name: &'static str| head.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+        let protocol = |m: String| (IoFail::Io(std::io::Error::new(ErrorKind::InvalidData, m)), Phase::Body(0));
+        let framing = if head_method || head.status == 101 || head.status == 204 || head.status == 304 {
+            Framing::None
+        } else if let Some(te) = field("transfer-encoding").next_back() {
+            if te.rsplit(',').next().is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked")) { Framing::Chunked } else { Framing::Close }
+        } else {
+            let mut lens = field("content-length").flat_map(|v| v.split(',')).map(|v| v.trim().parse::<u64>());
+            match lens.next() {
+                None => Framing::Close,
+                Some(Ok(n)) if lens.all(|m| m.as_ref().is_ok_and(|m| *m == n)) => Framing::Length(n),
+                _ => return Err(protocol("invalid or conflicting Content-Length".into())),
+            }
+        };
+        let close = field("connection").any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+        let keep_alive = field("connection").any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("keep-alive")));
+        let mut keep = !close && (head.minor >= 1 || keep_alive) && head.status != 101;
+        let mut codings = Vec::new();
+        let mut unknown = None;
+        for v in field("content-encoding") {
+            if let Some(u) = parse_codings(v.as_bytes(), &mut codings) {
+                unknown.get_or_insert_with(|| String::from_utf8_lossy(u).into_owned());
+            }
+        }
+        if unknown.is_some() {
+            codings.clear();
+        }
+        let mut dec = BodyDecoder::new(&codings, self.cfg.max_body);
+        let mut wire = 0u64;
+        let max = self.cfg.max_body as u64;
+        let mut truncated = false;
+        // Feeds body bytes; false when the cap is reached (stop reading).
+        let mut feed = |data: &[u8], wire: &mut u64| -> bool {
+            *wire += data.len() as u64;
+            dec.push(data);
+            !(dec.truncated || *wire > max)
+        };
+        match framing {
+            Framing::None => {}
+            Framing::Length(mut left) => {
+                while left > 0 {
+                    if conn.avail().is_empty() {
+                        conn.fill(end).map_err(|f| (f, Phase::Body(wire)))?;
+                    }
+                    let n = (conn.avail().len() as u64).min(left) as usize;
+                    let go_on = feed(&conn.avail()[..n], &mut wire);
+                    conn.consume(n);
+                    left -= n as u64;
+                    if !go_on {
+                        truncated = true;
+                        break;
+                    }
+                }
+            }
+            Framing::Close => {
+                keep = false;
+                loop {
+                    if !conn.avail().is_empty() {
+                        let n = conn.avail().len();
+                        let go_on = feed(&conn.avail()[..n], &mut wire);
+                        conn.consume(n);
+                        if !go_on {
+                            truncated = true;
+                            break;
+                        }
+                    }
+                    match conn.fill(end) {
+                        Ok(()) => {}
+                        Err(IoFail::Closed) => break,
+                        Err(f) => return Err((f, Phase::Body(wire))),
+                    }
+                }
+            }
+            Framing::Chunked => {
+                // size line, data, CRLF ..., then trailers up to an empty line.
+                let mut trailers = 0usize;
+                'chunks: loop {
+                    let line_end = loop {
+                        if let Some(p) = memchr::memchr(b'\n', conn.avail()) {
+                            break p;
+                        }
+                        if conn.avail().len() > MAX_CHUNK_LINE {
+                            return Err(protocol("chunk-size line too long".into()));
+                        }
+                        conn.fill(end).map_err(|f| (f, Phase::Body(wire)))?;
+                    };
+                    let line = String::from_utf8_lossy(&conn.avail()[..line_end]).trim().to_string();
+                    conn.consume(line_end + 1);
+                    let hex = line.split(';').next().unwrap_or("").trim();
+                    let size = match u64::from_str_radix(hex, 16) {
+                        Ok(n) if !hex.is_empty() && hex.len() <= 16 => n,
+                        _ => return Err(protocol(format!("invalid chunk size {hex:?}"))),
+                    };
+                    if size == 0 {
+                        loop {
+                            let p = loop {
+                                if let Some(p) = memchr::memchr(b'\n', conn.avail()) {
+                                    break p;
+                                }
+                                if conn.avail().len() > MAX_TRAILERS {
+                                    return Err(protocol("trailer section too long".into()));
+                                }
+                                conn.fill(end).map_err(|f| (f, Phase::Body(wire)))?;
+                            };
+                            let empty = conn.avail()[..p].iter().all(|&c| c == b'\r');
+                            trailers += p + 1;
+                            conn.consume(p + 1);
+                            if empty {
+                                break 'chunks;
+                            }
+                            if trailers > MAX_TRAILERS {
+                                return Err(protocol("trailer section too long".into()));
+                            }
+                        }
+                    }
+                    let mut left = size;
+                    while left > 0 {
+                        if conn.avail().is_empty() {
+                            conn.fill(end).map_err(|f| (f, Phase::Body(wire)))?;
+                        }
+                        let n = (conn.avail().len() as u64).min(left) as usize;
+                        let go_on = feed(&conn.avail()[..n], &mut wire);
+                        conn.consume(n);
+                        left -= n as u64;
+                        if !go_on {
+                            truncated = true;
+                            keep = false;
+                            break 'chunks;
+                        }
+                    }
+                    while conn.avail().len() < 2 {
+                        if conn.avail().first() == Some(&b'\n') {
+                            break;
+                        }
+                        conn.fill(end).map_err(|f| (f, Phase::Body(wire)))?;
+                    }
+                    match conn.avail() {
+                        [b'\r', b'\n', ..] => conn.consume(2),
+                        [b'\n', ..] => conn.consume(1),
+                        _ => return Err(protocol("chunk data not followed by CRLF".into())),
+                    }
+                }
+            }
+        }
+        dec.finish();
+        let decode_error = match (unknown, dec.error.take()) {
+            (Some(u), _) => Some(format!("unsupported content coding {u}; compared as received")),
+            (None, Some(e)) => Some(e),
+            _ => None,
+        };
+        let truncated = truncated || dec.truncated;
+        let received = Received {
+            status: head.status,
+            reason: head.reason,
+            version: head.version,
+            headers: head.headers,
+            truncated,
+            body: std::mem::take(&mut dec.out),
+            decode_error,
+            wire_len: wire,
+            wait,
+            elapsed: t0.elapsed(),
+            started,
+            server_ip: conn.peer.ip().to_string(),
+        };
+        Ok((received, keep && !truncated))
+    }
 }
 
 #[cfg(test)]
@@ -344,8 +806,20 @@ mod tests {
         let t: Target = "HTTP://h/base/".parse().unwrap();
         assert_eq!((t.origin.as_str(), t.prefix.as_str()), ("http://h", "/base"));
         assert_eq!(t.to_string(), "http://h/base");
-        for bad in ["127.0.0.1:8080", "https://h", "http://", "http://h/?q", "http://u@h"] {
+        let t: Target = "http://[::1]:8080/".parse().unwrap();
+        assert_eq!(t.authority(), "[::1]:8080");
+        for bad in ["127.0.0.1:8080", "https://h", "http://", "http://h/?q", "http://u@h", "http://h:99999", "http://[::1", "http://h h"] {
             assert!(bad.parse::<Target>().is_err(), "{bad}");
+        }
+    }
+
+    fn config(target: &str) -> ClientConfig {
+        ClientConfig {
+            target: target.parse().unwrap(),
+            keep_host: false,
+            timeout: Duration::from_secs(2),
+            max_body: 1 << 20,
+            deadline: None,
         }
     }
 
@@ -355,31 +829,150 @@ mod tests {
             {"name":":authority","value":"www.test"},{"name":":method","value":"POST"},
             {"name":"Connection","value":"keep-alive, X-Hop"},{"name":"X-Hop","value":"1"},
             {"name":"Content-Length","value":"3"},{"name":"Expect","value":"100-continue"},
-            {"name":"Content-Encoding","value":"gzip"},{"name":"X-Keep","value":"a"},{"name":"X-Keep","value":"b"},
+            {"name":"Content-Encoding","value":"gzip"},{"name":"X-Keep","value":"a"},{"name":"x-KEEP","value":"b"},
             {"name":"Bad Name","value":"v"}],
             "postData":{"mimeType":"text/plain","text":"hello"}}}]}}"#;
         let e = super::super::har_in::parse_har(har, false).unwrap().remove(0);
-        let mut cfg = ClientConfig {
-            target: "http://127.0.0.1:9/base".parse().unwrap(),
-            keep_host: false,
-            timeout: Duration::from_secs(1),
-            max_body: 1 << 20,
-        };
+        let mut cfg = config("http://127.0.0.1:9/base");
         let p = prepare(&cfg, &e).unwrap();
-        assert_eq!(p.request.uri_ref().unwrap().to_string(), "http://127.0.0.1:9/base/api/x?y=1");
-        let h = p.request.headers_ref().unwrap();
-        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["content-encoding", "x-keep"]);
-        assert_eq!(h.get_all("x-keep").iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(p.target, "/base/api/x?y=1");
+        let names: Vec<&str> = p.headers.iter().map(|(n, _)| n.as_str()).collect();
+        // Recorded case and order; Host first (the recording had none), Content-Length last.
+        assert_eq!(names, ["Host", "Content-Encoding", "X-Keep", "x-KEEP", "Content-Length"]);
+        assert_eq!(p.headers[0].1, "127.0.0.1:9");
         assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
-        let body = p.body.unwrap();
+        let body = p.body.clone().unwrap();
+        assert_eq!(p.headers[4].1, body.len().to_string());
         let mut d = BodyDecoder::new(&[Coding::Gzip], 100);
         d.push(&body);
         d.finish();
         assert_eq!(d.out, b"hello", "sent gzip-encoded again");
+        let wire = p.bytes();
+        assert!(wire.starts_with(b"POST /base/api/x?y=1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nContent-Encoding: gzip\r\n"));
+        assert!(wire.ends_with(&body));
         cfg.keep_host = true;
         let p = prepare(&cfg, &e).unwrap();
-        assert_eq!(p.request.headers_ref().unwrap().get("host").unwrap(), "www.test");
+        assert_eq!(p.headers[0], ("Host".to_string(), "www.test".to_string()));
+        assert_eq!(encode_target("/a b/\u{e9}?q=\"x\""), "/a%20b/%C3%A9?q=\"x\"");
+    }
+
+    /// A server on loopback that answers each connection with `script` (written in pieces), then
+    /// resets it (`reset`) or closes it; returns its address. It serves `conns` connections.
+    fn serve(pieces: Vec<Vec<u8>>, reset: bool, conns: usize) -> (SocketAddr, std::thread::JoinHandle<Vec<Vec<u8>>>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            for _ in 0..conns {
+                let (mut s, _) = l.accept().unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut req = Vec::new();
+                let mut b = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut b) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&b[..n]),
+                    }
+                }
+                got.push(req);
+                for p in &pieces {
+                    if s.write_all(p).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if reset {
+                    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+                    use std::os::fd::AsRawFd;
+                    // SAFETY: a valid socket and a correctly sized linger struct.
+                    unsafe {
+                        libc::setsockopt(
+                            s.as_raw_fd(),
+                            libc::SOL_SOCKET,
+                            libc::SO_LINGER,
+                            &linger as *const libc::linger as *const libc::c_void,
+                            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                        );
+                    }
+                }
+            }
+            got
+        });
+        (addr, t)
+    }
+
+    fn get(path: &str) -> RecEntry {
+        let har = format!(
+            r#"{{"log":{{"entries":[{{"request":{{"method":"GET","url":"http://x{path}","headers":[{{"name":"X-Case","value":"1"}}]}}}}]}}}}"#
+        );
+        super::super::har_in::parse_har(har.as_bytes(), false).unwrap().remove(0)
+    }
+
+    #[test]
+    fn chunked_interim_and_header_case() {
+        let (addr, t) = serve(
+            vec![
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 Fine\r\nX-Mixed-Case: v\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel"
+                    .to_vec(),
+                b"lo\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n".to_vec(),
+            ],
+            false,
+            1,
+        );
+        let cfg = config(&format!("http://{addr}"));
+        let mut c = Client::new(&cfg);
+        let r = c.send(&prepare(&cfg, &get("/c")).unwrap()).unwrap();
+        assert_eq!((r.status, r.reason.as_str(), r.body.as_slice()), (200, "Fine", &b"hello world"[..]));
+        assert_eq!(r.headers[0], ("X-Mixed-Case".to_string(), "v".to_string()));
+        assert_eq!(r.server_ip, "127.0.0.1");
+        let req = t.join().unwrap().remove(0);
+        assert!(req.windows(10).any(|w| w == b"X-Case: 1\r"), "{}", String::from_utf8_lossy(&req));
+    }
+
+    #[test]
+    fn reset_in_the_middle_of_a_body_is_a_reset() {
+        let (addr, t) = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789".to_vec()], true, 1);
+        let cfg = config(&format!("http://{addr}"));
+        let f = Client::new(&cfg).send(&prepare(&cfg, &get("/r")).unwrap()).unwrap_err();
+        assert_eq!(f.kind, "reset", "{f:?}");
+        assert_eq!(f.message, "connection reset by the target while receiving the body (10 bytes received)");
+        assert!(f.connection_level);
+        t.join().unwrap();
+        // A close there instead is "closed", and not a failure of the connection.
+        let (addr, t) = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789".to_vec()], false, 1);
+        let cfg = config(&format!("http://{addr}"));
+        let f = Client::new(&cfg).send(&prepare(&cfg, &get("/r")).unwrap()).unwrap_err();
+        assert_eq!((f.kind, f.connection_level), ("closed", false), "{f:?}");
+        t.join().unwrap();
+    }
+
+    /// A target that sends a body after the head of a HEAD response: the bytes are not taken
+    /// for the next response, which comes on a new connection.
+    #[test]
+    fn excess_bytes_after_a_response_are_not_the_next_one() {
+        let (addr, t) = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n".to_vec()], false, 2);
+        let cfg = config(&format!("http://{addr}"));
+        let mut c = Client::new(&cfg);
+        let mut head = get("/h");
+        head.method = "HEAD".into();
+        let r = c.send(&prepare(&cfg, &head).unwrap()).unwrap();
+        assert_eq!((r.status, r.body.len()), (200, 0));
+        let r = c.send(&prepare(&cfg, &get("/g")).unwrap()).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok\n"[..]));
+        assert_eq!(t.join().unwrap().len(), 2, "two connections");
+    }
+
+    #[test]
+    fn close_delimited_bodies_and_refusals() {
+        let (addr, t) = serve(vec![b"HTTP/1.0 200 OK\r\n\r\nuntil".to_vec(), b" the end".to_vec()], false, 1);
+        let cfg = config(&format!("http://{addr}"));
+        let r = Client::new(&cfg).send(&prepare(&cfg, &get("/e")).unwrap()).unwrap();
+        assert_eq!(r.body, b"until the end");
+        t.join().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cfg = config(&format!("http://127.0.0.1:{port}"));
+        let f = Client::new(&cfg).send(&prepare(&cfg, &get("/e")).unwrap()).unwrap_err();
+        assert_eq!((f.kind, f.connection_level), ("refused", true), "{f:?}");
     }
 
     #[test]

@@ -105,20 +105,54 @@ pub enum DiffKind {
 }
 
 /// One difference between the recorded and the received response. `None` on a side means
-/// absent there. The sides are shown as they would be written: a status as its number, a
-/// header value or text line as a quoted JSON string, a JSON value as compact JSON (so a
-/// string keeps its quotes), both cut at 200 characters; a binary body as its length and
-/// SHA-256.
+/// absent there. Each side is a JSON value as it is (the report writes it as plain JSON, never a
+/// string holding JSON): a status as its number, a header value or a text line as a string, a
+/// JSON body's value as that value. Strings are cut at 200 characters (ending in `…`), and a
+/// JSON value whose compact form is longer than [`MAX_JSON_SHOWN`] is replaced by its first 200
+/// characters as a string, with `cut` set (the text report shows at most 200 characters of
+/// any side). A binary body, a change of body kind or of line
+/// endings is described in words (a string, shown without quotes).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Difference {
     pub kind: DiffKind,
     /// The header name, the JSON path (`$.a.b[0]`), `line N`, or empty.
     pub path: String,
-    pub recorded: Option<String>,
-    pub received: Option<String>,
+    pub recorded: Option<Value>,
+    pub received: Option<Value>,
+    /// A side too long to keep whole is its beginning, as a string.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
+    /// The sides are descriptions (`3 bytes sha256:...`, `CRLF`), shown as they are.
+    #[serde(skip)]
+    pub described: bool,
+}
+
+/// The longest compact JSON form of a value kept whole in a difference.
+pub const MAX_JSON_SHOWN: usize = 4096;
+
+/// Characters of a string or a cut value kept in a difference, and shown.
+const MAX_SHOWN: usize = 200;
+
+fn cut_chars(s: &str) -> String {
+    let mut t: String = s.chars().take(MAX_SHOWN).collect();
+    if t.len() < s.len() {
+        t.push('…');
+    }
+    t
 }
 
 impl Difference {
+    fn described(kind: DiffKind, path: String, recorded: String, received: String) -> Difference {
+        Difference {
+            kind,
+            path,
+            recorded: Some(Value::String(recorded)),
+            received: Some(Value::String(received)),
+            cut: false,
+            described: true,
+        }
+    }
+
     /// What changed, as shown: `status`, `header x-a`, `body $.name`, `body line 3`.
     pub fn what(&self) -> String {
         match self.kind {
@@ -130,14 +164,23 @@ impl Difference {
         }
     }
 
-    /// A side as shown: the value, or `(absent)`.
-    pub fn show(side: &Option<String>) -> String {
-        side.clone().unwrap_or_else(|| "(absent)".into())
+    /// A side as shown: the value as compact JSON (a string with its quotes) cut at 200
+    /// characters, a description as it is, or `(absent)`.
+    pub fn show_side(&self, side: &Option<Value>) -> String {
+        match side {
+            None => "(absent)".into(),
+            Some(Value::String(s)) if self.described || self.cut => s.clone(),
+            Some(Value::String(s)) => Value::String(cut_chars(s)).to_string(),
+            Some(v) => {
+                let s = v.to_string();
+                if s.chars().count() > MAX_SHOWN { cut_chars(&s) } else { s }
+            }
+        }
     }
 
     /// One line: `status: 200 -> 404`, `header x-a: "1" -> "2"`, `body $.name: "a" -> "b"`.
     pub fn describe(&self) -> String {
-        format!("{}: {} -> {}", self.what(), Self::show(&self.recorded), Self::show(&self.received))
+        format!("{}: {} -> {}", self.what(), self.show_side(&self.recorded), self.show_side(&self.received))
     }
 }
 
@@ -182,8 +225,10 @@ pub fn compare(cfg: &CompareConfig, recorded: Side<'_>, received: Side<'_>) -> C
             Difference {
                 kind: DiffKind::Status,
                 path: String::new(),
-                recorded: Some(recorded.status.to_string()),
-                received: Some(received.status.to_string()),
+                recorded: Some(Value::from(recorded.status)),
+                received: Some(Value::from(received.status)),
+                cut: false,
+                described: false,
             },
         );
     }
@@ -232,32 +277,30 @@ fn compare_headers(cfg: &CompareConfig, a: &[(String, String)], b: &[(String, St
         let vb = mb.get(name);
         if va != vb {
             let show = |v: Option<&Vec<String>>| v.map(|v| quote(&v.join(", ")));
-            out.push(cap, Difference { kind: DiffKind::Header, path: name.clone(), recorded: show(va), received: show(vb) });
+            out.push(
+                cap,
+                Difference {
+                    kind: DiffKind::Header,
+                    path: name.clone(),
+                    recorded: show(va),
+                    received: show(vb),
+                    cut: false,
+                    described: false,
+                },
+            );
         }
     }
 }
 
-/// A string shown in a difference: quoted, escaped, and cut at 200 characters.
-fn quote(s: &str) -> String {
-    const MAX: usize = 200;
-    let mut t: String = s.chars().take(MAX).collect();
-    if t.len() < s.len() {
-        t.push('…');
-    }
-    serde_json::to_string(&t).unwrap_or_default()
+/// A string kept in a difference: cut at 200 characters.
+fn quote(s: &str) -> Value {
+    Value::String(cut_chars(s))
 }
 
-/// A JSON value shown in a difference: compact, cut at 200 characters.
-fn show_json(v: &Value) -> String {
-    const MAX: usize = 200;
+/// A JSON value kept in a difference: itself, or when long its beginning (and `cut`).
+fn keep_json(v: &Value) -> (Value, bool) {
     let s = v.to_string();
-    if s.chars().count() > MAX {
-        let mut t: String = s.chars().take(MAX).collect();
-        t.push('…');
-        t
-    } else {
-        s
-    }
+    if s.len() > MAX_JSON_SHOWN { (Value::String(cut_chars(&s)), true) } else { (v.clone(), false) }
 }
 
 fn is_json_mime(m: &str) -> bool {
@@ -278,24 +321,12 @@ fn compare_body(cfg: &CompareConfig, mime_a: &str, a: &[u8], mime_b: &str, b: &[
                 walk(cfg, &x, &y, &mut path, out, cap);
                 return;
             }
-            (Ok(_), Err(e)) if !b.is_empty() => out.push(
-                cap,
-                Difference {
-                    kind: DiffKind::Body,
-                    path: String::new(),
-                    recorded: Some("JSON".into()),
-                    received: Some(format!("not JSON ({e})")),
-                },
-            ),
-            (Err(e), Ok(_)) if !a.is_empty() => out.push(
-                cap,
-                Difference {
-                    kind: DiffKind::Body,
-                    path: String::new(),
-                    recorded: Some(format!("not JSON ({e})")),
-                    received: Some("JSON".into()),
-                },
-            ),
+            (Ok(_), Err(e)) if !b.is_empty() => {
+                out.push(cap, Difference::described(DiffKind::Body, String::new(), "JSON".into(), format!("not JSON ({e})")))
+            }
+            (Err(e), Ok(_)) if !a.is_empty() => {
+                out.push(cap, Difference::described(DiffKind::Body, String::new(), format!("not JSON ({e})"), "JSON".into()))
+            }
             _ => {}
         }
     }
@@ -313,7 +344,7 @@ fn compare_body(cfg: &CompareConfig, mime_a: &str, a: &[u8], mime_b: &str, b: &[
                 }
                 s
             };
-            out.push(cap, Difference { kind: DiffKind::Binary, path: String::new(), recorded: Some(digest(a)), received: Some(digest(b)) });
+            out.push(cap, Difference::described(DiffKind::Binary, String::new(), digest(a), digest(b)));
         }
     }
 }
@@ -473,11 +504,12 @@ fn walk(cfg: &CompareConfig, a: &Value, b: &Value, path: &mut Vec<Seg>, out: &mu
     if cfg.ignore_json.iter().any(|p| p.covers(path)) {
         return;
     }
-    let diff = |path: &[Seg], a: Option<&Value>, b: Option<&Value>| Difference {
-        kind: DiffKind::Json,
-        path: path_string(path),
-        recorded: a.map(show_json),
-        received: b.map(show_json),
+    let diff = |path: &[Seg], a: Option<&Value>, b: Option<&Value>| {
+        let (a, b) = (a.map(keep_json), b.map(keep_json));
+        let cut = a.as_ref().is_some_and(|v| v.1) || b.as_ref().is_some_and(|v| v.1);
+        // Both sides the same way: a value cut on one side is a string, so the other is too.
+        let side = |v: Option<(Value, bool)>| v.map(|(v, c)| if cut && !c { Value::String(cut_chars(&v.to_string())) } else { v });
+        Difference { kind: DiffKind::Json, path: path_string(path), recorded: side(a), received: side(b), cut, described: false }
     };
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
@@ -533,15 +565,8 @@ fn line_diff(a: &str, b: &str, out: &mut Comparison, cap: usize) {
     let la: Vec<&str> = a.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     let lb: Vec<&str> = b.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     if la == lb {
-        out.push(
-            cap,
-            Difference {
-                kind: DiffKind::Text,
-                path: "line endings".into(),
-                recorded: Some(if a.contains("\r\n") { "CRLF".into() } else { "LF".into() }),
-                received: Some(if b.contains("\r\n") { "CRLF".into() } else { "LF".into() }),
-            },
-        );
+        let ending = |s: &str| if s.contains("\r\n") { "CRLF".to_string() } else { "LF".to_string() };
+        out.push(cap, Difference::described(DiffKind::Text, "line endings".into(), ending(a), ending(b)));
         return;
     }
     let pre = la.iter().zip(&lb).take_while(|(x, y)| x == y).count();
@@ -552,12 +577,12 @@ fn line_diff(a: &str, b: &str, out: &mut Comparison, cap: usize) {
     if ma.len().saturating_mul(mb.len()) > LCS_MAX_CELLS {
         out.push(
             cap,
-            Difference {
-                kind: DiffKind::Text,
-                path: format!("lines {}-{}", pre + 1, pre + ma.len()),
-                recorded: Some(format!("{} lines", ma.len())),
-                received: Some(format!("{} lines", mb.len())),
-            },
+            Difference::described(
+                DiffKind::Text,
+                format!("lines {}-{}", pre + 1, pre + ma.len()),
+                format!("{} lines", ma.len()),
+                format!("{} lines", mb.len()),
+            ),
         );
         return;
     }
@@ -584,7 +609,14 @@ fn line_diff(a: &str, b: &str, out: &mut Comparison, cap: usize) {
             };
             out.push(
                 cap,
-                Difference { kind: DiffKind::Text, path, recorded: r.map(|&r| quote(ma[r])), received: s.map(|&s| quote(mb[s])) },
+                Difference {
+                    kind: DiffKind::Text,
+                    path,
+                    recorded: r.map(|&r| quote(ma[r])),
+                    received: s.map(|&s| quote(mb[s])),
+                    cut: false,
+                    described: false,
+                },
             );
         }
         removed.clear();
@@ -609,6 +641,7 @@ fn line_diff(a: &str, b: &str, out: &mut Comparison, cap: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
@@ -639,6 +672,52 @@ mod tests {
         assert_eq!(c.differences[0].describe(), "body $.a: 1 -> 2");
         assert_eq!(c.differences[1].describe(), "body $.b[1]: 2 -> (absent)");
         assert_eq!(c.differences[4].describe(), "body $.new: (absent) -> null");
+    }
+
+    /// In the JSON report each side is the value itself: a number, a string, an object; never
+    /// a string holding JSON text.
+    #[test]
+    fn sides_are_plain_json() {
+        let cfg = CompareConfig::default();
+        let (ha, hb) =
+            (h(&[("Content-Type", "application/json"), ("Content-Encoding", "gzip")]), h(&[("Content-Type", "application/json")]));
+        let c = compare(
+            &cfg,
+            Side { status: 200, headers: &ha, body: Some(br#"{"s":"a","n":1,"o":{"k":[1,true]}}"#) },
+            Side { status: 404, headers: &hb, body: Some(br#"{"s":"b","n":2.5,"o":"flat"}"#) },
+        );
+        let v = serde_json::to_value(&c.differences).unwrap();
+        let sides: Vec<(Value, Value)> = v.as_array().unwrap().iter().map(|d| (d["recorded"].clone(), d["received"].clone())).collect();
+        assert_eq!(
+            sides,
+            [
+                (json!(200), json!(404)),
+                (json!("gzip"), Value::Null),
+                (json!(1), json!(2.5)),
+                (json!({"k": [1, true]}), json!("flat")),
+                (json!("a"), json!("b")),
+            ]
+        );
+        assert!(v.as_array().unwrap().iter().all(|d| d.get("cut").is_none()));
+        assert_eq!(c.differences[1].describe(), r#"header content-encoding: "gzip" -> (absent)"#);
+        assert_eq!(c.differences[3].describe(), r#"body $.o: {"k":[1,true]} -> "flat""#);
+        // A long value: its beginning as a string on both sides, flagged.
+        let long: Vec<u32> = (0..2000).collect();
+        let a = serde_json::to_vec(&json!({"l": long})).unwrap();
+        let c = compare(
+            &cfg,
+            Side { status: 200, headers: &hb, body: Some(&a) },
+            Side { status: 200, headers: &hb, body: Some(br#"{"l":null}"#) },
+        );
+        let d = serde_json::to_value(&c.differences[0]).unwrap();
+        assert_eq!(d["cut"], true);
+        let rec = d["recorded"].as_str().unwrap();
+        assert!(rec.starts_with("[0,1,2,3") && rec.ends_with('…') && rec.chars().count() == 201, "{rec}");
+        assert_eq!(d["received"], "null", "the other side as a string too");
+        // A long string is cut at 200 characters, and shown with its quotes.
+        let c = cmp(&cfg, JSON, &format!(r#"{{"t":"{}"}}"#, "x".repeat(300)), JSON, r#"{"t":"y"}"#);
+        let shown = c.differences[0].describe();
+        assert!(shown.starts_with(&format!("body $.t: \"{}…\" -> \"y\"", "x".repeat(200))), "{shown}");
     }
 
     #[test]
@@ -729,7 +808,7 @@ mod tests {
         );
         assert_eq!(c.differences[0].describe(), "status: 200 -> 201");
         assert_eq!(c.differences[1].kind, DiffKind::Binary);
-        assert!(c.differences[1].recorded.as_deref().unwrap().starts_with("3 bytes sha256:"));
+        assert!(c.differences[1].recorded.as_ref().and_then(Value::as_str).unwrap().starts_with("3 bytes sha256:"));
         let c = cmp(&cfg, JSON, r#"{"a":1}"#, JSON, "<html>oops</html>");
         assert_eq!(c.differences[0].kind, DiffKind::Body);
         assert_eq!(c.differences[1].kind, DiffKind::Text);

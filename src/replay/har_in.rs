@@ -1,7 +1,9 @@
 //! Reading a recording: any HAR 1.2 document (ours, a browser's, a proxy's), or a pcap/pcapng
 //! capture converted on the fly.
 //!
-//! Contract: [`load`] returns the entries in document order, each with what replay needs
+//! Contract: [`open`] recognises the recording, [`Source::run`] reads it as a stream and gives
+//! the entries one at a time, in document order (a capture is converted on its own thread into a
+//! pipe read as it is written, so memory does not grow with the recording), each with what replay needs
 //! (method, request-target, header fields, body) and what comparison needs (status, header
 //! fields, decoded body). Only `log.entries[].request.method` and `.url` are required; every
 //! other field may be missing. Bodies: `text`, base64 when `encoding` is `base64`; a request
@@ -62,31 +64,36 @@ pub struct RecResponse {
     pub body_unreliable: Option<String>,
 }
 
-/// A recording, read.
-#[derive(Debug)]
-pub struct Recording {
-    pub entries: Vec<RecEntry>,
-    /// `HAR`, or the capture format it was converted from.
+/// A recording opened and recognised, to be read entry by entry with [`Source::run`].
+pub struct Source {
+    /// `HAR`, or the capture format it is converted from.
     pub format: String,
+    name: String,
+    keep_requests: bool,
+    kind: SourceKind,
 }
 
-/// Reads `path` (`-` for standard input): a HAR document, or a pcap/pcapng capture that is
-/// converted first. `keep_requests` keeps each entry's request object (for `--record`).
-pub fn load(path: &Path, keep_requests: bool) -> Result<Recording, String> {
-    let name = path.display().to_string();
+enum SourceKind {
+    /// A HAR document: the bytes already read to recognise it, then the rest.
+    Har(Box<dyn Read + Send>),
+    /// A capture, converted on the fly.
+    Capture(Input),
+}
+
+/// Opens `path` (`-` for standard input) and recognises it: a HAR document, or a pcap/pcapng
+/// capture that is converted while it is read. `keep_requests` keeps each entry's request
+/// object (for `--record`). Nothing is held but the first 64 KiB.
+pub fn open(path: &Path, keep_requests: bool) -> Result<Source, String> {
+    let name = crate::cli::input_name(path);
     let stdin = path.as_os_str() == "-";
     // Enough of the start to recognise a capture by its header.
     let mut head = Vec::with_capacity(1 << 16);
-    let mut rest: Option<Box<dyn Read>> = None;
-    if stdin {
-        let mut all = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut all).map_err(|e| format!("{name}: cannot read: {e}"))?;
-        head = all;
+    let mut rest: Box<dyn Read + Send> = if stdin {
+        Box::new(std::io::stdin())
     } else {
-        let mut f = std::fs::File::open(path).map_err(|e| format!("{name}: cannot open: {e}"))?;
-        (&mut f).take(1 << 16).read_to_end(&mut head).map_err(|e| format!("{name}: cannot read: {e}"))?;
-        rest = Some(Box::new(f));
-    }
+        Box::new(std::fs::File::open(path).map_err(|e| format!("{name}: cannot open: {e}"))?)
+    };
+    (&mut rest).take(1 << 16).read_to_end(&mut head).map_err(|e| format!("{name}: cannot read: {e}"))?;
     let capture_magic = head.len() >= 4
         && matches!(
             u32::from_le_bytes([head[0], head[1], head[2], head[3]]),
@@ -95,36 +102,169 @@ pub fn load(path: &Path, keep_requests: bool) -> Result<Recording, String> {
     match sniff_format(&head) {
         Ok(format) => {
             let input = if stdin {
-                Input::Stream(Box::new(std::io::Cursor::new(head)))
+                Input::Stream(Box::new(std::io::Cursor::new(head).chain(rest)))
             } else {
                 drop(rest);
                 Input::open(path).map_err(|e| format!("{name}: cannot open: {e}"))?
             };
-            let conv = Converter::new(Config { threads: 1, ..Config::default() });
-            let (_, har) = conv.convert(input, &name, Vec::new(), &mut |_| {}).map_err(|e| format!("{name}: {e}"))?;
-            let entries = parse_har(&har, keep_requests).map_err(|e| format!("{name}: converted capture: {e}"))?;
-            Ok(Recording { entries, format: format.to_string() })
+            Ok(Source { format: format.to_string(), name, keep_requests, kind: SourceKind::Capture(input) })
         }
         Err(e) if capture_magic => Err(format!("{name}: unreadable capture: {e}")),
-        Err(_) => {
-            let mut all = head;
-            if let Some(mut r) = rest {
-                r.read_to_end(&mut all).map_err(|e| format!("{name}: cannot read: {e}"))?;
+        Err(_) => Ok(Source {
+            format: "HAR".into(),
+            name,
+            keep_requests,
+            kind: SourceKind::Har(Box::new(std::io::Cursor::new(head).chain(rest))),
+        }),
+    }
+}
+
+/// The error a stop requested by the caller ends the parse with.
+const STOPPED: &str = "stopped by the caller";
+
+impl Source {
+    /// Reads the entries in document order and gives each to `f`, which returns false to stop
+    /// reading (not an error). An error names the recording and the reason (for JSON, the line
+    /// and column); the entries before it have been given.
+    pub fn run(self, f: &mut dyn FnMut(RecEntry) -> bool) -> Result<(), String> {
+        let Source { name, keep_requests, kind, .. } = self;
+        match kind {
+            SourceKind::Har(r) => match stream_har(std::io::BufReader::with_capacity(1 << 16, r), keep_requests, f) {
+                Err(e) if e == STOPPED => Ok(()),
+                Err(e) => Err(format!("{name}: {e}")),
+                Ok(()) => Ok(()),
+            },
+            SourceKind::Capture(input) => {
+                // The converter writes the HAR into a pipe on its own thread; it is read here as
+                // it comes, so neither side holds more than a few entries.
+                let (rd, wr) = std::io::pipe().map_err(|e| format!("{name}: cannot convert: {e}"))?;
+                let conv_name = name.clone();
+                let conv = std::thread::Builder::new()
+                    .name("replay-convert".into())
+                    .spawn(move || {
+                        let conv = Converter::new(Config { threads: 1, ..Config::default() });
+                        conv.convert(input, &conv_name, std::io::BufWriter::with_capacity(1 << 16, wr), &mut |_| {})
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(|e| format!("{name}: cannot convert: {e}"))?;
+                let read = stream_har(std::io::BufReader::with_capacity(1 << 16, rd), keep_requests, f);
+                // Stopped early: the converter ends on the closed pipe.
+                let stopped = read.as_ref().is_err_and(|e| e == STOPPED);
+                let converted = conv.join().unwrap_or_else(|_| Err("the conversion failed".into()));
+                match (stopped, converted, read) {
+                    (true, _, _) => Ok(()),
+                    (false, Err(e), _) => Err(format!("{name}: {e}")),
+                    (false, Ok(()), Err(e)) => Err(format!("{name}: converted capture: {e}")),
+                    (false, Ok(()), Ok(())) => Ok(()),
+                }
             }
-            let entries = parse_har(&all, keep_requests).map_err(|e| format!("{name}: {e}"))?;
-            Ok(Recording { entries, format: "HAR".into() })
         }
     }
 }
 
-/// Parses a HAR document.
+/// Parses a HAR document from `r`, giving each of `log.entries` to `f` as soon as it is read
+/// (serde's streaming deserialization: one entry in memory at a time). `Err(STOPPED)` when `f`
+/// asked to stop.
+fn stream_har(r: impl Read, keep_requests: bool, f: &mut dyn FnMut(RecEntry) -> bool) -> Result<(), String> {
+    use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    struct Entries<'a> {
+        f: &'a mut dyn FnMut(RecEntry) -> bool,
+        keep: bool,
+    }
+    impl<'de> Visitor<'de> for Entries<'_> {
+        type Value = bool;
+        fn expecting(&self, fm: &mut fmt::Formatter) -> fmt::Result {
+            fm.write_str("a list of entries")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let mut i = 0;
+            while let Some(v) = seq.next_element::<Value>()? {
+                if !(self.f)(entry(i, v, self.keep)) {
+                    return Err(A::Error::custom(STOPPED));
+                }
+                i += 1;
+            }
+            Ok(true)
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Entries<'_> {
+        type Value = bool;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    /// An object in which `key` leads to `inner`; whether `inner` found what it looks for.
+    struct Member<S> {
+        key: &'static str,
+        inner: Option<S>,
+    }
+    impl<'de, S: DeserializeSeed<'de, Value = bool>> Visitor<'de> for Member<S> {
+        type Value = bool;
+        fn expecting(&self, fm: &mut fmt::Formatter) -> fmt::Result {
+            write!(fm, "an object with {}", self.key)
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<bool, A::Error> {
+            let mut found = false;
+            while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if k == self.key
+                    && let Some(seed) = self.inner.take()
+                {
+                    found = map.next_value_seed(seed)?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    impl<'de, S: DeserializeSeed<'de, Value = bool>> DeserializeSeed<'de> for Member<S> {
+        type Value = bool;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_reader(r);
+    let log = Member { key: "entries", inner: Some(Entries { f, keep: keep_requests }) };
+    let doc = Member { key: "log", inner: Some(log) };
+    let found = doc.deserialize(&mut de).map_err(|e| {
+        if e.to_string().starts_with(STOPPED) {
+            STOPPED.to_string()
+        } else if e.is_syntax() || e.is_eof() || e.is_io() {
+            format!("not a HAR file nor a pcap/pcapng capture: {e}")
+        } else {
+            format!("not a HAR file: {e}")
+        }
+    })?;
+    if !found {
+        return Err("not a HAR file: no log.entries list".into());
+    }
+    de.end().map_err(|e| format!("not a HAR file nor a pcap/pcapng capture: {e}"))
+}
+
+/// Parses a HAR document held in memory (all its entries).
 pub fn parse_har(bytes: &[u8], keep_requests: bool) -> Result<Vec<RecEntry>, String> {
-    let mut doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not a HAR file nor a pcap/pcapng capture: {e}"))?;
-    let entries = match doc.get_mut("log").and_then(|l| l.get_mut("entries")) {
-        Some(Value::Array(a)) => std::mem::take(a),
-        _ => return Err("not a HAR file: no log.entries list".into()),
-    };
-    Ok(entries.into_iter().enumerate().map(|(i, e)| entry(i, e, keep_requests)).collect())
+    let mut out = Vec::new();
+    stream_har(bytes, keep_requests, &mut |e| {
+        out.push(e);
+        true
+    })?;
+    Ok(out)
+}
+
+impl RecEntry {
+    /// About how many bytes the entry holds (bodies, header fields, URL), for the queue budget.
+    pub fn approx_bytes(&self) -> usize {
+        let fields = |h: &[(String, String)]| h.iter().map(|(n, v)| n.len() + v.len() + 48).sum::<usize>();
+        let body = self.body.as_ref().map_or(0, Vec::len);
+        let resp = self.response.as_ref().map_or(0, |r| fields(&r.headers) + r.body.as_ref().map_or(0, Vec::len));
+        // The request object kept for --record holds the body and fields once more.
+        let kept = if self.request_json.is_null() { 0 } else { body + fields(&self.headers) };
+        512 + self.url.len() * 2 + self.host.len() + fields(&self.headers) + body + resp + kept
+    }
 }
 
 fn str_of(v: &Value) -> Option<&str> {

@@ -4,7 +4,8 @@
 //! exchanges not run are left out), in recording order. The request is the recorded request
 //! object, unchanged, so the new file replays exactly as the old one; the response is the one
 //! received, its body decoded (`text`, or base64 when not UTF-8) and its header fields as
-//! received (names in lowercase). The recorded connection is kept (`connection` and
+//! received (names in the case received), with the address it came from in
+//! `serverIPAddress`. The recorded connection is kept (`connection` and
 //! `_apitool.flow`), so a replay of the new file groups requests the same way. An exchange that
 //! failed gets status 0 and its error in `_apitool.error`; a body cut at `--max-body` is marked
 //! with the same anomaly `convert` uses, so it is not compared later.
@@ -15,8 +16,7 @@ use std::time::SystemTime;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::har_in::RecEntry;
-use super::{Outcome, RunReport};
+use super::{ExchangeReport, Outcome, RunReport};
 use crate::out::har::HarWriter;
 
 fn iso(t: SystemTime) -> String {
@@ -30,17 +30,30 @@ fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// Writes the HAR document.
-pub fn write_har(w: &mut dyn Write, entries: &[RecEntry], report: &RunReport) -> io::Result<()> {
+/// Writes the HAR document: the entries made by [`entry_bytes`] as each exchange ended.
+pub fn write_har(w: &mut dyn Write, report: &RunReport) -> io::Result<()> {
     let comment = format!("responses of {} recorded by apitool replay from {}", report.target, report.recording);
     let mut har = HarWriter::new(w, env!("CARGO_PKG_VERSION"), Some(&comment))?;
     for x in &report.exchanges {
-        if matches!(x.outcome, Outcome::NotRun) || (x.received.is_none() && x.error_kind.is_none()) {
-            continue;
+        if let Some(bytes) = &x.record {
+            har.entry(bytes)?;
         }
-        let Some(e) = entries.get(x.entry - 1) else { continue };
+    }
+    har.finish()?;
+    Ok(())
+}
+
+/// The baseline entry of an exchange that ended, as compact JSON (made when it ends, so that
+/// only these bytes are kept until the end, not the request and the response); `None` for an
+/// exchange left out (nothing sent).
+pub fn entry_bytes(x: &ExchangeReport) -> io::Result<Option<Vec<u8>>> {
+    {
+        if matches!(x.outcome, Outcome::NotRun) || (x.received.is_none() && x.error_kind.is_none()) {
+            return Ok(None);
+        }
+        let request = x.request_json.clone().unwrap_or(Value::Null);
         let mut private = json!({ "exchange": x.entry - 1, "anomalies": [] });
-        if let Some(f) = &e.flow_json {
+        if let Some(f) = &x.flow_json {
             private["flow"] = f.clone();
         }
         let entry = match &x.received {
@@ -63,14 +76,13 @@ pub fn write_har(w: &mut dyn Write, entries: &[RecEntry], report: &RunReport) ->
                     private["anomalies"] = json!(["response: body truncated at the decoded size cap"]);
                 }
                 let headers: Vec<Value> = got.headers.iter().map(|(n, v)| json!({"name": n, "value": v})).collect();
-                let reason = ureq::http::StatusCode::from_u16(got.status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
                 json!({
                     "startedDateTime": iso(got.started),
                     "time": ms(got.elapsed),
-                    "request": e.request_json,
+                    "request": request,
                     "response": {
                         "status": got.status,
-                        "statusText": reason,
+                        "statusText": got.reason,
                         "httpVersion": got.version,
                         "cookies": [],
                         "headers": headers,
@@ -81,14 +93,15 @@ pub fn write_har(w: &mut dyn Write, entries: &[RecEntry], report: &RunReport) ->
                     },
                     "cache": {},
                     "timings": {"send": 0, "wait": ms(got.wait), "receive": ms(got.elapsed.saturating_sub(got.wait))},
+                    "serverIPAddress": got.server_ip,
                 })
             }
             None => {
                 private["error"] = Value::String(x.error.clone().unwrap_or_default());
                 json!({
-                    "startedDateTime": report.started,
+                    "startedDateTime": iso(SystemTime::now()),
                     "time": 0,
-                    "request": e.request_json,
+                    "request": request,
                     "response": {
                         "status": 0, "statusText": "", "httpVersion": "", "cookies": [], "headers": [],
                         "content": {"size": 0, "mimeType": "x-unknown"}, "redirectURL": "", "headersSize": -1, "bodySize": -1,
@@ -103,9 +116,6 @@ pub fn write_har(w: &mut dyn Write, entries: &[RecEntry], report: &RunReport) ->
             entry["connection"] = Value::String(c.clone());
         }
         entry["_apitool"] = private;
-        let bytes = serde_json::to_vec(&entry).map_err(io::Error::other)?;
-        har.entry(&bytes)?;
+        serde_json::to_vec(&entry).map(Some).map_err(io::Error::other)
     }
-    har.finish()?;
-    Ok(())
 }

@@ -56,12 +56,7 @@ pub fn summary_line(r: &RunReport) -> String {
 }
 
 fn diff_line(d: &Difference, color: bool) -> String {
-    format!(
-        "{}: {} -> {}",
-        d.what(),
-        paint(&Difference::show(&d.recorded), RED, color),
-        paint(&Difference::show(&d.received), GREEN, color)
-    )
+    format!("{}: {} -> {}", d.what(), paint(&d.show_side(&d.recorded), RED, color), paint(&d.show_side(&d.received), GREEN, color))
 }
 
 /// The text report.

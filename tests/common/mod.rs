@@ -316,7 +316,18 @@ pub fn har_validator() -> Option<Validator> {
         std::env::var_os("APITOOL_REQUIRE_HAR_VALIDATOR").is_none(),
         "APITOOL_REQUIRE_HAR_VALIDATOR is set but har-validator is not installed"
     );
-    eprintln!("notice: har-validator is not installed (npm install -g har-validator): HAR schema validation skipped");
+    {
+        // Past the test harness's capture, so the skip shows in the normal output; once per
+        // test program.
+        use std::io::Write as _;
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "notice: har-validator is not installed (npm install -g har-validator): HAR schema validation skipped"
+            );
+        });
+    }
     None
 }
 
@@ -486,4 +497,59 @@ pub fn frame_times(data: &[u8]) -> Vec<Option<i64>> {
         }
     }
     out
+}
+
+/// Runs apitool with ARGS, its standard input an endless capture (copies of keepalive.pcap,
+/// 8 MiB at once, then a copy every 20 ms for at most a minute, until the pipe closes).
+pub fn endless_stdin(args: &[&str]) -> (std::process::Child, std::thread::JoinHandle<()>) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(bin())
+        .args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = std::fs::read(testdata().join("keepalive.pcap")).unwrap();
+    let header = data[..24].to_vec();
+    let copy = move |k: u32| {
+        let mut out = Vec::new();
+        let mut off = 24;
+        while off + 16 <= data.len() {
+            let incl = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
+            let ts = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) + 1000 * k;
+            out.extend_from_slice(&ts.to_le_bytes());
+            out.extend_from_slice(&data[off + 4..off + 16 + incl]);
+            off += 16 + incl;
+        }
+        out
+    };
+    stdin.write_all(&header).unwrap();
+    let mut k = 0;
+    let mut written = 0;
+    while written < 8 << 20 {
+        let c = copy(k);
+        stdin.write_all(&c).unwrap();
+        written += c.len();
+        k += 1;
+    }
+    let feeder = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(60) {
+            if stdin.write_all(&copy(k)).is_err() {
+                return;
+            }
+            k += 1;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    (child, feeder)
+}
+
+/// Sends SIGNAL (`INT`, `TERM`) to a child.
+pub fn kill(child: &std::process::Child, signal: &str) {
+    let s = std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+    assert!(s.success(), "kill -{signal}");
 }
