@@ -651,9 +651,11 @@ pub fn decode(data: &[u8]) {
         d.push(&rest[..n]);
         rest = &rest[n..];
         assert!(d.out.len() <= cap, "decoded {} over the cap {cap}", d.out.len());
+        assert!(d.out.capacity() <= cap, "capacity {} over the cap {cap}", d.out.capacity());
     }
     d.finish();
     assert!(d.out.len() <= cap, "kept {} over the cap {cap}", d.out.len());
+    assert!(d.out.capacity() <= cap, "capacity {} over the cap {cap}", d.out.capacity());
     assert_eq!(d.encoded_len, body.len() as u64);
     if d.decoded_len > cap as u64 && !d.fell_back_to_raw() {
         assert!(d.truncated, "decoded {} past the cap {cap} without saying so", d.decoded_len);

@@ -230,14 +230,15 @@ impl Output for Sink<'_> {
         crc: Option<&mut flate2::Crc>,
     ) -> Result<(Status, usize, usize, Flow), flate2::DecompressError> {
         let (before_in, before_out) = (d.total_in(), d.total_out());
-        let status = d.decompress(input, scratch, FlushDecompress::None)?;
+        let r = d.decompress(input, scratch, FlushDecompress::None);
         let used = (d.total_in() - before_in) as usize;
         let produced = (d.total_out() - before_out) as usize;
         if let Some(c) = crc {
             c.update(&scratch[..produced]);
         }
+        // What decoded before a data error is passed on too (and counted) before the error.
         let flow = if produced > 0 { self(&scratch[..produced]) } else { Flow::More };
-        Ok((status, used, produced, flow))
+        Ok((r?, used, produced, flow))
     }
 }
 
@@ -259,29 +260,27 @@ impl Output for BodyOut<'_> {
         crc: Option<&mut flate2::Crc>,
     ) -> Result<(Status, usize, usize, Flow), flate2::DecompressError> {
         let room = self.cap.saturating_sub(self.out.len());
-        if room == 0 {
-            // At the cap: whatever still decodes is past it, and counted as the sink counts it.
+        // Grow by doubling (at least a scratch buffer's worth), never past the cap.
+        reserve_capped(self.out, SCRATCH.min(room), self.cap);
+        if room == 0 || self.out.capacity() - self.out.len() > room {
+            // At the cap (whatever still decodes is past it), or more room than the cap leaves
+            // (`decompress_vec` fills all of it): through the scratch buffer and the sink,
+            // which keeps only what fits and counts the rest.
             let mut sink = |b: &[u8]| sink(self.out, self.decoded, self.truncated, self.cap, b);
-            return (&mut sink as &mut Sink<'_>).step(d, scratch, input, None);
+            return (&mut sink as &mut Sink<'_>).step(d, scratch, input, crc);
         }
-        // Grow by doubling (at least a scratch buffer's worth), never past the cap by much.
-        if self.out.capacity() - self.out.len() < SCRATCH.min(room) {
-            self.out.reserve(self.out.len().max(SCRATCH).min(room));
-        }
+        // The spare capacity is at most the room left: the cap holds whatever this produces,
+        // a data error included (the bytes before it are written and counted all the same).
         let (before_in, before) = (d.total_in(), self.out.len());
-        let status = d.decompress_vec(input, self.out, FlushDecompress::None)?;
+        let r = d.decompress_vec(input, self.out, FlushDecompress::None);
         let used = (d.total_in() - before_in) as usize;
         let produced = self.out.len() - before;
+        debug_assert!(self.out.len() <= self.cap);
         *self.decoded += produced as u64;
-        if self.out.len() > self.cap {
-            self.out.truncate(self.cap);
-            *self.truncated = true;
-            return Ok((status, used, produced, Flow::Full));
-        }
         if let Some(c) = crc {
             c.update(&self.out[before..]);
         }
-        Ok((status, used, produced, Flow::More))
+        Ok((r?, used, produced, Flow::More))
     }
 }
 
@@ -554,12 +553,14 @@ impl ZstdStage {
         let mut inb = InBuffer::around(input);
         loop {
             let mut outb = OutBuffer::around(&mut self.scratch[..]);
-            let hint = self.dec.run(&mut inb, &mut outb).map_err(|e| format!("zstd: {e}"))?;
+            let r = self.dec.run(&mut inb, &mut outb);
             let produced = outb.pos();
-            self.frame_done = hint == 0;
+            // What decoded before an error is passed on before the error, as for deflate.
             if produced > 0 && next(&self.scratch[..produced]) == Flow::Full {
                 return Ok(Flow::Full);
             }
+            let hint = r.map_err(|e| format!("zstd: {e}"))?;
+            self.frame_done = hint == 0;
             if inb.pos() >= input.len() && produced < self.scratch.len() {
                 return Ok(Flow::More);
             }
@@ -636,7 +637,7 @@ impl BodyDecoder {
     /// [`MAX_RESERVE`] ahead of time), so it does not grow by repeated copies.
     pub fn expect(&mut self, bytes: u64) {
         let n = (bytes.min(self.cap as u64) as usize).min(MAX_RESERVE);
-        self.out.reserve(n);
+        self.out.reserve_exact(n);
     }
 
     /// Whether any decoding is done at all.
@@ -669,11 +670,11 @@ impl BodyDecoder {
             return;
         }
         let room = self.cap.saturating_sub(self.raw.len());
+        let keep = data.len().min(room);
+        reserve_capped(&mut self.raw, keep, self.cap);
+        self.raw.extend_from_slice(&data[..keep]);
         if data.len() > room {
-            self.raw.extend_from_slice(&data[..room]);
             self.raw_overflow = true;
-        } else {
-            self.raw.extend_from_slice(data);
         }
     }
 
@@ -722,13 +723,26 @@ impl BodyDecoder {
 fn sink(out: &mut Vec<u8>, decoded: &mut u64, truncated: &mut bool, cap: usize, b: &[u8]) -> Flow {
     *decoded += b.len() as u64;
     let room = cap.saturating_sub(out.len());
+    let keep = b.len().min(room);
+    reserve_capped(out, keep, cap);
+    out.extend_from_slice(&b[..keep]);
     if b.len() > room {
-        out.extend_from_slice(&b[..room]);
         *truncated = true;
         return Flow::Full;
     }
-    out.extend_from_slice(b);
     Flow::More
+}
+
+/// Makes room for `need` more bytes in `out`, a buffer that never holds more than `cap`:
+/// grows by doubling (amortized, as `Vec` does) but never to a capacity past the cap, so a
+/// capped body costs at most the cap, not the next power of two above it.
+fn reserve_capped(out: &mut Vec<u8>, need: usize, cap: usize) {
+    if out.capacity() - out.len() >= need {
+        return;
+    }
+    let want = out.len() + need;
+    let target = out.capacity().saturating_mul(2).max(SCRATCH).min(cap).max(want);
+    out.reserve_exact(target - out.len());
 }
 
 /// Feeds `data` to stage `i`, its output to stage `i + 1`, and so on to `last`.
@@ -921,6 +935,171 @@ mod tests {
         let mut d = BodyDecoder::new(&[], 100);
         d.expect(1 << 30);
         assert!(d.out.capacity() <= 100 + 16, "{}", d.out.capacity());
+    }
+
+    /// The `decode` fuzz target's finding (`fuzz/regressions/decode/raw-deflate-error-past-the-cap`):
+    /// raw deflate that decodes two bytes and then hits a data error, under a cap of one byte.
+    /// The error returned before the bytes written past the cap were cut and counted.
+    #[test]
+    fn a_data_error_past_the_cap_keeps_only_the_cap() {
+        let enc = [0xaa, 0x4c, 0x01, 0xff];
+        for step in 1..=enc.len() {
+            let d = decode(&[Coding::Deflate], &enc, step, 1);
+            assert_eq!(d.out.len(), 1, "step {step}");
+            assert!(d.truncated, "step {step}");
+            assert!(d.decoded_len >= 2, "step {step}: {}", d.decoded_len);
+        }
+        // Stacked, the same stream goes through a scratch buffer to the body.
+        let d = decode(&[Coding::Deflate, Coding::Deflate], &raw_deflate(&enc), 3, 1);
+        assert_eq!((d.out.len(), d.truncated), (1, true));
+    }
+
+    /// How a property-test case encodes one layer.
+    #[derive(Clone, Copy, Debug)]
+    enum Enc {
+        Gzip,
+        Zlib,
+        RawDeflate,
+        Br,
+        Zstd,
+    }
+
+    impl Enc {
+        const ALL: [Enc; 5] = [Enc::Gzip, Enc::Zlib, Enc::RawDeflate, Enc::Br, Enc::Zstd];
+        fn coding(self) -> Coding {
+            match self {
+                Enc::Gzip => Coding::Gzip,
+                Enc::Zlib | Enc::RawDeflate => Coding::Deflate,
+                Enc::Br => Coding::Brotli,
+                Enc::Zstd => Coding::Zstd,
+            }
+        }
+        fn encode(self, data: &[u8]) -> Vec<u8> {
+            match self {
+                Enc::Gzip => gzip(data),
+                Enc::Zlib => zlib(data),
+                Enc::RawDeflate => raw_deflate(data),
+                Enc::Br => br(data),
+                Enc::Zstd => zstd_enc(data),
+            }
+        }
+    }
+
+    /// What is done to the encoded stream before it is decoded.
+    #[derive(Clone, Copy, Debug)]
+    enum Damage {
+        None,
+        /// Cut at a point (a fraction of its length, in 1/65536).
+        Cut(u16),
+        /// Bytes after the end of a valid stream.
+        Garbage,
+        /// One bit flipped somewhere.
+        Flip(u16, u8),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            Just(Damage::None),
+            any::<u16>().prop_map(Damage::Cut),
+            Just(Damage::Garbage),
+            (any::<u16>(), 0u8..8).prop_map(|(a, b)| Damage::Flip(a, b)),
+        ]
+    }
+
+    /// A body of `len` bytes: zeros (the bomb), repeated text, or noise (does not compress).
+    fn plain_body(kind: u8, len: usize, seed: u32) -> Vec<u8> {
+        const TEXT: &[u8] = b"{\"id\":17,\"name\":\"plain text\"},";
+        let mut x = seed | 1;
+        (0..len)
+            .map(|i| match kind {
+                0 => 0,
+                1 => TEXT[i % TEXT.len()],
+                _ => {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                }
+            })
+            .collect()
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// The fuzz target's invariant as a property, over every coding, stacks of up to three,
+        /// damaged streams, piece splits and caps: the bytes kept never exceed the cap (after
+        /// every piece, and with no buffer capacity past it); they are a prefix of the true
+        /// decoded body (or of the encoded bytes, when nothing decoded); a valid stream keeps
+        /// exactly `min(len, cap)` bytes, flagged truncated when it was longer.
+        #[test]
+        fn the_cap_holds_exactly(
+            kind in 0u8..3,
+            len in prop_oneof![0usize..64, 0usize..6000],
+            seed in any::<u32>(),
+            stack in proptest::collection::vec(proptest::sample::select(Enc::ALL.to_vec()), 0..=3),
+            dmg in damage(),
+            max_piece in proptest::sample::select(vec![1usize, 2, 7, 100, 1460, 70_000]),
+            cap in prop_oneof![0usize..8, 0usize..4096],
+        ) {
+            let plain = plain_body(kind, len, seed);
+            let mut enc = plain.clone();
+            for e in &stack {
+                enc = e.encode(&enc);
+            }
+            match dmg {
+                Damage::None => {}
+                Damage::Cut(at) => enc.truncate(enc.len() * at as usize / 65536),
+                Damage::Garbage => enc.extend_from_slice(b"\x01garbage after the end"),
+                Damage::Flip(at, bit) => {
+                    if !enc.is_empty() {
+                        let i = enc.len() * at as usize / 65536;
+                        enc[i] ^= 1 << bit;
+                    }
+                }
+            }
+            // Without codings the body is the bytes as they came, damage included.
+            let (plain, dmg) = if stack.is_empty() { (enc.clone(), Damage::None) } else { (plain, dmg) };
+            let codings: Vec<Coding> = stack.iter().map(|e| e.coding()).collect();
+            let mut d = BodyDecoder::new(&codings, cap);
+            let mut x = seed.rotate_left(7) | 1;
+            let mut rest = &enc[..];
+            while !rest.is_empty() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let n = (x as usize % max_piece + 1).min(rest.len());
+                d.push(&rest[..n]);
+                rest = &rest[n..];
+                prop_assert!(d.out.len() <= cap, "kept {} over the cap {cap} while decoding", d.out.len());
+                prop_assert!(d.out.capacity() <= cap, "capacity {} over the cap {cap}", d.out.capacity());
+            }
+            d.finish();
+            prop_assert!(d.out.len() <= cap, "kept {} over the cap {cap}", d.out.len());
+            prop_assert!(d.out.capacity() <= cap, "capacity {} over the cap {cap}", d.out.capacity());
+            prop_assert_eq!(d.encoded_len, enc.len() as u64);
+            if d.truncated {
+                prop_assert_eq!(d.out.len(), cap, "truncated short of the cap");
+            }
+            if d.fell_back_to_raw() {
+                prop_assert!(enc.starts_with(&d.out), "the raw bytes kept are not the body's first ones");
+            } else {
+                prop_assert!(d.decoded_len >= d.out.len() as u64);
+                if d.decoded_len > cap as u64 {
+                    prop_assert!(d.truncated, "decoded {} past the cap {cap} without saying so", d.decoded_len);
+                }
+                if !matches!(dmg, Damage::Flip(..)) {
+                    prop_assert!(plain.starts_with(&d.out), "kept bytes are not a prefix of the decoded body");
+                }
+            }
+            if matches!(dmg, Damage::None) {
+                prop_assert_eq!(&d.error, &None);
+                prop_assert_eq!(&d.out[..], &plain[..plain.len().min(cap)]);
+                prop_assert_eq!(d.truncated, plain.len() > cap);
+            }
+        }
     }
 
     #[test]
