@@ -56,7 +56,7 @@ struct Args {
     /// chunk-overflow, bad-content-length, te-cl.
     #[arg(long)]
     adversarial: Option<String>,
-    /// Flows / segments / headers for adversarial modes.
+    /// Flows / segments / headers for adversarial modes (bombs: connections, interleaved).
     #[arg(long)]
     count: Option<u64>,
 }

@@ -65,8 +65,167 @@ fn write_ms(out: &mut Vec<u8>, micros: i64) {
     let _ = write!(out, "{}.{:03}", micros / 1000, micros % 1000);
 }
 
-/// Serializes one exchange as a HAR entry (a JSON object, no trailing separator).
+/// Serializes one exchange as a HAR entry (a JSON object, no trailing separator), in a buffer
+/// grown once to the entry's exact size.
 pub fn write_entry(out: &mut Vec<u8>, ex: &Exchange) {
+    entry_parts(ex).write_into(out);
+}
+
+/// A body's `text` (and `encoding`) fields, to be written where the entry's skeleton leaves a
+/// hole for them.
+#[derive(Clone, Copy, Debug)]
+struct BodyText<'a> {
+    body: &'a [u8],
+    /// The body is written base64-encoded.
+    base64: bool,
+    /// The name of the field that says so (`encoding`, or `_encoding` in `postData`).
+    key: &'static str,
+    /// Bytes the fields take, written.
+    len: usize,
+}
+
+/// Bytes of the body fields opening (`,"text":"`).
+const TEXT_OPEN: &[u8] = b",\"text\":\"";
+
+impl<'a> BodyText<'a> {
+    /// `text` as it is when the body is UTF-8 and escaping it does not make it longer than
+    /// base64 would (a body mostly of control bytes, zeros say, is six times its size
+    /// escaped: it is written as base64, a third over its size), else base64.
+    fn new(body: &'a [u8], key: &'static str) -> BodyText<'a> {
+        let b64 = base64::encoded_len(body.len(), true).unwrap_or(usize::MAX);
+        let text = match std::str::from_utf8(body) {
+            Ok(_) => Some(super::json::escaped_len(body)).filter(|&n| n <= b64),
+            Err(_) => None,
+        };
+        match text {
+            Some(n) => BodyText { body, base64: false, key, len: TEXT_OPEN.len() + n + 1 },
+            None => BodyText { body, base64: true, key, len: TEXT_OPEN.len() + b64 + Self::tail_len(key) },
+        }
+    }
+
+    /// `","encoding":"base64"`: after the base64 text's closing quote.
+    fn tail_len(key: &str) -> usize {
+        3 + key.len() + 3 + 6 + 1
+    }
+
+    fn write_tail(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"\",\"");
+        out.extend_from_slice(self.key.as_bytes());
+        out.extend_from_slice(b"\":\"base64\"");
+    }
+
+    /// Writes the fields into `out` (which has room for them: nothing is reallocated).
+    fn write_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(TEXT_OPEN);
+        if self.base64 {
+            let at = out.len();
+            let n = base64::encoded_len(self.body.len(), true).unwrap_or(0);
+            out.resize(at + n, 0);
+            let k = base64::engine::general_purpose::STANDARD.encode_slice(self.body, &mut out[at..]).unwrap_or(0);
+            debug_assert_eq!(k, n);
+            self.write_tail(out);
+        } else {
+            super::json::push_escaped(out, self.body);
+            out.push(b'"');
+        }
+        debug_assert_eq!(out.len() - start, self.len);
+    }
+
+    /// Writes the fields to `w` in pieces through `buf` (a body is never copied whole).
+    fn write_to(&self, w: &mut dyn Write, buf: &mut Vec<u8>) -> io::Result<()> {
+        const PIECE: usize = 48 << 10;
+        w.write_all(TEXT_OPEN)?;
+        let mut rest = self.body;
+        while !rest.is_empty() {
+            buf.clear();
+            if self.base64 {
+                // Whole groups of three bytes encode on their own, without padding.
+                let n = if rest.len() <= PIECE { rest.len() } else { PIECE };
+                let (p, r) = rest.split_at(n);
+                rest = r;
+                buf.resize(base64::encoded_len(p.len(), true).unwrap_or(0), 0);
+                let k = base64::engine::general_purpose::STANDARD.encode_slice(p, &mut buf[..]).unwrap_or(0);
+                buf.truncate(k);
+            } else {
+                // At a character boundary: the body is UTF-8.
+                let mut n = rest.len().min(PIECE);
+                while n < rest.len() && (rest[n] & 0xc0) == 0x80 {
+                    n -= 1;
+                }
+                let (p, r) = rest.split_at(n);
+                rest = r;
+                super::json::push_escaped(buf, p);
+            }
+            w.write_all(buf)?;
+        }
+        buf.clear();
+        if self.base64 {
+            self.write_tail(buf);
+        } else {
+            buf.push(b'"');
+        }
+        w.write_all(buf)
+    }
+}
+
+/// Bodies larger than this have no `params` in `postData` (the form's fields, or the
+/// multipart parts' values, decoded): they would be a second copy of the body, and the body
+/// is in `text` whatever its size.
+pub const MAX_PARAMS_BODY: usize = 1 << 20;
+
+/// A serialized entry whose bodies are not written yet: the rest of the entry (small: heads,
+/// timings, `_apitool`), and where each body's fields go. Its exact size is known before a
+/// byte of the bodies is written, so it is written into a buffer of that size or streamed.
+pub struct EntryParts<'a> {
+    skel: Vec<u8>,
+    /// Where in `skel` each body's fields go, in order.
+    holes: Vec<(usize, BodyText<'a>)>,
+}
+
+impl EntryParts<'_> {
+    /// Bytes of the entry, written.
+    pub fn len(&self) -> usize {
+        self.skel.len() + self.holes.iter().map(|(_, b)| b.len).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends the entry to `out`, grown at most once, to the exact size.
+    pub fn write_into(&self, out: &mut Vec<u8>) {
+        out.reserve_exact(self.len());
+        let mut at = 0;
+        for (pos, b) in &self.holes {
+            out.extend_from_slice(&self.skel[at..*pos]);
+            b.write_into(out);
+            at = *pos;
+        }
+        out.extend_from_slice(&self.skel[at..]);
+    }
+
+    /// Writes the entry to `w`, its bodies in pieces through `buf`.
+    pub fn write_to(&self, w: &mut dyn Write, buf: &mut Vec<u8>) -> io::Result<()> {
+        let mut at = 0;
+        for (pos, b) in &self.holes {
+            w.write_all(&self.skel[at..*pos])?;
+            b.write_to(w, buf)?;
+            at = *pos;
+        }
+        w.write_all(&self.skel[at..])
+    }
+}
+
+/// Serializes one exchange as a HAR entry, its bodies left to write ([`EntryParts`]).
+pub fn entry_parts(ex: &Exchange) -> EntryParts<'_> {
+    let mut parts = EntryParts { skel: Vec::with_capacity(1024), holes: Vec::new() };
+    write_skeleton(&mut parts, ex);
+    parts
+}
+
+fn write_skeleton<'a>(parts: &mut EntryParts<'a>, ex: &'a Exchange) {
+    let EntryParts { skel: out, holes } = parts;
     let req = ex.request.as_ref();
     let resp = ex.response.as_ref();
     let (connect, blocked) = match connect_and_stall(ex) {
@@ -85,9 +244,9 @@ pub fn write_entry(out: &mut Vec<u8>, ex: &Exchange) {
     out.extend_from_slice(b"\",\"time\":");
     write_ms(out, total);
     out.extend_from_slice(b",\"request\":");
-    write_request(out, ex, req);
+    write_request(out, holes, ex, req);
     out.extend_from_slice(b",\"response\":");
-    write_response(out, resp);
+    write_response(out, holes, resp);
     out.extend_from_slice(b",\"cache\":{},\"timings\":{\"blocked\":");
     write_ms(out, blocked.unwrap_or(-1));
     out.extend_from_slice(b",\"dns\":-1,\"connect\":");
@@ -154,6 +313,24 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
     {
         out.extend_from_slice(b",\"trailers\":");
         write_pairs(out, r.trailers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())));
+    }
+    // What truncated bodies lost past the cap: `bytes` of the body not kept (for a coded
+    // body, what decoded past the cap before decoding stopped), `notDecoded` encoded bytes
+    // never decoded.
+    let cut = [("request", ex.request.as_ref()), ("response", ex.response.as_ref())];
+    if cut.iter().any(|(_, m)| m.is_some_and(|m| m.body_truncated)) {
+        out.extend_from_slice(b",\"bodyDropped\":{");
+        let mut first = true;
+        for (name, m) in cut {
+            if let Some(m) = m.filter(|m| m.body_truncated) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                let _ = write!(out, "\"{name}\":{{\"bytes\":{},\"notDecoded\":{}}}", m.body_dropped, m.body_not_decoded);
+            }
+        }
+        out.push(b'}');
     }
     out.extend_from_slice(b",\"anomalies\":[");
     for (i, a) in ex.anomalies.iter().enumerate() {
@@ -331,7 +508,7 @@ fn write_params(out: &mut Vec<u8>, q: &[u8], as_query: bool) {
     out.push(b']');
 }
 
-fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
+fn write_request<'a>(out: &mut Vec<u8>, holes: &mut Vec<(usize, BodyText<'a>)>, ex: &Exchange, req: Option<&'a Message>) {
     let Some(m) = req else {
         // A response without its request: what is known of the request is its server. HAR
         // readers want a method (har-to-k6 refuses an empty one), so the entry says GET, the
@@ -388,7 +565,9 @@ fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
         out.extend_from_slice(b",\"postData\":{\"mimeType\":");
         write_bytes_str(out, mime);
         let lower_mime: Vec<u8> = mime.to_ascii_lowercase();
-        if lower_mime.starts_with(b"application/x-www-form-urlencoded") {
+        if m.body.len() > MAX_PARAMS_BODY {
+            // No second copy of a large body.
+        } else if lower_mime.starts_with(b"application/x-www-form-urlencoded") {
             out.extend_from_slice(b",\"params\":");
             write_params(out, &m.body, false);
         } else if lower_mime.starts_with(b"multipart/form-data")
@@ -397,32 +576,13 @@ fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
             out.extend_from_slice(b",\"params\":");
             out.extend_from_slice(&params);
         }
-        write_body_text(out, &m.body, "_encoding");
+        holes.push((out.len(), BodyText::new(&m.body, "_encoding")));
         out.push(b'}');
     }
     let _ = write!(out, ",\"headersSize\":{},\"bodySize\":{}}}", m.head.raw.len(), m.body_wire_len);
 }
 
-/// `"text": ...` and, for bytes that are not UTF-8, base64 with `"encoding": "base64"` (the
-/// name of the field given as `key`: `content` has `encoding` in HAR 1.2, `postData` does not,
-/// so there it is the custom `_encoding`).
-fn write_body_text(out: &mut Vec<u8>, body: &[u8], key: &str) {
-    out.extend_from_slice(b",\"text\":");
-    match std::str::from_utf8(body) {
-        Ok(s) => write_str(out, s),
-        Err(_) => {
-            out.push(b'"');
-            let start = out.len();
-            let len = base64::encoded_len(body.len(), true).unwrap_or(0);
-            out.resize(start + len, 0);
-            let n = base64::engine::general_purpose::STANDARD.encode_slice(body, &mut out[start..]).unwrap_or(0);
-            out.truncate(start + n);
-            let _ = write!(out, "\",\"{key}\":\"base64\"");
-        }
-    }
-}
-
-fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
+fn write_response<'a>(out: &mut Vec<u8>, holes: &mut Vec<(usize, BodyText<'a>)>, resp: Option<&'a Message>) {
     let Some(m) = resp else {
         out.extend_from_slice(b"{\"status\":0,\"statusText\":\"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"content\":{\"size\":0,\"mimeType\":\"x-unknown\",\"text\":\"\"},\"redirectURL\":\"\",\"headersSize\":-1,\"bodySize\":-1}");
         return;
@@ -452,7 +612,7 @@ fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
     }
     // `text` even when there is no body (HEAD, 204/304, tunnels, a body lost at a gap): HAR
     // readers such as haralyzer read it unconditionally; `size` is the bytes it holds.
-    write_body_text(out, &m.body, "encoding");
+    holes.push((out.len(), BodyText::new(&m.body, "encoding")));
     out.extend_from_slice(b"},\"redirectURL\":");
     write_bytes_str(out, m.head.field("location").unwrap_or(b""));
     let _ = write!(out, ",\"headersSize\":{},\"bodySize\":{}}}", m.head.raw.len(), m.body_wire_len);

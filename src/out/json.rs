@@ -122,6 +122,53 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Length of `b` (UTF-8) escaped as the content of a JSON string, quotes not counted: what
+/// [`push_escaped`] writes.
+pub fn escaped_len(b: &[u8]) -> usize {
+    let lens = &PAIRS.1;
+    let mut n = b.len();
+    let mut i = 0;
+    while i < b.len() {
+        if i + 8 <= b.len() && !needs_escape(u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))) {
+            i += 8;
+            continue;
+        }
+        let end = (i + 8).min(b.len());
+        for &c in &b[i..end] {
+            n += lens[c as usize] as usize - 1;
+        }
+        i = end;
+    }
+    n
+}
+
+/// Appends `b` (UTF-8) escaped as the content of a JSON string, without quotes: exactly
+/// [`escaped_len`] bytes, so into a buffer sized for them nothing is reallocated. Runs of bytes
+/// that need no escape are copied whole.
+pub fn push_escaped(out: &mut Vec<u8>, b: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let (pairs, lens) = &PAIRS;
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while i + 8 <= b.len() && !needs_escape(u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))) {
+            i += 8;
+        }
+        while i < b.len() && lens[b[i] as usize] == 1 {
+            i += 1;
+        }
+        out.extend_from_slice(&b[start..i]);
+        if i < b.len() {
+            let c = b[i] as usize;
+            match lens[c] {
+                2 => out.extend_from_slice(&pairs[c].to_le_bytes()),
+                _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[c >> 4], HEX[c & 15]]),
+            }
+            i += 1;
+        }
+    }
+}
+
 /// Writes protocol bytes as a JSON string: UTF-8 as it is, anything else read as ISO-8859-1
 /// (what HTTP header bytes outside ASCII meant historically).
 pub fn write_bytes_str(out: &mut Vec<u8>, b: &[u8]) {
@@ -172,6 +219,17 @@ mod tests {
     }
 
     proptest! {
+        /// The exact writer and its length agree with serde_json, piece by piece too.
+        #[test]
+        fn escaped_exactly(s in ".*", prefix in 0usize..20, zeros in 0usize..40) {
+            let s = format!("{}{s}{}", "x".repeat(prefix), "\u{0}".repeat(zeros));
+            let want = serde_json::to_string(&s).unwrap();
+            let mut out = Vec::new();
+            push_escaped(&mut out, s.as_bytes());
+            prop_assert_eq!(out.len(), escaped_len(s.as_bytes()));
+            prop_assert_eq!(&out[..], &want.as_bytes()[1..want.len() - 1]);
+        }
+
         #[test]
         fn same_as_serde_json(s in ".*", prefix in 0usize..20) {
             let s = format!("{}{s}", "x".repeat(prefix));
