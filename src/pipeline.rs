@@ -449,18 +449,28 @@ impl Rec<'_> {
         self.har.as_ref().map_or(0, |h| h.len())
     }
 
+    /// Its size (see [`har::EntryParts::len`]: exact for a large entry, else a little
+    /// under).
     fn len(&self) -> usize {
         if self.framed { 4 + self.har_len() + 8.max(self.witness.len()) } else { self.har_len() }
+    }
+
+    fn is_exact(&self) -> bool {
+        self.har.as_ref().is_none_or(|h| h.is_exact())
     }
 
     /// Into a buffer of the record's exact size, with room to mark it late.
     fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len() + LATE_MARK.len());
         if self.framed {
-            out.extend_from_slice(&(self.har_len() as u32).to_le_bytes());
+            out.extend_from_slice(&[0; 4]);
         }
         if let Some(h) = &self.har {
             h.write_into(&mut out);
+        }
+        if self.framed {
+            let n = (out.len() - 4) as u32;
+            out[..4].copy_from_slice(&n.to_le_bytes());
         }
         if self.framed {
             self.write_witness(&mut out);
@@ -512,7 +522,7 @@ impl ExchangeSink for EntrySink {
         let len = rec.len();
         if self.cap > 0 && (self.bytes + len > self.cap || len >= STREAM_ENTRY_MIN) && self.error.is_none() && len <= u32::MAX as usize {
             match self.spill_record(&rec) {
-                Ok(()) => {
+                Ok(len) => {
                     self.spilled_total += 1;
                     self.spilled.push((key, len as u32));
                     drop(rec);
@@ -532,17 +542,23 @@ impl ExchangeSink for EntrySink {
 }
 
 impl EntrySink {
-    /// Writes a record to the temporary file, its bodies in pieces.
-    fn spill_record(&mut self, rec: &Rec<'_>) -> io::Result<()> {
+    /// Writes a record to the temporary file, a large one's bodies in pieces; returns its
+    /// length.
+    fn spill_record(&mut self, rec: &Rec<'_>) -> io::Result<usize> {
         if self.spill.is_none() {
             self.spill = Some(tempfile::tempfile()?);
         }
         let f = self.spill.as_mut().expect("created above");
+        if !rec.is_exact() {
+            let v = rec.to_vec();
+            f.write_all(&v)?;
+            return Ok(v.len());
+        }
         let mut w = io::BufWriter::with_capacity(64 << 10, f);
         rec.write_to(&mut w, &mut self.piece)?;
         w.flush()?;
         self.piece = Vec::new();
-        Ok(())
+        Ok(rec.len())
     }
 
     /// Hands every entry to `push`, in the order they came, and starts over empty.
