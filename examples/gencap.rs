@@ -57,7 +57,7 @@ struct Args {
     /// chunk-overflow, bad-content-length, te-cl.
     #[arg(long)]
     adversarial: Option<String>,
-    /// Flows / segments / headers for adversarial modes.
+    /// Flows / segments / headers for adversarial modes (bombs: connections, interleaved).
     #[arg(long)]
     count: Option<u64>,
     /// default, or recorded: the traits of recorded traffic (big binary and compressed

@@ -269,6 +269,13 @@ pub struct CapArgs {
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub max_body: usize,
 
+    /// Bytes held by the bodies in progress of all connections (a coded body counts its
+    /// encoded bytes until it ends, when it is decoded); past it the largest are truncated
+    /// where they are and flagged. Checked between windows of the capture, like
+    /// --max-ooo-total.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_bodies_total: usize,
+
     /// Largest message head (start line and header fields).
     #[arg(long, value_name = "SIZE", default_value = "128KiB", value_parser = parse_size)]
     pub max_head: usize,
@@ -308,7 +315,12 @@ impl CapArgs {
                 gap_grace_bytes: self.gap_grace_bytes as u64,
                 gap_grace_ns: (self.gap_grace * 1e9) as i64,
             },
-            http: HttpLimits { max_head: self.max_head.max(64), max_headers: self.max_headers, max_body: self.max_body },
+            http: HttpLimits {
+                max_head: self.max_head.max(64),
+                max_headers: self.max_headers,
+                max_body: self.max_body,
+                max_bodies_total: self.max_bodies_total,
+            },
             threads: self.threads,
             order_window_ns: (self.order_window * 1e9) as i64,
             wire: crate::wire::WireOptions { tzsp_port: self.tzsp_port.unwrap_or(0) },
@@ -946,6 +958,14 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     note!(h.messages_with_gaps, "message{|s} with bytes missing from the capture");
     note!(h.incomplete_messages, "message{|s} cut short by the end of {its|their} connection");
     note!(h.truncated_bodies, "{body|bodies} truncated at the decoded size cap (--max-body)");
+    note!(h.bodies_cut_by_total, "{body|bodies} truncated at the cap on bodies in progress in all (--max-bodies-total)");
+    if h.body_bytes_dropped > 0 || h.body_bytes_not_decoded > 0 {
+        let mut line = format!("{} of truncated bodies dropped past the caps", plural(h.body_bytes_dropped, "byte", "bytes"));
+        if h.body_bytes_not_decoded > 0 {
+            line.push_str(&format!(" (and {} never decoded)", plural(h.body_bytes_not_decoded, "encoded byte", "encoded bytes")));
+        }
+        notes.push(line);
+    }
     note!(h.decode_errors, "{body|bodies} that failed to decode");
     note!(h.unsupported_codings, "{body|bodies} with an unsupported content coding (kept encoded)");
     note!(h.bad_framing, "message{|s} with malformed chunked framing");
@@ -1028,6 +1048,9 @@ mod tests {
             &mut h.messages_with_gaps,
             &mut h.incomplete_messages,
             &mut h.truncated_bodies,
+            &mut h.bodies_cut_by_total,
+            &mut h.body_bytes_dropped,
+            &mut h.body_bytes_not_decoded,
             &mut h.decode_errors,
             &mut h.unsupported_codings,
             &mut h.bad_framing,
@@ -1046,7 +1069,7 @@ mod tests {
         s.har_redactions = 1;
         let text = human_summary(&s, Path::new("-"));
         // The totals, then one line per counter (gaps and resynchronisations carry their bytes).
-        assert_eq!(text.lines().count(), 1 + 7 + (14 - 1) + 2 + (16 - 1) + 4, "{text}");
+        assert_eq!(text.lines().count(), 1 + 7 + (14 - 1) + 2 + (19 - 2) + 4, "{text}");
         let plural_after_one = regex::Regex::new(r"\b1 [A-Za-z()/-]*(s|es|ies)\b").unwrap();
         for line in text.lines() {
             // Words ending in s that are singular.

@@ -857,6 +857,30 @@ impl<S: ExchangeSink> Shard<S> {
             .collect()
     }
 
+    /// Bytes held by the bodies in progress of each connection that has some (key, id, bytes
+    /// of bodies not cut yet), and by all of them in all.
+    pub fn body_usage(&self) -> (Vec<(FlowKey, u64, usize)>, usize) {
+        let mut all = 0;
+        let mut v = Vec::new();
+        for c in self.conns.values() {
+            if let Some(h) = c.handler.as_ref() {
+                let (uncut, n) = h.bodies_held();
+                all += n;
+                if uncut > 0 {
+                    v.push((c.key, c.id, uncut));
+                }
+            }
+        }
+        (v, all)
+    }
+
+    /// Cuts a connection's bodies in progress (the total cap on bodies was hit).
+    pub fn cut_bodies(&mut self, key: FlowKey) {
+        if let Some(h) = self.conns.get_mut(&key).and_then(|c| c.handler.as_mut()) {
+            h.cut_bodies();
+        }
+    }
+
     /// Ends a connection because a global cap was hit.
     pub fn evict(&mut self, key: FlowKey, now: Ts) {
         self.stats.flow_cap_evictions += 1;

@@ -142,7 +142,9 @@ pub struct Summary {
     pub entries_with_anomalies: u64,
     /// Entries written after a later-starting one (capture time going backwards).
     pub entries_out_of_order: u64,
-    /// Entries that waited in the temporary file.
+    /// Entries that waited in the temporary file: those of a window past the sinks' share of
+    /// the reorder buffer, and entries of 1 MiB or more (written there as they are
+    /// serialized, their bodies in pieces).
     pub entries_spilled: u64,
     /// The capture ends in the middle of a record at this offset.
     pub truncated_at: Option<u64>,
@@ -154,6 +156,9 @@ pub struct Summary {
     pub peak_flows: u64,
     /// Peak serialized entries waiting for their turn, bytes.
     pub peak_pending_entry_bytes: u64,
+    /// Peak bytes held by bodies in progress (coded ones still encoded), seen between
+    /// windows: what `HttpLimits::max_bodies_total` is checked against.
+    pub peak_body_bytes: u64,
     /// Exchanges left out by `--host`/`--path` filters.
     #[serde(skip_serializing_if = "is_zero")]
     pub filtered_out: u64,
@@ -312,6 +317,10 @@ pub struct EntrySink {
     spilled_total: u64,
     /// A write to `spill` failed (reported when the entries are collected).
     error: Option<io::Error>,
+    /// The witness of the exchange being written (reused).
+    wit: Vec<u8>,
+    /// A piece of a body being written to `spill`.
+    piece: Vec<u8>,
 }
 
 const LATE_MARK: &[u8] = b",\"writtenLate\":true";
@@ -394,7 +403,9 @@ impl EntrySink {
 }
 
 impl Emit {
-    fn record(&mut self, mut ex: Exchange) -> Option<Vec<u8>> {
+    /// Filters, builds and encodes the witness (into `wit`, after its hash), redacts: the
+    /// exchange to write, or `None` when it is filtered out.
+    fn prepare(&mut self, mut ex: Exchange, wit: &mut Vec<u8>) -> Option<Exchange> {
         if let Some(f) = &self.filter
             && !f.keep(&ex)
         {
@@ -402,33 +413,94 @@ impl Emit {
             return None;
         }
         // The witness first: it is built from the exchange as captured (it redacts by type).
-        let mut built = None;
+        wit.clear();
         if let Some(b) = &mut self.witness {
-            built = b.build(&ex);
-            if built.is_none() {
-                self.without_request += 1;
+            match b.build(&ex) {
+                Some(w) => {
+                    wit.extend_from_slice(&w.digest.0);
+                    b.encode(&w, wit);
+                    b.recycle(w);
+                }
+                None => self.without_request += 1,
             }
         }
-        let har_cap = if self.har { 1024 + ex.response.as_ref().map_or(0, |r| r.body.len() * 4 / 3) } else { 0 };
-        let mut rec = Vec::with_capacity(4 + 8 + har_cap + if built.is_some() { 4096 } else { 0 });
-        rec.extend_from_slice(&[0; 4]);
-        if self.har {
-            if let Some(r) = &self.redact {
-                self.har_redactions += r.redact_exchange(&mut ex);
-            }
-            har::write_entry(&mut rec, &ex);
-            let n = (rec.len() - 4) as u32;
-            rec[..4].copy_from_slice(&n.to_le_bytes());
+        if self.har
+            && let Some(r) = &self.redact
+        {
+            self.har_redactions += r.redact_exchange(&mut ex);
         }
-        match (built, &mut self.witness) {
-            (Some(w), Some(b)) => {
-                rec.extend_from_slice(&w.digest.0);
-                b.encode(&w, &mut rec);
-                b.recycle(w);
-            }
-            _ => rec.extend_from_slice(&[0; 8]),
+        Some(ex)
+    }
+}
+
+/// Entries of at least this many bytes go to the sink's temporary file as they are written,
+/// their bodies in pieces, rather than into a buffer beside the exchange: while the exchange
+/// is serialized, its bodies are the only full copy in memory.
+const STREAM_ENTRY_MIN: usize = 1 << 20;
+
+/// A record as it is written (see [`Record`]): a HAR entry's parts and, framed, the witness
+/// part (its hash and encoding, empty for none).
+struct Rec<'a> {
+    har: Option<har::EntryParts<'a>>,
+    framed: bool,
+    witness: &'a [u8],
+}
+
+impl Rec<'_> {
+    fn har_len(&self) -> usize {
+        self.har.as_ref().map_or(0, |h| h.len())
+    }
+
+    /// Its size (see [`har::EntryParts::len`]: exact for a large entry, else a little
+    /// under).
+    fn len(&self) -> usize {
+        if self.framed { 4 + self.har_len() + 8.max(self.witness.len()) } else { self.har_len() }
+    }
+
+    fn is_exact(&self) -> bool {
+        self.har.as_ref().is_none_or(|h| h.is_exact())
+    }
+
+    /// Into a buffer of the record's exact size, with room to mark it late.
+    fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len() + LATE_MARK.len());
+        if self.framed {
+            out.extend_from_slice(&[0; 4]);
         }
-        Some(rec)
+        if let Some(h) = &self.har {
+            h.write_into(&mut out);
+        }
+        if self.framed {
+            let n = (out.len() - 4) as u32;
+            out[..4].copy_from_slice(&n.to_le_bytes());
+        }
+        if self.framed {
+            self.write_witness(&mut out);
+        }
+        out
+    }
+
+    fn write_witness(&self, out: &mut Vec<u8>) {
+        if self.witness.is_empty() {
+            out.extend_from_slice(&[0; 8]);
+        } else {
+            out.extend_from_slice(self.witness);
+        }
+    }
+
+    fn write_to(&self, w: &mut dyn Write, buf: &mut Vec<u8>) -> io::Result<()> {
+        if self.framed {
+            w.write_all(&(self.har_len() as u32).to_le_bytes())?;
+        }
+        if let Some(h) = &self.har {
+            h.write_to(w, buf)?;
+        }
+        if self.framed {
+            let mut tail = Vec::new();
+            self.write_witness(&mut tail);
+            w.write_all(&tail)?;
+        }
+        Ok(())
     }
 }
 
@@ -436,38 +508,59 @@ impl ExchangeSink for EntrySink {
     fn exchange(&mut self, ex: Exchange) {
         let key = har::entry_key(&ex);
         let damaged = har::is_damaged(&ex.anomalies);
-        let buf = match self.emit.as_deref_mut() {
-            Some(e) => match e.record(ex) {
-                Some(rec) => rec,
-                None => return,
+        let mut wit = std::mem::take(&mut self.wit);
+        let (ex, har, framed) = match self.emit.as_deref_mut() {
+            Some(e) => match e.prepare(ex, &mut wit) {
+                Some(ex) => (ex, e.har, true),
+                None => {
+                    self.wit = wit;
+                    return;
+                }
             },
-            None => {
-                let mut buf = Vec::with_capacity(1024 + ex.response.as_ref().map_or(0, |r| r.body.len() * 4 / 3));
-                har::write_entry(&mut buf, &ex);
-                buf
-            }
+            None => (ex, true, false),
         };
         self.anomalous += u64::from(damaged);
-        if self.cap > 0 && self.bytes + buf.len() > self.cap && self.error.is_none() && buf.len() <= u32::MAX as usize {
-            match self.spill_entry(&buf) {
-                Ok(()) => {
+        let rec = Rec { har: har.then(|| har::entry_parts(&ex)), framed, witness: &wit };
+        let len = rec.len();
+        if self.cap > 0 && (self.bytes + len > self.cap || len >= STREAM_ENTRY_MIN) && self.error.is_none() && len <= u32::MAX as usize {
+            match self.spill_record(&rec) {
+                Ok(len) => {
                     self.spilled_total += 1;
-                    return self.spilled.push((key, buf.len() as u32));
+                    self.spilled.push((key, len as u32));
+                    drop(rec);
+                    self.wit = wit;
+                    return;
                 }
                 Err(e) => self.error = Some(e),
             }
         }
+        let buf = rec.to_vec();
+        drop(rec);
+        drop(ex);
+        self.wit = wit;
         self.bytes += buf.len();
         self.entries.push((key, buf));
     }
 }
 
 impl EntrySink {
-    fn spill_entry(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Writes a record to the temporary file, a large one's bodies in pieces; returns its
+    /// length.
+    fn spill_record(&mut self, rec: &Rec<'_>) -> io::Result<usize> {
         if self.spill.is_none() {
             self.spill = Some(tempfile::tempfile()?);
         }
-        self.spill.as_mut().expect("created above").write_all(bytes)
+        let f = self.spill.as_mut().expect("created above");
+        if !rec.is_exact() {
+            let v = rec.to_vec();
+            f.write_all(&v)?;
+            return Ok(v.len());
+        }
+        let mut w = io::BufWriter::with_capacity(64 << 10, f);
+        rec.write_to(&mut w, &mut self.piece)?;
+        w.flush()?;
+        self.piece = Vec::new();
+        Ok(rec.len())
     }
 
     /// Hands every entry to `push`, in the order they came, and starts over empty.
@@ -494,7 +587,9 @@ impl EntrySink {
         if let Some(f) = self.spill.as_mut().filter(|_| !self.spilled.is_empty()) {
             f.seek(SeekFrom::Start(0))?;
             for (k, len) in self.spilled.drain(..) {
-                let mut buf = vec![0; len as usize];
+                // With room to mark it late without growing it.
+                let mut buf = Vec::with_capacity(len as usize + LATE_MARK.len());
+                buf.resize(len as usize, 0);
                 f.read_exact(&mut buf)?;
                 push(k, buf)?;
             }
@@ -789,7 +884,59 @@ struct Engine<'c> {
     sinks: Sinks,
     reorder: Reorder,
     summary: Summary,
-    out: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>,
+    out: Outbox,
+}
+
+/// Bytes of released entries on their way to the writer thread, and whether it stopped.
+type InFlight = Arc<(Mutex<(usize, bool)>, std::sync::Condvar)>;
+
+/// The writer thread's queue: a few batches, and a few MiB of them at most (one batch, however
+/// large, always goes), so that large entries do not pile up in it: four 20 MiB entries would
+/// be 80 MiB waiting.
+struct Outbox {
+    tx: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>,
+    in_flight: InFlight,
+    max_bytes: usize,
+}
+
+impl Outbox {
+    /// Hands a batch to the writer, waiting while the bytes already handed over would be too
+    /// many with it; an error when the writer stopped.
+    fn send(&self, batch: Vec<Vec<u8>>) -> Result<(), ()> {
+        let n: usize = batch.iter().map(Vec::len).sum();
+        let (m, cv) = &*self.in_flight;
+        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+        while g.0 > 0 && g.0 + n > self.max_bytes && !g.1 {
+            g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        if g.1 {
+            return Err(());
+        }
+        g.0 += n;
+        drop(g);
+        self.tx.send(batch).map_err(|_| ())
+    }
+}
+
+/// The writer's side of [`InFlight`]: gives back the bytes of each batch written, and says
+/// when the writer stops (however it stops).
+struct ToWriter(InFlight);
+
+impl ToWriter {
+    fn done(&self, n: usize) {
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = g.0.saturating_sub(n);
+        cv.notify_all();
+    }
+}
+
+impl Drop for ToWriter {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.0;
+        m.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        cv.notify_all();
+    }
 }
 
 /// Shards per worker thread: more shards than threads lets work stealing even out windows
@@ -797,13 +944,7 @@ struct Engine<'c> {
 const SHARDS_PER_THREAD: usize = 4;
 
 impl<'c> Engine<'c> {
-    fn new(
-        cfg: &'c Config,
-        pool: &'c rayon::ThreadPool,
-        out: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>,
-        har: bool,
-        witness: bool,
-    ) -> Engine<'c> {
+    fn new(cfg: &'c Config, pool: &'c rayon::ThreadPool, out: Outbox, har: bool, witness: bool) -> Engine<'c> {
         // The entries of one window are held up to the reorder buffer's cap in all.
         let t = cfg.threads.max(1);
         let sink = || EntrySink { cap: (cfg.reorder_mem / t).max(1), ..EntrySink::with_output(har, witness, &cfg.output) };
@@ -867,6 +1008,24 @@ impl<'c> Engine<'c> {
                     break;
                 }
                 self.shards[(key.shard_hash() % n) as usize].flush_buffers(key, now);
+                total -= b;
+            }
+        }
+        let (usage, bodies): (Vec<_>, Vec<usize>) = self.shards.iter().map(|s| s.body_usage()).unzip();
+        let bodies: usize = bodies.iter().sum();
+        self.summary.peak_body_bytes = self.summary.peak_body_bytes.max(bodies as u64);
+        if bodies > self.cfg.http.max_bodies_total {
+            // The largest bodies first, as for out-of-order data; a body cut keeps what it
+            // holds until its message ends, and is not cut again.
+            let mut all: Vec<(std::cmp::Reverse<usize>, u64, wire::FlowKey)> =
+                usage.into_iter().flatten().map(|(k, id, b)| (std::cmp::Reverse(b), id, k)).collect();
+            all.sort_unstable();
+            let mut total = bodies;
+            for (std::cmp::Reverse(b), _, key) in all {
+                if total <= self.cfg.http.max_bodies_total {
+                    break;
+                }
+                self.shards[(key.shard_hash() % n) as usize].cut_bodies(key);
                 total -= b;
             }
         }
@@ -1043,6 +1202,9 @@ fn add_http(a: &mut HttpStats, b: &HttpStats) {
         messages_with_gaps,
         incomplete_messages,
         truncated_bodies,
+        bodies_cut_by_total,
+        body_bytes_dropped,
+        body_bytes_not_decoded,
         decode_errors,
         unsupported_codings,
         bad_framing,
@@ -1146,18 +1308,25 @@ impl Converter {
         let wit = witness.map(|w| WitnessWriter::new(w, self.cfg.output.dedup));
         // Released entries go to the writer in batches; up to four wait while one is written.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(4);
+        let in_flight: InFlight = Arc::default();
+        let written = ToWriter(in_flight.clone());
+        let tx = Outbox { tx, in_flight, max_bytes: (self.cfg.reorder_mem / 4).max(1) };
         std::thread::scope(|scope| {
             let writer = std::thread::Builder::new()
                 .name("apitool-writer".into())
                 .spawn_scoped(scope, move || -> io::Result<Written<H, V>> {
                     let (mut har, mut wit) = (har, wit);
+                    let written = written;
                     let mut records = 0u64;
                     for batch in rx {
                         records += batch.len() as u64;
+                        let n: usize = batch.iter().map(Vec::len).sum();
                         if !framed {
                             if let Some(h) = &mut har {
                                 h.entry_batch(&batch)?;
                             }
+                            drop(batch);
+                            written.done(n);
                             continue;
                         }
                         // One pair of slice lists per batch (a few per window).
@@ -1174,6 +1343,9 @@ impl Converter {
                         if let Some(w) = &mut wit {
                             w.write_batch(&wits)?;
                         }
+                        drop((hars, wits));
+                        drop(batch);
+                        written.done(n);
                     }
                     Ok((har, wit, records))
                 })

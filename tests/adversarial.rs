@@ -208,7 +208,9 @@ fn sha256_hex(b: &[u8]) -> [u8; 32] {
 fn body(c: &serde_json::Value) -> Vec<u8> {
     use base64::Engine;
     match c["text"].as_str() {
-        Some(t) if c["encoding"] == "base64" => base64::engine::general_purpose::STANDARD.decode(t).expect("base64"),
+        Some(t) if c["encoding"] == "base64" || c["_encoding"] == "base64" => {
+            base64::engine::general_purpose::STANDARD.decode(t).expect("base64")
+        }
         Some(t) => t.as_bytes().to_vec(),
         None => Vec::new(),
     }
@@ -520,24 +522,40 @@ fn pipelined_requests_never_answered() {
 // Decompression bombs
 
 /// A response of `size` zero bytes compressed to a small body, with `--max-body 1MiB`: the body
-/// is cut at the cap and flagged, decoding stops there, and memory stays at the cap plus the
-/// decoder's window (brotli's is up to 16 MiB, zstd's is capped at 8 MiB).
+/// is cut at the cap and flagged, decoding stops there, and memory stays at twice the cap plus
+/// the decoder's window (brotli's is up to 16 MiB, zstd's is capped at 8 MiB), whatever the
+/// size of the bomb.
 fn bomb(mode: Mode, size: u64, limit: Duration) {
     let dir = temp_dir();
     let (path, _) = generate(dir.path(), mode, AdvParams { seed: 1, size, ..AdvParams::default() });
     let max_body = MIB;
     let r = convert(&path, config(|c| c.http.max_body = max_body), limit);
     let s = &r.summary;
-    assert_eq!((s.entries, s.http.truncated_bodies, s.http.decode_errors), (1, 1, 0), "{:?}", s.http);
+    assert_eq!((s.entries, s.http.truncated_bodies, s.http.decode_errors), (2, 1, 0), "{:?}", s.http);
+    // The ordinary exchange after it on the connection is intact.
+    assert_eq!(body(&r.entries()[1]["response"]["content"]), b"{\"after\":true}");
+    assert!(r.anomalies()[1].is_empty(), "{:?}", r.anomalies());
     let e = &r.entries()[0];
     assert_eq!(body(&e["response"]["content"]).len(), max_body);
     assert!(r.anomalies()[0].iter().any(|a| a.contains("body truncated at the decoded size cap")), "{:?}", r.anomalies());
     let text = apitool::cli::human_summary(s, Path::new("out.har"));
     assert!(text.contains("1 body truncated at the decoded size cap (--max-body)"), "{text}");
-    // The body (its vector may double once), its HAR text (zero bytes are written as \u0000,
-    // six bytes each), and the decoder's window.
-    let window = 16 * MIB;
-    r.check_peak(&format!("{} of {} MiB", mode.name(), size >> 20), FIXED + 2 * max_body + 6 * max_body + window);
+    let dropped = &e["_apitool"]["bodyDropped"]["response"];
+    // Decoding stopped soon after the cap, within a piece (4 KiB) of encoded bytes.
+    assert!(dropped["bytes"].as_u64().unwrap() < MIB as u64, "{dropped}");
+    assert_eq!(s.http.body_bytes_not_decoded, dropped["notDecoded"].as_u64().unwrap());
+    // The body, or its HAR text (base64: zeros are written as \u0000 in JSON text, six bytes
+    // each), never both whole; and the decoder's window.
+    r.check_peak(&format!("{} of {} MiB", mode.name(), size >> 20), FIXED + 2 * max_body + window(mode));
+}
+
+/// The decoder's own memory for a bomb of `mode` (its window; the generator's brotli uses
+/// the largest standard one).
+fn window(mode: Mode) -> usize {
+    match mode {
+        Mode::BrBomb => 16 * MIB,
+        _ => MIB,
+    }
 }
 
 #[test]
@@ -911,4 +929,287 @@ fn an_exchange_left_open_does_not_hold_back_the_output() {
     // What waits is the order window's entries (5 s of capture: some 50 exchanges, 0.5 MB),
     // one window's entries (4 MiB of capture), batches for the writer.
     r.check_peak("an exchange left open before 3 000 others", FIXED + 12 * MIB);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bombs in every place a body goes, at the default caps
+
+const T0: u64 = 1_700_000_000_000_000_000;
+
+/// Connection `i` to the server.
+fn bomb_conn(i: u64) -> TcpConn {
+    let server = "203.0.113.10:80".parse().unwrap();
+    TcpConn::new(apitool::synth::client_addr(i, false), server, 0, TcpConfig::default(), 1_000 + i as u32, 7_000_000 + i as u32)
+}
+
+/// Writes the connections' packets to `dir/name` in time order (interleaved).
+fn merged_capture(dir: &Path, name: &str, mut conns: Vec<TcpConn>) -> PathBuf {
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path).expect("create capture");
+    let mut w = CaptureFormat::Pcap(PcapOptions::default()).writer(BufWriter::new(file)).expect("capture writer");
+    while let Some((_, i)) = conns.iter().enumerate().filter_map(|(i, c)| c.next_ts().map(|t| (t, i))).min() {
+        conns[i].emit_next(&mut w).expect("write packet");
+    }
+    use std::io::Write;
+    w.into_inner().flush().expect("flush capture");
+    path
+}
+
+/// A message head and body: `start` (request or status line), `fields` (lines ending in
+/// CRLF), and a Content-Length unless the fields frame the body themselves.
+fn message(start: &str, fields: &str, body: &[u8]) -> Vec<u8> {
+    let length = if fields.contains("chunked") { String::new() } else { format!("Content-Length: {}\r\n", body.len()) };
+    let mut m = format!("{start}\r\nHost: a\r\n{fields}{length}\r\n").into_bytes();
+    m.extend_from_slice(body);
+    m
+}
+
+/// `body` in chunks of `size` bytes.
+fn chunked(body: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in body.chunks(size) {
+        out.extend(format!("{:x}\r\n", c.len()).into_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// Raw deflate of `n` zero bytes (what many servers send as `deflate`): the gzip bomb
+/// without its header and trailer.
+fn deflate_bomb(n: u64) -> Vec<u8> {
+    let g = apitool::synth::adversarial::gzip_bomb(n);
+    g[10..g.len() - 8].to_vec()
+}
+
+fn brotli(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = brotli::CompressorWriter::new(Vec::new(), 1 << 16, 5, 22);
+    w.write_all(data).unwrap();
+    w.into_inner()
+}
+
+/// Where a bomb goes.
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    /// A response body of this coding, then a normal exchange on the same keep-alive
+    /// connection.
+    Response(&'static str),
+    /// gzip, then br over it.
+    Stacked,
+    /// A chunked gzip response.
+    Chunked,
+    /// A gzip request body.
+    Request,
+    /// Two pipelined requests: the bomb answers the first.
+    Pipelined,
+}
+
+const BOMB: u64 = 256 << 20;
+
+/// One connection with a bomb in `place` and a normal exchange after it.
+fn bomb_capture(dir: &Path, place: Place) -> PathBuf {
+    let mut c = bomb_conn(0);
+    let t = c.handshake(T0);
+    let after_req = message("GET /after HTTP/1.1", "", b"");
+    let after_resp = message("HTTP/1.1 200 OK", "Content-Type: application/json\r\n", b"{\"after\":true}");
+    let coded = |name: &str| -> Vec<u8> {
+        match name {
+            "gzip" => apitool::synth::adversarial::gzip_bomb(BOMB),
+            "deflate" => deflate_bomb(BOMB),
+            "br" => apitool::synth::adversarial::br_bomb(BOMB),
+            "zstd" => apitool::synth::adversarial::zstd_bomb(BOMB),
+            _ => unreachable!(),
+        }
+    };
+    let bomb_req = message("GET /bomb HTTP/1.1", "", b"");
+    let t = match place {
+        Place::Response(name) => {
+            let resp = message("HTTP/1.1 200 OK", &format!("Content-Encoding: {name}\r\n"), &coded(name));
+            let t = c.send(Dir::ToServer, &bomb_req, t + 1_000_000);
+            c.send(Dir::ToClient, &resp, t + 1_000_000)
+        }
+        Place::Stacked => {
+            let body = brotli(&coded("gzip"));
+            let resp = message("HTTP/1.1 200 OK", "Content-Encoding: gzip, br\r\n", &body);
+            let t = c.send(Dir::ToServer, &bomb_req, t + 1_000_000);
+            c.send(Dir::ToClient, &resp, t + 1_000_000)
+        }
+        Place::Chunked => {
+            let resp =
+                message("HTTP/1.1 200 OK", "Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", &chunked(&coded("gzip"), 1000));
+            let t = c.send(Dir::ToServer, &bomb_req, t + 1_000_000);
+            c.send(Dir::ToClient, &resp, t + 1_000_000)
+        }
+        Place::Request => {
+            let req = message("POST /upload HTTP/1.1", "Content-Type: application/json\r\nContent-Encoding: gzip\r\n", &coded("gzip"));
+            let t = c.send(Dir::ToServer, &req, t + 1_000_000);
+            c.send(Dir::ToClient, &message("HTTP/1.1 204 No Content", "", b""), t + 1_000_000)
+        }
+        Place::Pipelined => {
+            let mut reqs = bomb_req.clone();
+            reqs.extend_from_slice(&after_req);
+            let t = c.send(Dir::ToServer, &reqs, t + 1_000_000);
+            let resp = message("HTTP/1.1 200 OK", "Content-Encoding: gzip\r\n", &coded("gzip"));
+            let t = c.send(Dir::ToClient, &resp, t + 1_000_000);
+            let t = c.send(Dir::ToClient, &after_resp, t + 1_000_000);
+            c.fin(Dir::ToServer, t + 1_000_000);
+            return merged_capture(dir, "pipelined.pcap", vec![c]);
+        }
+    };
+    let t = c.send(Dir::ToServer, &after_req, t + 1_000_000);
+    let t = c.send(Dir::ToClient, &after_resp, t + 1_000_000);
+    c.fin(Dir::ToServer, t + 1_000_000);
+    merged_capture(dir, "bomb.pcap", vec![c])
+}
+
+/// A bomb of 256 MiB in each place a body goes, at the default caps (16 MiB per body): the
+/// body is cut at the cap, flagged, what was dropped is said on the entry and in the summary,
+/// the exchange after it on the connection is intact, and memory stays at twice the cap plus
+/// the decoder's window and the pipeline's fixed overhead.
+#[test]
+fn bombs_everywhere_cost_twice_the_cap() {
+    let _serial = serial();
+    let dir = temp_dir();
+    let max_body = HttpLimits::default().max_body;
+    for place in [
+        Place::Response("gzip"),
+        Place::Response("deflate"),
+        Place::Response("br"),
+        Place::Response("zstd"),
+        Place::Stacked,
+        Place::Chunked,
+        Place::Request,
+        Place::Pipelined,
+    ] {
+        let path = bomb_capture(dir.path(), place);
+        let r = convert(&path, config(|_| {}), LIMIT);
+        let s = &r.summary;
+        assert_eq!((s.entries, s.http.truncated_bodies, s.http.decode_errors), (2, 1, 0), "{place:?}: {:?}", s.http);
+        let e = &r.entries()[0];
+        let side = if matches!(place, Place::Request) { "request" } else { "response" };
+        let kept = if side == "request" { body(&e["request"]["postData"]) } else { body(&e["response"]["content"]) };
+        assert!(kept.len() == max_body && kept.iter().all(|&b| b == 0), "{place:?}: {} bytes kept", kept.len());
+        assert!(r.anomalies()[0].iter().any(|a| a == &format!("{side}: body truncated at the decoded size cap")), "{:?}", r.anomalies());
+        let dropped = &e["_apitool"]["bodyDropped"][side];
+        let (bytes, not_decoded) = (dropped["bytes"].as_u64().unwrap(), dropped["notDecoded"].as_u64().unwrap());
+        // Decoding stopped soon after the cap: most of a large bomb was never decoded.
+        assert!(bytes < 2 * MIB as u64, "{place:?}: {dropped}");
+        if matches!(place, Place::Response("gzip" | "deflate") | Place::Chunked | Place::Request | Place::Pipelined) {
+            assert!(not_decoded > 200_000, "{place:?}: {dropped}");
+        }
+        assert_eq!((s.http.body_bytes_dropped, s.http.body_bytes_not_decoded), (bytes, not_decoded));
+        let after = &r.entries()[1];
+        assert_eq!(after["request"]["url"], "http://a/after", "{place:?}");
+        assert_eq!(body(&after["response"]["content"]), b"{\"after\":true}", "{place:?}");
+        assert!(r.anomalies()[1].is_empty(), "{place:?}: {:?}", r.anomalies());
+        let text = apitool::cli::human_summary(s, Path::new("out.har"));
+        let line = format!("{bytes} bytes of truncated bodies dropped past the caps");
+        assert!(text.contains(&line), "{text}");
+        assert_eq!(text.contains(&format!("{line} (and {not_decoded} encoded bytes never decoded)")), not_decoded > 0, "{text}");
+        let window = if matches!(place, Place::Response("br") | Place::Stacked) { 4 * MIB } else { MIB };
+        r.check_peak(&format!("{place:?} bomb of {} MiB at the default caps", BOMB >> 20), FIXED + 2 * max_body + window);
+    }
+}
+
+/// `n` connections whose brotli bombs (256 MiB each, 16 MiB windows) arrive interleaved, at
+/// the default caps: bodies in progress cost their encoded bytes, each is decoded when it ends,
+/// so the peak does not grow with the number of bombs: it stays within the budget on bodies
+/// in progress (`--max-bodies-total`, 64 MiB) plus the fixed overhead.
+fn interleaved_bombs(n: u64) -> Run {
+    let dir = temp_dir();
+    let enc = apitool::synth::adversarial::br_bomb(BOMB);
+    let resp = message("HTTP/1.1 200 OK", "Content-Encoding: br\r\n", &enc);
+    let conns = (0..n)
+        .map(|i| {
+            let mut c = bomb_conn(i);
+            let t = c.handshake(T0 + i * 1_000);
+            let t = c.send(Dir::ToServer, &message("GET /bomb HTTP/1.1", "", b""), t + 1_000_000);
+            let t = c.send(Dir::ToClient, &resp, t + 1_000_000);
+            c.fin(Dir::ToServer, t + 1_000_000);
+            c
+        })
+        .collect();
+    let path = merged_capture(dir.path(), "interleaved.pcap", conns);
+    let cfg = config(|_| {});
+    let (max_body, budget) = (cfg.http.max_body, cfg.http.max_bodies_total);
+    let r = convert(&path, cfg, Duration::from_secs(300));
+    let s = &r.summary;
+    assert_eq!((s.entries, s.http.truncated_bodies), (n, n), "{:?}", s.http);
+    assert!(s.peak_body_bytes < (n as usize * enc.len() + MIB) as u64, "{}", s.peak_body_bytes);
+    for e in r.entries() {
+        assert_eq!(e["response"]["content"]["size"].as_u64(), Some(max_body as u64));
+    }
+    r.check_peak(&format!("{n} interleaved brotli bombs"), FIXED + budget);
+    r
+}
+
+#[test]
+fn eight_interleaved_bombs() {
+    let _serial = serial();
+    interleaved_bombs(8);
+}
+
+#[test]
+fn thirty_two_interleaved_bombs() {
+    let _serial = serial();
+    interleaved_bombs(32);
+}
+
+/// Bodies without codings that arrive side by side hold their bytes while they arrive: past
+/// `--max-bodies-total` the largest are cut where they are, flagged and counted, so memory
+/// stays at the budget plus what one window of the capture adds; the cuts are the same
+/// whatever the number of threads.
+#[test]
+fn bodies_in_progress_are_cut_at_the_total_cap() {
+    let _serial = serial();
+    let dir = temp_dir();
+    let (n, size) = (8u64, 4 * MIB);
+    let text_body: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+    let conns = (0..n)
+        .map(|i| {
+            let mut c = bomb_conn(i);
+            let t = c.handshake(T0 + i * 1_000);
+            let t = c.send(Dir::ToServer, &message("GET /large HTTP/1.1", "", b""), t + 1_000_000);
+            // Larger bodies on later connections.
+            let len = size / 2 + (i as usize) * size / 16;
+            let t = c.send(Dir::ToClient, &message("HTTP/1.1 200 OK", "Content-Type: text/plain\r\n", &text_body[..len]), t + 1_000_000);
+            c.fin(Dir::ToServer, t + 1_000_000);
+            c
+        })
+        .collect();
+    let path = merged_capture(dir.path(), "side-by-side.pcap", conns);
+    let budget = 8 * MIB;
+    let window = MIB;
+    let run = |threads| convert(&path, config(|c| (c.http.max_bodies_total, c.window_bytes, c.threads) = (budget, window, threads)), LIMIT);
+    let r = run(2);
+    let s = &r.summary;
+    assert_eq!(s.entries, n);
+    assert!(s.http.bodies_cut_by_total > 0, "{:?}", s.http);
+    assert_eq!(s.http.damaged_by_cap.max_bodies_total, s.http.bodies_cut_by_total);
+    let cut = "response: body truncated at the cap on bodies in progress in all (--max-bodies-total)";
+    let mut cuts = 0;
+    let mut dropped = 0;
+    for (e, a) in r.entries().iter().zip(r.anomalies()) {
+        let b = body(&e["response"]["content"]);
+        assert!(text_body.starts_with(&b), "what was kept is the start of the body");
+        if a.iter().any(|x| x == cut) {
+            cuts += 1;
+            let d = &e["_apitool"]["bodyDropped"]["response"];
+            let want = e["response"]["bodySize"].as_u64().unwrap() - b.len() as u64;
+            assert_eq!(d["bytes"].as_u64(), Some(want), "{d}");
+            dropped += want;
+        } else {
+            assert_eq!(b.len() as u64, e["response"]["bodySize"].as_u64().unwrap());
+        }
+    }
+    assert_eq!((cuts, dropped), (s.http.bodies_cut_by_total, s.http.body_bytes_dropped));
+    let text = apitool::cli::human_summary(s, Path::new("out.har"));
+    assert!(text.contains("truncated at the cap on bodies in progress in all (--max-bodies-total)"), "{text}");
+    // The budget, what one window adds, and the bodies cut (they keep what they hold until
+    // their message ends), then one entry and its text at a time.
+    r.check_peak("8 bodies side by side, 8 MiB in all", FIXED + 2 * budget + 2 * window + 2 * size);
+    let one = run(1);
+    assert_eq!(one.har["log"]["entries"], r.har["log"]["entries"], "the same output with one thread");
 }

@@ -38,6 +38,7 @@ fn help_mentions_every_flag_with_its_default() {
         ("--gap-grace <SECS>", Some("10")),
         ("--order-window <SECS>", Some("5")),
         ("--max-body <SIZE>", Some("16MiB")),
+        ("--max-bodies-total <SIZE>", Some("64MiB")),
         ("--max-head <SIZE>", Some("128KiB")),
         ("--max-headers <N>", Some("1024")),
         ("--tzsp-port <PORT>", None),

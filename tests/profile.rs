@@ -170,7 +170,10 @@ fn json_holds_the_fields() {
     assert!(p["heap"]["allocations"].as_u64().unwrap() > 100, "{}", p["heap"]);
     assert!(p["heap"]["peak_bytes"].as_u64().unwrap() > peak, "{}", p["heap"]);
     let caps: Vec<&str> = p["caps"].as_array().unwrap().iter().map(|c| c["flag"].as_str().unwrap()).collect();
-    assert_eq!(caps, ["--max-ooo-per-conn", "--max-ooo-total", "--max-flows", "--idle-timeout", "--max-body", "--max-head"]);
+    assert_eq!(
+        caps,
+        ["--max-ooo-per-conn", "--max-ooo-total", "--max-flows", "--idle-timeout", "--max-body", "--max-bodies-total", "--max-head"]
+    );
     let row = cap(&p["caps"], "--max-ooo-per-conn");
     assert_eq!(row["limit"], "256 KiB");
     assert_eq!(row["peak_held"], peak);

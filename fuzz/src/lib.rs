@@ -392,7 +392,7 @@ fn shard_run(streams: [&[u8]; 2], isn: [u32; 2], ooo_cap: u16, ops: &[SegOp]) {
     let c = Endpoint { ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1], port: 40000, v6: false };
     let s = Endpoint { ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2], port: 80, v6: false };
     let limits = FlowLimits { max_ooo_per_conn: ooo_cap as usize, ..FlowLimits::default() };
-    let http = HttpLimits { max_head: 512, max_headers: 16, max_body: 64 };
+    let http = HttpLimits { max_head: 512, max_headers: 16, max_body: 64, ..HttpLimits::default() };
     let mut exchanges = 0u64;
     let mut shard = Shard::new(limits, http, |_: Exchange| exchanges += 1);
     let mut ts = 1_000_000_000i64;
@@ -450,9 +450,9 @@ fn http_witnesses(data: &[u8]) -> usize {
     let (server, script) = rest[..rest.len().saturating_sub(1)].split_at(rest.len().saturating_sub(1) - steps * 3);
     let limits = match (config >> 2) & 3 {
         0 => HttpLimits::default(),
-        1 => HttpLimits { max_head: 64, max_headers: 2, max_body: 0 },
-        2 => HttpLimits { max_head: 300, max_headers: 8, max_body: 16 },
-        _ => HttpLimits { max_head: 4096, max_headers: 64, max_body: 1024 },
+        1 => HttpLimits { max_head: 64, max_headers: 2, max_body: 0, ..HttpLimits::default() },
+        2 => HttpLimits { max_head: 300, max_headers: 8, max_body: 16, ..HttpLimits::default() },
+        _ => HttpLimits { max_head: 4096, max_headers: 64, max_body: 1024, ..HttpLimits::default() },
     };
     let ep = |port| Endpoint { ip: [0; 16], port, v6: false };
     let mut conn = HttpConn::new(meta(ep(40000), ep(80)));
@@ -618,7 +618,7 @@ impl HttpRun<'_> {
 
 /// Input: `[codings][cap][piece seed][body...]`. The codings byte: bit 7 set, the body starts
 /// with a coding list line (as in a Content-Encoding field) ending in `\n`; else bits 0-1 the
-/// count, then two bits per coding.
+/// count, then two bits per coding. The seed's top bit picks the deferred decoder.
 pub fn decode(data: &[u8]) {
     if data.len() < 3 {
         return;
@@ -642,7 +642,8 @@ pub fn decode(data: &[u8]) {
         2 => 4096,
         _ => 1 << 20,
     };
-    let mut d = BodyDecoder::new(&codings, cap);
+    // The seed's top bit: the deferred decoder (the converter's), which decodes at the end.
+    let mut d = if seed & 0x80 != 0 { BodyDecoder::deferred(&codings, cap) } else { BodyDecoder::new(&codings, cap) };
     let mut rng = seed as u32 | 1;
     let mut rest = body;
     while !rest.is_empty() {
@@ -653,9 +654,11 @@ pub fn decode(data: &[u8]) {
         d.push(&rest[..n]);
         rest = &rest[n..];
         assert!(d.out.len() <= cap, "decoded {} over the cap {cap}", d.out.len());
+        assert!(d.out.capacity() <= cap, "capacity {} over the cap {cap}", d.out.capacity());
     }
     d.finish();
     assert!(d.out.len() <= cap, "kept {} over the cap {cap}", d.out.len());
+    assert!(d.out.capacity() <= cap, "capacity {} over the cap {cap}", d.out.capacity());
     assert_eq!(d.encoded_len, body.len() as u64);
     if d.decoded_len > cap as u64 && !d.fell_back_to_raw() {
         assert!(d.truncated, "decoded {} past the cap {cap} without saying so", d.decoded_len);
@@ -674,7 +677,7 @@ fn converters() -> &'static [Converter; 2] {
     C.get_or_init(|| {
         let cfg = |threads| Config {
             flow: FlowLimits { max_ooo_per_conn: 2048, max_ooo_total: 4096, max_flows: 8, idle_timeout_ns: 10_000_000_000, ..FlowLimits::default() },
-            http: HttpLimits { max_head: 1024, max_headers: 32, max_body: 2048 },
+            http: HttpLimits { max_head: 1024, max_headers: 32, max_body: 2048, ..HttpLimits::default() },
             defrag: DefragLimits { max_datagrams: 4, max_bytes: 16_384, timeout_ns: 1_000_000_000 },
             // TZSP on a port of the user's choosing too, as `--tzsp-port 31337` gives it.
             wire: apitool::wire::WireOptions { tzsp_port: 31337 },

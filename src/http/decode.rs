@@ -230,14 +230,15 @@ impl Output for Sink<'_> {
         crc: Option<&mut flate2::Crc>,
     ) -> Result<(Status, usize, usize, Flow), flate2::DecompressError> {
         let (before_in, before_out) = (d.total_in(), d.total_out());
-        let status = d.decompress(input, scratch, FlushDecompress::None)?;
+        let r = d.decompress(input, scratch, FlushDecompress::None);
         let used = (d.total_in() - before_in) as usize;
         let produced = (d.total_out() - before_out) as usize;
         if let Some(c) = crc {
             c.update(&scratch[..produced]);
         }
+        // What decoded before a data error is passed on too (and counted) before the error.
         let flow = if produced > 0 { self(&scratch[..produced]) } else { Flow::More };
-        Ok((status, used, produced, flow))
+        Ok((r?, used, produced, flow))
     }
 }
 
@@ -259,29 +260,27 @@ impl Output for BodyOut<'_> {
         crc: Option<&mut flate2::Crc>,
     ) -> Result<(Status, usize, usize, Flow), flate2::DecompressError> {
         let room = self.cap.saturating_sub(self.out.len());
-        if room == 0 {
-            // At the cap: whatever still decodes is past it, and counted as the sink counts it.
+        // Grow by doubling (at least a scratch buffer's worth), never past the cap.
+        reserve_capped(self.out, SCRATCH.min(room), self.cap);
+        if room == 0 || self.out.capacity() - self.out.len() > room {
+            // At the cap (whatever still decodes is past it), or more room than the cap leaves
+            // (`decompress_vec` fills all of it): through the scratch buffer and the sink,
+            // which keeps only what fits and counts the rest.
             let mut sink = |b: &[u8]| sink(self.out, self.decoded, self.truncated, self.cap, b);
-            return (&mut sink as &mut Sink<'_>).step(d, scratch, input, None);
+            return (&mut sink as &mut Sink<'_>).step(d, scratch, input, crc);
         }
-        // Grow by doubling (at least a scratch buffer's worth), never past the cap by much.
-        if self.out.capacity() - self.out.len() < SCRATCH.min(room) {
-            self.out.reserve(self.out.len().max(SCRATCH).min(room));
-        }
+        // The spare capacity is at most the room left: the cap holds whatever this produces,
+        // a data error included (the bytes before it are written and counted all the same).
         let (before_in, before) = (d.total_in(), self.out.len());
-        let status = d.decompress_vec(input, self.out, FlushDecompress::None)?;
+        let r = d.decompress_vec(input, self.out, FlushDecompress::None);
         let used = (d.total_in() - before_in) as usize;
         let produced = self.out.len() - before;
+        debug_assert!(self.out.len() <= self.cap);
         *self.decoded += produced as u64;
-        if self.out.len() > self.cap {
-            self.out.truncate(self.cap);
-            *self.truncated = true;
-            return Ok((status, used, produced, Flow::Full));
-        }
         if let Some(c) = crc {
             c.update(&self.out[before..]);
         }
-        Ok((status, used, produced, Flow::More))
+        Ok((r?, used, produced, Flow::More))
     }
 }
 
@@ -554,12 +553,14 @@ impl ZstdStage {
         let mut inb = InBuffer::around(input);
         loop {
             let mut outb = OutBuffer::around(&mut self.scratch[..]);
-            let hint = self.dec.run(&mut inb, &mut outb).map_err(|e| format!("zstd: {e}"))?;
+            let r = self.dec.run(&mut inb, &mut outb);
             let produced = outb.pos();
-            self.frame_done = hint == 0;
+            // What decoded before an error is passed on before the error, as for deflate.
             if produced > 0 && next(&self.scratch[..produced]) == Flow::Full {
                 return Ok(Flow::Full);
             }
+            let hint = r.map_err(|e| format!("zstd: {e}"))?;
+            self.frame_done = hint == 0;
             if inb.pos() >= input.len() && produced < self.scratch.len() {
                 return Ok(Flow::More);
             }
@@ -578,6 +579,12 @@ pub const MAX_CODINGS: usize = 4;
 /// their bytes come.
 pub const MAX_RESERVE: usize = 64 << 10;
 
+/// Encoded bytes a deferred decoder keeps beyond the cap ([`BodyDecoder::deferred`]): a
+/// coding's framing can make the encoded form of a body a little longer than the body (stored
+/// deflate blocks, raw zstd and brotli blocks: a few bytes per 64 KiB), so an encoded body
+/// slightly over the cap may still decode to one under it.
+pub const DEFER_MARGIN: usize = 64 << 10;
+
 /// Decodes one message body, keeping at most `cap` decoded bytes.
 pub struct BodyDecoder {
     /// Decoding stages, the first applied to the wire bytes.
@@ -594,12 +601,21 @@ pub struct BodyDecoder {
     pub encoded_len: u64,
     /// The first decoding error.
     pub error: Option<String>,
-    /// Encoded bytes kept until decoding produced output, to fall back on.
+    /// Encoded bytes kept until decoding produced output, to fall back on (and, deferred,
+    /// the encoded body until [`BodyDecoder::finish`]).
     raw: Vec<u8>,
     raw_overflow: bool,
     stopped: bool,
     /// Codings were asked for (even if no stage could be built for them).
     coded: bool,
+    /// Decoding waits for [`BodyDecoder::finish`].
+    defer: bool,
+    /// [`BodyDecoder::cut`] stopped it.
+    cut: bool,
+    /// Encoded bytes handed to the decoding stages when decoding stopped at the cap.
+    stopped_at: Option<u64>,
+    /// [`BodyDecoder::finish`] was called.
+    finished: bool,
 }
 
 impl BodyDecoder {
@@ -629,14 +645,37 @@ impl BodyDecoder {
             raw: Vec::new(),
             raw_overflow: false,
             coded: !codings.is_empty(),
+            defer: false,
+            cut: false,
+            stopped_at: None,
+            finished: false,
         }
     }
 
-    /// Makes room for a body expected to decode to about `bytes` (at most the cap, and at most
-    /// [`MAX_RESERVE`] ahead of time), so it does not grow by repeated copies.
+    /// A decoder that keeps a coded body encoded while it arrives (at most the cap plus
+    /// [`DEFER_MARGIN`] of it) and decodes it in [`BodyDecoder::finish`]. A body in progress
+    /// then costs its encoded size, which grows only as fast as bytes are captured, however
+    /// much it expands: only the message being finished holds its decoded form. A body
+    /// without codings is kept as it comes, as by [`BodyDecoder::new`].
+    pub fn deferred(codings: &[Coding], cap: usize) -> BodyDecoder {
+        let mut d = BodyDecoder::new(codings, cap);
+        d.defer = d.coded && !d.stopped;
+        d
+    }
+
+    /// Makes room for a body whose entity (as sent, before content decoding) is about
+    /// `bytes` long: at most the cap, and at most [`MAX_RESERVE`] ahead of time, so that it
+    /// does not grow by repeated copies.
     pub fn expect(&mut self, bytes: u64) {
+        if self.defer {
+            let n = (bytes.min(self.raw_cap() as u64) as usize).min(MAX_RESERVE);
+            self.raw.reserve_exact(n);
+            return;
+        }
+        // Compressed bodies decode to several times their size.
+        let bytes = if self.coded { bytes.saturating_mul(4) } else { bytes };
         let n = (bytes.min(self.cap as u64) as usize).min(MAX_RESERVE);
-        self.out.reserve(n);
+        self.out.reserve_exact(n);
     }
 
     /// Whether any decoding is done at all.
@@ -644,13 +683,82 @@ impl BodyDecoder {
         !self.coded
     }
 
+    /// Heap bytes this decoder holds for the body (decoded and encoded bytes; not the
+    /// decoding stages' own state).
+    pub fn held_bytes(&self) -> usize {
+        self.out.capacity() + self.raw.capacity()
+    }
+
+    /// Whether [`BodyDecoder::cut`] stopped it.
+    pub fn was_cut(&self) -> bool {
+        self.cut
+    }
+
+    /// Stops keeping more of the body (a budget over many bodies was hit): what was kept so
+    /// far is the body, marked truncated; later bytes are only counted. Deferred, what was
+    /// kept of the encoded body is decoded by [`BodyDecoder::finish`] as usual.
+    pub fn cut(&mut self) {
+        if self.cut || (self.stopped && !self.defer) {
+            return;
+        }
+        self.cut = true;
+        if self.defer {
+            self.raw_overflow = true;
+        } else {
+            self.stopped = true;
+            self.truncated = true;
+            self.stopped_at.get_or_insert(self.encoded_len);
+        }
+    }
+
+    /// Bytes of the body, decoded, known to be past what was kept: for a body without
+    /// codings, all that came after the cap; for a coded one, what decoded past it before
+    /// decoding stopped (a lower bound: the rest was not decoded, see
+    /// [`BodyDecoder::undecoded_len`]). Zero when the body was not truncated.
+    pub fn dropped_len(&self) -> u64 {
+        if !self.truncated {
+            return 0;
+        }
+        if !self.coded || self.fell_back_to_raw() {
+            return self.encoded_len.saturating_sub(self.out.len() as u64);
+        }
+        self.decoded_len.saturating_sub(self.out.len() as u64)
+    }
+
+    /// Encoded bytes of a coded body that were never decoded because decoding stopped at the
+    /// cap (or at [`BodyDecoder::cut`]): those after the piece of input where it stopped (a
+    /// deferred decoder feeds 4 KiB pieces).
+    pub fn undecoded_len(&self) -> u64 {
+        if !self.coded || self.fell_back_to_raw() {
+            return 0;
+        }
+        self.stopped_at.map_or(0, |at| self.encoded_len.saturating_sub(at))
+    }
+
+    fn raw_cap(&self) -> usize {
+        self.cap.saturating_add(DEFER_MARGIN)
+    }
+
     /// Feeds encoded bytes.
     pub fn push(&mut self, data: &[u8]) {
         self.encoded_len += data.len() as u64;
+        if self.defer {
+            if !self.raw_overflow {
+                let cap = self.raw_cap();
+                keep_upto(&mut self.raw, &mut self.raw_overflow, cap, data);
+            }
+            return;
+        }
         if self.coded && self.decoded_len == 0 && !self.truncated {
             // Until decoding produces output, keep the bytes to fall back on.
             self.keep_raw(data);
         }
+        self.decode(data, self.encoded_len);
+    }
+
+    /// Runs `data` through the stages; `fed` is the count of encoded bytes handed to them
+    /// once this is done.
+    fn decode(&mut self, data: &[u8], fed: u64) {
         if self.stopped {
             return;
         }
@@ -661,6 +769,9 @@ impl BodyDecoder {
             [Stage::Deflate(s)] => s.push(data, &mut out),
             stages => run_stages(stages, 0, data, &mut |b| sink(out.out, out.decoded, out.truncated, out.cap, b), false),
         };
+        if matches!(r, Ok(Flow::Full)) {
+            self.stopped_at = Some(fed);
+        }
         self.after(r);
     }
 
@@ -668,20 +779,15 @@ impl BodyDecoder {
         if self.raw_overflow {
             return;
         }
-        let room = self.cap.saturating_sub(self.raw.len());
-        if data.len() > room {
-            self.raw.extend_from_slice(&data[..room]);
-            self.raw_overflow = true;
-        } else {
-            self.raw.extend_from_slice(data);
-        }
+        let cap = self.cap;
+        keep_upto(&mut self.raw, &mut self.raw_overflow, cap, data);
     }
 
     fn after(&mut self, r: Result<Flow, String>) {
         match r {
             Ok(Flow::Full) => self.stopped = true,
             Ok(Flow::More) => {
-                if self.decoded_len > 0 {
+                if self.decoded_len > 0 && !self.defer {
                     self.raw = Vec::new();
                 }
             }
@@ -692,8 +798,17 @@ impl BodyDecoder {
         }
     }
 
-    /// Ends the body. After it, `out` holds the content to show.
+    /// Ends the body. After it, `out` holds the content to show. Calling it again does
+    /// nothing.
     pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if self.defer {
+            self.finish_deferred();
+            return;
+        }
         if !self.stopped && self.encoded_len > 0 {
             let r = run_stages(
                 &mut self.stages,
@@ -713,22 +828,92 @@ impl BodyDecoder {
         self.stopped = true;
     }
 
+    /// Decodes the encoded body kept by a deferred decoder.
+    fn finish_deferred(&mut self) {
+        self.defer = false;
+        let raw = std::mem::take(&mut self.raw);
+        // In pieces, so that decoding stops soon after the cap and says where (to within a
+        // piece).
+        const PIECE: usize = 4 << 10;
+        let mut fed = 0u64;
+        for piece in raw.chunks(PIECE) {
+            fed += piece.len() as u64;
+            self.decode(piece, fed);
+            if self.stopped {
+                break;
+            }
+        }
+        let cut_short = self.raw_overflow && !self.stopped;
+        if cut_short {
+            // The encoded body was kept only in part (past the cap and its margin, or cut by
+            // a budget): what its kept part decodes to is all there is, and the rest is not
+            // an error of the stream.
+            self.stopped = true;
+            self.truncated = true;
+            self.stopped_at = Some(raw.len() as u64);
+        } else if !self.stopped && self.encoded_len > 0 {
+            let r = run_stages(
+                &mut self.stages,
+                0,
+                &[],
+                &mut |b| sink(&mut self.out, &mut self.decoded_len, &mut self.truncated, self.cap, b),
+                true,
+            );
+            self.after(r);
+        }
+        if self.fell_back_to_raw() {
+            // Nothing decoded: show the bytes as they came, up to the cap.
+            let mut raw = raw;
+            self.truncated = self.raw_overflow || raw.len() > self.cap;
+            raw.truncate(self.cap);
+            if raw.capacity() > self.cap {
+                raw.shrink_to_fit();
+            }
+            self.out = raw;
+        }
+        self.stopped = true;
+    }
+
     /// Whether decoding failed and `out` holds encoded bytes.
     pub fn fell_back_to_raw(&self) -> bool {
         self.error.is_some() && self.decoded_len == 0 && self.coded
     }
 }
 
+/// Appends `data` to `buf` up to `cap` bytes in all; sets `overflow` when some did not fit.
+fn keep_upto(buf: &mut Vec<u8>, overflow: &mut bool, cap: usize, data: &[u8]) {
+    let room = cap.saturating_sub(buf.len());
+    let keep = data.len().min(room);
+    reserve_capped(buf, keep, cap);
+    buf.extend_from_slice(&data[..keep]);
+    if data.len() > room {
+        *overflow = true;
+    }
+}
+
 fn sink(out: &mut Vec<u8>, decoded: &mut u64, truncated: &mut bool, cap: usize, b: &[u8]) -> Flow {
     *decoded += b.len() as u64;
     let room = cap.saturating_sub(out.len());
+    let keep = b.len().min(room);
+    reserve_capped(out, keep, cap);
+    out.extend_from_slice(&b[..keep]);
     if b.len() > room {
-        out.extend_from_slice(&b[..room]);
         *truncated = true;
         return Flow::Full;
     }
-    out.extend_from_slice(b);
     Flow::More
+}
+
+/// Makes room for `need` more bytes in `out`, a buffer that never holds more than `cap`:
+/// grows by doubling (amortized, as `Vec` does) but never to a capacity past the cap, so a
+/// capped body costs at most the cap, not the next power of two above it.
+fn reserve_capped(out: &mut Vec<u8>, need: usize, cap: usize) {
+    if out.capacity() - out.len() >= need {
+        return;
+    }
+    let want = out.len() + need;
+    let target = out.capacity().saturating_mul(2).max(SCRATCH).min(cap).max(want);
+    out.reserve_exact(target - out.len());
 }
 
 /// Feeds `data` to stage `i`, its output to stage `i + 1`, and so on to `last`.
@@ -921,6 +1106,235 @@ mod tests {
         let mut d = BodyDecoder::new(&[], 100);
         d.expect(1 << 30);
         assert!(d.out.capacity() <= 100 + 16, "{}", d.out.capacity());
+    }
+
+    /// The `decode` fuzz target's finding (`fuzz/regressions/decode/raw-deflate-error-past-the-cap`):
+    /// raw deflate that decodes two bytes and then hits a data error, under a cap of one byte.
+    /// The error returned before the bytes written past the cap were cut and counted.
+    #[test]
+    fn a_data_error_past_the_cap_keeps_only_the_cap() {
+        let enc = [0xaa, 0x4c, 0x01, 0xff];
+        for step in 1..=enc.len() {
+            let d = decode(&[Coding::Deflate], &enc, step, 1);
+            assert_eq!(d.out.len(), 1, "step {step}");
+            assert!(d.truncated, "step {step}");
+            assert!(d.decoded_len >= 2, "step {step}: {}", d.decoded_len);
+        }
+        // Stacked, the same stream goes through a scratch buffer to the body.
+        let d = decode(&[Coding::Deflate, Coding::Deflate], &raw_deflate(&enc), 3, 1);
+        assert_eq!((d.out.len(), d.truncated), (1, true));
+    }
+
+    /// Deferred, a coded body is kept encoded until the end (its cost while it arrives is its
+    /// encoded size), then decodes as it would have: exactly, within the cap, flagged.
+    #[test]
+    fn deferred_decoding_keeps_the_encoded_body_until_the_end() {
+        let plain = sample();
+        let enc = gzip(&plain);
+        let mut d = BodyDecoder::deferred(&[Coding::Gzip], 1 << 30);
+        for piece in enc.chunks(1000) {
+            d.push(piece);
+            assert!(d.out.is_empty());
+        }
+        assert!(d.held_bytes() < 2 * enc.len(), "{}", d.held_bytes());
+        d.finish();
+        assert!(d.out == plain && d.error.is_none() && !d.truncated);
+        // A bomb: the encoded body is small, decoding stops at the cap and says how much of
+        // the encoded body it never read.
+        let zeros = vec![0u8; 8 << 20];
+        let enc = gzip(&zeros);
+        let mut d = BodyDecoder::deferred(&[Coding::Gzip], 100_000);
+        enc.chunks(1460).for_each(|p| d.push(p));
+        d.finish();
+        assert_eq!((d.out.len(), d.truncated, d.error.as_deref()), (100_000, true, None));
+        assert!(d.undecoded_len() > 0 && d.undecoded_len() < enc.len() as u64, "{}", d.undecoded_len());
+        assert!(d.dropped_len() < (1 << 20), "{}", d.dropped_len());
+        // An encoded body longer than the cap and its margin: only its start is kept, and what
+        // that decodes to is flagged truncated, not an error.
+        let noise = plain_body(2, 300_000, 7);
+        let enc = gzip(&noise);
+        assert!(enc.len() > 10 + DEFER_MARGIN);
+        let mut d = BodyDecoder::deferred(&[Coding::Gzip], 10);
+        enc.chunks(1460).for_each(|p| d.push(p));
+        assert!(d.held_bytes() <= 10 + DEFER_MARGIN);
+        d.finish();
+        assert_eq!((&d.out[..], d.truncated, d.error.as_deref()), (&noise[..10], true, None));
+        // Cut by a budget while it arrives: the part kept decodes, marked.
+        let mut d = BodyDecoder::deferred(&[Coding::Gzip], 1 << 30);
+        let enc = gzip(&noise);
+        d.push(&enc[..enc.len() / 2]);
+        d.cut();
+        d.push(&enc[enc.len() / 2..]);
+        d.finish();
+        assert!(d.was_cut() && d.truncated && d.error.is_none());
+        assert!(!d.out.is_empty() && noise.starts_with(&d.out));
+        assert_eq!(d.undecoded_len(), (enc.len() - enc.len() / 2) as u64);
+        // Identity, cut: everything after is dropped, and counted.
+        let mut d = BodyDecoder::deferred(&[], 1 << 30);
+        d.push(b"0123456789");
+        d.cut();
+        d.push(b"abc");
+        d.finish();
+        assert_eq!((&d.out[..], d.truncated, d.dropped_len(), d.undecoded_len()), (&b"0123456789"[..], true, 3, 0));
+        // Finishing twice (at a gap, then at the message's end) keeps what the first kept.
+        for mut d in [BodyDecoder::new(&[Coding::Gzip], 100), BodyDecoder::deferred(&[Coding::Gzip], 100)] {
+            d.push(b"not gzip at all");
+            d.finish();
+            d.finish();
+            assert_eq!((&d.out[..], d.fell_back_to_raw()), (&b"not gzip at all"[..], true));
+        }
+        // Identity past the cap.
+        let d = decode(&[], b"0123456789", 3, 4);
+        assert_eq!((&d.out[..], d.truncated, d.dropped_len()), (&b"0123"[..], true, 6));
+    }
+
+    /// How a property-test case encodes one layer.
+    #[derive(Clone, Copy, Debug)]
+    enum Enc {
+        Gzip,
+        Zlib,
+        RawDeflate,
+        Br,
+        Zstd,
+    }
+
+    impl Enc {
+        const ALL: [Enc; 5] = [Enc::Gzip, Enc::Zlib, Enc::RawDeflate, Enc::Br, Enc::Zstd];
+        fn coding(self) -> Coding {
+            match self {
+                Enc::Gzip => Coding::Gzip,
+                Enc::Zlib | Enc::RawDeflate => Coding::Deflate,
+                Enc::Br => Coding::Brotli,
+                Enc::Zstd => Coding::Zstd,
+            }
+        }
+        fn encode(self, data: &[u8]) -> Vec<u8> {
+            match self {
+                Enc::Gzip => gzip(data),
+                Enc::Zlib => zlib(data),
+                Enc::RawDeflate => raw_deflate(data),
+                Enc::Br => br(data),
+                Enc::Zstd => zstd_enc(data),
+            }
+        }
+    }
+
+    /// What is done to the encoded stream before it is decoded.
+    #[derive(Clone, Copy, Debug)]
+    enum Damage {
+        None,
+        /// Cut at a point (a fraction of its length, in 1/65536).
+        Cut(u16),
+        /// Bytes after the end of a valid stream.
+        Garbage,
+        /// One bit flipped somewhere.
+        Flip(u16, u8),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            Just(Damage::None),
+            any::<u16>().prop_map(Damage::Cut),
+            Just(Damage::Garbage),
+            (any::<u16>(), 0u8..8).prop_map(|(a, b)| Damage::Flip(a, b)),
+        ]
+    }
+
+    /// A body of `len` bytes: zeros (the bomb), repeated text, or noise (does not compress).
+    fn plain_body(kind: u8, len: usize, seed: u32) -> Vec<u8> {
+        const TEXT: &[u8] = b"{\"id\":17,\"name\":\"plain text\"},";
+        let mut x = seed | 1;
+        (0..len)
+            .map(|i| match kind {
+                0 => 0,
+                1 => TEXT[i % TEXT.len()],
+                _ => {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                }
+            })
+            .collect()
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// The fuzz target's invariant as a property, over every coding, stacks of up to three,
+        /// damaged streams, piece splits and caps: the bytes kept never exceed the cap (after
+        /// every piece, and with no buffer capacity past it); they are a prefix of the true
+        /// decoded body (or of the encoded bytes, when nothing decoded); a valid stream keeps
+        /// exactly `min(len, cap)` bytes, flagged truncated when it was longer.
+        #[test]
+        fn the_cap_holds_exactly(
+            kind in 0u8..3,
+            len in prop_oneof![0usize..64, 0usize..6000],
+            seed in any::<u32>(),
+            stack in proptest::collection::vec(proptest::sample::select(Enc::ALL.to_vec()), 0..=3),
+            dmg in damage(),
+            max_piece in proptest::sample::select(vec![1usize, 2, 7, 100, 1460, 70_000]),
+            cap in prop_oneof![0usize..8, 0usize..4096],
+            deferred in any::<bool>(),
+        ) {
+            let plain = plain_body(kind, len, seed);
+            let mut enc = plain.clone();
+            for e in &stack {
+                enc = e.encode(&enc);
+            }
+            match dmg {
+                Damage::None => {}
+                Damage::Cut(at) => enc.truncate(enc.len() * at as usize / 65536),
+                Damage::Garbage => enc.extend_from_slice(b"\x01garbage after the end"),
+                Damage::Flip(at, bit) => {
+                    if !enc.is_empty() {
+                        let i = enc.len() * at as usize / 65536;
+                        enc[i] ^= 1 << bit;
+                    }
+                }
+            }
+            // Without codings the body is the bytes as they came, damage included.
+            let (plain, dmg) = if stack.is_empty() { (enc.clone(), Damage::None) } else { (plain, dmg) };
+            let codings: Vec<Coding> = stack.iter().map(|e| e.coding()).collect();
+            let mut d = if deferred { BodyDecoder::deferred(&codings, cap) } else { BodyDecoder::new(&codings, cap) };
+            let mut x = seed.rotate_left(7) | 1;
+            let mut rest = &enc[..];
+            while !rest.is_empty() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let n = (x as usize % max_piece + 1).min(rest.len());
+                d.push(&rest[..n]);
+                rest = &rest[n..];
+                prop_assert!(d.out.len() <= cap, "kept {} over the cap {cap} while decoding", d.out.len());
+                prop_assert!(d.out.capacity() <= cap, "capacity {} over the cap {cap}", d.out.capacity());
+            }
+            d.finish();
+            prop_assert!(d.out.len() <= cap, "kept {} over the cap {cap}", d.out.len());
+            prop_assert!(d.out.capacity() <= cap, "capacity {} over the cap {cap}", d.out.capacity());
+            prop_assert_eq!(d.encoded_len, enc.len() as u64);
+            if d.truncated {
+                prop_assert_eq!(d.out.len(), cap, "truncated short of the cap");
+            }
+            if d.fell_back_to_raw() {
+                prop_assert!(enc.starts_with(&d.out), "the raw bytes kept are not the body's first ones");
+            } else {
+                prop_assert!(d.decoded_len >= d.out.len() as u64);
+                if d.decoded_len > cap as u64 {
+                    prop_assert!(d.truncated, "decoded {} past the cap {cap} without saying so", d.decoded_len);
+                }
+                if !matches!(dmg, Damage::Flip(..)) {
+                    prop_assert!(plain.starts_with(&d.out), "kept bytes are not a prefix of the decoded body");
+                }
+            }
+            if matches!(dmg, Damage::None) {
+                prop_assert_eq!(&d.error, &None);
+                prop_assert_eq!(&d.out[..], &plain[..plain.len().min(cap)]);
+                prop_assert_eq!(d.truncated, plain.len() > cap);
+            }
+        }
     }
 
     #[test]

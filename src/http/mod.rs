@@ -38,11 +38,15 @@ pub struct HttpLimits {
     pub max_headers: usize,
     /// Largest decoded body kept per message, bytes; past it the body is truncated.
     pub max_body: usize,
+    /// Bytes held by the bodies in progress of all connections (coded bodies count their
+    /// encoded bytes: they are decoded when they end); past it the largest are cut where
+    /// they are, truncated and flagged. Checked between windows of the capture.
+    pub max_bodies_total: usize,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        HttpLimits { max_head: 128 << 10, max_headers: 1024, max_body: 16 << 20 }
+        HttpLimits { max_head: 128 << 10, max_headers: 1024, max_body: 16 << 20, max_bodies_total: 64 << 20 }
     }
 }
 
@@ -61,6 +65,13 @@ pub struct HttpStats {
     pub messages_with_gaps: u64,
     pub incomplete_messages: u64,
     pub truncated_bodies: u64,
+    /// Bodies cut by [`HttpLimits::max_bodies_total`].
+    pub bodies_cut_by_total: u64,
+    /// Bytes of truncated bodies that were not kept: for bodies without codings, all those
+    /// past the cut; for coded ones, what decoded past it before decoding stopped.
+    pub body_bytes_dropped: u64,
+    /// Encoded bytes of truncated coded bodies never decoded (decoding stops at the cap).
+    pub body_bytes_not_decoded: u64,
     pub decode_errors: u64,
     pub unsupported_codings: u64,
     pub bad_framing: u64,
@@ -94,12 +105,15 @@ pub enum Cap {
     IdleTimeout,
     /// [`HttpLimits::max_body`]: the decoded body was truncated.
     MaxBody,
+    /// [`HttpLimits::max_bodies_total`]: a body in progress was cut.
+    MaxBodiesTotal,
     /// [`HttpLimits::max_head`] or [`HttpLimits::max_headers`]: the message head was dropped.
     MaxHead,
 }
 
 impl Cap {
-    pub const ALL: [Cap; 6] = [Cap::MaxOooPerConn, Cap::MaxOooTotal, Cap::MaxFlows, Cap::IdleTimeout, Cap::MaxBody, Cap::MaxHead];
+    pub const ALL: [Cap; 7] =
+        [Cap::MaxOooPerConn, Cap::MaxOooTotal, Cap::MaxFlows, Cap::IdleTimeout, Cap::MaxBody, Cap::MaxBodiesTotal, Cap::MaxHead];
 
     /// The command-line flag that sets it.
     pub fn flag(self) -> &'static str {
@@ -109,6 +123,7 @@ impl Cap {
             Cap::MaxFlows => "--max-flows",
             Cap::IdleTimeout => "--idle-timeout",
             Cap::MaxBody => "--max-body",
+            Cap::MaxBodiesTotal => "--max-bodies-total",
             Cap::MaxHead => "--max-head",
         }
     }
@@ -121,6 +136,7 @@ impl Cap {
             Cap::MaxFlows => "the open-connection cap (--max-flows)",
             Cap::IdleTimeout => "the idle timeout (--idle-timeout)",
             Cap::MaxBody => "the decoded body cap (--max-body)",
+            Cap::MaxBodiesTotal => "the cap on bodies in progress in all (--max-bodies-total)",
             Cap::MaxHead => "the head caps (--max-head, --max-headers)",
         }
     }
@@ -137,6 +153,7 @@ pub struct CapDamage {
     pub max_flows: u64,
     pub idle_timeout: u64,
     pub max_body: u64,
+    pub max_bodies_total: u64,
     pub max_head: u64,
 }
 
@@ -148,6 +165,7 @@ impl CapDamage {
             Cap::MaxFlows => self.max_flows,
             Cap::IdleTimeout => self.idle_timeout,
             Cap::MaxBody => self.max_body,
+            Cap::MaxBodiesTotal => self.max_bodies_total,
             Cap::MaxHead => self.max_head,
         }
     }
@@ -159,6 +177,7 @@ impl CapDamage {
             Cap::MaxFlows => self.max_flows += 1,
             Cap::IdleTimeout => self.idle_timeout += 1,
             Cap::MaxBody => self.max_body += 1,
+            Cap::MaxBodiesTotal => self.max_bodies_total += 1,
             Cap::MaxHead => self.max_head += 1,
         }
     }
@@ -172,6 +191,7 @@ impl std::ops::AddAssign for CapDamage {
         self.max_flows += b.max_flows;
         self.idle_timeout += b.idle_timeout;
         self.max_body += b.max_body;
+        self.max_bodies_total += b.max_bodies_total;
         self.max_head += b.max_head;
     }
 }
@@ -194,6 +214,11 @@ pub enum Anomaly {
     NoRequest,
     /// The decoded body passed the cap and was truncated.
     Truncated {
+        response: bool,
+    },
+    /// The body was cut while it arrived: the bodies in progress of all connections held
+    /// more than their cap in all, and this one was among the largest.
+    CutByTotal {
         response: bool,
     },
     DecodeError {
@@ -250,6 +275,7 @@ impl Anomaly {
             Anomaly::Gap { cap, .. } => *cap,
             Anomaly::EndedByCap { cap } => Some(*cap),
             Anomaly::Truncated { .. } => Some(Cap::MaxBody),
+            Anomaly::CutByTotal { .. } => Some(Cap::MaxBodiesTotal),
             _ => None,
         }
     }
@@ -265,6 +291,9 @@ impl std::fmt::Display for Anomaly {
             Anomaly::NoResponse => f.write_str("no response"),
             Anomaly::NoRequest => f.write_str("no request"),
             Anomaly::Truncated { response } => write!(f, "{}: body truncated at the decoded size cap", side(response)),
+            Anomaly::CutByTotal { response } => {
+                write!(f, "{}: body truncated at {}", side(response), Cap::MaxBodiesTotal.describe())
+            }
             Anomaly::DecodeError { response, error } => write!(f, "{}: decode error: {error}", side(response)),
             Anomaly::UnsupportedCoding { response, coding } => write!(f, "{}: unsupported content coding {coding}", side(response)),
             Anomaly::LenientHead { response, why } => write!(f, "{}: malformed head ({why}), read leniently", side(response)),
@@ -301,8 +330,12 @@ pub struct Message {
     pub codings: Vec<Coding>,
     /// The body kept is the still-encoded bytes (decoding failed from the start).
     pub body_is_encoded: bool,
-    /// The body was cut at the decoded size cap.
+    /// The body was cut at the decoded size cap (or by the cap on bodies in progress).
     pub body_truncated: bool,
+    /// Of a truncated body, bytes not kept (see [`HttpStats::body_bytes_dropped`]).
+    pub body_dropped: u64,
+    /// Of a truncated coded body, encoded bytes never decoded.
+    pub body_not_decoded: u64,
     pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
     pub first_ts: Ts,
     pub last_ts: Ts,
@@ -334,6 +367,8 @@ impl Message {
             codings: Vec::new(),
             body_is_encoded: false,
             body_truncated: false,
+            body_dropped: 0,
+            body_not_decoded: 0,
             trailers: Vec::new(),
             first_ts: first.ts,
             last_ts: last.ts,
@@ -660,7 +695,7 @@ impl HttpConn {
         for h in &self.halves {
             n += h.buf.capacity();
             if let Some(c) = &h.cur {
-                n += c.msg.body.capacity() + c.msg.head.raw.capacity();
+                n += c.msg.body.capacity() + c.msg.head.raw.capacity() + c.dec.as_ref().map_or(0, |d| d.held_bytes());
             }
         }
         for p in &self.pending {
@@ -669,6 +704,31 @@ impl HttpConn {
             }
         }
         n
+    }
+
+    /// Bytes held by this connection's bodies in progress that were not cut yet (what
+    /// [`HttpLimits::max_bodies_total`] cuts), and by all of them.
+    pub fn bodies_held(&self) -> (usize, usize) {
+        let (mut uncut, mut all) = (0, 0);
+        for h in &self.halves {
+            if let Some(d) = h.cur.as_ref().and_then(|c| c.dec.as_ref()) {
+                all += d.held_bytes();
+                if !d.was_cut() {
+                    uncut += d.held_bytes();
+                }
+            }
+        }
+        (uncut, all)
+    }
+
+    /// Cuts this connection's bodies in progress where they are
+    /// ([`HttpLimits::max_bodies_total`]): they keep what they hold, and are truncated.
+    pub fn cut_bodies(&mut self) {
+        for h in &mut self.halves {
+            if let Some(d) = h.cur.as_mut().and_then(|c| c.dec.as_mut()) {
+                d.cut();
+            }
+        }
     }
 
     /// Bytes of one side, in order.
@@ -1560,10 +1620,11 @@ impl HttpConn {
             }
         }
         let dec = has_body.then(|| {
-            let mut d = BodyDecoder::new(&codings, limits.max_body);
+            // Coded bodies stay encoded until they end: one in progress costs the bytes that came,
+            // not what they may decode to (a few kilobytes of a bomb would be the cap).
+            let mut d = BodyDecoder::deferred(&codings, limits.max_body);
             if let Framing::Length(n) = framing {
-                // Compressed bodies decode to several times their size.
-                d.expect(if codings.is_empty() { n } else { n.saturating_mul(4) });
+                d.expect(n);
             }
             d
         });
@@ -1734,8 +1795,17 @@ impl HttpConn {
             msg.entity_len = d.encoded_len;
             if d.truncated {
                 msg.body_truncated = true;
-                cx.stats.truncated_bodies += 1;
-                anomalies.push(Anomaly::Truncated { response });
+                if d.was_cut() {
+                    cx.stats.bodies_cut_by_total += 1;
+                    anomalies.push(Anomaly::CutByTotal { response });
+                } else {
+                    cx.stats.truncated_bodies += 1;
+                    anomalies.push(Anomaly::Truncated { response });
+                }
+                msg.body_dropped = d.dropped_len();
+                msg.body_not_decoded = d.undecoded_len();
+                cx.stats.body_bytes_dropped += msg.body_dropped;
+                cx.stats.body_bytes_not_decoded += msg.body_not_decoded;
             }
             if let Some(e) = d.error.take()
                 && gap == 0

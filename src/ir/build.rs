@@ -615,6 +615,8 @@ mod tests {
             codings: vec![],
             body_is_encoded: false,
             body_truncated: false,
+            body_dropped: 0,
+            body_not_decoded: 0,
             trailers: vec![],
             first_ts: Ts(first),
             last_ts: Ts(last),

@@ -686,6 +686,8 @@ mod tests {
             codings: vec![],
             body_is_encoded: false,
             body_truncated: false,
+            body_dropped: 0,
+            body_not_decoded: 0,
             trailers: vec![],
             first_ts: crate::capture::Ts(0),
             last_ts: crate::capture::Ts(0),

@@ -66,8 +66,207 @@ fn write_ms(out: &mut Vec<u8>, micros: i64) {
     let _ = write!(out, "{}.{:03}", micros / 1000, micros % 1000);
 }
 
-/// Serializes one exchange as a HAR entry (a JSON object, no trailing separator).
+/// Serializes one exchange as a HAR entry (a JSON object, no trailing separator), in a buffer
+/// grown once to the entry's exact size.
 pub fn write_entry(out: &mut Vec<u8>, ex: &Exchange) {
+    entry_parts(ex).write_into(out);
+}
+
+/// A body's `text` (and `encoding`) fields, to be written where the entry's skeleton leaves a
+/// hole for them.
+#[derive(Clone, Copy, Debug)]
+struct BodyText<'a> {
+    body: &'a [u8],
+    /// The body is written base64-encoded.
+    base64: bool,
+    /// The name of the field that says so (`encoding`, or `_encoding` in `postData`).
+    key: &'static str,
+    /// Bytes the fields take, written; when not `exact`, at least what an unescaped text
+    /// takes (the body is small: it is escaped as it is written, and written as base64
+    /// instead if its text came out longer).
+    len: usize,
+    exact: bool,
+}
+
+/// Bodies of at least this many bytes have the exact size of their text counted before it is
+/// written (a pass over the body); the entry of an exchange with one is sized exactly.
+const EXACT_MIN: usize = 64 << 10;
+
+/// Bytes of the body fields opening (`,"text":"`).
+const TEXT_OPEN: &[u8] = b",\"text\":\"";
+
+impl<'a> BodyText<'a> {
+    /// `text` as it is when the body is UTF-8 and escaping it does not make it longer than
+    /// base64 would (a body mostly of control bytes, zeros say, is six times its size
+    /// escaped: it is written as base64, a third over its size), else base64.
+    fn new(body: &'a [u8], key: &'static str, exact: bool) -> BodyText<'a> {
+        let b64 = base64::encoded_len(body.len(), true).unwrap_or(usize::MAX);
+        let base64_form = BodyText { body, base64: true, key, len: TEXT_OPEN.len() + b64 + Self::tail_len(key), exact: true };
+        if std::str::from_utf8(body).is_err() {
+            return base64_form;
+        }
+        if !exact {
+            return BodyText { body, base64: false, key, len: TEXT_OPEN.len() + body.len() + 1, exact: false };
+        }
+        match super::json::escaped_len(body) {
+            n if n <= b64 => BodyText { body, base64: false, key, len: TEXT_OPEN.len() + n + 1, exact: true },
+            _ => base64_form,
+        }
+    }
+
+    fn base64_len(&self) -> usize {
+        base64::encoded_len(self.body.len(), true).unwrap_or(usize::MAX)
+    }
+
+    /// `","encoding":"base64"`: after the base64 text's closing quote.
+    fn tail_len(key: &str) -> usize {
+        3 + key.len() + 3 + 6 + 1
+    }
+
+    fn write_tail(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"\",\"");
+        out.extend_from_slice(self.key.as_bytes());
+        out.extend_from_slice(b"\":\"base64\"");
+    }
+
+    /// Writes the fields into `out` (which has room for them: nothing is reallocated).
+    fn write_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(TEXT_OPEN);
+        if self.base64 {
+            let at = out.len();
+            let n = base64::encoded_len(self.body.len(), true).unwrap_or(0);
+            out.resize(at + n, 0);
+            let k = base64::engine::general_purpose::STANDARD.encode_slice(self.body, &mut out[at..]).unwrap_or(0);
+            debug_assert_eq!(k, n);
+            self.write_tail(out);
+        } else if self.exact {
+            super::json::push_escaped_exact(out, self.body, self.len - TEXT_OPEN.len() - 1);
+            out.push(b'"');
+        } else {
+            super::json::push_escaped(out, self.body);
+            if !self.exact && out.len() - start - TEXT_OPEN.len() > self.base64_len() {
+                // Longer escaped than base64: base64 after all.
+                out.truncate(start);
+                return BodyText { base64: true, ..*self }.write_into(out);
+            }
+            out.push(b'"');
+        }
+        debug_assert!(!self.exact || out.len() - start == self.len);
+    }
+
+    /// Writes the fields to `w` in pieces through `buf` (a body is never copied whole).
+    fn write_to(&self, w: &mut dyn Write, buf: &mut Vec<u8>) -> io::Result<()> {
+        if !self.exact {
+            // Small: whole, as into memory.
+            buf.clear();
+            self.write_into(buf);
+            return w.write_all(buf);
+        }
+        const PIECE: usize = 48 << 10;
+        w.write_all(TEXT_OPEN)?;
+        let mut rest = self.body;
+        while !rest.is_empty() {
+            buf.clear();
+            if self.base64 {
+                // Whole groups of three bytes encode on their own, without padding.
+                let n = if rest.len() <= PIECE { rest.len() } else { PIECE };
+                let (p, r) = rest.split_at(n);
+                rest = r;
+                buf.resize(base64::encoded_len(p.len(), true).unwrap_or(0), 0);
+                let k = base64::engine::general_purpose::STANDARD.encode_slice(p, &mut buf[..]).unwrap_or(0);
+                buf.truncate(k);
+            } else {
+                // At a character boundary: the body is UTF-8.
+                let mut n = rest.len().min(PIECE);
+                while n < rest.len() && (rest[n] & 0xc0) == 0x80 {
+                    n -= 1;
+                }
+                let (p, r) = rest.split_at(n);
+                rest = r;
+                super::json::push_escaped(buf, p);
+            }
+            w.write_all(buf)?;
+        }
+        buf.clear();
+        if self.base64 {
+            self.write_tail(buf);
+        } else {
+            buf.push(b'"');
+        }
+        w.write_all(buf)
+    }
+}
+
+/// Bodies larger than this have no `params` in `postData` (the form's fields, or the
+/// multipart parts' values, decoded): they would be a second copy of the body, and the body
+/// is in `text` whatever its size.
+pub const MAX_PARAMS_BODY: usize = 1 << 20;
+
+/// A serialized entry whose bodies are not written yet: the rest of the entry (small: heads,
+/// timings, `_apitool`), and where each body's fields go. Its exact size is known before a
+/// byte of the bodies is written, so it is written into a buffer of that size or streamed.
+pub struct EntryParts<'a> {
+    skel: Vec<u8>,
+    /// Every body's size is exact (the exchange has a large one).
+    exact: bool,
+    /// Where in `skel` each body's fields go, in order.
+    holes: Vec<(usize, BodyText<'a>)>,
+}
+
+impl EntryParts<'_> {
+    /// Bytes of the entry, written: exact when [`EntryParts::is_exact`], else at least the
+    /// size of its bodies unescaped.
+    pub fn len(&self) -> usize {
+        self.skel.len() + self.holes.iter().map(|(_, b)| b.len).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether [`EntryParts::len`] is the exact size (an exchange with a body of 64 KiB or
+    /// more); else the entry is small, and its bodies' text is measured as it is written.
+    pub fn is_exact(&self) -> bool {
+        self.exact
+    }
+
+    /// Appends the entry to `out`, grown once to the exact size (a small entry may grow again
+    /// by its bodies' escapes).
+    pub fn write_into(&self, out: &mut Vec<u8>) {
+        out.reserve_exact(self.len());
+        let mut at = 0;
+        for (pos, b) in &self.holes {
+            out.extend_from_slice(&self.skel[at..*pos]);
+            b.write_into(out);
+            at = *pos;
+        }
+        out.extend_from_slice(&self.skel[at..]);
+    }
+
+    /// Writes the entry to `w`, its bodies in pieces through `buf`.
+    pub fn write_to(&self, w: &mut dyn Write, buf: &mut Vec<u8>) -> io::Result<()> {
+        let mut at = 0;
+        for (pos, b) in &self.holes {
+            w.write_all(&self.skel[at..*pos])?;
+            b.write_to(w, buf)?;
+            at = *pos;
+        }
+        w.write_all(&self.skel[at..])
+    }
+}
+
+/// Serializes one exchange as a HAR entry, its bodies left to write ([`EntryParts`]).
+pub fn entry_parts(ex: &Exchange) -> EntryParts<'_> {
+    let exact = [ex.request.as_ref(), ex.response.as_ref()].iter().flatten().any(|m| m.body.len() >= EXACT_MIN);
+    let mut parts = EntryParts { skel: Vec::with_capacity(1024), exact, holes: Vec::new() };
+    write_skeleton(&mut parts, ex);
+    parts
+}
+
+fn write_skeleton<'a>(parts: &mut EntryParts<'a>, ex: &'a Exchange) {
+    let EntryParts { skel: out, holes, exact } = parts;
+    let exact = *exact;
     let req = ex.request.as_ref();
     let resp = ex.response.as_ref();
     let (connect, blocked) = match connect_and_stall(ex) {
@@ -86,9 +285,9 @@ pub fn write_entry(out: &mut Vec<u8>, ex: &Exchange) {
     out.extend_from_slice(b"\",\"time\":");
     write_ms(out, total);
     out.extend_from_slice(b",\"request\":");
-    write_request(out, ex, req);
+    write_request(out, holes, exact, ex, req);
     out.extend_from_slice(b",\"response\":");
-    write_response(out, resp);
+    write_response(out, holes, exact, resp);
     out.extend_from_slice(b",\"cache\":{},\"timings\":{\"blocked\":");
     write_ms(out, blocked.unwrap_or(-1));
     out.extend_from_slice(b",\"dns\":-1,\"connect\":");
@@ -161,6 +360,24 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
     {
         out.extend_from_slice(b",\"trailers\":");
         write_pairs(out, r.trailers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())));
+    }
+    // What truncated bodies lost past the cap: `bytes` of the body not kept (for a coded
+    // body, what decoded past the cap before decoding stopped), `notDecoded` encoded bytes
+    // never decoded.
+    let cut = [("request", ex.request.as_ref()), ("response", ex.response.as_ref())];
+    if cut.iter().any(|(_, m)| m.is_some_and(|m| m.body_truncated)) {
+        out.extend_from_slice(b",\"bodyDropped\":{");
+        let mut first = true;
+        for (name, m) in cut {
+            if let Some(m) = m.filter(|m| m.body_truncated) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                let _ = write!(out, "\"{name}\":{{\"bytes\":{},\"notDecoded\":{}}}", m.body_dropped, m.body_not_decoded);
+            }
+        }
+        out.push(b'}');
     }
     out.extend_from_slice(b",\"anomalies\":[");
     for (i, a) in ex.anomalies.iter().enumerate() {
@@ -403,7 +620,7 @@ fn write_params(out: &mut Vec<u8>, q: &[u8], as_query: bool) {
     out.push(b']');
 }
 
-fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
+fn write_request<'a>(out: &mut Vec<u8>, holes: &mut Vec<(usize, BodyText<'a>)>, exact: bool, ex: &Exchange, req: Option<&'a Message>) {
     let Some(m) = req else {
         // A response without its request: what is known of the request is its server. HAR
         // readers want a method (har-to-k6 refuses an empty one), so the entry says GET, the
@@ -460,7 +677,9 @@ fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
         out.extend_from_slice(b",\"postData\":{\"mimeType\":");
         write_bytes_str(out, mime);
         let lower_mime: Vec<u8> = mime.to_ascii_lowercase();
-        if lower_mime.starts_with(b"application/x-www-form-urlencoded") {
+        if m.body.len() > MAX_PARAMS_BODY {
+            // No second copy of a large body.
+        } else if lower_mime.starts_with(b"application/x-www-form-urlencoded") {
             out.extend_from_slice(b",\"params\":");
             write_params(out, &m.body, false);
         } else if lower_mime.starts_with(b"multipart/form-data")
@@ -469,32 +688,13 @@ fn write_request(out: &mut Vec<u8>, ex: &Exchange, req: Option<&Message>) {
             out.extend_from_slice(b",\"params\":");
             out.extend_from_slice(&params);
         }
-        write_body_text(out, &m.body, "_encoding");
+        holes.push((out.len(), BodyText::new(&m.body, "_encoding", exact)));
         out.push(b'}');
     }
     let _ = write!(out, ",\"headersSize\":{},\"bodySize\":{}}}", m.head.raw.len(), m.body_wire_len);
 }
 
-/// `"text": ...` and, for bytes that are not UTF-8, base64 with `"encoding": "base64"` (the
-/// name of the field given as `key`: `content` has `encoding` in HAR 1.2, `postData` does not,
-/// so there it is the custom `_encoding`).
-fn write_body_text(out: &mut Vec<u8>, body: &[u8], key: &str) {
-    out.extend_from_slice(b",\"text\":");
-    match std::str::from_utf8(body) {
-        Ok(s) => write_str(out, s),
-        Err(_) => {
-            out.push(b'"');
-            let start = out.len();
-            let len = base64::encoded_len(body.len(), true).unwrap_or(0);
-            out.resize(start + len, 0);
-            let n = base64::engine::general_purpose::STANDARD.encode_slice(body, &mut out[start..]).unwrap_or(0);
-            out.truncate(start + n);
-            let _ = write!(out, "\",\"{key}\":\"base64\"");
-        }
-    }
-}
-
-fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
+fn write_response<'a>(out: &mut Vec<u8>, holes: &mut Vec<(usize, BodyText<'a>)>, exact: bool, resp: Option<&'a Message>) {
     let Some(m) = resp else {
         out.extend_from_slice(b"{\"status\":0,\"statusText\":\"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"content\":{\"size\":0,\"mimeType\":\"x-unknown\",\"text\":\"\"},\"redirectURL\":\"\",\"headersSize\":-1,\"bodySize\":-1}");
         return;
@@ -526,7 +726,7 @@ fn write_response(out: &mut Vec<u8>, resp: Option<&Message>) {
     }
     // `text` even when there is no body (HEAD, 204/304, tunnels, a body lost at a gap): HAR
     // readers such as haralyzer read it unconditionally; `size` is the bytes it holds.
-    write_body_text(out, &m.body, "encoding");
+    holes.push((out.len(), BodyText::new(&m.body, "encoding", exact)));
     out.extend_from_slice(b"},\"redirectURL\":");
     write_bytes_str(out, m.head.field("location").unwrap_or(b""));
     let _ = write!(out, ",\"headersSize\":{},\"bodySize\":{}}}", m.head.raw.len(), m.body_wire_len);
@@ -650,4 +850,100 @@ impl<W: Write> HarWriter<W> {
 /// Whether an anomaly list marks the exchange as damaged (for counting).
 pub fn is_damaged(anomalies: &[Anomaly]) -> bool {
     anomalies.iter().any(|a| !matches!(a, Anomaly::Tunnel | Anomaly::LenientHead { .. } | Anomaly::MidStream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Ts;
+    use crate::http::{ConnMeta, Exchange, Message};
+    use crate::wire::Endpoint;
+
+    fn msg(raw: &[u8], request: bool, body: Vec<u8>) -> Message {
+        Message {
+            head: crate::http::head::parse(raw.to_vec(), request, 100).unwrap(),
+            body_wire_len: body.len() as u64,
+            entity_len: body.len() as u64,
+            body,
+            codings: vec![],
+            body_is_encoded: false,
+            body_truncated: false,
+            body_dropped: 0,
+            body_not_decoded: 0,
+            trailers: vec![],
+            first_ts: Ts(1_000),
+            last_ts: Ts(2_000),
+            first_frame: 1,
+            last_frame: 2,
+            stream_offset: 0,
+        }
+    }
+
+    fn exchange(req_body: Vec<u8>, resp_body: Vec<u8>) -> Exchange {
+        let ep = |p| Endpoint::from_addr("10.0.0.1".parse().unwrap(), p);
+        Exchange {
+            conn: ConnMeta { id: 1, client: ep(40000), server: ep(80), syn_ts: None, established_ts: None },
+            index: 0,
+            request: Some(msg(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n\r\n", true, req_body)),
+            response: Some(msg(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", false, resp_body)),
+            interim: vec![],
+            anomalies: vec![],
+            tunnel: None,
+        }
+    }
+
+    /// The bodies as a HAR reader reads them back.
+    fn bodies(entry: &[u8]) -> (serde_json::Value, Vec<u8>, Vec<u8>) {
+        use base64::Engine;
+        let v: serde_json::Value = serde_json::from_slice(entry).unwrap();
+        let get = |c: &serde_json::Value| {
+            let t = c["text"].as_str().unwrap();
+            if c["encoding"] == "base64" || c["_encoding"] == "base64" {
+                base64::engine::general_purpose::STANDARD.decode(t).unwrap()
+            } else {
+                t.as_bytes().to_vec()
+            }
+        };
+        let (q, r) = (get(&v["request"]["postData"]), get(&v["response"]["content"]));
+        (v, q, r)
+    }
+
+    /// Small and large bodies, text, control bytes, binary: the entry reads back to the
+    /// same bodies, whether written into memory or streamed; a large entry's buffer is its
+    /// exact size; text whose escaping would be longer than base64 is base64.
+    #[test]
+    fn entries_are_sized_exactly_and_read_back() {
+        let text = b"{\"id\":1,\"name\":\"caf\xc3\xa9 \\\"quoted\\\"\"}\n".repeat(3000);
+        let zeros = vec![0u8; 70_000];
+        let binary: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let few_ctl = b"line\tone\x01\n".repeat(10);
+        let cases = [
+            (b"small".to_vec(), few_ctl.clone()),
+            (vec![0u8; 100], b"x".to_vec()),
+            (text.clone(), zeros.clone()),
+            (binary.clone(), text.clone()),
+            (few_ctl.clone(), binary.clone()),
+        ];
+        for (q, r) in cases {
+            let ex = exchange(q.clone(), r.clone());
+            let mut mem = Vec::new();
+            write_entry(&mut mem, &ex);
+            let parts = entry_parts(&ex);
+            if parts.is_exact() {
+                assert_eq!(parts.len(), mem.len());
+                assert_eq!(mem.capacity(), mem.len());
+            }
+            let mut streamed = Vec::new();
+            parts.write_to(&mut streamed, &mut Vec::new()).unwrap();
+            assert!(streamed == mem, "streamed and in-memory entries differ");
+            let (v, got_q, got_r) = bodies(&mem);
+            assert!(got_q == q && got_r == r);
+            for (c, b) in [(&v["request"]["postData"], &q), (&v["response"]["content"], &r)] {
+                let is_b64 = c["encoding"] == "base64" || c["_encoding"] == "base64";
+                let utf8 = std::str::from_utf8(b).is_ok();
+                let escaped = if utf8 { super::super::json::escaped_len(b) } else { usize::MAX };
+                assert_eq!(is_b64, escaped > base64::encoded_len(b.len(), true).unwrap(), "{} bytes", b.len());
+            }
+        }
+    }
 }

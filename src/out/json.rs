@@ -66,7 +66,11 @@ static PAIRS: ([u16; 256], [u8; 256]) = pair_table();
 
 /// Writes `s` as a JSON string, quotes included.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
+    write_escaped(out, s.as_bytes(), true);
+}
+
+/// `b` (UTF-8) escaped, between quotes if `quotes`.
+fn write_escaped(out: &mut Vec<u8>, b: &[u8], quotes: bool) {
     let (pairs, lens) = &PAIRS;
     // Room for two bytes per input byte (every escape but `\u00XX`, which makes its own room)
     // and one spare for the filler byte the pair writes leave behind.
@@ -79,8 +83,10 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     // more and takes the new pointer); `set_len` covers exactly the bytes written, all
     // initialised.
     unsafe {
-        *base.add(o) = b'"';
-        o += 1;
+        if quotes {
+            *base.add(o) = b'"';
+            o += 1;
+        }
         let mut i = 0;
         while i < b.len() {
             if i + 8 <= b.len() {
@@ -115,10 +121,85 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
                 i += 1;
             }
         }
-        *base.add(o) = b'"';
-        o += 1;
+        if quotes {
+            *base.add(o) = b'"';
+            o += 1;
+        }
         debug_assert!(o <= cap);
         out.set_len(o);
+    }
+}
+
+/// Length of `b` (UTF-8) escaped as the content of a JSON string, quotes not counted: what
+/// [`push_escaped`] writes.
+pub fn escaped_len(b: &[u8]) -> usize {
+    let lens = &PAIRS.1;
+    let mut n = b.len();
+    let mut i = 0;
+    while i < b.len() {
+        if i + 8 <= b.len() && !needs_escape(u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))) {
+            i += 8;
+            continue;
+        }
+        let end = (i + 8).min(b.len());
+        for &c in &b[i..end] {
+            n += lens[c as usize] as usize - 1;
+        }
+        i = end;
+    }
+    n
+}
+
+/// Appends `b` (UTF-8) escaped as the content of a JSON string, without quotes (grows `out`
+/// as needed, as [`write_str`] does).
+pub fn push_escaped(out: &mut Vec<u8>, b: &[u8]) {
+    write_escaped(out, b, false);
+}
+
+/// Appends `b` (UTF-8) escaped as the content of a JSON string, without quotes: exactly
+/// `escaped` bytes ([`escaped_len`] of it), into room `out` has for them and one byte more
+/// (the closing quote's): nothing is reallocated then.
+pub fn push_escaped_exact(out: &mut Vec<u8>, b: &[u8], escaped: usize) {
+    out.reserve(escaped + 1);
+    let (pairs, lens) = &PAIRS;
+    let start = out.len();
+    // SAFETY: `out` has room for `escaped + 1` bytes past `start`; `escaped` is the exact
+    // escaped length of `b`, so the writes (two bytes per one-byte pair, the second a filler
+    // that the next write or the closing byte covers) stay below `start + escaped + 1`.
+    // `set_len` covers the `escaped` bytes written, all initialised.
+    unsafe {
+        let base = out.as_mut_ptr().add(start);
+        let mut o = 0;
+        let mut i = 0;
+        while i < b.len() {
+            if i + 8 <= b.len() {
+                let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+                if !needs_escape(w) {
+                    assert!(o + 8 <= escaped, "escaped length");
+                    std::ptr::copy_nonoverlapping(b.as_ptr().add(i), base.add(o), 8);
+                    o += 8;
+                    i += 8;
+                    continue;
+                }
+            }
+            let end = (i + 8).min(b.len());
+            while i < end {
+                let c = *b.get_unchecked(i) as usize;
+                let n = *lens.get_unchecked(c) as usize;
+                assert!(o + n <= escaped, "escaped length");
+                if n == 6 {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    let seq = [b'\\', b'u', b'0', b'0', HEX[c >> 4], HEX[c & 15]];
+                    std::ptr::copy_nonoverlapping(seq.as_ptr(), base.add(o), 6);
+                } else {
+                    std::ptr::write_unaligned(base.add(o) as *mut [u8; 2], pairs.get_unchecked(c).to_le_bytes());
+                }
+                o += n;
+                i += 1;
+            }
+        }
+        assert_eq!(o, escaped, "escaped length");
+        out.set_len(start + o);
     }
 }
 
@@ -172,6 +253,21 @@ mod tests {
     }
 
     proptest! {
+        /// The exact writer and its length agree with serde_json, piece by piece too.
+        #[test]
+        fn escaped_exactly(s in ".*", prefix in 0usize..20, zeros in 0usize..40) {
+            let s = format!("{}{s}{}", "x".repeat(prefix), "\u{0}".repeat(zeros));
+            let want = serde_json::to_string(&s).unwrap();
+            let mut out = Vec::new();
+            push_escaped(&mut out, s.as_bytes());
+            let n = escaped_len(s.as_bytes());
+            prop_assert_eq!(out.len(), n);
+            prop_assert_eq!(&out[..], &want.as_bytes()[1..want.len() - 1]);
+            let mut exact = Vec::with_capacity(n + 1);
+            push_escaped_exact(&mut exact, s.as_bytes(), n);
+            prop_assert_eq!((&exact[..], exact.capacity()), (&out[..], n + 1));
+        }
+
         #[test]
         fn same_as_serde_json(s in ".*", prefix in 0usize..20) {
             let s = format!("{}{s}", "x".repeat(prefix));

@@ -451,13 +451,14 @@ fn first_packet_ts(input: &Input) -> Option<Ts> {
     None
 }
 
-fn cap_hits(tcp: &FlowStats, http: &HttpStats) -> [(Cap, u64); 6] {
+fn cap_hits(tcp: &FlowStats, http: &HttpStats) -> [(Cap, u64); 7] {
     [
         (Cap::MaxOooPerConn, tcp.ooo_conn_cap_hits),
         (Cap::MaxOooTotal, tcp.ooo_total_cap_hits),
         (Cap::MaxFlows, tcp.flow_cap_evictions),
         (Cap::IdleTimeout, tcp.idle_timeouts),
         (Cap::MaxBody, http.truncated_bodies),
+        (Cap::MaxBodiesTotal, http.bodies_cut_by_total),
         (Cap::MaxHead, http.oversized_heads),
     ]
 }
@@ -470,6 +471,7 @@ fn limit_text(cap: Cap, cfg: &Config) -> String {
         Cap::MaxFlows => cfg.flow.max_flows.to_string(),
         Cap::IdleTimeout => format!("{}s", cfg.flow.idle_timeout_ns as f64 / 1e9),
         Cap::MaxBody => report::size(cfg.http.max_body as u64),
+        Cap::MaxBodiesTotal => report::size(cfg.http.max_bodies_total as u64),
         Cap::MaxHead => format!("{}, {} fields", report::size(cfg.http.max_head as u64), cfg.http.max_headers),
     }
 }
@@ -483,7 +485,7 @@ pub fn profile_input(conv: &Converter, path: &Path, name: &str) -> Result<InputP
     alloc::reset_peak();
     let mut timeline = Timeline::default();
     let mut origin: Option<Ts> = first;
-    let mut prev_hits = [0u64; 6];
+    let mut prev_hits = [0u64; Cap::ALL.len()];
     let mut conns: HashMap<u64, (u64, f64)> = HashMap::new();
     let mut p = InputProfile { input: name.to_string(), ..InputProfile::default() };
     let mut heap_peak = 0u64;
@@ -580,6 +582,7 @@ fn finish(p: &mut InputProfile, s: &Summary, cfg: &Config, timeline: Timeline, c
                 Cap::MaxOooTotal => Some(p.peak_live_reassembly_bytes),
                 Cap::MaxFlows => Some(p.peak_live_flows),
                 Cap::MaxBody => Some(p.peak_http_bytes),
+                Cap::MaxBodiesTotal => Some(s.peak_body_bytes),
                 Cap::IdleTimeout | Cap::MaxHead => None,
             },
             hits,

@@ -24,6 +24,7 @@ fn cap_color(cap: Cap) -> RGBColor {
         Cap::MaxFlows => RGBColor(140, 86, 75),
         Cap::IdleTimeout => RGBColor(127, 127, 127),
         Cap::MaxBody => RGBColor(227, 119, 194),
+        Cap::MaxBodiesTotal => RGBColor(23, 190, 207),
         Cap::MaxHead => RGBColor(188, 189, 34),
     }
 }

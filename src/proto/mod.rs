@@ -215,6 +215,24 @@ impl Handler {
         }
     }
 
+    /// Bytes held by the bodies in progress: (of bodies not cut yet, of all).
+    pub fn bodies_held(&self) -> (usize, usize) {
+        match self {
+            Handler::Detect(h) | Handler::Http1(h) => h.bodies_held(),
+            Handler::Held(held) => held.http.bodies_held(),
+            Handler::Opaque(_) => (0, 0),
+        }
+    }
+
+    /// Cuts the bodies in progress (the total cap on bodies was hit).
+    pub fn cut_bodies(&mut self) {
+        match self {
+            Handler::Detect(h) | Handler::Http1(h) => h.cut_bodies(),
+            Handler::Held(held) => held.http.cut_bodies(),
+            Handler::Opaque(_) => {}
+        }
+    }
+
     /// Bytes of one side, in order.
     #[inline]
     pub fn data(&mut self, side: Side, bytes: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) {

@@ -33,11 +33,13 @@ pub enum Mode {
     Overlap,
     /// Request and response bodies that cross the 2^32 sequence wrap.
     SeqWrap,
-    /// gzip response of `size` zero bytes (default 4 GiB) in ~4 MB.
+    /// gzip response of `size` zero bytes (default 4 GiB) in ~4 MB, then an ordinary
+    /// exchange on the same keep-alive connection; `count` such connections (default 1),
+    /// their packets interleaved.
     GzipBomb,
-    /// brotli response of `size` zero bytes (default 4 GiB).
+    /// brotli response of `size` zero bytes (default 4 GiB), as [`Mode::GzipBomb`].
     BrBomb,
-    /// zstd response of `size` zero bytes (default 4 GiB) in ~130 KB.
+    /// zstd response of `size` zero bytes (default 4 GiB) in ~130 KB, as [`Mode::GzipBomb`].
     ZstdBomb,
     /// A request header line of `size` bytes (default 1 MiB).
     HugeHeader,
@@ -99,6 +101,8 @@ struct Adv<'a, S: PacketSink + ?Sized> {
     ts: u64,
     rng: Rng,
     interfaces: u32,
+    /// Position on its connection of the next exchange recorded.
+    exchange: u32,
 }
 
 impl<S: PacketSink + ?Sized> Adv<'_, S> {
@@ -157,6 +161,7 @@ impl<S: PacketSink + ?Sized> Adv<'_, S> {
             impairment: Impairment::Adversarial,
             recoverable,
         };
+        let r = TruthRecord { exchange: self.exchange, ..r };
         self.summary.exchanges += 1;
         self.summary.impaired_exchanges += 1;
         if !recoverable {
@@ -280,6 +285,7 @@ pub fn write_adversarial<S: PacketSink + ?Sized>(
         ts: START,
         rng: Rng::new(p.seed ^ 0xad5e_75a1),
         interfaces: p.interfaces,
+        exchange: 0,
     };
     let count = |d: u64| if p.count == 0 { d } else { p.count };
     let size = |d: u64| if p.size == 0 { d } else { p.size };
@@ -382,7 +388,6 @@ pub fn write_adversarial<S: PacketSink + ?Sized>(
                 Mode::BrBomb => (br_bomb(n), "br"),
                 _ => (zstd_bomb(n), "zstd"),
             };
-            let (id, mut c) = a.conn(1460);
             let req = head("Accept-Encoding: gzip, br, zstd\r\n");
             let mut resp = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: {name}\r\nContent-Length: {}\r\n\r\n",
@@ -390,8 +395,38 @@ pub fn write_adversarial<S: PacketSink + ?Sized>(
             )
             .into_bytes();
             resp.extend_from_slice(&enc);
-            a.record(id, &c, "GET", "/api/v1/adversarial", 200, b"", n, zeros_sha256(n), name, false, true)?;
-            a.exchange(&mut c, req.as_bytes(), &resp)?;
+            let after_req = "GET /api/v1/after HTTP/1.1\r\nHost: api.example.com\r\n\r\n";
+            let after_body = b"{\"after\":true}";
+            let after_resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+                after_body.len(),
+                std::str::from_utf8(after_body).unwrap_or("")
+            );
+            let sha = zeros_sha256(n);
+            let mut conns = Vec::new();
+            let t0 = a.ts;
+            for k in 0..count(1) {
+                let (id, mut c) = a.conn(1460);
+                a.ts = t0 + k * 1_000;
+                a.exchange = 0;
+                a.record(id, &c, "GET", "/api/v1/adversarial", 200, b"", n, sha, name, false, true)?;
+                let t = c.handshake(a.ts);
+                let t = c.send(Dir::ToServer, req.as_bytes(), t + 200_000);
+                let t = c.send(Dir::ToClient, &resp, t + c.cfg.rtt_ns + 1_000_000);
+                a.ts = t + 1_000_000;
+                a.exchange = 1;
+                a.record(id, &c, "GET", "/api/v1/after", 200, b"", after_body.len() as u64, sha256(after_body), "identity", false, true)?;
+                let t = c.send(Dir::ToServer, after_req.as_bytes(), a.ts);
+                let t = c.send(Dir::ToClient, after_resp.as_bytes(), t + c.cfg.rtt_ns);
+                c.fin(Dir::ToServer, t + 500_000);
+                conns.push(c);
+            }
+            a.exchange = 0;
+            // The connections' packets in time order.
+            while let Some((_, i)) = conns.iter().enumerate().filter_map(|(i, c)| c.next_ts().map(|t| (t, i))).min() {
+                conns[i].emit_next(a.sink)?;
+            }
+            a.ts = conns.iter().map(|c| c.last_ts()).max().unwrap_or(a.ts) + 1_000_000;
         }
         Mode::HugeHeader => {
             let n = size(1 << 20) as usize;
