@@ -1619,17 +1619,22 @@ impl HttpConn {
                 p.anomalies.push(Anomaly::UnsupportedCoding { response, coding });
             }
         }
+        let events = response && msg.head.field("content-type").is_some_and(is_event_stream);
         let dec = has_body.then(|| {
             // Coded bodies stay encoded until they end: one in progress costs the bytes that came,
-            // not what they may decode to (a few kilobytes of a bomb would be the cap).
-            let mut d = BodyDecoder::deferred(&codings, limits.max_body);
+            // not what they may decode to (a few kilobytes of a bomb would be the cap). An event
+            // stream is decoded as it comes, for the time of each event (within the same cap).
+            let mut d = if events {
+                BodyDecoder::new(&codings, limits.max_body)
+            } else {
+                BodyDecoder::deferred(&codings, limits.max_body)
+            };
             if let Framing::Length(n) = framing {
                 d.expect(n);
             }
             d
         });
         msg.codings = codings;
-        let events = response && msg.head.field("content-type").is_some_and(is_event_stream);
         let cur = Box::new(InProgress { msg, framing, dec, target, gap: 0, cap_gap: 0, cap: None, line: Vec::new(), events });
         let h = &mut self.halves[i];
         h.cur = Some(cur);
