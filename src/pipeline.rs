@@ -571,6 +571,7 @@ impl EntrySink {
     }
 
     /// Hands the entries held in memory to `push`.
+    #[cfg(test)]
     fn drain_held(&mut self, push: &mut dyn FnMut(EntryKey, Vec<u8>) -> io::Result<()>) -> io::Result<()> {
         for (k, b) in self.entries.drain(..) {
             push(k, b)?;
@@ -583,6 +584,7 @@ impl EntrySink {
     }
 
     /// Hands the entries that went to the temporary file to `push`.
+    #[cfg(test)]
     fn drain_spilled(&mut self, push: &mut dyn FnMut(EntryKey, Vec<u8>) -> io::Result<()>) -> io::Result<()> {
         if let Some(f) = self.spill.as_mut().filter(|_| !self.spilled.is_empty()) {
             f.seek(SeekFrom::Start(0))?;
@@ -596,6 +598,60 @@ impl EntrySink {
             f.set_len(0)?;
             f.seek(SeekFrom::Start(0))?;
         }
+        Ok(())
+    }
+}
+
+/// Where an entry of a window waits: in a sink's memory (sink, position) or in its file
+/// (sink, offset, length).
+#[derive(Clone, Copy)]
+enum Held {
+    Mem(usize, usize),
+    File(usize, u64, u32),
+}
+
+impl EntrySink {
+    /// Lists where each of this sink's entries is (as sink `i`) into `index`, and hands over
+    /// those held in memory, by position.
+    fn index_entries(&mut self, i: usize, index: &mut Vec<(EntryKey, Held)>) -> io::Result<Vec<Option<Vec<u8>>>> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let mem: Vec<Option<Vec<u8>>> = self
+            .entries
+            .drain(..)
+            .enumerate()
+            .map(|(j, (k, b))| {
+                index.push((k, Held::Mem(i, j)));
+                Some(b)
+            })
+            .collect();
+        self.bytes = 0;
+        let mut off = 0u64;
+        for &(k, len) in &self.spilled {
+            index.push((k, Held::File(i, off, len)));
+            off += len as u64;
+        }
+        Ok(mem)
+    }
+
+    /// An entry of the temporary file, with room to mark it late without growing it.
+    fn read_spilled(&mut self, off: u64, len: u32) -> io::Result<Vec<u8>> {
+        let f = self.spill.as_mut().ok_or_else(|| io::Error::other("an entry of a temporary file that is not there"))?;
+        let mut buf = Vec::with_capacity(len as usize + LATE_MARK.len());
+        buf.resize(len as usize, 0);
+        f.seek(SeekFrom::Start(off))?;
+        f.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Empties the temporary file once its entries were read.
+    fn clear_spilled(&mut self) -> io::Result<()> {
+        if let Some(f) = self.spill.as_mut().filter(|_| !self.spilled.is_empty()) {
+            f.set_len(0)?;
+            f.seek(SeekFrom::Start(0))?;
+        }
+        self.spilled.clear();
         Ok(())
     }
 }
@@ -1067,23 +1123,28 @@ impl<'c> Engine<'c> {
     fn collect(&mut self) -> io::Result<()> {
         let shards = &mut self.shards;
         self.pool.install(|| shards.par_iter_mut().for_each(|s| s.sink.flush()));
-        // The entries the sinks hold (their caps add up to the reorder buffer's) first, so that
-        // a window's entries are ordered among themselves.
-        for s in self.sinks.iter() {
-            let mut s = lock(s);
+        // Every entry of the window, from every sink, in key order, the oldest going out at
+        // once while the reorder buffer holds more than its cap (any that come after later ones
+        // are marked as written late). So what the buffer holds at each step, and what goes out
+        // past its cap, depends on the window's entries only: not on which thread's sink an
+        // entry landed in, nor on how much a sink could hold in memory (its share of the
+        // buffer, which depends on the number of threads).
+        let mut sinks: Vec<_> = self.sinks.iter().map(|s| lock(s)).collect();
+        let mut index = Vec::new();
+        let mut mem = Vec::with_capacity(sinks.len());
+        for (i, s) in sinks.iter_mut().enumerate() {
             self.summary.entries_with_anomalies += std::mem::take(&mut s.anomalous);
-            let reorder = &mut self.reorder;
-            s.drain_held(&mut |k, b| {
-                reorder.push(k, b);
-                Ok(())
-            })?;
+            mem.push(s.index_entries(i, &mut index)?);
         }
-        // Then those the sinks had to put in their files (a window that made more HAR than the
-        // buffer holds): past the cap the oldest entries go out at once, so memory stays at the
-        // cap; any that come after later ones are marked as written late.
+        index.sort_unstable_by_key(|e| e.0);
         let max = (self.cfg.reorder_mem / 16).max(1);
         let (reorder, out) = (&mut self.reorder, &self.out);
-        let over_cap = |reorder: &mut Reorder| -> io::Result<()> {
+        for (key, at) in index {
+            let bytes = match at {
+                Held::Mem(i, j) => mem[i][j].take().expect("each entry once"),
+                Held::File(i, off, len) => sinks[i].read_spilled(off, len)?,
+            };
+            reorder.push(key, bytes);
             while reorder.mem_bytes > reorder.cap {
                 let mut batch = Vec::new();
                 reorder.release(Some(Ts(i64::MIN)), &mut batch, max);
@@ -1092,14 +1153,9 @@ impl<'c> Engine<'c> {
                 }
                 out.send(batch).map_err(|_| io::Error::other("the writer stopped"))?;
             }
-            Ok(())
-        };
-        over_cap(reorder)?;
-        for s in self.sinks.iter() {
-            lock(s).drain_spilled(&mut |k, b| {
-                reorder.push(k, b);
-                over_cap(reorder)
-            })?;
+        }
+        for s in &mut sinks {
+            s.clear_spilled()?;
         }
         self.summary.peak_pending_entry_bytes = self.summary.peak_pending_entry_bytes.max(self.reorder.peak as u64);
         Ok(())

@@ -821,7 +821,9 @@ pub fn keylog(data: &[u8]) {
             }
         }
     }
+}
 
+// ---------------------------------------------------------------------------------------------
 // ws
 
 /// Input: one byte of settings (direction, `permessage-deflate`, context takeover, cap), then

@@ -1624,11 +1624,7 @@ impl HttpConn {
             // Coded bodies stay encoded until they end: one in progress costs the bytes that came,
             // not what they may decode to (a few kilobytes of a bomb would be the cap). An event
             // stream is decoded as it comes, for the time of each event (within the same cap).
-            let mut d = if events {
-                BodyDecoder::new(&codings, limits.max_body)
-            } else {
-                BodyDecoder::deferred(&codings, limits.max_body)
-            };
+            let mut d = if events { BodyDecoder::new(&codings, limits.max_body) } else { BodyDecoder::deferred(&codings, limits.max_body) };
             if let Framing::Length(n) = framing {
                 d.expect(n);
             }
