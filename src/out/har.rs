@@ -876,6 +876,8 @@ mod tests {
             first_frame: 1,
             last_frame: 2,
             stream_offset: 0,
+            body_times: Vec::new(),
+            unredacted_len: None,
         }
     }
 
