@@ -477,6 +477,12 @@ impl Rec<'_> {
         if self.framed {
             self.write_witness(&mut out);
         }
+        // An entry not sized exactly grew by doubling while its text was escaped: it waits in
+        // the reorder buffer, which counts lengths, so it gives back what it does not use.
+        let want = out.len() + LATE_MARK.len();
+        if out.capacity() > want + want / 8 {
+            out.shrink_to(want);
+        }
         out
     }
 

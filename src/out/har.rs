@@ -89,8 +89,13 @@ struct BodyText<'a> {
 }
 
 /// Bodies of at least this many bytes have the exact size of their text counted before it is
-/// written (a pass over the body); the entry of an exchange with one is sized exactly.
-const EXACT_MIN: usize = 64 << 10;
+/// written (a pass over the body); the entry of an exchange with one is sized exactly. Below
+/// it the entry is written in one pass into room for the worst case, which costs less time
+/// than counting (a second pass over every body) and little memory (such entries are held
+/// within the reorder buffer's cap); from it on, the entry goes to the sink's temporary file
+/// as it is written (`pipeline::STREAM_ENTRY_MIN`), and exact sizes keep a capped body's
+/// cost at about twice the cap.
+const EXACT_MIN: usize = 1 << 20;
 
 /// Bytes of the body fields opening (`,"text":"`).
 const TEXT_OPEN: &[u8] = b",\"text\":\"";
