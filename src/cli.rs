@@ -170,12 +170,66 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     n.checked_mul(mult).and_then(|v| usize::try_from(v).ok()).ok_or_else(|| format!("'{s}' is too large"))
 }
 
+/// When to colour what a subcommand colours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// When the stream coloured is a terminal and NO_COLOR is not set.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour a stream that is (`terminal`) or is not a terminal.
+    pub fn enabled(self, terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    /// Whether to colour standard error.
+    pub fn stderr(self) -> bool {
+        self.enabled(std::io::stderr().is_terminal())
+    }
+}
+
+/// `-q`, `-v` and `--color`, the same in every subcommand that prints progress or a summary
+/// (`convert`, `profile`, `witness hash|dump`, `replay`). Each subcommand's help says what
+/// `-v` adds there.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CommonArgs {
+    /// No progress bar and no summary on standard error (errors are still printed).
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More detail (see below what it adds to this subcommand).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Colour (auto: when standard error is a terminal and NO_COLOR is not set).
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+}
+
+/// The `apitool:` that starts an error message, bold red when `color`.
+pub fn error_prefix(color: bool) -> &'static str {
+    if color { "\x1b[1;31mapitool:\x1b[0m" } else { "apitool:" }
+}
+
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
   apitool convert capture.pcap -o capture.har
   apitool convert a.pcap b.pcapng dir/ -o out/
   tcpdump -i eth0 -w - 'tcp port 80' | apitool convert - -o live.har
   apitool convert -f har,witness --redact capture.pcapng -o out.har
+  apitool convert -v capture.pcap -o capture.har
+
+Common flags: -q prints no progress bar and no summary; -v also lists every counter of the \
+summary that is zero; --color colours the counters that are not zero (yellow) and the apitool: \
+of error messages (red).
 
 Exit status: 0 every input converted; 1 an input failed (unreadable, not a capture, not one \
 frame readable) or an output could not be written; 2 bad flags or outputs that would clobber an \
@@ -199,9 +253,8 @@ pub struct ConvertArgs {
     #[command(flatten)]
     pub caps: CapArgs,
 
-    /// No progress bar and no summary on standard error (errors are still printed).
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
 
     /// Also write the summary of every input as JSON to FILE (- for standard output).
     #[arg(long, value_name = "FILE")]
@@ -611,12 +664,14 @@ fn convert(args: &ConvertArgs) -> i32 {
     let converter = Converter::new(cfg);
     let mut failed = false;
     let mut records: Vec<serde_json::Value> = Vec::new();
-    let interactive = !args.quiet && std::io::stderr().is_terminal();
+    let interactive = !args.common.quiet && std::io::stderr().is_terminal();
+    let color = args.common.color.stderr();
+    let style = SummaryStyle { all: args.common.verbose > 0, color };
     for p in planned {
         let p = match p {
             Ok(p) => p,
             Err((name, e)) => {
-                eprintln!("apitool: {e}");
+                eprintln!("{} {e}", error_prefix(color));
                 records.push(serde_json::json!({ "input": name, "error": e }));
                 failed = true;
                 continue;
@@ -628,10 +683,10 @@ fn convert(args: &ConvertArgs) -> i32 {
         }
         match convert_one(&converter, &p.path, &p.name, p.har.as_deref(), p.witness.as_deref(), interactive) {
             Ok(summary) => {
-                if !args.quiet {
-                    eprint!("{}", human_summary(&summary, &p.target));
+                if !args.common.quiet {
+                    eprint!("{}", human_summary_styled(&summary, &p.target, style));
                     if let (Some(w), Some(t)) = (&summary.witnesses, &p.witness) {
-                        eprint!("{}", witness_summary(w, t));
+                        eprint!("{}", witness_summary_styled(w, t, style));
                     }
                 }
                 records.push(
@@ -641,7 +696,7 @@ fn convert(args: &ConvertArgs) -> i32 {
             // convert_one's empty message: standard output was closed (BrokenPipe), not an error.
             Err(msg) if msg.is_empty() => {}
             Err(msg) => {
-                eprintln!("apitool: {msg}");
+                eprintln!("{} {msg}", error_prefix(color));
                 records.push(serde_json::json!({ "input": p.name, "error": msg }));
                 failed = true;
             }
@@ -859,14 +914,35 @@ fn counted(n: u64, phrase: &str) -> String {
     out
 }
 
+/// How a summary is printed: `all` lists the counters that are zero too (`-v`), `color`
+/// paints the others yellow (`--color`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SummaryStyle {
+    pub all: bool,
+    pub color: bool,
+}
+
+/// One counter line of a summary (`n` is the count it says), in `style`.
+fn counter_line(out: &mut String, n: u64, text: &str, style: SummaryStyle) {
+    if n == 0 && !style.all {
+        return;
+    }
+    if style.color && n > 0 {
+        out.push_str(&format!("  \x1b[33m{text}\x1b[0m\n"));
+    } else {
+        out.push_str(&format!("  {text}\n"));
+    }
+}
+
 /// The witness part of the summary in words.
 pub fn witness_summary(w: &crate::pipeline::WitnessSummary, target: &Path) -> String {
+    witness_summary_styled(w, target, SummaryStyle::default())
+}
+
+/// [`witness_summary`] in `style`.
+pub fn witness_summary_styled(w: &crate::pipeline::WitnessSummary, target: &Path, style: SummaryStyle) -> String {
     let mut out = format!("  {} -> {}\n", plural(w.written, "witness", "witnesses"), output_name(target));
-    let mut note = |n: u64, what: &str| {
-        if n > 0 {
-            out.push_str(&format!("  {}\n", counted(n, what)));
-        }
-    };
+    let mut note = |n: u64, what: &str| counter_line(&mut out, n, &counted(n, what), style);
     note(w.duplicates, "duplicate witness{|es} dropped (--dedup)");
     note(w.without_request, "response{|s} without a request {has|have} no witness");
     let u = &w.ir.unparsed_bodies;
@@ -881,6 +957,11 @@ pub fn witness_summary(w: &crate::pipeline::WitnessSummary, target: &Path) -> St
 
 /// The summary in words: totals, then every counter that is not zero.
 pub fn human_summary(s: &Summary, target: &Path) -> String {
+    human_summary_styled(s, target, SummaryStyle::default())
+}
+
+/// [`human_summary`] in `style`: with `all`, the counters that are zero too.
+pub fn human_summary_styled(s: &Summary, target: &Path, style: SummaryStyle) -> String {
     let mut out = String::new();
     use std::fmt::Write as _;
     let _ = writeln!(
@@ -894,11 +975,10 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
         plural(s.entries, "exchange", "exchanges"),
         output_name(target)
     );
-    let mut notes: Vec<String> = Vec::new();
-    fn note_in(notes: &mut Vec<String>, n: u64, what: &str) {
-        if n > 0 {
-            notes.push(counted(n, what));
-        }
+    // Each note with the count it says (one for the notes that are not counters).
+    let mut notes: Vec<(String, u64)> = Vec::new();
+    fn note_in(notes: &mut Vec<(String, u64)>, n: u64, what: &str) {
+        notes.push((counted(n, what), n));
     }
     macro_rules! note {
         ($n:expr, $what:expr) => {
@@ -906,20 +986,20 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
         };
     }
     if s.interrupted {
-        notes.push(format!("interrupted: converted what was read up to byte {} (the output is complete)", s.bytes));
+        notes.push((format!("interrupted: converted what was read up to byte {} (the output is complete)", s.bytes), 1));
     }
     if let Some(off) = s.truncated_at {
-        notes.push(format!("the capture ends in the middle of a record at byte {off} (file cut short)"));
+        notes.push((format!("the capture ends in the middle of a record at byte {off} (file cut short)"), 1));
     }
     if let Some((off, why)) = &s.corrupt {
-        notes.push(format!("unreadable record at byte {off} ({why}); the rest of the file was skipped"));
+        notes.push((format!("unreadable record at byte {off} ({why}); the rest of the file was skipped"), 1));
     }
     for (lt, n) in &s.unsupported_linktypes {
-        notes.push(counted(*n, &format!("frame{{|s}} of unsupported link type {lt} skipped")));
+        notes.push((counted(*n, &format!("frame{{|s}} of unsupported link type {lt} skipped")), *n));
     }
     note!(s.frames_snap_cut, "frame{|s} cut short by the snap length");
     for (layer, n) in &s.malformed {
-        notes.push(counted(*n, &format!("frame{{|s}} with a malformed {layer}")));
+        notes.push((counted(*n, &format!("frame{{|s}} with a malformed {layer}")), *n));
     }
     note!(s.too_deep, "frame{|s} with tunnels nested too deep");
     note!(s.ip_fragments.reassembled, "IP datagram{|s} reassembled from fragments");
@@ -930,9 +1010,10 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     note!(t.late_segments, "TCP segment{|s} that came after {its|their} bytes were declared missing (see --gap-grace)");
     note!(t.out_of_order_segments, "out-of-order TCP segment{|s} reordered");
     note!(t.overlap_conflicts, "overlapping TCP segment{|s} with conflicting bytes (first seen kept)");
-    if t.gaps > 0 {
-        notes.push(format!("{} in TCP streams ({} never captured)", plural(t.gaps, "gap", "gaps"), plural(t.gap_bytes, "byte", "bytes")));
-    }
+    notes.push((
+        format!("{} in TCP streams ({} never captured)", plural(t.gaps, "gap", "gaps"), plural(t.gap_bytes, "byte", "bytes")),
+        t.gaps,
+    ));
     note!(t.snaplen_cut_bytes, "payload byte{|s} lost to the snap length");
     note!(t.out_of_window_segments, "TCP segment{|s} far outside {its|their} stream ignored");
     note!(t.ooo_conn_cap_hits, "time{|s} the per-connection out-of-order cap forced a gap (--max-ooo-per-conn)");
@@ -959,23 +1040,24 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     note!(h.incomplete_messages, "message{|s} cut short by the end of {its|their} connection");
     note!(h.truncated_bodies, "{body|bodies} truncated at the decoded size cap (--max-body)");
     note!(h.bodies_cut_by_total, "{body|bodies} truncated at the cap on bodies in progress in all (--max-bodies-total)");
-    if h.body_bytes_dropped > 0 || h.body_bytes_not_decoded > 0 {
+    {
         let mut line = format!("{} of truncated bodies dropped past the caps", plural(h.body_bytes_dropped, "byte", "bytes"));
         if h.body_bytes_not_decoded > 0 {
             line.push_str(&format!(" (and {} never decoded)", plural(h.body_bytes_not_decoded, "encoded byte", "encoded bytes")));
         }
-        notes.push(line);
+        notes.push((line, h.body_bytes_dropped + h.body_bytes_not_decoded));
     }
     note!(h.decode_errors, "{body|bodies} that failed to decode");
     note!(h.unsupported_codings, "{body|bodies} with an unsupported content coding (kept encoded)");
     note!(h.bad_framing, "message{|s} with malformed chunked framing");
-    if h.resyncs > 0 {
-        notes.push(format!(
+    notes.push((
+        format!(
             "{} on the next message ({} skipped)",
             plural(h.resyncs, "resynchronisation", "resynchronisations"),
             plural(h.resync_skipped_bytes, "byte", "bytes")
-        ));
-    }
+        ),
+        h.resyncs,
+    ));
     note!(h.tunnels, "CONNECT or Upgrade tunnel{|s} (bytes that are not HTTP are not parsed)");
     note!(h.http_tunnels, "CONNECT or SOCKS tunnel{|s} whose HTTP was parsed (see _apitool.tunnel)");
     note!(s.entries_with_anomalies, "exchange{|s} with anomalies (see _apitool.anomalies)");
@@ -985,8 +1067,8 @@ pub fn human_summary(s: &Summary, target: &Path) -> String {
     );
     note!(s.filtered_out, "exchange{|s} left out by --host/--path");
     note!(s.har_redactions, "value{|s} redacted in the HAR");
-    for n in notes {
-        let _ = writeln!(out, "  {n}");
+    for (text, n) in notes {
+        counter_line(&mut out, n, &text, style);
     }
     out
 }

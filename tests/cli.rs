@@ -1,5 +1,6 @@
 //! The command line of the built binary: help, several inputs, directories, exit statuses,
-//! error messages, the JSON summary, `--quiet`, and a capture cut short.
+//! error messages, the JSON summary, `--quiet`, a capture cut short, and the flags every
+//! subcommand shares (`-q`, `-v`, `--color`).
 
 mod common;
 
@@ -43,6 +44,8 @@ fn help_mentions_every_flag_with_its_default() {
         ("--max-headers <N>", Some("1024")),
         ("--tzsp-port <PORT>", None),
         ("-q, --quiet", None),
+        ("-v, --verbose...", None),
+        ("--color <WHEN>", Some("auto")),
         ("--summary-json <FILE>", None),
         ("-f, --format <FORMATS>", Some("har")),
         ("--dedup", None),
@@ -826,4 +829,198 @@ fn man_pages() {
     let o = apitool(["man", "nope"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no subcommand \"nope\""), "{}", stderr(&o));
+}
+
+// ---- -q, -v and --color: the same in every subcommand ----
+
+const ESC: &str = "\x1b[";
+
+/// A server that answers every request with `200 OK`, `text/plain`, `ok`, and closes.
+fn ok_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&b[..n]),
+                }
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A HAR of one GET whose recorded response is what [`ok_server`] answers.
+fn ok_recording(dir: &Path) -> PathBuf {
+    let har = serde_json::json!({"log": {"version": "1.2", "creator": {"name": "test", "version": "1"}, "entries": [{
+        "startedDateTime": "2024-01-01T00:00:00.000Z", "time": 1,
+        "request": {"method": "GET", "url": "http://10.0.0.1/x", "httpVersion": "HTTP/1.1", "headers": [],
+            "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0},
+        "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1",
+            "headers": [{"name": "Content-Type", "value": "text/plain"}], "cookies": [],
+            "content": {"size": 2, "mimeType": "text/plain", "text": "ok"}, "redirectURL": "", "headersSize": -1, "bodySize": 2},
+        "cache": {}, "timings": {"send": 0, "wait": 1, "receive": 0}}]}});
+    let p = dir.join("base.har");
+    std::fs::write(&p, serde_json::to_vec(&har).unwrap()).unwrap();
+    p
+}
+
+/// Every subcommand that prints progress or a summary, as arguments after `apitool` (the
+/// common flags go at the end), each with the stream its summary or report goes to.
+struct Sub {
+    name: &'static str,
+    args: Vec<String>,
+}
+
+fn subcommands(dir: &Path) -> Vec<Sub> {
+    let har = dir.join("k.har");
+    let o = apitool(["convert", "-f", "har,witness", "-q", "testdata/keepalive.pcap", "-o", har.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wit = dir.join("k.witness").to_str().unwrap().to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    vec![
+        Sub { name: "convert", args: s(&["convert", "testdata/retransmitted.pcap", "-o", dir.join("c.har").to_str().unwrap()]) },
+        Sub { name: "profile", args: s(&["profile", "testdata/keepalive.pcap"]) },
+        Sub { name: "witness hash", args: s(&["witness", "hash", &wit]) },
+        Sub { name: "witness dump", args: s(&["witness", "dump", &wit]) },
+        Sub { name: "replay", args: s(&["replay", ok_recording(dir).to_str().unwrap(), "--target", &ok_server(), "--timeout", "10"]) },
+    ]
+}
+
+fn run_with(sub: &Sub, extra: &[&str], no_color: bool) -> std::process::Output {
+    let mut c = std::process::Command::new(bin());
+    c.current_dir(root()).args(&sub.args).args(extra);
+    if no_color {
+        c.env("NO_COLOR", "1");
+    } else {
+        c.env_remove("NO_COLOR");
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn every_subcommand_takes_the_common_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in subcommands(dir.path()) {
+        for extra in [
+            &["-q"][..],
+            &["--quiet"],
+            &["-v"],
+            &["-vv"],
+            &["--verbose"],
+            &["--color", "never"],
+            &["--color", "always"],
+            &["--color", "auto"],
+        ] {
+            let o = run_with(&sub, extra, false);
+            assert!(o.status.success(), "{} {extra:?}: {:?}\n{}", sub.name, o.status, stderr(&o));
+        }
+        let o = run_with(&sub, &["--color", "sometimes"], false);
+        assert_eq!(o.status.code(), Some(2), "{} --color sometimes is a usage error", sub.name);
+    }
+}
+
+#[test]
+fn quiet_with_verbose_is_a_usage_error_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in subcommands(dir.path()) {
+        for extra in [&["-q", "-v"][..], &["--verbose", "--quiet"]] {
+            let o = run_with(&sub, extra, false);
+            assert_eq!(o.status.code(), Some(2), "{} {extra:?}", sub.name);
+            assert!(stderr(&o).contains("cannot be used with"), "{} {extra:?}: {}", sub.name, stderr(&o));
+        }
+    }
+}
+
+#[test]
+fn quiet_prints_nothing_on_stderr_and_verbose_prints_more() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in subcommands(dir.path()) {
+        let quiet = run_with(&sub, &["-q"], false);
+        assert!(quiet.status.success(), "{}", sub.name);
+        assert!(quiet.stderr.is_empty(), "{} -q: nothing on stderr, got {:?}", sub.name, stderr(&quiet));
+        let normal = run_with(&sub, &[], false);
+        let verbose = run_with(&sub, &["-v"], false);
+        // What -v adds goes where that subcommand's summary or report goes.
+        let (n, v) = match sub.name {
+            "convert" | "witness hash" | "witness dump" => (normal.stderr.len(), verbose.stderr.len()),
+            _ => (normal.stdout.len(), verbose.stdout.len()),
+        };
+        assert!(v > n, "{} -v prints more than without ({v} <= {n} bytes)", sub.name);
+    }
+    // What each -v adds.
+    let subs = subcommands(dir.path());
+    let v = run_with(&subs[0], &["-v"], false);
+    assert!(stderr(&v).contains("  0 bad IP fragments"), "convert -v lists the zero counters:\n{}", stderr(&v));
+    let d = run_with(&subs[0], &[], false);
+    assert!(!stderr(&d).contains("  0 "), "convert lists no zero counter by default:\n{}", stderr(&d));
+    let v = run_with(&subs[1], &["-v"], false);
+    assert!(String::from_utf8_lossy(&v.stdout).contains("tcp.retransmitted_segments"), "profile -v lists the counters");
+    let v = run_with(&subs[2], &["-v"], false);
+    assert!(stderr(&v).ends_with("k.witness: 4 witnesses\n"), "witness -v: {}", stderr(&v));
+    let v = run_with(&subs[4], &["-v"], false);
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("OK "), "replay -v lists the unchanged exchange");
+}
+
+#[test]
+fn color_always_paints_and_never_or_no_color_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let subs = subcommands(dir.path());
+    // Where there is colour: convert's summary (counters not zero), replay's report (-v: the
+    // unchanged exchange's label), and the error line of an input that failed.
+    let text = |o: &std::process::Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(o));
+    let convert = run_with(&subs[0], &["--color", "always"], false);
+    assert!(stderr(&convert).contains("  \x1b[33m3 retransmitted TCP segments ignored\x1b[0m"), "{:?}", stderr(&convert));
+    let replay = run_with(&subs[4], &["-v", "--color", "always"], false);
+    assert!(String::from_utf8_lossy(&replay.stdout).contains(ESC), "replay --color always: {:?}", text(&replay));
+    for sub in &subs {
+        for (extra, no_color) in [(&["--color", "never"][..], false), (&["--color", "auto"], true), (&[][..], true), (&[][..], false)] {
+            let mut args = extra.to_vec();
+            args.push("-v");
+            let o = run_with(sub, &args, no_color);
+            assert!(!text(&o).contains(ESC), "{} {args:?} NO_COLOR={no_color}: no escapes, got {:?}", sub.name, text(&o));
+        }
+        // Colour off is the same bytes as no flag at all (auto off a terminal).
+        if sub.name != "replay" {
+            let plain = run_with(sub, &[], false);
+            let never = run_with(sub, &["--color", "never"], false);
+            assert_eq!(plain.stderr, never.stderr, "{}", sub.name);
+        }
+    }
+    // The error of an input that failed, in every subcommand that reads inputs.
+    for args in [
+        vec!["convert", "no-such.pcap", "-o", "-"],
+        vec!["profile", "no-such.pcap"],
+        vec!["witness", "hash", "no-such.witness"],
+        vec!["witness", "dump", "no-such.witness"],
+    ] {
+        let sub = Sub { name: "error", args: args.iter().map(|s| s.to_string()).collect() };
+        let on = run_with(&sub, &["--color", "always"], false);
+        assert_eq!(on.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&on).starts_with("\x1b[1;31mapitool:\x1b[0m no-such"), "{args:?}: {:?}", stderr(&on));
+        let off = run_with(&sub, &["--color", "never"], false);
+        assert!(stderr(&off).starts_with("apitool: no-such"), "{args:?}: {:?}", stderr(&off));
+    }
+}
+
+#[test]
+fn every_help_explains_the_common_flags() {
+    for args in [&["convert"][..], &["profile"], &["witness", "hash"], &["witness", "dump"], &["replay"]] {
+        let mut a = args.to_vec();
+        a.push("--help");
+        let o = apitool(&a);
+        assert!(o.status.success());
+        let help = flat(&o.stdout);
+        for want in ["-q, --quiet", "-v, --verbose", "--color <WHEN>", "Common flags:", "Exit status:", "Example"] {
+            assert!(help.contains(want), "{args:?} --help mentions {want}:\n{help}");
+        }
+    }
 }

@@ -133,21 +133,31 @@ pub struct WitnessArgs {
 pub enum WitnessCommand {
     /// Print one line per witness: its hash (base64url with padding), method and path.
     /// Reads witness files (length-delimited) and protobuf text-format witnesses.
-    #[command(after_help = "Example: apitool witness hash a.witness b.witness\n\nExit status: 0 every file read; 1 a file \
-could not be read; 2 bad flags.")]
+    #[command(after_help = "Example: apitool witness hash a.witness b.witness\n\n\
+Common flags: -q prints nothing on standard error but errors (the default too); -v also \
+prints on standard error how many witnesses each file held; --color colours the apitool: of \
+error messages (red).\n\nExit status: 0 every file read; 1 a file could not be read; 2 bad \
+flags.")]
     Hash {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        common: crate::cli::CommonArgs,
     },
     /// Print witnesses as JSON, one per line (protobuf's JSON mapping), or as text format.
-    #[command(after_help = "Example: apitool witness dump capture.witness | jq .method\n\nExit status: 0 the file was \
-read; 1 it could not be read; 2 bad flags.")]
+    #[command(after_help = "Example: apitool witness dump capture.witness | jq .method\n\n\
+Common flags: -q prints nothing on standard error but errors (the default too); -v also \
+prints on standard error how many witnesses the file held; --color colours the apitool: of \
+error messages (red).\n\nExit status: 0 the file was read; 1 it could not be read; 2 bad \
+flags.")]
     Dump {
         #[arg(value_name = "FILE")]
         file: PathBuf,
         /// Protobuf text format instead of JSON (witnesses separated by a blank line).
         #[arg(long)]
         text: bool,
+        #[command(flatten)]
+        common: crate::cli::CommonArgs,
     },
 }
 
@@ -156,10 +166,12 @@ pub fn command(args: &WitnessArgs) -> i32 {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = false;
-    let files: Vec<&PathBuf> = match &args.command {
-        WitnessCommand::Hash { files } => files.iter().collect(),
-        WitnessCommand::Dump { file, .. } => vec![file],
+    let (files, common): (Vec<&PathBuf>, _) = match &args.command {
+        WitnessCommand::Hash { files, common } => (files.iter().collect(), common),
+        WitnessCommand::Dump { file, common, .. } => (vec![file], common),
     };
+    let color = common.color.stderr();
+    let err = crate::cli::error_prefix(color);
     for f in files {
         let bytes = match if f.as_os_str() == "-" {
             let mut b = Vec::new();
@@ -169,7 +181,7 @@ pub fn command(args: &WitnessArgs) -> i32 {
         } {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("apitool: {}: {e}", f.display());
+                eprintln!("{err} {}: {e}", f.display());
                 failed = true;
                 continue;
             }
@@ -177,7 +189,7 @@ pub fn command(args: &WitnessArgs) -> i32 {
         let ws = match crate::out::witness::read_witnesses(&bytes) {
             Ok(ws) => ws,
             Err(e) => {
-                eprintln!("apitool: {}: {e}", f.display());
+                eprintln!("{err} {}: {e}", f.display());
                 failed = true;
                 continue;
             }
@@ -203,8 +215,12 @@ pub fn command(args: &WitnessArgs) -> i32 {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return if failed { 1 } else { 0 };
             }
-            eprintln!("apitool: standard output: {e}");
+            eprintln!("{err} standard output: {e}");
             return 1;
+        }
+        if common.verbose > 0 {
+            let n = ws.len();
+            eprintln!("{}: {n} {}", crate::cli::input_name(f), if n == 1 { "witness" } else { "witnesses" });
         }
     }
     if failed { 1 } else { 0 }

@@ -47,6 +47,13 @@ pub const TOP_CONNECTIONS: usize = 10;
   apitool profile corpus/ --json > profile.json
   apitool profile capture.pcap --plot memory.svg
   apitool profile corpus/ --sweep per-conn=1MiB,4MiB,16MiB
+  apitool profile -v capture.pcap
+
+Common flags: the report goes to standard output and standard error carries only errors, so -q \
+changes nothing there (it is accepted, as in every subcommand); -v adds to the table every TCP \
+and HTTP counter of each input, those at zero too, and every point of the timeline (default: \
+folded into 20 rows); the JSON always has all of them; --color colours the apitool: of error \
+messages (red).
 
 Exit status: 0 every input profiled; 1 an input could not be read (unreadable, not a capture) \
 or a plot could not be written; 2 bad flags; 130 interrupted (the report covers what was read).")]
@@ -74,6 +81,9 @@ pub struct ProfileArgs {
 
     #[command(flatten)]
     pub caps: CapArgs,
+
+    #[command(flatten)]
+    pub common: crate::cli::CommonArgs,
 }
 
 impl ProfileArgs {
@@ -787,8 +797,8 @@ pub fn command(args: &ProfileArgs) -> i32 {
                     failed = true;
                 }
             }
-            if !args.json {
-                // The table shows a few rows of the timeline.
+            if !args.json && args.common.verbose == 0 {
+                // The table shows a few rows of the timeline (every one with -v).
                 p.timeline = report::fold(&p.timeline, report::TABLE_ROWS);
             }
         };
@@ -802,10 +812,11 @@ pub fn command(args: &ProfileArgs) -> i32 {
     }
     failed |= !report.failed.is_empty();
     report.interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
+    let color = args.common.color.stderr();
     for f in &report.failed {
-        eprintln!("apitool: {f}");
+        eprintln!("{} {f}", crate::cli::error_prefix(color));
     }
-    let text = if args.json { report::json(&report) } else { report::table(&report) };
+    let text = if args.json { report::json(&report) } else { report::table_with(&report, args.common.verbose > 0) };
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush())

@@ -90,7 +90,18 @@ pub fn fold(timeline: &[Sample], n: usize) -> Vec<Sample> {
         .collect()
 }
 
-fn input_block(out: &mut String, p: &InputProfile) {
+/// Every number among the fields of `v` (a struct of counters), named `prefix.field`.
+fn counter_rows(rows: &mut Vec<Vec<String>>, prefix: &str, v: &impl serde::Serialize) {
+    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(v) {
+        for (k, x) in m {
+            if let Some(n) = x.as_u64() {
+                rows.push(vec![format!("{prefix}.{k}"), n.to_string()]);
+            }
+        }
+    }
+}
+
+fn input_block(out: &mut String, p: &InputProfile, verbose: bool) {
     let _ = writeln!(
         out,
         "{}: {}, {}, {} frames, {} connections, {} exchanges ({} damaged, {} by caps), {} of capture time",
@@ -127,9 +138,17 @@ fn input_block(out: &mut String, p: &InputProfile) {
         let rows: Vec<Vec<String>> = p.top_connections.iter().map(|c| vec![format!("#{}", c.id), size(c.peak_bytes), secs(c.at)]).collect();
         grid(out, &["top connections", "peak held", "at"], &rows);
     }
+    if verbose {
+        // -v: every counter of the conversion, those at zero too.
+        out.push('\n');
+        let mut rows = Vec::new();
+        counter_rows(&mut rows, "tcp", &p.tcp);
+        counter_rows(&mut rows, "http", &p.http);
+        grid(out, &["counter", "count"], &rows);
+    }
     if !p.timeline.is_empty() {
         out.push('\n');
-        let rows: Vec<Vec<String>> = fold(&p.timeline, TABLE_ROWS)
+        let rows: Vec<Vec<String>> = fold(&p.timeline, if verbose { usize::MAX } else { TABLE_ROWS })
             .iter()
             .map(|s| {
                 let hits: Vec<String> = s.cap_hits.iter().map(|(c, n)| format!("{} x{n}", c.flag())).collect();
@@ -222,12 +241,18 @@ fn sweep_block(out: &mut String, s: &SweepTable) {
 
 /// The report as text.
 pub fn table(r: &Report) -> String {
+    table_with(r, false)
+}
+
+/// The report as text; `verbose` (`-v`) adds every counter of each input (those at zero too)
+/// and shows every point of the timeline instead of [`TABLE_ROWS`].
+pub fn table_with(r: &Report, verbose: bool) -> String {
     let mut out = String::new();
     for (i, p) in r.inputs.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        input_block(&mut out, p);
+        input_block(&mut out, p, verbose);
     }
     if let Some(t) = &r.total {
         if r.inputs.len() > 1 {

@@ -4,21 +4,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::client::{ClientConfig, Target};
 use super::compare::{CompareConfig, JsonPattern};
 use super::{Filter, ReplayConfig, Verbosity};
 use crate::cli::parse_size;
 
-/// When to colour the text report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ColorWhen {
-    /// When standard output is a terminal and NO_COLOR is not set.
-    Auto,
-    Always,
-    Never,
-}
+pub use crate::cli::ColorWhen;
 
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Examples:
@@ -27,10 +20,18 @@ pub enum ColorWhen {
   apitool replay t.pcap --target http://127.0.0.1:8080/v2 --filter path=^/api/
   apitool replay base.har --target http://h:80 --filter 'path=!^/admin'
   apitool replay base.har --target http://h:80 --deadline 300 --report-junit j.xml
+  apitool replay base.har --target http://127.0.0.1:8080 -v --color always | less -R
+
+Common flags: -q prints no progress bar and, of the report, only the final count; -v also \
+lists the exchanges that did not change (and those not run); --color colours the report on \
+standard output (auto: when standard output is a terminal and NO_COLOR is not set).
 
 Exit status: 0 nothing changed; 1 a response changed, a request failed or did not run, no \
 selected entry could be sent, or the recording is unreadable; 2 bad flags or an unwritable \
 report; 130 interrupted (partial report written).")]
+#[command(mut_arg("quiet", |a| a.help("No progress bar, and of the report only the final count (errors are still printed)")))]
+#[command(mut_arg("verbose", |a| a.help("Also list the exchanges that did not change")))]
+#[command(mut_arg("color", |a| a.help("Colour the report (auto: when standard output is a terminal and NO_COLOR is not set)")))]
 pub struct ReplayArgs {
     /// The recording: a HAR 1.2 file (from `apitool convert`, a browser or a proxy) or a
     /// pcap/pcapng capture (converted first); - for standard input.
@@ -107,18 +108,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
-    /// Colour the text report.
-    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorWhen::Auto)]
-    pub color: ColorWhen,
-
-    /// Print only the final count (default: changed, failed and skipped exchanges, then the
-    /// count).
-    #[arg(short, long, conflicts_with = "verbose")]
-    pub quiet: bool,
-
-    /// Also list the exchanges that did not change.
-    #[arg(short, long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub common: crate::cli::CommonArgs,
 }
 
 impl ReplayArgs {
@@ -156,11 +147,8 @@ impl ReplayArgs {
             .iter()
             .map(|p| p.parse::<JsonPattern>().map_err(|e| format!("--ignore-json {e}")))
             .collect::<Result<_, _>>()?;
-        let color = match self.color {
-            ColorWhen::Always => true,
-            ColorWhen::Never => false,
-            ColorWhen::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        };
+        // The report goes to standard output: that is the stream `auto` looks at.
+        let color = self.common.color.enabled(std::io::stdout().is_terminal());
         Ok(ReplayConfig {
             recording: self.recording.clone(),
             client: ClientConfig {
@@ -178,9 +166,9 @@ impl ReplayArgs {
             report_junit: self.report_junit.clone(),
             record: self.record.clone(),
             color,
-            verbosity: if self.quiet {
+            verbosity: if self.common.quiet {
                 Verbosity::Quiet
-            } else if self.verbose {
+            } else if self.common.verbose > 0 {
                 Verbosity::Verbose
             } else {
                 Verbosity::Normal
