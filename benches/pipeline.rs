@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use apitool::capture::{FrameReader, Input, Next};
 use apitool::flow::{FlowLimits, Shard};
-use apitool::http::decode::{BodyDecoder, Coding};
-use apitool::http::{Exchange, HttpLimits};
 use apitool::ir::build::{WitnessBuilder, WitnessOptions};
-use apitool::out::filter::Filter;
+use apitool::output::filter::Filter;
 use apitool::pipeline::{Config, Converter, OutputOptions};
+use apitool::proto::http1::decode::{BodyDecoder, Coding};
+use apitool::proto::http1::{Exchange, HttpLimits};
 use apitool::wire::{self, Decoded};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -151,7 +151,7 @@ fn bench(c: &mut Criterion) {
             let mut total = 0;
             for ex in &exchanges {
                 buf.clear();
-                apitool::out::har::write_entry(&mut buf, ex);
+                apitool::output::har::write_entry(&mut buf, ex);
                 total += buf.len();
             }
             black_box(total)

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use apitool::capture::{FrameReader, Next};
 use apitool::flow::{FlowLimits, Shard};
-use apitool::http::{Exchange, HttpLimits};
+use apitool::proto::http1::{Exchange, HttpLimits};
 use apitool::wire::{self, Decoded};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -15,8 +15,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::capture::Input;
 use crate::flow::FlowLimits;
-use crate::http::HttpLimits;
 use crate::pipeline::{Config, Converter, Summary};
+use crate::proto::http1::HttpLimits;
 pub use crate::replay::ReplayArgs;
 
 pub mod witness;

@@ -1,6 +1,6 @@
 //! apitool: HTTP API traffic from packet captures to HAR files and hashed API witnesses.
 //!
-//! The pipeline, one way: `capture -> wire -> flow -> proto (http) -> ir / out`, driven by
+//! The pipeline, one way: `capture -> wire -> flow -> proto (http1) -> ir / output`, driven by
 //! [`pipeline`]: frames are read from a memory map (or a stream), decoded to TCP segments,
 //! reassembled per connection in parallel shards, handed to the connection's stream handler
 //! ([`proto`] detects the protocol; HTTP/1.x is parsed into exchanges, TLS and HTTP/2 are
@@ -10,9 +10,8 @@
 pub mod capture;
 pub mod cli;
 pub mod flow;
-pub mod http;
 pub mod ir;
-pub mod out;
+pub mod output;
 pub mod pipeline;
 pub mod profile;
 pub mod proto;

@@ -32,14 +32,14 @@ use serde::Serialize;
 
 use crate::capture::{Format, Frame, FrameReader, Input, Next, OpenError, Ts};
 use crate::flow::{FlowLimits, FlowStats, Shard};
-use crate::http::{Exchange, ExchangeSink, HttpLimits, HttpStats};
 use crate::ir::Digest;
 use crate::ir::body::IrStats;
 use crate::ir::build::{WitnessBuilder, WitnessOptions};
 use crate::ir::redact::Redactor;
-use crate::out::filter::Filter;
-use crate::out::har::{self, EntryKey, HarWriter};
-use crate::out::witness::WitnessWriter;
+use crate::output::filter::Filter;
+use crate::output::har::{self, EntryKey, HarWriter};
+use crate::output::witness::WitnessWriter;
+use crate::proto::http1::{Exchange, ExchangeSink, HttpLimits, HttpStats};
 use crate::wire::defrag::{DefragLimits, DefragStats, Defragmenter};
 use crate::wire::{self, Decoded, Skip, TcpSegment};
 
@@ -864,7 +864,9 @@ const IN_FLIGHT_MAX: usize = 2 << 20;
 
 /// About how much memory an exchange holds.
 fn exchange_bytes(ex: &Exchange) -> usize {
-    let m = |m: &Option<crate::http::Message>| m.as_ref().map_or(0, |m| m.head.raw.len() + m.head.headers.len() * 16 + m.body.capacity());
+    let m = |m: &Option<crate::proto::http1::Message>| {
+        m.as_ref().map_or(0, |m| m.head.raw.len() + m.head.headers.len() * 16 + m.body.capacity())
+    };
     std::mem::size_of::<Exchange>() + m(&ex.request) + m(&ex.response)
 }
 
@@ -1589,7 +1591,7 @@ pub fn sniff_format(head: &[u8]) -> Result<Format, OpenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{Chunk, ConnMeta, Ctx, HttpConn, Side};
+    use crate::proto::http1::{Chunk, ConnMeta, Ctx, HttpConn, Side};
     use crate::wire::Endpoint;
 
     #[test]

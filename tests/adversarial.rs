@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use apitool::capture::{FrameReader, Input, Next};
 use apitool::flow::FlowLimits;
-use apitool::http::HttpLimits;
 use apitool::pipeline::{Config, ConvertError, Converter, Summary};
+use apitool::proto::http1::HttpLimits;
 use apitool::synth::adversarial::{AdvParams, Mode, write_adversarial};
 use apitool::synth::pcap::{CaptureFormat, PcapOptions};
 use apitool::synth::tcp::{Dir, Pkt, TcpConfig, TcpConn};

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use apitool::capture::{FrameReader, Next};
-use apitool::http::head::{Looks, sniff};
+use apitool::proto::http1::head::{Looks, sniff};
 use apitool::wire::{self, Decoded};
 
 fn save(dir: &Path, target: &str, name: &str, data: &[u8]) {

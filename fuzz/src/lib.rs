@@ -30,11 +30,11 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use apitool::capture::{Frame, FrameReader, Input, Next, Ts};
 use apitool::flow::{Ev, FlowLimits, FlowStats, Reassembler, Shard};
-use apitool::http::decode::{BodyDecoder, Coding, parse_codings};
-use apitool::http::{Chunk, ConnMeta, Ctx, Exchange, HttpConn, HttpLimits, HttpStats, Side};
 use apitool::ir::build::{WitnessBuilder, WitnessOptions};
 use apitool::ir::redact::Redactor;
 use apitool::pipeline::{Config, Converter, OutputOptions};
+use apitool::proto::http1::decode::{BodyDecoder, Coding, parse_codings};
+use apitool::proto::http1::{Chunk, ConnMeta, Ctx, Exchange, HttpConn, HttpLimits, HttpStats, Side};
 use apitool::wire::defrag::{DefragLimits, Defragmenter};
 use apitool::wire::{self, Decoded, Endpoint, FlowKey, TcpSegment};
 
@@ -676,7 +676,13 @@ fn converters() -> &'static [Converter; 2] {
     static C: OnceLock<[Converter; 2]> = OnceLock::new();
     C.get_or_init(|| {
         let cfg = |threads| Config {
-            flow: FlowLimits { max_ooo_per_conn: 2048, max_ooo_total: 4096, max_flows: 8, idle_timeout_ns: 10_000_000_000, ..FlowLimits::default() },
+            flow: FlowLimits {
+                max_ooo_per_conn: 2048,
+                max_ooo_total: 4096,
+                max_flows: 8,
+                idle_timeout_ns: 10_000_000_000,
+                ..FlowLimits::default()
+            },
             http: HttpLimits { max_head: 1024, max_headers: 32, max_body: 2048, ..HttpLimits::default() },
             defrag: DefragLimits { max_datagrams: 4, max_bytes: 16_384, timeout_ns: 1_000_000_000 },
             // TZSP on a port of the user's choosing too, as `--tzsp-port 31337` gives it.

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::ir::build::WitnessOptions;
 use crate::ir::redact::Redactor;
-use crate::out::filter::Filter;
+use crate::output::filter::Filter;
 use crate::pipeline::OutputOptions;
 
 /// Which outputs `convert` writes.
@@ -186,7 +186,7 @@ pub fn command(args: &WitnessArgs) -> i32 {
                 continue;
             }
         };
-        let ws = match crate::out::witness::read_witnesses(&bytes) {
+        let ws = match crate::output::witness::read_witnesses(&bytes) {
             Ok(ws) => ws,
             Err(e) => {
                 eprintln!("{err} {}: {e}", f.display());

@@ -1,7 +1,7 @@
 //! Reassembly against an obviously correct model, and connection handling.
 
 use super::*;
-use crate::http::HttpLimits;
+use crate::proto::http1::HttpLimits;
 use crate::wire::{Endpoint, FlowKey};
 use proptest::prelude::*;
 
@@ -327,9 +327,9 @@ fn snap_length_cut_bytes_are_a_gap() {
 
 // ---- whole connections through a shard ----
 
-struct Collect(Vec<crate::http::Exchange>);
+struct Collect(Vec<crate::proto::http1::Exchange>);
 impl ExchangeSink for Collect {
-    fn exchange(&mut self, ex: crate::http::Exchange) {
+    fn exchange(&mut self, ex: crate::proto::http1::Exchange) {
         self.0.push(ex);
     }
 }

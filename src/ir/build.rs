@@ -27,8 +27,8 @@ use super::pb::{self, http_meta::Location};
 use super::redact::Redactor;
 use super::template;
 use super::value::{self, Prim, Scalar, Sizes, Val};
-use crate::http::decode::trim;
-use crate::http::{Exchange, Message};
+use crate::proto::http1::decode::trim;
+use crate::proto::http1::{Exchange, Message};
 
 /// How witnesses are built.
 #[derive(Clone, Debug, Default)]
@@ -604,7 +604,7 @@ pub fn encode_delimited(w: &pb::Witness, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::capture::Ts;
-    use crate::http::{ConnMeta, head};
+    use crate::proto::http1::{ConnMeta, head};
 
     fn msg(raw: &str, request: bool, body: &[u8], first: i64, last: i64) -> Message {
         Message {

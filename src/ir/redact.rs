@@ -30,8 +30,8 @@ use std::sync::LazyLock;
 use regex::bytes::Regex;
 
 use super::value::{Prim, Scalar};
-use crate::http::head::{Head, Span, StartLine};
-use crate::http::{Exchange, Message};
+use crate::proto::http1::head::{Head, Span, StartLine};
+use crate::proto::http1::{Exchange, Message};
 
 /// What a redacted string becomes.
 pub const MASK: &str = "REDACTED";
@@ -286,7 +286,7 @@ impl Redactor {
         }
         if lname == b"authorization" || lname == b"proxy-authorization" {
             *n += 1;
-            let t = crate::http::decode::trim(value);
+            let t = crate::proto::http1::decode::trim(value);
             let mut v = match t.iter().position(|&c| c == b' ') {
                 Some(p) => t[..p + 1].to_vec(),
                 None => Vec::new(),
@@ -676,7 +676,7 @@ mod tests {
     #[test]
     fn exchanges() {
         let raw = b"POST /login?api_key=k123&q=ok HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekrit-token-123\r\nCookie: session=abc; theme=dark\r\nX-Note: call 4111 1111 1111 1111\r\nContent-Type: application/json\r\n\r\n".to_vec();
-        let head = crate::http::head::parse(raw, true, 100).unwrap();
+        let head = crate::proto::http1::head::parse(raw, true, 100).unwrap();
         let body = br#"{"password":"hunter2"}"#.to_vec();
         let mut m = Message {
             head,

@@ -29,8 +29,8 @@ use serde::Serialize;
 use crate::capture::{FrameReader, Input, Next, Ts};
 use crate::cli::{CapArgs, check_idle, parse_size};
 use crate::flow::FlowStats;
-use crate::http::{Cap, HttpStats};
 use crate::pipeline::{Config, Converter, Progress, Summary};
+use crate::proto::http1::{Cap, HttpStats};
 
 /// Most timeline points kept per input.
 pub const MAX_SAMPLES: usize = 2048;

@@ -13,7 +13,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::{InputProfile, Sample};
-use crate::http::Cap;
+use crate::proto::http1::Cap;
 
 const SIZE: (u32, u32) = (1200, 640);
 

@@ -57,7 +57,7 @@ fn cap_table(out: &mut String, caps: &[CapUse]) {
         .iter()
         .map(|c| {
             let held = match (c.cap, c.peak_held) {
-                (crate::http::Cap::MaxFlows, Some(n)) => format!("{n} conns"),
+                (crate::proto::http1::Cap::MaxFlows, Some(n)) => format!("{n} conns"),
                 (_, Some(n)) => size(n),
                 (_, None) => "-".into(),
             };

@@ -9,7 +9,7 @@
 //! [`first_port_is_server`] tell the client from the server when the TCP handshake was not
 //! captured. Nothing here allocates or fails.
 
-use crate::http::head::{Looks, first_line_kind};
+use crate::proto::http1::head::{Looks, first_line_kind};
 
 use super::Side;
 

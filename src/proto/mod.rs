@@ -24,27 +24,28 @@
 //! have seen without detection.
 //!
 //! Switches later in a connection stay inside the handler that sees them: CONNECT answered
-//! 2xx and SOCKS preambles are followed by the HTTP/1 handler (`http::tunnel`); `Upgrade:
+//! 2xx and SOCKS preambles are followed by the HTTP/1 handler (`http1::tunnel`); `Upgrade:
 //! h2c` and `Upgrade: websocket` answered 101 are recorded as the exchange that asked for
 //! them, and the connection becomes a tunnel.
 //!
 //! Parsers waiting for their handlers: [`ws`] (WebSocket frames, permessage-deflate) and [`sse`]
 //! (server-sent events, used by the HAR writer for `text/event-stream` bodies).
 //!
-//! Handlers now: [`Handler::Http1`] (`http::HttpConn`), and for TLS and HTTP/2 connections a
+//! Handlers now: [`Handler::Http1`] (`http1::HttpConn`), and for TLS and HTTP/2 connections a
 //! handler that recognizes them and counts them in [`Detected`] without decoding: their
 //! bytes are not fed to the HTTP/1 parser, and reassembly stops for them.
 
 pub mod detect;
+pub mod http1;
 pub mod sse;
 pub mod tls;
 pub mod ws;
 
 use crate::capture::Ts;
-use crate::http::{HttpConn, HttpLimits, HttpStats};
+use crate::proto::http1::{HttpConn, HttpLimits, HttpStats};
 use crate::wire::Endpoint;
 
-pub use crate::http::{Cap, Exchange, ExchangeSink};
+pub use crate::proto::http1::{Cap, Exchange, ExchangeSink};
 
 /// Which side of the connection bytes come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,8 +122,8 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn http(&mut self) -> crate::http::Ctx<'_> {
-        crate::http::Ctx { limits: &self.limits.http, stats: &mut self.stats.http, sink: &mut *self.sink }
+    fn http(&mut self) -> crate::proto::http1::Ctx<'_> {
+        crate::proto::http1::Ctx { limits: &self.limits.http, stats: &mut self.stats.http, sink: &mut *self.sink }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::detect::{H2_PREFACE, PROBE_LEN, Verdict, first_port_is_server, probe, sender_role};
 use super::*;
-use crate::http::HttpConn;
+use crate::proto::http1::HttpConn;
 use proptest::prelude::*;
 
 /// The start of a TLS 1.2 ClientHello record (content type 22, version 3.1, length 0x00c8,
@@ -223,7 +223,7 @@ fn check(steps: &[Step], clean: [bool; 2]) -> Result<(), TestCaseError> {
         }
         Verdict::Tls | Verdict::Http2 => {
             prop_assert!(got.is_empty(), "{got:?}");
-            prop_assert_eq!(format!("{:?}", got_stats.http), format!("{:?}", crate::http::HttpStats::default()));
+            prop_assert_eq!(format!("{:?}", got_stats.http), format!("{:?}", crate::proto::http1::HttpStats::default()));
             let d = got_stats.detected;
             let counted = if want == Verdict::Tls { (1, 0) } else { (0, 1) };
             prop_assert_eq!((d.tls_connections, d.http2_connections), counted);

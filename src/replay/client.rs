@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::compare::HOP_BY_HOP;
 use super::har_in::RecEntry;
-use crate::http::decode::{BodyDecoder, Coding, parse_codings};
+use crate::proto::http1::decode::{BodyDecoder, Coding, parse_codings};
 
 /// Where requests go: `http://host:port` and an optional base path.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -698,7 +698,7 @@ pub fn replay(cfg: &ReplayConfig, source: har_in::Source, stop: Arc<AtomicBool>,
     let started = {
         let ns = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
         let mut b = Vec::new();
-        crate::out::time::iso8601(&mut b, crate::capture::Ts(ns));
+        crate::output::time::iso8601(&mut b, crate::capture::Ts(ns));
         String::from_utf8_lossy(&b).into_owned()
     };
     let format = source.format.clone();

@@ -17,12 +17,12 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{ExchangeReport, Outcome, RunReport};
-use crate::out::har::HarWriter;
+use crate::output::har::HarWriter;
 
 fn iso(t: SystemTime) -> String {
     let ns = t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
     let mut b = Vec::new();
-    crate::out::time::iso8601(&mut b, crate::capture::Ts(ns));
+    crate::output::time::iso8601(&mut b, crate::capture::Ts(ns));
     String::from_utf8_lossy(&b).into_owned()
 }
 

@@ -220,7 +220,7 @@ pub enum Kind {
 /// The media type of a Content-Type value: before `;`, trimmed, lowercase.
 pub fn media_type(ct: &[u8]) -> std::borrow::Cow<'_, str> {
     let end = ct.iter().position(|&c| c == b';').unwrap_or(ct.len());
-    let t = crate::http::decode::trim(&ct[..end]);
+    let t = crate::proto::http1::decode::trim(&ct[..end]);
     match std::str::from_utf8(t) {
         Ok(s) if !s.bytes().any(|c| c.is_ascii_uppercase()) => std::borrow::Cow::Borrowed(s),
         _ => std::borrow::Cow::Owned(String::from_utf8_lossy(t).to_ascii_lowercase()),

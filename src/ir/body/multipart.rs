@@ -4,8 +4,8 @@
 //! to a list of them.
 
 use super::{Ctx, value_of};
-use crate::http::decode::trim;
 use crate::ir::value::Val;
+use crate::proto::http1::decode::trim;
 
 /// A parameter of a header value (`boundary=x`, `name="y"`), quotes removed.
 pub fn param<'a>(value: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {

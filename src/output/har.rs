@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use base64::Engine;
 
 use crate::capture::Ts;
-use crate::http::{Anomaly, Exchange, Message};
+use crate::proto::http1::{Anomaly, Exchange, Message};
 use crate::proto::sse::{SseEvent, SseLimits, SseParser};
 
 use super::json::{write_bytes_str, write_str};
@@ -528,7 +528,7 @@ pub fn request_url(ex: &Exchange, m: &Message) -> Vec<u8> {
     }
     let target = if missing_target(m) { &b""[..] } else { target };
     url.extend_from_slice(b"http://");
-    let host = m.head.field("host").map(crate::http::decode::trim).filter(|h| !h.is_empty());
+    let host = m.head.field("host").map(crate::proto::http1::decode::trim).filter(|h| !h.is_empty());
     // Without a Host header: the target of the tunnel the request went through, else the
     // server's address.
     let tunnel = ex.tunnel.as_deref().and_then(|t| t.split_once(' ')).map(|(_, a)| a.strip_suffix(":80").unwrap_or(a));
@@ -649,7 +649,7 @@ fn write_request<'a>(out: &mut Vec<u8>, holes: &mut Vec<(usize, BodyText<'a>)>, 
     let mut first = true;
     for v in m.head.field_all("cookie") {
         for c in v.split(|&c| c == b';') {
-            let c = crate::http::decode::trim(c);
+            let c = crate::proto::http1::decode::trim(c);
             if c.is_empty() {
                 continue;
             }
@@ -662,9 +662,9 @@ fn write_request<'a>(out: &mut Vec<u8>, holes: &mut Vec<(usize, BodyText<'a>)>, 
             }
             first = false;
             out.extend_from_slice(b"{\"name\":");
-            write_bytes_str(out, crate::http::decode::trim(n));
+            write_bytes_str(out, crate::proto::http1::decode::trim(n));
             out.extend_from_slice(b",\"value\":");
-            write_bytes_str(out, crate::http::decode::trim(val));
+            write_bytes_str(out, crate::proto::http1::decode::trim(val));
             out.push(b'}');
         }
     }
@@ -753,26 +753,26 @@ fn coding_moved(m: &Message) -> bool {
     if fields.next().is_some() {
         return true;
     }
-    let v = crate::http::decode::trim(first);
+    let v = crate::proto::http1::decode::trim(first);
     let known = READER_CODINGS.iter().any(|c| v.eq_ignore_ascii_case(c));
     !known || (m.body_is_encoded && !m.body.is_empty())
 }
 
 fn write_set_cookie(out: &mut Vec<u8>, v: &[u8]) {
     let mut parts = v.split(|&c| c == b';');
-    let first = crate::http::decode::trim(parts.next().unwrap_or(b""));
+    let first = crate::proto::http1::decode::trim(parts.next().unwrap_or(b""));
     let (n, val) = match first.iter().position(|&x| x == b'=') {
         Some(p) => (&first[..p], &first[p + 1..]),
         None => (first, &b""[..]),
     };
     out.extend_from_slice(b"{\"name\":");
-    write_bytes_str(out, crate::http::decode::trim(n));
+    write_bytes_str(out, crate::proto::http1::decode::trim(n));
     out.extend_from_slice(b",\"value\":");
-    write_bytes_str(out, crate::http::decode::trim(val));
+    write_bytes_str(out, crate::proto::http1::decode::trim(val));
     for attr in parts {
-        let attr = crate::http::decode::trim(attr);
+        let attr = crate::proto::http1::decode::trim(attr);
         let (k, v) = match attr.iter().position(|&x| x == b'=') {
-            Some(p) => (crate::http::decode::trim(&attr[..p]), crate::http::decode::trim(&attr[p + 1..])),
+            Some(p) => (crate::proto::http1::decode::trim(&attr[..p]), crate::proto::http1::decode::trim(&attr[p + 1..])),
             None => (attr, &b""[..]),
         };
         if k.eq_ignore_ascii_case(b"path") {
@@ -861,12 +861,12 @@ pub fn is_damaged(anomalies: &[Anomaly]) -> bool {
 mod tests {
     use super::*;
     use crate::capture::Ts;
-    use crate::http::{ConnMeta, Exchange, Message};
+    use crate::proto::http1::{ConnMeta, Exchange, Message};
     use crate::wire::Endpoint;
 
     fn msg(raw: &[u8], request: bool, body: Vec<u8>) -> Message {
         Message {
-            head: crate::http::head::parse(raw.to_vec(), request, 100).unwrap(),
+            head: crate::proto::http1::head::parse(raw.to_vec(), request, 100).unwrap(),
             body_wire_len: body.len() as u64,
             entity_len: body.len() as u64,
             body,

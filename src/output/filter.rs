@@ -10,8 +10,8 @@
 
 use regex::Regex;
 
-use crate::http::Exchange;
-use crate::http::decode::trim;
+use crate::proto::http1::Exchange;
+use crate::proto::http1::decode::trim;
 
 /// Allow and deny patterns for hosts and paths.
 #[derive(Clone, Debug, Default)]
