@@ -607,25 +607,7 @@ mod tests {
     use crate::proto::http1::{ConnMeta, head};
 
     fn msg(raw: &str, request: bool, body: &[u8], first: i64, last: i64) -> Message {
-        Message {
-            head: head::parse(raw.as_bytes().to_vec(), request, 100).unwrap(),
-            body: body.to_vec(),
-            body_wire_len: body.len() as u64,
-            entity_len: body.len() as u64,
-            codings: vec![],
-            body_is_encoded: false,
-            body_truncated: false,
-            body_dropped: 0,
-            body_not_decoded: 0,
-            trailers: vec![],
-            first_ts: Ts(first),
-            last_ts: Ts(last),
-            first_frame: 1,
-            last_frame: 2,
-            stream_offset: 0,
-            body_times: Vec::new(),
-            unredacted_len: None,
-        }
+        Message::whole(head::parse(raw.as_bytes().to_vec(), request, 100).unwrap(), body.to_vec(), Ts(first), Ts(last))
     }
 
     pub(crate) fn exchange(req: &str, req_body: &[u8], resp: Option<(&str, &[u8])>) -> Exchange {

@@ -678,25 +678,7 @@ mod tests {
         let raw = b"POST /login?api_key=k123&q=ok HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sekrit-token-123\r\nCookie: session=abc; theme=dark\r\nX-Note: call 4111 1111 1111 1111\r\nContent-Type: application/json\r\n\r\n".to_vec();
         let head = crate::proto::http1::head::parse(raw, true, 100).unwrap();
         let body = br#"{"password":"hunter2"}"#.to_vec();
-        let mut m = Message {
-            head,
-            body,
-            body_wire_len: 0,
-            entity_len: 0,
-            codings: vec![],
-            body_is_encoded: false,
-            body_truncated: false,
-            body_dropped: 0,
-            body_not_decoded: 0,
-            trailers: vec![],
-            first_ts: crate::capture::Ts(0),
-            last_ts: crate::capture::Ts(0),
-            first_frame: 0,
-            last_frame: 0,
-            stream_offset: 0,
-            body_times: Vec::new(),
-            unredacted_len: None,
-        };
+        let mut m = Message::whole(head, body, crate::capture::Ts(0), crate::capture::Ts(0));
         let r = Redactor::builtin();
         let n = r.redact_message(&mut m, true);
         let all = [m.head.raw.clone(), m.body.clone()].concat();

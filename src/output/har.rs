@@ -865,25 +865,7 @@ mod tests {
     use crate::wire::Endpoint;
 
     fn msg(raw: &[u8], request: bool, body: Vec<u8>) -> Message {
-        Message {
-            head: crate::proto::http1::head::parse(raw.to_vec(), request, 100).unwrap(),
-            body_wire_len: body.len() as u64,
-            entity_len: body.len() as u64,
-            body,
-            codings: vec![],
-            body_is_encoded: false,
-            body_truncated: false,
-            body_dropped: 0,
-            body_not_decoded: 0,
-            trailers: vec![],
-            first_ts: Ts(1_000),
-            last_ts: Ts(2_000),
-            first_frame: 1,
-            last_frame: 2,
-            stream_offset: 0,
-            body_times: Vec::new(),
-            unredacted_len: None,
-        }
+        Message::whole(crate::proto::http1::head::parse(raw.to_vec(), request, 100).unwrap(), body, Ts(1_000), Ts(2_000))
     }
 
     fn exchange(req_body: Vec<u8>, resp_body: Vec<u8>) -> Exchange {

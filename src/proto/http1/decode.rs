@@ -810,14 +810,7 @@ impl BodyDecoder {
             return;
         }
         if !self.stopped && self.encoded_len > 0 {
-            let r = run_stages(
-                &mut self.stages,
-                0,
-                &[],
-                &mut |b| sink(&mut self.out, &mut self.decoded_len, &mut self.truncated, self.cap, b),
-                true,
-            );
-            self.after(r);
+            self.flush_stages();
         }
         if self.fell_back_to_raw() {
             // Nothing decoded: show the bytes as they came.
@@ -826,6 +819,18 @@ impl BodyDecoder {
         }
         self.raw = Vec::new();
         self.stopped = true;
+    }
+
+    /// Ends every stage's stream: what the decoders still hold goes to the body.
+    fn flush_stages(&mut self) {
+        let r = run_stages(
+            &mut self.stages,
+            0,
+            &[],
+            &mut |b| sink(&mut self.out, &mut self.decoded_len, &mut self.truncated, self.cap, b),
+            true,
+        );
+        self.after(r);
     }
 
     /// Decodes the encoded body kept by a deferred decoder.
@@ -852,14 +857,7 @@ impl BodyDecoder {
             self.truncated = true;
             self.stopped_at = Some(raw.len() as u64);
         } else if !self.stopped && self.encoded_len > 0 {
-            let r = run_stages(
-                &mut self.stages,
-                0,
-                &[],
-                &mut |b| sink(&mut self.out, &mut self.decoded_len, &mut self.truncated, self.cap, b),
-                true,
-            );
-            self.after(r);
+            self.flush_stages();
         }
         if self.fell_back_to_raw() {
             // Nothing decoded: show the bytes as they came, up to the cap.

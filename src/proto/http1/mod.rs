@@ -356,6 +356,18 @@ pub struct Message {
 pub const MAX_BODY_MARKS: usize = 1 << 16;
 
 impl Message {
+    /// A complete message with `body` as it came (no codings), captured from frame 1 at
+    /// `first` to frame 2 at `last`: for tests.
+    #[cfg(test)]
+    pub(crate) fn whole(head: Head, body: Vec<u8>, first: Ts, last: Ts) -> Message {
+        let at = |ts, frame| Chunk { ts, frame, offset: 0, ack: None };
+        let mut m = Message::new(head, at(first, 1), at(last, 2));
+        m.body_wire_len = body.len() as u64;
+        m.entity_len = body.len() as u64;
+        m.body = body;
+        m
+    }
+
     /// A message whose head is parsed and whose body is still to come: it started with `first`
     /// and its last byte so far came with `last`.
     fn new(head: Head, first: Chunk, last: Chunk) -> Message {
