@@ -377,6 +377,30 @@ impl Conn {
     }
 
     /// Reads more bytes (at most 64 KiB) before `end`.
+    /// Hands the next `left` bytes to `feed` (which counts them into `wire`), reading as
+    /// needed; false when `feed` asked to stop (the body cap).
+    fn feed_exactly(
+        &mut self,
+        mut left: u64,
+        end: Instant,
+        wire: &mut u64,
+        feed: &mut impl FnMut(&[u8], &mut u64) -> bool,
+    ) -> Result<bool, (IoFail, Phase)> {
+        while left > 0 {
+            if self.avail().is_empty() {
+                self.fill(end).map_err(|f| (f, Phase::Body(*wire)))?;
+            }
+            let n = (self.avail().len() as u64).min(left) as usize;
+            let go_on = feed(&self.avail()[..n], wire);
+            self.consume(n);
+            left -= n as u64;
+            if !go_on {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn fill(&mut self, end: Instant) -> Result<(), IoFail> {
         if self.pos > 0 && self.pos * 2 > self.buf.len() {
             self.buf.drain(..self.pos);
@@ -665,19 +689,9 @@ impl Client {
         };
         match framing {
             Framing::None => {}
-            Framing::Length(mut left) => {
-                while left > 0 {
-                    if conn.avail().is_empty() {
-                        conn.fill(end).map_err(|f| (f, Phase::Body(wire)))?;
-                    }
-                    let n = (conn.avail().len() as u64).min(left) as usize;
-                    let go_on = feed(&conn.avail()[..n], &mut wire);
-                    conn.consume(n);
-                    left -= n as u64;
-                    if !go_on {
-                        truncated = true;
-                        break;
-                    }
+            Framing::Length(left) => {
+                if !conn.feed_exactly(left, end, &mut wire, &mut feed)? {
+                    truncated = true;
                 }
             }
             Framing::Close => {
@@ -741,20 +755,10 @@ impl Client {
                             }
                         }
                     }
-                    let mut left = size;
-                    while left > 0 {
-                        if conn.avail().is_empty() {
-                            conn.fill(end).map_err(|f| (f, Phase::Body(wire)))?;
-                        }
-                        let n = (conn.avail().len() as u64).min(left) as usize;
-                        let go_on = feed(&conn.avail()[..n], &mut wire);
-                        conn.consume(n);
-                        left -= n as u64;
-                        if !go_on {
-                            truncated = true;
-                            keep = false;
-                            break 'chunks;
-                        }
+                    if !conn.feed_exactly(size, end, &mut wire, &mut feed)? {
+                        truncated = true;
+                        keep = false;
+                        break 'chunks;
                     }
                     while conn.avail().len() < 2 {
                         if conn.avail().first() == Some(&b'\n') {
