@@ -579,35 +579,34 @@ impl Gen<'_> {
         if imp == Impairment::None && self.snaplen_cuts {
             imp = Impairment::Snaplen;
         }
-        let rec = TruthRecord {
-            conn_id: slot.id,
-            exchange: slot.done,
-            ts_ns: t0,
-            client: slot.conn.client,
-            server: slot.conn.server,
-            method: c.method.to_string(),
-            url: format!("http://{}{}", slot.ctx.authority(), c.target),
-            status: c.status,
-            req_body_len: c.req_body_len,
-            req_body_sha256: c.req_body_sha256,
-            resp_body_len: c.resp_body_len,
-            resp_body_sha256: c.resp_body_sha256,
-            content_encoding: c.coding.name(),
-            chunked: c.chunked,
-            impairment: imp,
-            recoverable: imp.recoverable(),
-        };
-        self.summary.exchanges += 1;
-        if imp != Impairment::None {
-            self.summary.impaired_exchanges += 1;
-        }
-        if !rec.recoverable {
-            self.summary.unrecoverable_exchanges += 1;
-        }
+        let rec = truth_record(&slot, &c, t0, imp);
+        self.count(&rec);
         truth(&rec)?;
         slot.done += 1;
         self.slots[i] = Some(slot);
         Ok(true)
+    }
+}
+
+/// The truth of exchange `c` of `slot`, started at `t0`, as composed, with impairment `imp`.
+fn truth_record(slot: &Slot, c: &http::Composed, t0: u64, imp: Impairment) -> TruthRecord {
+    TruthRecord {
+        conn_id: slot.id,
+        exchange: slot.done,
+        ts_ns: t0,
+        client: slot.conn.client,
+        server: slot.conn.server,
+        method: c.method.to_string(),
+        url: format!("http://{}{}", slot.ctx.authority(), c.target),
+        status: c.status,
+        req_body_len: c.req_body_len,
+        req_body_sha256: c.req_body_sha256,
+        resp_body_len: c.resp_body_len,
+        resp_body_sha256: c.resp_body_sha256,
+        content_encoding: c.coding.name(),
+        chunked: c.chunked,
+        impairment: imp,
+        recoverable: imp.recoverable(),
     }
 }
 
@@ -627,24 +626,9 @@ impl Gen<'_> {
         let rtt = slot.conn.cfg.rtt_ns;
         let t = slot.conn.send_range(Dir::ToServer, c.request.start, c.request.end, t0);
         slot.conn.send_range(Dir::ToClient, c.response.start, head_end, t + rtt + 1_000_000);
-        let rec = TruthRecord {
-            conn_id: slot.id,
-            exchange: slot.done,
-            ts_ns: t0,
-            client: slot.conn.client,
-            server: slot.conn.server,
-            method: c.method.to_string(),
-            url: format!("http://{}{}", slot.ctx.authority(), c.target),
-            status: c.status,
-            req_body_len: c.req_body_len,
-            req_body_sha256: c.req_body_sha256,
-            resp_body_len: 0,
-            resp_body_sha256: http::empty_sha256(),
-            content_encoding: c.coding.name(),
-            chunked: c.chunked,
-            impairment: Impairment::OpenAtEnd,
-            recoverable: false,
-        };
+        // No response body reaches the capture.
+        let rec =
+            TruthRecord { resp_body_len: 0, resp_body_sha256: http::empty_sha256(), ..truth_record(&slot, c, t0, Impairment::OpenAtEnd) };
         self.count(&rec);
         truth(&rec)?;
         slot.done += 1;
