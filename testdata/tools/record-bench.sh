@@ -84,37 +84,9 @@ fi
 BYTES=$2
 OUT=$3
 
-ip link set lo up
-ip link set lo mtu 1500
-ethtool -K lo tso off gso off gro off tx off >/dev/null 2>&1 || true
-
-TMP=$(mktemp -d /tmp/apitool-bench.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-wait_for() {  # wait_for DESCRIPTION COMMAND...: poll up to 20 s
-    local what=$1 i
-    shift
-    for i in $(seq 1 200); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.1
-    done
-    echo "record-bench.sh: timed out waiting for $what" >&2
-    return 1
-}
-stop() {  # stop PID: terminate one process we started and reap it
-    kill "$1" 2>/dev/null || true
-    timeout 10 tail --pid="$1" -f /dev/null || kill -9 "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
+NETNS_NAME=record-bench.sh NETNS_WAIT=200
+# shellcheck source=netns.sh
+. "$HERE/netns.sh"
 
 "$PY" "$HERE/bench_app.py" --gen-static "$TMP/www" --seed "$SEED"
 sed -e "s#@TMP@#$TMP#g" -e "s#@ROOT@#$TMP/www#g" "$HERE/bench-nginx.conf" >"$TMP/nginx.conf"

@@ -45,21 +45,9 @@ shift
 SCENARIOS=("$@")
 [[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=("${ALL[@]}")
 
-ip link set lo up
-ip link set lo mtu 1500
-ethtool -K lo tso off gso off gro off tx off >/dev/null 2>&1 || true
-
-TMP=$(mktemp -d /tmp/apitool-record.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+NETNS_NAME=record.sh NETNS_WAIT=100
+# shellcheck source=netns.sh
+. "$HERE/netns.sh"
 
 # Static files for nginx, fixed contents and mtimes (stable ETags).
 "$PY" "$HERE/server.py" --gen-static "$TMP/www"
@@ -68,23 +56,8 @@ nginx -p "$TMP" -c "$TMP/nginx.conf" -g 'daemon off;' 2>>"$TMP/nginx-stderr.log"
 NGINX_PID=$!
 PIDS+=("$NGINX_PID")
 
-wait_for() {  # wait_for DESCRIPTION COMMAND...: poll up to 10 s
-    local what=$1 i
-    shift
-    for i in $(seq 1 100); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.1
-    done
-    echo "record.sh: timed out waiting for $what" >&2
-    return 1
-}
 wait_for nginx timeout 2 curl -s -o /dev/null http://127.0.0.1:8080/robots.txt
 
-stop() {  # stop PID: terminate one process we started and reap it
-    kill "$1" 2>/dev/null || true
-    timeout 10 tail --pid="$1" -f /dev/null || kill -9 "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
 
 record() {
     local name=$1 ports=$2 srvhost=$3
