@@ -667,6 +667,13 @@ pub fn decode(data: &[u8]) {
         let keep = body.len().min(cap);
         assert_eq!(&d.out[..], &body[..keep]);
     }
+    // A complete gzip body is decoded in one call when deferred: the same bytes as streamed.
+    if seed & 0x80 != 0 && codings == [Coding::Gzip] && d.error.is_none() && !d.truncated {
+        let mut s = BodyDecoder::new(&codings, cap);
+        s.push(body);
+        s.finish();
+        assert_eq!(s.out, d.out, "deferred and streamed gzip decoding disagree");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

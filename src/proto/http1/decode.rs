@@ -837,6 +837,17 @@ impl BodyDecoder {
     fn finish_deferred(&mut self) {
         self.defer = false;
         let raw = std::mem::take(&mut self.raw);
+        // A complete gzip body that states a size within the cap: in one call, into a buffer
+        // of that size.
+        if !self.raw_overflow
+            && matches!(self.stages[..], [Stage::Gzip(_)])
+            && let Some(out) = super::oneshot::gunzip(&raw, self.cap)
+        {
+            self.decoded_len = out.len() as u64;
+            self.out = out;
+            self.stopped = true;
+            return;
+        }
         // In pieces, so that decoding stops soon after the cap and says where (to within a
         // piece).
         const PIECE: usize = 4 << 10;

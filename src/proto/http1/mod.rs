@@ -20,6 +20,7 @@
 
 pub mod decode;
 pub mod head;
+mod oneshot;
 pub mod tunnel;
 
 use std::collections::VecDeque;
