@@ -8,8 +8,6 @@
 
 use std::io::{self, Write};
 
-use base64::Engine;
-
 use crate::capture::Ts;
 use crate::proto::http1::{Anomaly, Exchange, Message};
 use crate::proto::sse::{SseEvent, SseLimits, SseParser};
@@ -139,11 +137,7 @@ impl<'a> BodyText<'a> {
         let start = out.len();
         out.extend_from_slice(TEXT_OPEN);
         if self.base64 {
-            let at = out.len();
-            let n = base64::encoded_len(self.body.len(), true).unwrap_or(0);
-            out.resize(at + n, 0);
-            let k = base64::engine::general_purpose::STANDARD.encode_slice(self.body, &mut out[at..]).unwrap_or(0);
-            debug_assert_eq!(k, n);
+            push_base64(out, self.body);
             self.write_tail(out);
         } else if self.exact {
             super::json::push_escaped_exact(out, self.body, self.len - TEXT_OPEN.len() - 1);
@@ -178,9 +172,7 @@ impl<'a> BodyText<'a> {
                 let n = if rest.len() <= PIECE { rest.len() } else { PIECE };
                 let (p, r) = rest.split_at(n);
                 rest = r;
-                buf.resize(base64::encoded_len(p.len(), true).unwrap_or(0), 0);
-                let k = base64::engine::general_purpose::STANDARD.encode_slice(p, &mut buf[..]).unwrap_or(0);
-                buf.truncate(k);
+                push_base64(buf, p);
             } else {
                 // At a character boundary: the body is UTF-8.
                 let mut n = rest.len().min(PIECE);
@@ -267,6 +259,18 @@ pub fn entry_parts(ex: &Exchange) -> EntryParts<'_> {
     let mut parts = EntryParts { skel: Vec::with_capacity(1024), exact, holes: Vec::new() };
     write_skeleton(&mut parts, ex);
     parts
+}
+
+/// Appends `b` in standard base64 with padding (SIMD where the machine has it), into spare
+/// capacity: no zero-filling first.
+fn push_base64(out: &mut Vec<u8>, b: &[u8]) {
+    let b64 = base64_simd::STANDARD;
+    let n = b64.encoded_length(b.len());
+    out.reserve(n);
+    let written = b64.encode(b, base64_simd::Out::from_uninit_slice(&mut out.spare_capacity_mut()[..n])).len();
+    debug_assert_eq!(written, n);
+    // SAFETY: `encode` initialised the first `n` bytes of the spare capacity.
+    unsafe { out.set_len(out.len() + n) };
 }
 
 fn write_skeleton<'a>(parts: &mut EntryParts<'a>, ex: &'a Exchange) {
