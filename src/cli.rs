@@ -285,7 +285,7 @@ pub struct CapArgs {
     pub max_ooo_per_conn: usize,
 
     /// Out-of-order bytes buffered in all connections; past it the largest buffers are
-    /// flushed with gaps. Checked between windows of the capture (every 4 MiB or 32768
+    /// flushed with gaps. Checked between windows of the capture (every 1 MiB or 8192
     /// frames), like --max-flows and --idle-timeout.
     #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = parse_size)]
     pub max_ooo_total: usize,
@@ -317,6 +317,12 @@ pub struct CapArgs {
     /// order, marked `writtenLate` in `_apitool` and counted in the summary.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub order_window: f64,
+
+    /// Memory for entries waiting for their turn (serialized, or a large entry's exchange),
+    /// counted in bytes held; past it the oldest are written at once, and any that end later
+    /// but started earlier are written late, marked as for --order-window
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub order_mem: usize,
 
     /// Largest decoded body kept per message; past it the body is truncated and flagged.
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
@@ -376,6 +382,7 @@ impl CapArgs {
             },
             threads: self.threads,
             order_window_ns: (self.order_window * 1e9) as i64,
+            reorder_mem: self.order_mem.max(1 << 16),
             wire: crate::wire::WireOptions { tzsp_port: self.tzsp_port.unwrap_or(0) },
             ..Config::default()
         })

@@ -98,9 +98,9 @@ impl Default for Config {
             defrag: DefragLimits::default(),
             wire: wire::WireOptions::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            window_bytes: 4 << 20,
-            window_frames: 32_768,
-            reorder_mem: 16 << 20,
+            window_bytes: 1 << 20,
+            window_frames: 8192,
+            reorder_mem: 8 << 20,
             order_window_ns: 5_000_000_000,
             observe_connections: false,
             output: OutputOptions::default(),
@@ -305,7 +305,7 @@ fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, eof: &mut bool, need: usize, base: 
 /// and/or the witness, after filters and redaction.
 #[derive(Default)]
 pub struct EntrySink {
-    entries: Vec<(EntryKey, Vec<u8>)>,
+    entries: Vec<(EntryKey, Pending)>,
     anomalous: u64,
     emit: Option<Box<Emit>>,
     bytes: usize,
@@ -343,6 +343,58 @@ fn mark_record_late(rec: &mut Vec<u8>, framed: bool) {
     if n > 0 {
         mark_late(rec, 4 + n);
         rec[..4].copy_from_slice(&((n + LATE_MARK.len()) as u32).to_le_bytes());
+    }
+}
+
+/// A record waiting for its turn.
+enum Pending {
+    /// Serialized (plain, or framed as [`Record`] describes).
+    Bytes(Vec<u8>),
+    /// A large HAR entry (at least [`STREAM_ENTRY_MIN`]), still as its exchange: the writer
+    /// thread serializes it straight to the output, its bodies in pieces, so that while it
+    /// waits and while it is written its decoded bodies are its only copy in memory.
+    Large(Box<Large>),
+}
+
+struct Large {
+    ex: Exchange,
+    /// Of a framed record, the witness part (hash and encoding; empty for none).
+    witness: Vec<u8>,
+    /// Written out of its time order (see [`mark_late`]).
+    late: bool,
+    /// Heap bytes it holds, counted against the caps.
+    held: usize,
+}
+
+impl Pending {
+    /// Memory it holds: a serialized record's length, a large entry's exchange and witness.
+    fn len(&self) -> usize {
+        match self {
+            Pending::Bytes(b) => b.len(),
+            Pending::Large(l) => l.held,
+        }
+    }
+
+    fn mark_late(&mut self, framed: bool) {
+        match self {
+            Pending::Bytes(b) => mark_record_late(b, framed),
+            Pending::Large(l) => l.late = true,
+        }
+    }
+
+    /// Serialized, as the writer writes it.
+    #[cfg(test)]
+    fn into_bytes(self, framed: bool) -> Vec<u8> {
+        match self {
+            Pending::Bytes(b) => b,
+            Pending::Large(l) => {
+                let mut v = Rec { har: Some(har::entry_parts(&l.ex)), framed, witness: &l.witness }.to_vec();
+                if l.late {
+                    mark_record_late(&mut v, framed);
+                }
+                v
+            }
+        }
     }
 }
 
@@ -433,9 +485,9 @@ impl Emit {
     }
 }
 
-/// Entries of at least this many bytes go to the sink's temporary file as they are written,
-/// their bodies in pieces, rather than into a buffer beside the exchange: while the exchange
-/// is serialized, its bodies are the only full copy in memory.
+/// Entries of at least this many bytes wait as their exchange ([`Pending::Large`]) and are
+/// serialized by the writer straight to the output, rather than into a buffer beside the
+/// exchange; past the sink's cap they go to its temporary file, their bodies in pieces.
 const STREAM_ENTRY_MIN: usize = 1 << 20;
 
 /// A record as it is written (see [`Record`]): a HAR entry's parts and, framed, the witness
@@ -528,7 +580,9 @@ impl ExchangeSink for EntrySink {
         self.anomalous += u64::from(damaged);
         let rec = Rec { har: har.then(|| har::entry_parts(&ex)), framed, witness: &wit };
         let len = rec.len();
-        if self.cap > 0 && (self.bytes + len > self.cap || len >= STREAM_ENTRY_MIN) && self.error.is_none() && len <= u32::MAX as usize {
+        let large = har && len >= STREAM_ENTRY_MIN && rec.is_exact();
+        let held = if large { exchange_bytes(&ex) + wit.len() } else { len };
+        if self.cap > 0 && self.bytes + held > self.cap && self.error.is_none() && len <= u32::MAX as usize {
             match self.spill_record(&rec) {
                 Ok(len) => {
                     self.spilled_total += 1;
@@ -540,12 +594,20 @@ impl ExchangeSink for EntrySink {
                 Err(e) => self.error = Some(e),
             }
         }
+        if large {
+            drop(rec);
+            let witness = if framed { wit.clone() } else { Vec::new() };
+            self.wit = wit;
+            self.bytes += held;
+            self.entries.push((key, Pending::Large(Box::new(Large { ex, witness, late: false, held }))));
+            return;
+        }
         let buf = rec.to_vec();
         drop(rec);
         drop(ex);
         self.wit = wit;
         self.bytes += buf.len();
-        self.entries.push((key, buf));
+        self.entries.push((key, Pending::Bytes(buf)));
     }
 }
 
@@ -579,8 +641,9 @@ impl EntrySink {
     /// Hands the entries held in memory to `push`.
     #[cfg(test)]
     fn drain_held(&mut self, push: &mut dyn FnMut(EntryKey, Vec<u8>) -> io::Result<()>) -> io::Result<()> {
+        let framed = self.emit.is_some();
         for (k, b) in self.entries.drain(..) {
-            push(k, b)?;
+            push(k, b.into_bytes(framed))?;
         }
         self.bytes = 0;
         match self.error.take() {
@@ -619,11 +682,11 @@ enum Held {
 impl EntrySink {
     /// Lists where each of this sink's entries is (as sink `i`) into `index`, and hands over
     /// those held in memory, by position.
-    fn index_entries(&mut self, i: usize, index: &mut Vec<(EntryKey, Held)>) -> io::Result<Vec<Option<Vec<u8>>>> {
+    fn index_entries(&mut self, i: usize, index: &mut Vec<(EntryKey, Held)>) -> io::Result<Vec<Option<Pending>>> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        let mem: Vec<Option<Vec<u8>>> = self
+        let mem: Vec<Option<Pending>> = self
             .entries
             .drain(..)
             .enumerate()
@@ -665,7 +728,7 @@ impl EntrySink {
 /// Holds serialized entries until every earlier one is known, within the order window and
 /// the memory cap (nothing goes to disk).
 struct Reorder {
-    mem: BTreeMap<EntryKey, Vec<u8>>,
+    mem: BTreeMap<EntryKey, Pending>,
     mem_bytes: usize,
     cap: usize,
     last: Option<EntryKey>,
@@ -680,7 +743,7 @@ impl Reorder {
         Reorder { mem: BTreeMap::new(), mem_bytes: 0, cap, last: None, out_of_order: 0, peak: 0, framed }
     }
 
-    fn push(&mut self, key: EntryKey, bytes: Vec<u8>) {
+    fn push(&mut self, key: EntryKey, bytes: Pending) {
         self.mem_bytes += bytes.len();
         self.peak = self.peak.max(self.mem_bytes);
         self.mem.insert(key, bytes);
@@ -689,7 +752,7 @@ impl Reorder {
     /// Moves entries that start before `watermark` (all of them for `None`) into `batch`, in
     /// order, until the batch holds `max_bytes`; past the watermark too while more than the
     /// memory cap is held. Returns whether entries to release are left.
-    fn release(&mut self, watermark: Option<Ts>, batch: &mut Vec<Vec<u8>>, max_bytes: usize) -> bool {
+    fn release(&mut self, watermark: Option<Ts>, batch: &mut Vec<Pending>, max_bytes: usize) -> bool {
         let mut bytes = 0;
         while let Some(entry) = self.mem.first_entry() {
             if bytes >= max_bytes {
@@ -706,7 +769,7 @@ impl Reorder {
             if late {
                 // It ended after entries that started later were written.
                 self.out_of_order += 1;
-                mark_record_late(&mut entry, self.framed);
+                entry.mark_late(self.framed);
             }
             bytes += entry.len();
             batch.push(entry);
@@ -958,7 +1021,7 @@ type InFlight = Arc<(Mutex<(usize, bool)>, std::sync::Condvar)>;
 /// large, always goes), so that large entries do not pile up in it: four 20 MiB entries would
 /// be 80 MiB waiting.
 struct Outbox {
-    tx: std::sync::mpsc::SyncSender<Vec<Vec<u8>>>,
+    tx: std::sync::mpsc::SyncSender<Vec<Pending>>,
     in_flight: InFlight,
     max_bytes: usize,
 }
@@ -966,8 +1029,8 @@ struct Outbox {
 impl Outbox {
     /// Hands a batch to the writer, waiting while the bytes already handed over would be too
     /// many with it; an error when the writer stopped.
-    fn send(&self, batch: Vec<Vec<u8>>) -> Result<(), ()> {
-        let n: usize = batch.iter().map(Vec::len).sum();
+    fn send(&self, batch: Vec<Pending>) -> Result<(), ()> {
+        let n: usize = batch.iter().map(Pending::len).sum();
         let (m, cv) = &*self.in_flight;
         let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
         while g.0 > 0 && g.0 + n > self.max_bytes && !g.1 {
@@ -1105,7 +1168,7 @@ impl<'c> Engine<'c> {
     }
 
     /// Releases entries before `watermark` to the writer thread, in batches of a sixteenth of
-    /// the reorder buffer's cap (1 MiB by default; entries read back from its file would
+    /// the reorder buffer's cap (512 KiB by default; entries read back from its file would
     /// otherwise all be in memory at once). Up to six batches are alive (one written, four
     /// waiting, one filled), so small batches keep memory flat when the writer is the slower
     /// side (a real file rather than /dev/null): with quarter batches a 1 GB capture peaked
@@ -1150,7 +1213,7 @@ impl<'c> Engine<'c> {
         for (key, at) in index {
             let bytes = match at {
                 Held::Mem(i, j) => mem[i][j].take().expect("each entry once"),
-                Held::File(i, off, len) => sinks[i].read_spilled(off, len)?,
+                Held::File(i, off, len) => Pending::Bytes(sinks[i].read_spilled(off, len)?),
             };
             reorder.push(key, bytes);
             while reorder.mem_bytes > reorder.cap {
@@ -1287,6 +1350,69 @@ fn add_http(a: &mut HttpStats, b: &HttpStats) {
 /// What the writer thread hands back: the writers and the number of records it wrote.
 type Written<H, V> = (Option<HarWriter<H>>, Option<WitnessWriter<V>>, u64);
 
+/// Writes serialized records (see [`Pending::Bytes`]) to the outputs.
+fn write_run<H: Write, V: Write>(
+    run: &[Pending],
+    framed: bool,
+    har: &mut Option<HarWriter<H>>,
+    wit: &mut Option<WitnessWriter<V>>,
+) -> io::Result<()> {
+    fn bytes(p: &Pending) -> &[u8] {
+        match p {
+            Pending::Bytes(b) => b,
+            Pending::Large(_) => unreachable!("a run holds serialized records only"),
+        }
+    }
+    if run.is_empty() {
+        return Ok(());
+    }
+    if !framed {
+        let entries: Vec<&[u8]> = run.iter().map(bytes).collect();
+        if let Some(h) = har {
+            h.entry_batch(&entries)?;
+        }
+        return Ok(());
+    }
+    // One pair of slice lists per run (a few per window).
+    let mut hars: Vec<&[u8]> = Vec::with_capacity(run.len());
+    let mut wits: Vec<(Digest, &[u8])> = Vec::with_capacity(run.len());
+    for rec in run {
+        let (h, w) = Record::split(bytes(rec));
+        hars.push(h);
+        wits.extend(w);
+    }
+    if let Some(h) = har {
+        h.entry_batch(&hars)?;
+    }
+    if let Some(w) = wit {
+        w.write_batch(&wits)?;
+    }
+    Ok(())
+}
+
+/// Serializes a large entry straight to the HAR output (its bodies in pieces through `buf`),
+/// and writes its witness.
+fn write_large<H: Write, V: Write>(
+    l: &Large,
+    har: &mut Option<HarWriter<H>>,
+    wit: &mut Option<WitnessWriter<V>>,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    if let Some(h) = har {
+        let parts = har::entry_parts(&l.ex);
+        h.entry_with(|w| parts.write_to_marked(w, buf, if l.late { LATE_MARK } else { b"" }))?;
+        *buf = Vec::new();
+    }
+    if let Some(w) = wit
+        && l.witness.len() > 8
+    {
+        let mut d = [0u8; 8];
+        d.copy_from_slice(&l.witness[..8]);
+        w.write_batch(&[(Digest(d), &l.witness[8..])])?;
+    }
+    Ok(())
+}
+
 /// Converts captures to HAR with a fixed configuration and thread pool.
 pub struct Converter {
     cfg: Config,
@@ -1371,7 +1497,7 @@ impl Converter {
         };
         let wit = witness.map(|w| WitnessWriter::new(w, self.cfg.output.dedup));
         // Released entries go to the writer in batches; up to four wait while one is written.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Pending>>(4);
         let in_flight: InFlight = Arc::default();
         let written = ToWriter(in_flight.clone());
         let tx = Outbox { tx, in_flight, max_bytes: (self.cfg.reorder_mem / 4).max(1) };
@@ -1382,32 +1508,21 @@ impl Converter {
                     let (mut har, mut wit) = (har, wit);
                     let written = written;
                     let mut records = 0u64;
+                    let mut buf = Vec::new();
                     for batch in rx {
                         records += batch.len() as u64;
-                        let n: usize = batch.iter().map(Vec::len).sum();
-                        if !framed {
-                            if let Some(h) = &mut har {
-                                h.entry_batch(&batch)?;
+                        let n: usize = batch.iter().map(Pending::len).sum();
+                        // Runs of serialized records in one go each, large entries one by one.
+                        for run in batch.split_inclusive(|p| matches!(p, Pending::Large(_))) {
+                            let (run, large) = match run.split_last() {
+                                Some((Pending::Large(l), rest)) => (rest, Some(l)),
+                                _ => (run, None),
+                            };
+                            write_run(run, framed, &mut har, &mut wit)?;
+                            if let Some(l) = large {
+                                write_large(l, &mut har, &mut wit, &mut buf)?;
                             }
-                            drop(batch);
-                            written.done(n);
-                            continue;
                         }
-                        // One pair of slice lists per batch (a few per window).
-                        let mut hars: Vec<&[u8]> = Vec::with_capacity(batch.len());
-                        let mut wits: Vec<(Digest, &[u8])> = Vec::with_capacity(batch.len());
-                        for rec in &batch {
-                            let (h, w) = Record::split(rec);
-                            hars.push(h);
-                            wits.extend(w);
-                        }
-                        if let Some(h) = &mut har {
-                            h.entry_batch(&hars)?;
-                        }
-                        if let Some(w) = &mut wit {
-                            w.write_batch(&wits)?;
-                        }
-                        drop((hars, wits));
                         drop(batch);
                         written.done(n);
                     }
@@ -1623,7 +1738,7 @@ mod tests {
             assert!(sink.entries.is_empty() && sink.spilled.is_empty() && sink.bytes == 0);
             // The sink is reused window after window.
             for (k, b) in got {
-                sink.entries.push((k, b));
+                sink.entries.push((k, Pending::Bytes(b)));
             }
             sink.drain(&mut |_, _| Ok(())).unwrap();
             let mut cx = Ctx { limits: &limits, stats: &mut stats, sink: &mut sink };
@@ -1638,7 +1753,7 @@ mod tests {
     fn released_entries_go_out_in_bounded_batches() {
         let mut r = Reorder::new(1 << 20, false);
         for i in 0..100u32 {
-            r.push(EntryKey { start: Ts(i as i64), conn: 1, index: i }, vec![b'x'; 1000]);
+            r.push(EntryKey { start: Ts(i as i64), conn: 1, index: i }, Pending::Bytes(vec![b'x'; 1000]));
         }
         let mut sizes = Vec::new();
         loop {
@@ -1658,7 +1773,7 @@ mod tests {
         let mut r = Reorder::new(10_000, false);
         let entry = |n: usize| [&b"{\"_apitool\":{\"x\":\""[..], &vec![b'x'; n - 21], b"\"}}"].concat();
         for i in 0..30u32 {
-            r.push(EntryKey { start: Ts(100 + i as i64), conn: 1, index: i }, entry(1000));
+            r.push(EntryKey { start: Ts(100 + i as i64), conn: 1, index: i }, Pending::Bytes(entry(1000)));
         }
         // Nothing is before the watermark, but 30 000 bytes are held against a 10 000 cap.
         let mut batch = Vec::new();
@@ -1666,14 +1781,62 @@ mod tests {
         assert_eq!(batch.len(), 20, "released down to the cap");
         assert_eq!(r.mem_bytes, 10_000);
         // An entry that starts before those written is late.
-        r.push(EntryKey { start: Ts(10), conn: 2, index: 0 }, entry(30));
+        r.push(EntryKey { start: Ts(10), conn: 2, index: 0 }, Pending::Bytes(entry(30)));
         let mut batch = Vec::new();
         while r.release(None, &mut batch, 1 << 20) {}
         assert_eq!(r.out_of_order, 1);
-        let v: serde_json::Value = serde_json::from_slice(&batch[0]).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&batch.remove(0).into_bytes(false)).unwrap();
         assert_eq!(v["_apitool"]["writtenLate"], true);
-        let v: serde_json::Value = serde_json::from_slice(&batch[1]).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&batch.remove(0).into_bytes(false)).unwrap();
         assert_eq!(v["_apitool"].get("writtenLate"), None);
+    }
+
+    /// A large entry waits as its exchange and is serialized by the writer, marked late when
+    /// it is: the same bytes as the entry serialized in memory.
+    #[test]
+    fn a_large_entry_is_written_from_its_exchange() {
+        use crate::proto::http1::{Message, head};
+        let ep = |port| Endpoint { ip: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], port, v6: false };
+        let unit = b"{\"id\": 12345, \"v\": 1}\n";
+        let body: Vec<u8> = (0..1_500_000usize).map(|i| unit[i % unit.len()]).collect();
+        let msg = |raw: &[u8], request, body| {
+            Message::whole(head::parse(raw.to_vec(), request, 100).unwrap(), body, Ts(1_000_000), Ts(2_000_000))
+        };
+        let ex = || Exchange {
+            conn: ConnMeta { id: 7, client: ep(40000), server: ep(80), syn_ts: None, established_ts: None },
+            index: 0,
+            request: Some(msg(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n", true, Vec::new())),
+            response: Some(msg(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n", false, body.clone())),
+            interim: vec![],
+            anomalies: vec![],
+            tunnel: None,
+        };
+        let mut sink = EntrySink { cap: 64 << 20, ..EntrySink::default() };
+        sink.exchange(ex());
+        let Some((_, Pending::Large(large))) = sink.entries.pop() else { panic!("a large entry waits as its exchange") };
+        let want = har::entry_parts(&ex()).len();
+        for late in [false, true] {
+            let mut l = Large { ex: ex(), witness: Vec::new(), late: false, held: large.held };
+            let mut p = Pending::Large(Box::new(Large { ex: ex(), witness: Vec::new(), late: false, held: large.held }));
+            if late {
+                p.mark_late(false);
+                l.late = true;
+            }
+            let mut har = Some(HarWriter::new(Vec::new(), "0", None).unwrap());
+            let mut wit: Option<WitnessWriter<Vec<u8>>> = None;
+            write_large(&l, &mut har, &mut wit, &mut Vec::new()).unwrap();
+            let out = har.unwrap().finish().unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let e = &v["log"]["entries"][0];
+            assert!(e["response"]["content"]["text"].as_str().unwrap().as_bytes() == &body[..], "the body as text");
+            assert_eq!(e["_apitool"].get("writtenLate").is_some(), late);
+            // The same bytes as in memory.
+            let mem = p.into_bytes(false);
+            assert_eq!(mem.len(), want + if late { LATE_MARK.len() } else { 0 });
+            let start = out.windows(2).position(|w| w == b"[\n").unwrap() + 2;
+            assert!(out[start..start + mem.len()] == mem[..], "the same bytes as in memory");
+        }
+        assert!(large.held >= body.len() && large.held < body.len() + 4096, "held {}", large.held);
     }
 
     #[test]

@@ -38,6 +38,7 @@ fn help_mentions_every_flag_with_its_default() {
         ("--gap-grace-bytes <SIZE>", Some("1MiB")),
         ("--gap-grace <SECS>", Some("10")),
         ("--order-window <SECS>", Some("5")),
+        ("--order-mem <SIZE>", Some("8MiB")),
         ("--max-body <SIZE>", Some("16MiB")),
         ("--max-bodies-total <SIZE>", Some("64MiB")),
         ("--max-head <SIZE>", Some("128KiB")),

@@ -243,13 +243,28 @@ impl EntryParts<'_> {
 
     /// Writes the entry to `w`, its bodies in pieces through `buf`.
     pub fn write_to(&self, w: &mut dyn Write, buf: &mut Vec<u8>) -> io::Result<()> {
+        self.write_to_marked(w, buf, b"")
+    }
+
+    /// Writes the entry to `w` as [`EntryParts::write_to`] does, with `mark` (members, each
+    /// after a comma) added at the end of its `_apitool` object.
+    pub fn write_to_marked(&self, w: &mut dyn Write, buf: &mut Vec<u8>, mark: &[u8]) -> io::Result<()> {
         let mut at = 0;
         for (pos, b) in &self.holes {
             w.write_all(&self.skel[at..*pos])?;
             b.write_to(w, buf)?;
             at = *pos;
         }
-        w.write_all(&self.skel[at..])
+        let tail = &self.skel[at..];
+        // The entry ends with its `_apitool` object's closing brace and its own.
+        match tail.len().checked_sub(2) {
+            Some(n) if !mark.is_empty() && &tail[n..] == b"}}" => {
+                w.write_all(&tail[..n])?;
+                w.write_all(mark)?;
+                w.write_all(&tail[n..])
+            }
+            _ => w.write_all(tail),
+        }
     }
 }
 
@@ -827,6 +842,15 @@ impl<W: Write> HarWriter<W> {
         }
         self.entries += 1;
         self.w.write_all(bytes)
+    }
+
+    /// Writes one entry that `write` serializes straight to the output.
+    pub fn entry_with(&mut self, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+        if self.entries > 0 {
+            self.w.write_all(b",\n")?;
+        }
+        self.entries += 1;
+        write(&mut self.w)
     }
 
     /// Writes serialized entries in one go (vectored writes: the entries are not copied into
