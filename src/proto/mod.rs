@@ -43,6 +43,7 @@ pub mod ws;
 
 use crate::capture::Ts;
 use crate::proto::http1::{HttpConn, HttpLimits, HttpStats};
+use crate::proto::ws::session::{Rest, WsCaps, WsConn};
 use crate::wire::Endpoint;
 
 pub use crate::proto::http1::{Cap, Exchange, ExchangeSink};
@@ -142,6 +143,8 @@ pub enum Handler {
     /// The first bytes of one side are too few to tell the protocol: they are held.
     Held(Box<Held>),
     Http1(Box<HttpConn>),
+    /// A WebSocket after its `101` (`ws::session`).
+    Ws(Box<WsConn>),
     /// Recognized, not decoded: its bytes are skipped.
     Opaque(Opaque),
 }
@@ -167,6 +170,7 @@ impl Handler {
         match self {
             Handler::Detect(_) | Handler::Held(_) => None,
             Handler::Http1(_) => Some("HTTP/1.x"),
+            Handler::Ws(_) => Some("WebSocket"),
             Handler::Opaque(Opaque::Tls) => Some("TLS"),
             Handler::Opaque(Opaque::Http2) => Some("HTTP/2"),
         }
@@ -177,7 +181,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.clean_start(side),
             Handler::Held(held) => held.http.clean_start(side),
-            Handler::Opaque(_) => {}
+            Handler::Ws(_) | Handler::Opaque(_) => {}
         }
     }
 
@@ -186,7 +190,7 @@ impl Handler {
     pub fn is_done(&self) -> bool {
         match self {
             Handler::Http1(h) => h.is_done(),
-            Handler::Detect(_) | Handler::Held(_) => false,
+            Handler::Detect(_) | Handler::Held(_) | Handler::Ws(_) => false,
             Handler::Opaque(_) => true,
         }
     }
@@ -202,6 +206,7 @@ impl Handler {
                     (t, syn) => t.or(syn),
                 }
             }
+            Handler::Ws(w) => w.pending_start(),
             Handler::Opaque(_) => None,
         }
     }
@@ -212,6 +217,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.buffered_bytes(),
             Handler::Held(held) => held.http.buffered_bytes() + held.bytes.capacity(),
+            Handler::Ws(w) => w.buffered_bytes(),
             Handler::Opaque(_) => 0,
         }
     }
@@ -221,7 +227,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.bodies_held(),
             Handler::Held(held) => held.http.bodies_held(),
-            Handler::Opaque(_) => (0, 0),
+            Handler::Ws(_) | Handler::Opaque(_) => (0, 0),
         }
     }
 
@@ -230,7 +236,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.cut_bodies(),
             Handler::Held(held) => held.http.cut_bodies(),
-            Handler::Opaque(_) => {}
+            Handler::Ws(_) | Handler::Opaque(_) => {}
         }
     }
 
@@ -238,7 +244,13 @@ impl Handler {
     #[inline]
     pub fn data(&mut self, side: Side, bytes: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) {
         match self {
-            Handler::Http1(h) => h.data(side, bytes, chunk, &mut cx.http()),
+            Handler::Http1(h) => {
+                h.data(side, bytes, chunk, &mut cx.http());
+                if h.websocket_ready() {
+                    self.become_websocket(cx);
+                }
+            }
+            Handler::Ws(w) => w.data(side, bytes, chunk),
             Handler::Opaque(_) => {}
             _ if bytes.is_empty() => {}
             _ => self.detect(side, bytes, chunk, cx),
@@ -324,8 +336,10 @@ impl Handler {
         }
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.gap_by(side, len, ts, cap, &mut cx.http()),
+            Handler::Ws(w) => w.gap(side, len, ts, cap),
             Handler::Held(_) | Handler::Opaque(_) => {}
         }
+        self.become_websocket(cx);
     }
 
     /// One side's stream ended with its FIN (every byte before it delivered).
@@ -335,8 +349,10 @@ impl Handler {
         }
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.side_closed(side, &mut cx.http()),
+            Handler::Ws(w) => w.side_closed(side),
             Handler::Held(_) | Handler::Opaque(_) => {}
         }
+        self.become_websocket(cx);
     }
 
     /// The connection ended (`clean`: by FIN or RST rather than a timeout or the end of the
@@ -345,10 +361,33 @@ impl Handler {
         if let Handler::Held(_) = self {
             self.settle(cx);
         }
-        match self {
-            Handler::Detect(h) | Handler::Http1(h) => h.end_by(clean, ts, cap, &mut cx.http()),
-            Handler::Held(_) | Handler::Opaque(_) => {}
+        if let Handler::Detect(h) | Handler::Http1(h) = self {
+            h.end_keeping_websocket(clean, ts, cap, &mut cx.http());
+            self.become_websocket(cx);
         }
+        match self {
+            Handler::Ws(w) => w.end(cap, &mut cx.stats.http, &mut *cx.sink),
+            Handler::Detect(_) | Handler::Http1(_) | Handler::Held(_) | Handler::Opaque(_) => {}
+        }
+    }
+
+    /// After a `101` to `Upgrade: websocket` whose exchange is finished: the WebSocket handler
+    /// takes the connection over, with the bytes that followed the `101`.
+    #[cold]
+    fn become_websocket(&mut self, cx: &mut Ctx<'_>) {
+        let Handler::Http1(h) = self else { return };
+        let Some((ex, rest)) = h.take_websocket() else { return };
+        let l = cx.limits.http;
+        let message = ws::WsLimits { max_message: l.max_body, ..ws::WsLimits::default() };
+        let caps = WsCaps { max_messages: l.max_messages, max_held: l.max_bodies_total, message };
+        let mut w = Box::new(WsConn::new(ex, caps));
+        for r in rest {
+            match r {
+                Rest::Data(side, bytes, chunk) => w.data(side, &bytes, chunk),
+                Rest::Gap(side, len, ts, cap) => w.gap(side, len, ts, cap),
+            }
+        }
+        *self = Handler::Ws(w);
     }
 }
 
