@@ -40,6 +40,7 @@ fn help_mentions_every_flag_with_its_default() {
         ("--order-window <SECS>", Some("5")),
         ("--max-body <SIZE>", Some("16MiB")),
         ("--max-bodies-total <SIZE>", Some("64MiB")),
+        ("--max-messages <N>", Some("10000")),
         ("--max-head <SIZE>", Some("128KiB")),
         ("--max-headers <N>", Some("1024")),
         ("--tzsp-port <PORT>", None),

@@ -183,9 +183,9 @@ impl WsConn {
         }
         let mut log = std::mem::take(&mut self.log);
         // Capture order: each direction's messages are in stream order, but one direction may
-        // have been delivered later than the other (held behind a hole until it was given up);
-        // a stable sort on their times merges the two without reordering either.
-        log.messages.sort_by_key(WsRecord::time);
+        // have been delivered later than the other (held behind a hole until it was given up):
+        // the two are merged again by time, each keeping its own order.
+        log.messages = merge_by_time(std::mem::take(&mut log.messages));
         stats.ws_connections += 1;
         stats.ws_messages += log.seen;
         stats.ws_messages_dropped += log.dropped;
@@ -199,6 +199,22 @@ impl WsConn {
         crate::proto::http1::count_exchange(stats, &ex.anomalies);
         ex.websocket = Some(Box::new(log));
         sink.exchange(ex);
+    }
+}
+
+/// The messages of the two directions merged by time, each direction in its order.
+fn merge_by_time(all: Vec<WsRecord>) -> Vec<WsRecord> {
+    let (client, server): (Vec<WsRecord>, Vec<WsRecord>) = all.into_iter().partition(|r| r.side == Side::Client);
+    let mut out = Vec::with_capacity(client.len() + server.len());
+    let (mut c, mut s) = (client.into_iter().peekable(), server.into_iter().peekable());
+    loop {
+        let take_client = match (c.peek(), s.peek()) {
+            (Some(a), Some(b)) => a.time() <= b.time(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return out,
+        };
+        out.extend(if take_client { c.next() } else { s.next() });
     }
 }
 
@@ -231,4 +247,161 @@ fn record(log: &mut WsLog, caps: WsCaps, side: Side, m: WsMessage) {
     }
     log.held += m.data.len();
     log.messages.push(WsRecord { side, msg: m });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::ws::encode::{Deflater, frame};
+    use crate::proto::ws::{OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT};
+    use crate::proto::{ConnMeta, Ctx, Handler, Limits, Stats};
+    use crate::wire::Endpoint;
+
+    const MASK: Option<[u8; 4]> = Some([0x11, 0x22, 0x33, 0x44]);
+
+    fn meta() -> ConnMeta {
+        let ep = |port| Endpoint { ip: [0; 16], port, v6: false };
+        ConnMeta { id: 7, client: ep(40000), server: ep(80), syn_ts: Some(Ts(0)), established_ts: None }
+    }
+
+    /// The two streams of a compressed WebSocket session, and the messages they carry as
+    /// (side, opcode, payload).
+    fn session() -> (Vec<u8>, Vec<u8>, Vec<(Side, u8, Vec<u8>)>) {
+        let mut client =
+            b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec();
+        let mut server = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n\r\n".to_vec();
+        let (mut cz, mut sz) = (Deflater::new(15, true), Deflater::new(15, false));
+        let mut want = Vec::new();
+        // The server speaks first, in the segment of its 101.
+        let hello = b"hello hello hello from the server".to_vec();
+        server.extend(frame(true, true, OP_TEXT, None, &sz.message(&hello)));
+        want.push((Side::Server, OP_TEXT, hello));
+        let text = b"a text message, compressed".to_vec();
+        client.extend(frame(true, true, OP_TEXT, MASK, &cz.message(&text)));
+        want.push((Side::Client, OP_TEXT, text));
+        // Fragmented binary with a ping between its fragments (the ping comes out first).
+        let bin: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+        let z = cz.message(&bin);
+        client.extend(frame(false, true, OP_BINARY, MASK, &z[..z.len() / 2]));
+        client.extend(frame(true, false, OP_PING, MASK, b"p"));
+        client.extend(frame(true, false, OP_CONTINUATION, MASK, &z[z.len() / 2..]));
+        want.push((Side::Client, OP_PING, b"p".to_vec()));
+        want.push((Side::Client, OP_BINARY, bin));
+        server.extend(frame(true, false, OP_PONG, None, b"p"));
+        want.push((Side::Server, OP_PONG, b"p".to_vec()));
+        // The same text again: with context takeover it refers back to the first.
+        let again = b"hello hello hello from the server".to_vec();
+        server.extend(frame(true, true, OP_TEXT, None, &sz.message(&again)));
+        want.push((Side::Server, OP_TEXT, again));
+        let close = [&1000u16.to_be_bytes()[..], b"bye"].concat();
+        client.extend(frame(true, false, OP_CLOSE, MASK, &close));
+        want.push((Side::Client, OP_CLOSE, close.clone()));
+        server.extend(frame(true, false, OP_CLOSE, None, &close));
+        want.push((Side::Server, OP_CLOSE, close));
+        (client, server, want)
+    }
+
+    /// Plays the request, then the server stream in pieces of `step` bytes, then the client's
+    /// frames in pieces of `step` bytes, each piece at the next time.
+    fn play(step: usize, max_messages: usize) -> (Vec<Exchange>, Stats, Option<Ts>, bool) {
+        let (client, server, _) = session();
+        let head = client.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let limits = Limits { http: crate::proto::http1::HttpLimits { max_messages, ..Default::default() } };
+        let mut stats = Stats::default();
+        let mut out: Vec<Exchange> = Vec::new();
+        let mut h = Handler::new(meta());
+        h.clean_start(Side::Client);
+        h.clean_start(Side::Server);
+        let mut t = 10;
+        let mut offsets = [0u64; 2];
+        let mut cx = Ctx { limits: &limits, stats: &mut stats, sink: &mut out };
+        let mut feed = |h: &mut Handler, side: Side, b: &[u8], cx: &mut Ctx<'_>| {
+            for piece in b.chunks(step) {
+                t += 1;
+                let chunk = Chunk { ts: Ts(t), frame: t as u64, offset: offsets[side as usize], ack: None };
+                offsets[side as usize] += piece.len() as u64;
+                h.data(side, piece, chunk, cx);
+            }
+        };
+        feed(&mut h, Side::Client, &client[..head], &mut cx);
+        feed(&mut h, Side::Server, &server, &mut cx);
+        feed(&mut h, Side::Client, &client[head..], &mut cx);
+        let (pending, done) = (h.pending_start(), h.is_done());
+        assert_eq!(h.protocol(), Some("WebSocket"));
+        h.end(true, Ts(1_000_000), None, &mut cx);
+        (out, stats, pending, done)
+    }
+
+    #[test]
+    fn the_handler_takes_over_at_the_101_at_every_split() {
+        let (_, _, want) = session();
+        for step in [1, 2, 3, 7, 64, 100_000] {
+            let (out, stats, pending, done) = play(step, 10_000);
+            // Held while the connection is open, reported as in progress from the SYN.
+            assert_eq!((pending, done), (Some(Ts(0)), false), "step {step}");
+            assert_eq!(out.len(), 1, "step {step}");
+            let ex = &out[0];
+            assert_eq!(ex.response.as_ref().unwrap().head.status(), 101);
+            assert!(ex.anomalies.is_empty(), "{:?}", ex.anomalies);
+            let log = ex.websocket.as_deref().expect("the log");
+            let got: Vec<(Side, u8, Vec<u8>)> = log.messages.iter().map(|r| (r.side, r.msg.opcode, r.msg.data.clone())).collect();
+            // Capture order: by time, each direction in its own order.
+            for side in [Side::Client, Side::Server] {
+                let g: Vec<_> = got.iter().filter(|m| m.0 == side).collect();
+                let w: Vec<_> = want.iter().filter(|m| m.0 == side).collect();
+                assert_eq!(g, w, "step {step}, {side:?}");
+            }
+            assert!(log.messages.iter().all(|r| r.msg.damage.is_none()));
+            assert_eq!((log.seen, log.dropped, log.damaged), (8, 0, 0));
+            assert_eq!(log.protocol.as_deref(), Some("chat"));
+            let close = log.close.as_ref().unwrap();
+            // The server's stream is played first: its close is the earlier.
+            assert_eq!((close.side, close.code, &close.reason[..]), (Side::Server, Some(1000), &b"bye"[..]));
+            assert_eq!(log.by_opcode[OP_CLOSE as usize], 2);
+            assert_eq!(stats.http.ws_connections, 1);
+            assert_eq!(stats.http.exchanges, 1);
+            assert_eq!(stats.http.tunnels, 0);
+            assert_eq!(stats.http.tunnel_bytes, 0);
+        }
+    }
+
+    #[test]
+    fn past_the_cap_messages_are_counted_not_kept() {
+        let (out, stats, _, _) = play(5, 3);
+        let log = out[0].websocket.as_deref().unwrap();
+        assert_eq!((log.messages.len(), log.seen, log.dropped), (3, 8, 5));
+        assert_eq!(log.dropped_by, Some("--max-messages"));
+        // The close past the cap is still known.
+        assert_eq!(log.close.as_ref().unwrap().code, Some(1000));
+        assert_eq!(stats.http.ws_messages_dropped, 5);
+    }
+
+    #[test]
+    fn a_gap_after_the_101_is_the_websocket_s() {
+        let (client, server, _) = session();
+        let head = client.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let limits = Limits::default();
+        let mut stats = Stats::default();
+        let mut out: Vec<Exchange> = Vec::new();
+        let mut h = Handler::new(meta());
+        h.clean_start(Side::Client);
+        h.clean_start(Side::Server);
+        let mut cx = Ctx { limits: &limits, stats: &mut stats, sink: &mut out };
+        let at = |ts, offset| Chunk { ts: Ts(ts), frame: ts as u64, offset, ack: None };
+        h.data(Side::Client, &client[..head], at(1, 0), &mut cx);
+        h.data(Side::Server, &server, at(2, 0), &mut cx);
+        // The client's first frame header is lost with 3 bytes of it.
+        h.gap(Side::Client, 3, Ts(3), None, &mut cx);
+        h.data(Side::Client, &client[head + 3..], at(4, head as u64 + 3), &mut cx);
+        h.end(true, Ts(5), None, &mut cx);
+        let ex = &out[0];
+        assert_eq!(ex.anomalies, vec![Anomaly::WebSocketGap { from_client: true, bytes: 3, cap: None }]);
+        let log = ex.websocket.as_deref().unwrap();
+        // Nothing of the client's is invented: what is written of it is exact or marked.
+        let (_, _, want) = session();
+        for r in log.messages.iter().filter(|r| r.side == Side::Client && r.msg.damage.is_none()) {
+            assert!(want.iter().any(|w| w.0 == Side::Client && w.1 == r.msg.opcode && w.2 == r.msg.data), "{r:?}");
+        }
+        assert_eq!(log.messages.iter().filter(|r| r.side == Side::Server).count(), 4);
+    }
 }
