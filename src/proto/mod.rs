@@ -25,13 +25,14 @@
 //!
 //! Switches later in a connection stay inside the handler that sees them: CONNECT answered
 //! 2xx and SOCKS preambles are followed by the HTTP/1 handler (`http1::tunnel`); `Upgrade:
-//! h2c` and `Upgrade: websocket` answered 101 are recorded as the exchange that asked for
-//! them, and the connection becomes a tunnel.
+//! h2c` answered 101 is recorded as the exchange that asked for it, and the connection
+//! becomes a tunnel. `Upgrade: websocket` answered 101: the HTTP/1 handler holds the handshake
+//! exchange and the bytes after the 101, and [`Handler::Ws`] (`ws::session`) takes the
+//! connection over, checked once per call to the HTTP/1 handler (one branch, not per byte).
 //!
-//! Parsers waiting for their handlers: [`ws`] (WebSocket frames, permessage-deflate) and [`sse`]
-//! (server-sent events, used by the HAR writer for `text/event-stream` bodies).
+//! [`sse`] parses server-sent events (used by the HAR writer for `text/event-stream` bodies).
 //!
-//! Handlers now: [`Handler::Http1`] (`http1::HttpConn`), and for TLS and HTTP/2 connections a
+//! Handlers now: [`Handler::Http1`] (`http1::HttpConn`), [`Handler::Ws`], and for TLS and HTTP/2 connections a
 //! handler that recognizes them and counts them in [`Detected`] without decoding: their
 //! bytes are not fed to the HTTP/1 parser, and reassembly stops for them.
 

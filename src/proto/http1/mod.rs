@@ -9,7 +9,8 @@
 //!
 //! Framing follows RFC 9112: Content-Length, chunked (extensions, trailers), close-delimited
 //! responses, HEAD responses and 1xx/204/304 without body, CONNECT and Upgrade (the exchange is
-//! recorded, then the connection is a tunnel), pipelining. After a gap or a malformed head the
+//! recorded, then the connection is a tunnel; a WebSocket's handshake is held for the
+//! WebSocket handler instead, [`HttpConn::take_websocket`]), pipelining. After a gap or a malformed head the
 //! stream resynchronises at the next line that starts a message. Responses are paired with
 //! requests in order while nothing is lost. After lost bytes of the response stream (or a
 //! response captured before its request) a response is placed by TCP evidence: it answers a
