@@ -308,3 +308,68 @@ fn the_wss_recording_is_complete() {
     assert_eq!(keys.lines().filter(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")).count(), 3);
     assert!(Path::new(&testdata().join("wss.handshakes.tsv")).is_file());
 }
+
+/// The records of a legacy little-endian microsecond pcap: (time in µs, header and data).
+fn records(file: &[u8]) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= file.len() {
+        let u = |o: usize| u32::from_le_bytes(file[at + o..at + o + 4].try_into().unwrap()) as i64;
+        let len = u(8) as usize;
+        out.push((u(0) * 1_000_000 + u(4), file[at..at + 16 + len].to_vec()));
+        at += 16 + len;
+    }
+    out
+}
+
+/// A WebSocket open while other exchanges start and end does not hold them back past the
+/// order window: they are written first, and the handshake entry, written when its connection
+/// ends, is marked late. (`keepalive.pcap`, moved to start 5 ms after `ws.pcap`'s first
+/// connection, merged with it; one-millisecond order window, windows of 4 frames.)
+#[test]
+fn an_open_websocket_does_not_hold_back_the_output() {
+    use apitool::capture::Input;
+    use apitool::pipeline::{Config, Converter};
+    let ws = std::fs::read(testdata().join("ws.pcap")).unwrap();
+    let other = std::fs::read(testdata().join("keepalive.pcap")).unwrap();
+    let (a, mut b) = (records(&ws), records(&other));
+    let shift = a[0].0 + 5_000 - b[0].0;
+    for (t, rec) in &mut b {
+        *t += shift;
+        rec[..4].copy_from_slice(&((*t / 1_000_000) as u32).to_le_bytes());
+        rec[4..8].copy_from_slice(&((*t % 1_000_000) as u32).to_le_bytes());
+    }
+    let mut all: Vec<(i64, Vec<u8>)> = a.into_iter().chain(b).collect();
+    all.sort_by_key(|r| r.0);
+    let mut file = ws[..24].to_vec();
+    for (_, r) in &all {
+        file.extend_from_slice(r);
+    }
+    // Within the order window (a minute), the open WebSocket holds the later entries back: it
+    // is reported in progress from its start, and comes out in its place, not late.
+    let conv = Converter::new(Config { threads: 1, window_frames: 4, order_window_ns: 60_000_000_000, ..Config::default() });
+    let input = Input::Stream(Box::new(std::io::Cursor::new(file.clone())));
+    let (summary, har) = conv.convert(input, "merged", Vec::new(), &mut |_| {}).unwrap();
+    let har: Value = serde_json::from_slice(&har).unwrap();
+    assert_eq!(summary.entries_out_of_order, 0);
+    assert!(har["log"]["entries"][0]["request"]["url"].as_str().unwrap().ends_with("conn=0"));
+    // With a window of a millisecond, it does not.
+    let conv = Converter::new(Config { threads: 1, window_frames: 4, order_window_ns: 1_000_000, ..Config::default() });
+    let input = Input::Stream(Box::new(std::io::Cursor::new(file)));
+    let (summary, har) = conv.convert(input, "merged", Vec::new(), &mut |_| {}).unwrap();
+    let har: Value = serde_json::from_slice(&har).unwrap();
+    let entries = har["log"]["entries"].as_array().unwrap();
+    let urls: Vec<&str> = entries.iter().map(|e| e["request"]["url"].as_str().unwrap()).collect();
+    let ws0 = urls.iter().position(|u| u.ends_with("conn=0")).unwrap();
+    let others: Vec<usize> = (0..urls.len()).filter(|&i| urls[i].contains(":8080/")).collect();
+    assert_eq!(others.len(), 4, "{urls:?}");
+    // Those that ended while the WebSocket was open come out before it, although they started
+    // after it (the last may end after it).
+    let start = |i: usize| parse_iso8601(entries[i]["startedDateTime"].as_str().unwrap());
+    assert!(others.iter().all(|&i| start(i) > start(ws0)));
+    assert!(others.iter().filter(|&&i| i < ws0).count() >= 2, "the keepalive entries are not held back by the WebSocket: {urls:?}");
+    assert_eq!(entries[ws0]["_apitool"]["writtenLate"], true);
+    assert_eq!(entries[ws0]["_webSocketMessages"].as_array().unwrap().len(), 24, "all its messages, all the same");
+    assert!(others.iter().all(|&i| entries[i]["_apitool"].get("writtenLate").is_none()));
+    assert!(summary.entries_out_of_order >= 1);
+}
