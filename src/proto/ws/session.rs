@@ -366,6 +366,30 @@ mod tests {
     }
 
     #[test]
+    fn redaction_reaches_the_messages() {
+        let limits = Limits::default();
+        let mut stats = Stats::default();
+        let mut out: Vec<Exchange> = Vec::new();
+        let mut h = Handler::new(meta());
+        h.clean_start(Side::Client);
+        h.clean_start(Side::Server);
+        let mut cx = Ctx { limits: &limits, stats: &mut stats, sink: &mut out };
+        let at = |ts, offset| Chunk { ts: Ts(ts), frame: ts as u64, offset, ack: None };
+        let req = b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n";
+        h.data(Side::Client, req, at(1, 0), &mut cx);
+        let mut server = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n".to_vec();
+        server.extend(frame(true, false, OP_TEXT, None, br#"{"user":"ann","password":"hunter2"}"#));
+        server.extend(frame(true, false, OP_TEXT, None, b"nothing to hide"));
+        h.data(Side::Server, &server, at(2, 0), &mut cx);
+        h.end(true, Ts(3), None, &mut cx);
+        let mut ex = out.pop().unwrap();
+        let n = crate::ir::redact::Redactor::builtin().redact_exchange(&mut ex);
+        let msgs: Vec<String> = ex.websocket.unwrap().messages.iter().map(|r| String::from_utf8_lossy(&r.msg.data).into_owned()).collect();
+        assert!(n >= 1 && !msgs[0].contains("hunter2") && msgs[0].contains("\"user\":\"ann\""), "{msgs:?}");
+        assert_eq!(msgs[1], "nothing to hide");
+    }
+
+    #[test]
     fn past_the_cap_messages_are_counted_not_kept() {
         let (out, stats, _, _) = play(5, 3);
         let log = out[0].websocket.as_deref().unwrap();
