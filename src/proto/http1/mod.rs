@@ -783,7 +783,8 @@ impl HttpConn {
 
     /// Whether both directions are tunnels or off: nothing more to parse.
     pub fn is_done(&self) -> bool {
-        self.tunnel_sniff.is_none() && self.halves.iter().all(|h| matches!(h.st, St::Tunnel | St::Off))
+        // A WebSocket handshake waiting to be taken over still needs the bytes after it.
+        self.tunnel_sniff.is_none() && self.ws.is_none() && self.halves.iter().all(|h| matches!(h.st, St::Tunnel | St::Off))
     }
 
     /// The start of the earliest exchange not yet handed out.
