@@ -266,7 +266,10 @@ mod tests {
 
     /// The two streams of a compressed WebSocket session, and the messages they carry as
     /// (side, opcode, payload).
-    fn session() -> (Vec<u8>, Vec<u8>, Vec<(Side, u8, Vec<u8>)>) {
+    /// Messages as (side, opcode, payload).
+    type Messages = Vec<(Side, u8, Vec<u8>)>;
+
+    fn session() -> (Vec<u8>, Vec<u8>, Messages) {
         let mut client =
             b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec();
         let mut server = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n\r\n".to_vec();
