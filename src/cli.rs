@@ -335,6 +335,12 @@ pub struct CapArgs {
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_bodies_total: usize,
 
+    /// Messages kept per entry: a WebSocket connection's messages (in
+    /// `_webSocketMessages`), a response's server-sent events (in `_apitool.events`); the
+    /// rest are counted. A WebSocket also keeps at most --max-bodies-total bytes of messages.
+    #[arg(long, value_name = "N", default_value_t = crate::proto::http1::MAX_MESSAGES)]
+    pub max_messages: usize,
+
     /// Largest message head (start line and header fields).
     #[arg(long, value_name = "SIZE", default_value = "128KiB", value_parser = parse_size)]
     pub max_head: usize,
@@ -379,6 +385,7 @@ impl CapArgs {
                 max_headers: self.max_headers,
                 max_body: self.max_body,
                 max_bodies_total: self.max_bodies_total,
+                max_messages: self.max_messages,
             },
             threads: self.threads,
             order_window_ns: (self.order_window * 1e9) as i64,
@@ -1067,6 +1074,11 @@ pub fn human_summary_styled(s: &Summary, target: &Path, style: SummaryStyle) -> 
     ));
     note!(h.tunnels, "CONNECT or Upgrade tunnel{|s} (bytes that are not HTTP are not parsed)");
     note!(h.http_tunnels, "CONNECT or SOCKS tunnel{|s} whose HTTP was parsed (see _apitool.tunnel)");
+    note!(h.ws_connections, "WebSocket connection{|s} parsed (see _webSocketMessages)");
+    note!(h.ws_messages_dropped, "WebSocket message{|s} counted but not kept (--max-messages, --max-bodies-total)");
+    note!(h.ws_messages_damaged, "WebSocket message{|s} damaged by missing bytes or bad frames");
+    note!(h.ws_messages_truncated, "WebSocket message{|s} truncated at the decoded size cap (--max-body)");
+    note!(h.ws_resyncs, "WebSocket resynchronisation{|s} after lost framing");
     note!(s.entries_with_anomalies, "exchange{|s} with anomalies (see _apitool.anomalies)");
     note!(
         s.entries_out_of_order,

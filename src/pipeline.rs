@@ -1343,7 +1343,14 @@ fn add_http(a: &mut HttpStats, b: &HttpStats) {
         non_http_connections,
         unpaired_responses,
         paired_after_loss,
-        damaged_by_cap
+        damaged_by_cap,
+        ws_connections,
+        ws_messages,
+        ws_messages_dropped,
+        ws_messages_damaged,
+        ws_messages_truncated,
+        ws_resyncs,
+        ws_bytes_skipped
     );
 }
 

@@ -41,6 +41,7 @@ fn help_mentions_every_flag_with_its_default() {
         ("--order-mem <SIZE>", Some("8MiB")),
         ("--max-body <SIZE>", Some("16MiB")),
         ("--max-bodies-total <SIZE>", Some("64MiB")),
+        ("--max-messages <N>", Some("10000")),
         ("--max-head <SIZE>", Some("128KiB")),
         ("--max-headers <N>", Some("1024")),
         ("--tzsp-port <PORT>", None),

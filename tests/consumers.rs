@@ -5,7 +5,9 @@
 //!   (`tests/support/haralyzer-read.py`); `entry.response.text` used to raise KeyError on
 //!   entries without a body.
 //! - mitmproxy: `mitmdump -n -r FILE` loads the HAR (it refuses a whole file when one entry's
-//!   `Content-Encoding` is a coding it cannot apply again, such as `gzip, br`).
+//!   `Content-Encoding` is a coding it cannot apply again, such as `gzip, br`); and the
+//!   WebSocket messages of `ws.pcap` go through mitmproxy's HAR loader and writer unchanged
+//!   (`tests/support/mitmproxy-websocket.py`).
 //! - har-to-k6 (npm): `har-to-k6 FILE -o SCRIPT` writes a k6 script (it used to fail on
 //!   multipart file parts without a `value`, and still exits 0 when it fails, so the script
 //!   itself is checked).
@@ -181,6 +183,56 @@ fn mitmproxy_loads_every_har() {
     });
     assert!(failures.is_empty(), "mitmproxy refuses our HARs:\n{}", failures.join("\n"));
     let _ = writeln!(std::io::stderr(), "mitmproxy loaded the entries of {} HAR files", hars().len());
+}
+
+/// mitmproxy's HAR loader makes a flow of each WebSocket handshake of `ws.pcap` but does not
+/// read `_webSocketMessages` (mitmproxy only writes them, in its HAR export): the script
+/// gives each flow the entry's messages as mitmproxy `WebSocketMessage`s and has mitmproxy's
+/// HAR writer write it again, which must give the entry's messages back field for field (so
+/// text, base64, types and times are written as mitmproxy writes them); the messages it
+/// lists must be the recording client's, per connection and direction, in order.
+#[test]
+fn mitmproxy_reads_the_websocket_messages() {
+    let Some(python) = find("python3") else {
+        return missing("mitmproxy", "python3 not found");
+    };
+    let has = Command::new(&python).args(["-c", "import mitmproxy.io.har"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !has {
+        return missing("mitmproxy", "pip install mitmproxy");
+    }
+    let har = Path::new(env!("CARGO_TARGET_TMPDIR")).join("consumers-ws.har");
+    convert("ws.pcap", &har, &["--quiet"]);
+    let o = Command::new(&python).arg(root().join("tests/support/mitmproxy-websocket.py")).arg(&har).output().expect("python runs");
+    assert!(o.status.success(), "mitmproxy does not write our WebSocket messages back as they are:\n{}", output_text(&o));
+    // entry URL, then its messages: (conn, send, opcode, length, sha256)
+    let mut got = Vec::new();
+    let mut conn = None;
+    for line in String::from_utf8(o.stdout).unwrap().lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        match f[0] {
+            "entry" => conn = Some(f[1].rsplit_once("conn=").unwrap().1.to_string()),
+            "message" => got.push((conn.clone().unwrap(), f[1] == "send", f[2].to_string(), f[3].to_string(), f[4].to_string())),
+            _ => panic!("{line:?}"),
+        }
+    }
+    let truth = std::fs::read_to_string(testdata().join("ws.messages.tsv")).unwrap();
+    let want: Vec<(String, bool, String, String, String)> = truth
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f[2] == "1" || f[2] == "2")
+        .map(|f| (f[0].to_string(), f[1] == "send", f[2].to_string(), f[3].to_string(), f[4].to_string()))
+        .collect();
+    for send in [true, false] {
+        let side = |v: &[(String, bool, String, String, String)]| v.iter().filter(|m| m.1 == send).cloned().collect::<Vec<_>>();
+        let (mut g, mut w) = (side(&got), side(&want));
+        // Per connection, in order (the entries are in time order; so are the connections).
+        g.sort_by(|a, b| a.0.cmp(&b.0));
+        w.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(g, w, "the {} messages mitmproxy reads are the client's", if send { "sent" } else { "received" });
+    }
+    assert_eq!(got.len(), 72, "24 data messages on each of 3 connections");
+    let _ = writeln!(std::io::stderr(), "mitmproxy read {} WebSocket messages", got.len());
 }
 
 #[test]

@@ -39,6 +39,9 @@ const DAMAGED_FLOOR: &[(&str, usize)] = &[
     // The file ends inside the record of style.css's response: the request is output, flagged
     // "no response".
     ("truncated-file", 1),
+    // Segments of the WebSocket messages of connections 0 and 2 are lost: both handshakes are
+    // output with their messages, the gaps as anomalies (tests/websocket.rs checks the messages).
+    ("ws-gap", 2),
 ];
 
 /// Anomalies that do not mean the exchange lost bytes (the pipeline's `is_damaged` agrees).

@@ -924,3 +924,71 @@ pub fn ws(data: &[u8]) {
     assert_eq!(got, want, "messages differ");
     assert!(out.iter().all(|m| m.damage.is_none()), "a message of a whole stream is marked damaged");
 }
+
+// ---------------------------------------------------------------------------------------------
+// ws_conn
+
+/// Input: one byte of settings (extensions offered in the 101, the message cap), then pieces
+/// of the two streams after a WebSocket handshake, each a header byte (side, gap, length)
+/// and its bytes, through [`apitool::proto::Handler`]: the handler takes the connection over
+/// at the 101, and at its end hands out the handshake exactly once with its log, whose
+/// counters agree (messages seen = kept + dropped, opcodes counted over all of them), which
+/// holds no more than the caps, each direction in its order, and whose HAR entry is JSON.
+pub fn ws_conn(data: &[u8]) {
+    use apitool::proto::http1::{Exchange, HttpLimits};
+    use apitool::proto::{Chunk, ConnMeta, Ctx, Handler, Limits, Side, Stats};
+    use apitool::wire::Endpoint;
+    let [settings, rest @ ..] = data else { return };
+    let ext = [
+        "",
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_max_window_bits=9\r\n",
+        "Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n",
+    ][*settings as usize & 3];
+    let max_messages = [0usize, 1, 5, 10_000][(settings >> 2) as usize & 3];
+    let max_body = [0usize, 10, 1 << 16, 16 << 20][(settings >> 4) as usize & 3];
+    let limits = Limits { http: HttpLimits { max_messages, max_body, max_bodies_total: 1 << 12, ..HttpLimits::default() } };
+    let ep = |port| Endpoint { ip: [0; 16], port, v6: false };
+    let mut h = Handler::new(ConnMeta { id: 1, client: ep(40000), server: ep(80), syn_ts: None, established_ts: None });
+    h.clean_start(Side::Client);
+    h.clean_start(Side::Server);
+    let mut stats = Stats::default();
+    let mut out: Vec<Exchange> = Vec::new();
+    let mut cx = Ctx { limits: &limits, stats: &mut stats, sink: &mut out };
+    // Offsets per side and the time of the last piece.
+    let mut at = ([0u64; 2], 0i64);
+    let piece = |h: &mut Handler, side: Side, b: &[u8], cx: &mut Ctx<'_>, at: &mut ([u64; 2], i64)| {
+        at.1 += 1;
+        h.data(side, b, Chunk { ts: Ts(at.1), frame: at.1 as u64, offset: at.0[side as usize], ack: None }, cx);
+        at.0[side as usize] += b.len() as u64;
+    };
+    let req = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    piece(&mut h, Side::Client, req, &mut cx, &mut at);
+    let resp = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n{ext}\r\n");
+    piece(&mut h, Side::Server, resp.as_bytes(), &mut cx, &mut at);
+    let mut rest = rest;
+    while let [head, tail @ ..] = rest {
+        let side = if head & 1 == 0 { Side::Client } else { Side::Server };
+        let n = ((head >> 2) as usize + 1).min(tail.len());
+        if head & 2 != 0 {
+            h.gap(side, n as u64, Ts(at.1), None, &mut cx);
+            at.0[side as usize] += n as u64;
+        } else {
+            piece(&mut h, side, &tail[..n], &mut cx, &mut at);
+        }
+        rest = &tail[n.min(tail.len())..];
+    }
+    let open = h.pending_start().is_some();
+    h.end(true, Ts(at.1 + 1), None, &mut cx);
+    assert!(open, "the handshake is reported in progress while the socket is open");
+    assert_eq!(out.len(), 1, "the handshake comes out once");
+    let log = out[0].websocket.as_deref().expect("the handshake carries its log");
+    assert_eq!(log.seen, log.messages.len() as u64 + log.dropped);
+    assert_eq!(log.by_opcode.iter().sum::<u64>(), log.seen);
+    assert!(log.messages.len() <= max_messages);
+    assert!(log.held <= 1 << 12 && log.messages.iter().all(|r| r.msg.data.len() <= max_body));
+    let mut entry = Vec::new();
+    apitool::output::har::write_entry(&mut entry, &out[0]);
+    let v: serde_json::Value = serde_json::from_slice(&entry).expect("the entry is JSON");
+    assert_eq!(v["_resourceType"], "websocket");
+}

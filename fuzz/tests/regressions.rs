@@ -19,6 +19,7 @@ const TARGETS: &[Target] = &[
     ("bodies", apitool_fuzz::bodies),
     ("keylog", apitool_fuzz::keylog),
     ("ws", apitool_fuzz::ws),
+    ("ws_conn", apitool_fuzz::ws_conn),
 ];
 
 fn inputs(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -233,6 +233,16 @@ impl Redactor {
         if let Some(m) = ex.response.as_mut() {
             n += self.redact_message(m, false);
         }
+        // WebSocket messages: JSON ones by name and value, any other by value patterns.
+        if let Some(ws) = ex.websocket.as_mut() {
+            for r in &mut ws.messages {
+                let d = &r.msg.data;
+                if let Some((b, k)) = self.mask_json(d).or_else(|| self.mask(d)) {
+                    r.msg.data = b;
+                    n += k;
+                }
+            }
+        }
         n
     }
 

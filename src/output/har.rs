@@ -9,8 +9,11 @@
 use std::io::{self, Write};
 
 use crate::capture::Ts;
+use crate::proto::Side;
 use crate::proto::http1::{Anomaly, Exchange, Message};
 use crate::proto::sse::{SseEvent, SseLimits, SseParser};
+use crate::proto::ws::session::{WsLog, WsRecord};
+use crate::proto::ws::{OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT};
 
 use super::json::{write_bytes_str, write_str};
 use super::time::{http_date_to_iso, iso8601};
@@ -325,6 +328,9 @@ fn write_skeleton<'a>(parts: &mut EntryParts<'a>, ex: &'a Exchange) {
     out.extend_from_slice(b",\"ssl\":-1},\"serverIPAddress\":\"");
     let _ = write!(out, "{}", ex.conn.server.addr());
     let _ = write!(out, "\",\"connection\":\"{}\"", ex.conn.id);
+    if let Some(ws) = ex.websocket.as_deref() {
+        write_websocket_messages(out, ws);
+    }
     write_private(out, ex);
     out.push(b'}');
 }
@@ -379,6 +385,9 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
     {
         write_events(out, r);
     }
+    if let Some(ws) = ex.websocket.as_deref() {
+        write_websocket_summary(out, ws);
+    }
     if let Some(r) = ex.response.as_ref()
         && !r.trailers.is_empty()
     {
@@ -413,9 +422,124 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
     out.extend_from_slice(b"]}");
 }
 
-/// Server-sent events kept at most per entry in `_apitool.events`; the rest are counted in
-/// `_apitool.eventsDropped`.
-pub const MAX_EVENTS: usize = 10_000;
+/// Server-sent events kept at most per entry in `_apitool.events` by default (`--max-messages`
+/// sets it); the rest are counted in `_apitool.eventsDropped`.
+pub const MAX_EVENTS: usize = crate::proto::http1::MAX_MESSAGES;
+
+/// A WebSocket's messages as Chrome's HAR export writes them: `"_resourceType":"websocket"`
+/// and `"_webSocketMessages":[{"type":"send"|"receive","time":<epoch seconds>,"opcode":N,
+/// "data":"..."}]`, in capture order, text as text and other messages as base64. Chrome
+/// lists data messages only (text and binary: ping, pong and close frames never reach its
+/// network log); so does this list, and the control frames are in
+/// `_apitool.webSocket.control` in the same form. A message that is not exactly what was sent
+/// says so (`_damaged`, `_truncated` with `_size`, its decoded size); a text message whose
+/// bytes are not UTF-8 (cut by a gap or the cap) is base64 with `"_encoding":"base64"`.
+fn write_websocket_messages(out: &mut Vec<u8>, ws: &WsLog) {
+    out.extend_from_slice(b",\"_resourceType\":\"websocket\",\"_webSocketMessages\":[");
+    write_ws_records(out, ws.messages.iter().filter(|r| !r.msg.is_control()));
+    out.push(b']');
+}
+
+fn write_ws_records<'a>(out: &mut Vec<u8>, records: impl Iterator<Item = &'a WsRecord>) {
+    for (i, r) in records.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let m = &r.msg;
+        out.extend_from_slice(if r.side == Side::Client { b"{\"type\":\"send\",\"time\":" } else { b"{\"type\":\"receive\",\"time\":" });
+        epoch_seconds(out, r.time());
+        let _ = write!(out, ",\"opcode\":{},\"data\":", m.opcode);
+        let text = if m.opcode == OP_TEXT { std::str::from_utf8(&m.data).ok() } else { None };
+        match text {
+            Some(t) => write_str(out, t),
+            None => {
+                out.push(b'"');
+                let at = out.len();
+                let n = base64::encoded_len(m.data.len(), true).unwrap_or(0);
+                out.resize(at + n, 0);
+                let k = base64::engine::general_purpose::STANDARD.encode_slice(&m.data, &mut out[at..]).unwrap_or(0);
+                out.truncate(at + k);
+                out.push(b'"');
+                if m.opcode == OP_TEXT {
+                    out.extend_from_slice(b",\"_encoding\":\"base64\"");
+                }
+            }
+        }
+        if m.truncated {
+            let _ = write!(out, ",\"_truncated\":true,\"_size\":{}", m.size);
+        }
+        if let Some(d) = &m.damage {
+            out.extend_from_slice(b",\"_damaged\":");
+            write_str(out, &d.to_string());
+        }
+        out.push(b'}');
+    }
+}
+
+/// `_apitool.webSocket`: what the connection carried beyond the messages listed, counted
+/// over all messages (kept or not): `messages` (data and control), `kept`, `dropped` (past
+/// `--max-messages` or the bytes cap, with `droppedBytes` and `droppedBy`), `byOpcode`,
+/// `damaged`, `truncated`, `close` (the first close frame: `from`, `code`, `reason`), the
+/// negotiated `protocol` and `extensions`, and `control`: the ping, pong and close frames
+/// kept, as `_webSocketMessages` writes messages.
+fn write_websocket_summary(out: &mut Vec<u8>, ws: &WsLog) {
+    let _ = write!(out, ",\"webSocket\":{{\"messages\":{},\"kept\":{},\"dropped\":{}", ws.seen, ws.messages.len(), ws.dropped);
+    if ws.dropped > 0 {
+        let _ = write!(out, ",\"droppedBytes\":{}", ws.dropped_bytes);
+        if let Some(by) = ws.dropped_by {
+            out.extend_from_slice(b",\"droppedBy\":");
+            write_str(out, by);
+        }
+    }
+    out.extend_from_slice(b",\"byOpcode\":{");
+    let mut first = true;
+    for (op, n) in ws.by_opcode.iter().enumerate().filter(|(_, n)| **n > 0) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let name = match op as u8 {
+            OP_CONTINUATION => "continuation".to_string(),
+            OP_TEXT => "text".into(),
+            OP_BINARY => "binary".into(),
+            OP_CLOSE => "close".into(),
+            OP_PING => "ping".into(),
+            OP_PONG => "pong".into(),
+            o => o.to_string(),
+        };
+        let _ = write!(out, "\"{name}\":{n}");
+    }
+    let _ = write!(out, "}},\"damaged\":{},\"truncated\":{}", ws.damaged, ws.truncated);
+    out.extend_from_slice(b",\"close\":");
+    match &ws.close {
+        None => out.extend_from_slice(b"null"),
+        Some(c) => {
+            out.extend_from_slice(if c.side == Side::Client {
+                b"{\"from\":\"client\",\"code\":"
+            } else {
+                b"{\"from\":\"server\",\"code\":"
+            });
+            match c.code {
+                Some(c) => {
+                    let _ = write!(out, "{c}");
+                }
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"reason\":");
+            write_bytes_str(out, &c.reason);
+            out.push(b'}');
+        }
+    }
+    for (key, v) in [("protocol", &ws.protocol), ("extensions", &ws.extensions)] {
+        if let Some(v) = v {
+            let _ = write!(out, ",\"{key}\":");
+            write_str(out, v);
+        }
+    }
+    out.extend_from_slice(b",\"control\":[");
+    write_ws_records(out, ws.messages.iter().filter(|r| r.msg.is_control()));
+    out.extend_from_slice(b"]}");
+}
 
 /// The events of a `text/event-stream` response, each with the capture time of the piece
 /// that completed it: `"events":[{"time":<epoch seconds>,"event","data","id"}]`.
@@ -424,10 +548,11 @@ fn write_events(out: &mut Vec<u8>, r: &Message) {
     // The body is already capped: one event may be as long as all of it.
     let mut p = SseParser::new(SseLimits { max_line: body.len(), max_data: body.len() });
     let mut n = 0usize;
+    let max = r.max_events;
     out.extend_from_slice(b",\"events\":[");
     let mut write = |e: SseEvent| {
         n += 1;
-        if n > MAX_EVENTS {
+        if n > max {
             return;
         }
         if n > 1 {
@@ -463,8 +588,8 @@ fn write_events(out: &mut Vec<u8>, r: &Message) {
     }
     p.end();
     out.push(b']');
-    if n > MAX_EVENTS {
-        let _ = write!(out, ",\"eventsDropped\":{}", n - MAX_EVENTS);
+    if n > max {
+        let _ = write!(out, ",\"eventsDropped\":{}", n - max);
     }
     if p.stats().unfinished > 0 {
         out.extend_from_slice(b",\"eventUnfinished\":true");
@@ -906,6 +1031,7 @@ mod tests {
             interim: vec![],
             anomalies: vec![],
             tunnel: None,
+            websocket: None,
         }
     }
 

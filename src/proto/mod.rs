@@ -25,13 +25,14 @@
 //!
 //! Switches later in a connection stay inside the handler that sees them: CONNECT answered
 //! 2xx and SOCKS preambles are followed by the HTTP/1 handler (`http1::tunnel`); `Upgrade:
-//! h2c` and `Upgrade: websocket` answered 101 are recorded as the exchange that asked for
-//! them, and the connection becomes a tunnel.
+//! h2c` answered 101 is recorded as the exchange that asked for it, and the connection
+//! becomes a tunnel. `Upgrade: websocket` answered 101: the HTTP/1 handler holds the handshake
+//! exchange and the bytes after the 101, and [`Handler::Ws`] (`ws::session`) takes the
+//! connection over, checked once per call to the HTTP/1 handler (one branch, not per byte).
 //!
-//! Parsers waiting for their handlers: [`ws`] (WebSocket frames, permessage-deflate) and [`sse`]
-//! (server-sent events, used by the HAR writer for `text/event-stream` bodies).
+//! [`sse`] parses server-sent events (used by the HAR writer for `text/event-stream` bodies).
 //!
-//! Handlers now: [`Handler::Http1`] (`http1::HttpConn`), and for TLS and HTTP/2 connections a
+//! Handlers now: [`Handler::Http1`] (`http1::HttpConn`), [`Handler::Ws`], and for TLS and HTTP/2 connections a
 //! handler that recognizes them and counts them in [`Detected`] without decoding: their
 //! bytes are not fed to the HTTP/1 parser, and reassembly stops for them.
 
@@ -43,6 +44,7 @@ pub mod ws;
 
 use crate::capture::Ts;
 use crate::proto::http1::{HttpConn, HttpLimits, HttpStats};
+use crate::proto::ws::session::{Rest, WsCaps, WsConn};
 use crate::wire::Endpoint;
 
 pub use crate::proto::http1::{Cap, Exchange, ExchangeSink};
@@ -142,6 +144,8 @@ pub enum Handler {
     /// The first bytes of one side are too few to tell the protocol: they are held.
     Held(Box<Held>),
     Http1(Box<HttpConn>),
+    /// A WebSocket after its `101` (`ws::session`).
+    Ws(Box<WsConn>),
     /// Recognized, not decoded: its bytes are skipped.
     Opaque(Opaque),
 }
@@ -167,6 +171,7 @@ impl Handler {
         match self {
             Handler::Detect(_) | Handler::Held(_) => None,
             Handler::Http1(_) => Some("HTTP/1.x"),
+            Handler::Ws(_) => Some("WebSocket"),
             Handler::Opaque(Opaque::Tls) => Some("TLS"),
             Handler::Opaque(Opaque::Http2) => Some("HTTP/2"),
         }
@@ -177,7 +182,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.clean_start(side),
             Handler::Held(held) => held.http.clean_start(side),
-            Handler::Opaque(_) => {}
+            Handler::Ws(_) | Handler::Opaque(_) => {}
         }
     }
 
@@ -186,7 +191,7 @@ impl Handler {
     pub fn is_done(&self) -> bool {
         match self {
             Handler::Http1(h) => h.is_done(),
-            Handler::Detect(_) | Handler::Held(_) => false,
+            Handler::Detect(_) | Handler::Held(_) | Handler::Ws(_) => false,
             Handler::Opaque(_) => true,
         }
     }
@@ -202,6 +207,7 @@ impl Handler {
                     (t, syn) => t.or(syn),
                 }
             }
+            Handler::Ws(w) => w.pending_start(),
             Handler::Opaque(_) => None,
         }
     }
@@ -212,6 +218,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.buffered_bytes(),
             Handler::Held(held) => held.http.buffered_bytes() + held.bytes.capacity(),
+            Handler::Ws(w) => w.buffered_bytes(),
             Handler::Opaque(_) => 0,
         }
     }
@@ -221,7 +228,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.bodies_held(),
             Handler::Held(held) => held.http.bodies_held(),
-            Handler::Opaque(_) => (0, 0),
+            Handler::Ws(_) | Handler::Opaque(_) => (0, 0),
         }
     }
 
@@ -230,7 +237,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.cut_bodies(),
             Handler::Held(held) => held.http.cut_bodies(),
-            Handler::Opaque(_) => {}
+            Handler::Ws(_) | Handler::Opaque(_) => {}
         }
     }
 
@@ -238,7 +245,13 @@ impl Handler {
     #[inline]
     pub fn data(&mut self, side: Side, bytes: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) {
         match self {
-            Handler::Http1(h) => h.data(side, bytes, chunk, &mut cx.http()),
+            Handler::Http1(h) => {
+                h.data(side, bytes, chunk, &mut cx.http());
+                if h.websocket_ready() {
+                    self.become_websocket(cx);
+                }
+            }
+            Handler::Ws(w) => w.data(side, bytes, chunk),
             Handler::Opaque(_) => {}
             _ if bytes.is_empty() => {}
             _ => self.detect(side, bytes, chunk, cx),
@@ -324,8 +337,10 @@ impl Handler {
         }
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.gap_by(side, len, ts, cap, &mut cx.http()),
+            Handler::Ws(w) => w.gap(side, len, ts, cap),
             Handler::Held(_) | Handler::Opaque(_) => {}
         }
+        self.become_websocket(cx);
     }
 
     /// One side's stream ended with its FIN (every byte before it delivered).
@@ -335,8 +350,10 @@ impl Handler {
         }
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.side_closed(side, &mut cx.http()),
+            Handler::Ws(w) => w.side_closed(side),
             Handler::Held(_) | Handler::Opaque(_) => {}
         }
+        self.become_websocket(cx);
     }
 
     /// The connection ended (`clean`: by FIN or RST rather than a timeout or the end of the
@@ -345,10 +362,33 @@ impl Handler {
         if let Handler::Held(_) = self {
             self.settle(cx);
         }
-        match self {
-            Handler::Detect(h) | Handler::Http1(h) => h.end_by(clean, ts, cap, &mut cx.http()),
-            Handler::Held(_) | Handler::Opaque(_) => {}
+        if let Handler::Detect(h) | Handler::Http1(h) = self {
+            h.end_keeping_websocket(clean, ts, cap, &mut cx.http());
+            self.become_websocket(cx);
         }
+        match self {
+            Handler::Ws(w) => w.end(cap, &mut cx.stats.http, &mut *cx.sink),
+            Handler::Detect(_) | Handler::Http1(_) | Handler::Held(_) | Handler::Opaque(_) => {}
+        }
+    }
+
+    /// After a `101` to `Upgrade: websocket` whose exchange is finished: the WebSocket handler
+    /// takes the connection over, with the bytes that followed the `101`.
+    #[cold]
+    fn become_websocket(&mut self, cx: &mut Ctx<'_>) {
+        let Handler::Http1(h) = self else { return };
+        let Some((ex, rest)) = h.take_websocket() else { return };
+        let l = cx.limits.http;
+        let message = ws::WsLimits { max_message: l.max_body, ..ws::WsLimits::default() };
+        let caps = WsCaps { max_messages: l.max_messages, max_held: l.max_bodies_total, message };
+        let mut w = Box::new(WsConn::new(ex, caps));
+        for r in rest {
+            match r {
+                Rest::Data(side, bytes, chunk) => w.data(side, &bytes, chunk),
+                Rest::Gap(side, len, ts, cap) => w.gap(side, len, ts, cap),
+            }
+        }
+        *self = Handler::Ws(w);
     }
 }
 

@@ -934,5 +934,7 @@ pub mod encode {
     }
 }
 
+pub mod session;
+
 #[cfg(test)]
 mod tests;

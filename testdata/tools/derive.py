@@ -36,7 +36,7 @@ LINKTYPE_LOOP = 108
 LINKTYPE_LINUX_SLL = 113
 LINKTYPE_LINUX_SLL2 = 276
 
-SERVER_PORTS = (8080, 8081)
+SERVER_PORTS = (8080, 8081, 8082)
 METHODS = (b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"CONNECT ", b"OPTIONS ",
             b"PATCH ")
 
@@ -632,7 +632,42 @@ def simple_ng(src):
     write_truth("simple", src.truth_header, src.truth)
 
 
+def runs(src, conn_idx, to_server, length):
+    """Runs of at least `length` consecutive data frames of one direction of a connection
+    (a message longer than a segment), as lists of frame indices."""
+    out, cur = [], []
+    for i in src.data_frames(conn_idx):
+        if src.pkts[i].to_server == to_server:
+            cur.append(i)
+            continue
+        if len(cur) >= length:
+            out.append(cur)
+        cur = []
+    if len(cur) >= length:
+        out.append(cur)
+    return out
+
+
+def ws_gap(src):
+    """ws: three segments lost. Connection 0 (permessage-deflate with context takeover): the
+    second segment of the first server message longer than two segments (the compressed
+    30 KB text echo): that message is damaged, and compressed history is lost for the
+    messages after it. Connection 2 (no compression): a segment in the middle of the
+    server's first message of ten segments or more (30 KB), inside its payload (the framing
+    holds); and the first segment of the client's first such message, which holds its frame
+    header (the framing is lost and must be found again). The messages are those of
+    ws.messages.tsv; the tests check that every message of the HAR is one of them or marked
+    damaged."""
+    drop = {runs(src, 0, False, 3)[0][1], runs(src, 2, False, 10)[0][5], runs(src, 2, True, 10)[0][0]}
+    recs = [r for i, r in enumerate(src.recs) if i not in drop]
+    rows = [tag(r, "gap") if r["conn"] in ("0", "2") else r for r in src.truth]
+    save("ws-gap", LINKTYPE_ETHERNET, recs, src.truth_header, rows)
+    with open(os.path.join(TD, "ws.messages.tsv")) as f, open(os.path.join(TD, "ws-gap.messages.tsv"), "w") as g:
+        g.write(f.read())
+
+
 def main():
+    ws_gap(Capture("ws"))
     keepalive = Capture("keepalive")
     ex = keepalive.exchanges()
     assert len(ex) == 4 and len(keepalive.conns) == 1, "unexpected keepalive.pcap"

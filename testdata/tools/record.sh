@@ -22,7 +22,7 @@ PY=${PYTHON:-python3}
 
 ALL=(keepalive pipelined chunked-gzip br zstd deflate stacked head continue-100
      status-204-304 close-delimited post-bodies ipv6 connect-upgrade big-body
-     concurrent http10 sse)
+     concurrent http10 sse ws wss)
 
 if [[ "${1:-}" != "--inside" ]]; then
     if [[ $EUID -ne 0 ]]; then
@@ -37,6 +37,11 @@ if [[ "${1:-}" != "--inside" ]]; then
     if ! "$PY" -c 'import brotli, zstandard' 2>/dev/null; then
         "$PY" -m pip install --quiet brotli zstandard \
             || "$PY" -m pip install --quiet --break-system-packages brotli zstandard
+    fi
+    # The WebSocket scenarios (ws.py) use the websockets library.
+    if ! "$PY" -c 'import websockets.asyncio.server' 2>/dev/null; then
+        "$PY" -m pip install --quiet 'websockets>=14' \
+            || "$PY" -m pip install --quiet --break-system-packages 'websockets>=14'
     fi
     exec timeout 900 unshare -n bash "${BASH_SOURCE[0]}" --inside "$@"
 fi
@@ -105,10 +110,51 @@ ports_of() {
     esac
 }
 
+# WebSocket scenarios: tools/ws.py's echo server and client (its record of every frame is the
+# truth: NAME.messages.tsv, and the handshakes). wss: the same over TLS with a certificate made
+# here and the client's key log in wss.keys; its handshakes go to wss.handshakes.tsv, not a
+# truth file, until the tests decrypt TLS.
+record_ws() {
+    local name=$1 port=8082 out="$TD/$1.pcap" args=() srvargs=()
+    if [[ $name == wss ]]; then
+        port=8443
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+            -addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/ws.key" -out "$TMP/ws.crt" 2>/dev/null
+        srvargs=(--cert "$TMP/ws.crt" --key "$TMP/ws.key")
+        rm -f "$TD/wss.keys"
+        args=(--tls "$TMP/ws.crt" --keylog "$TD/wss.keys" --handshakes "$TD/wss.handshakes.tsv")
+    fi
+    rm -f "$TMP/ws.ready"
+    timeout 120 "$PY" "$HERE/ws.py" serve --port "$port" --ready "$TMP/ws.ready" "${srvargs[@]}" \
+        2>>"$TMP/ws-stderr.log" &
+    local srv=$!
+    PIDS+=("$srv")
+    wait_for "ws.py serve" test -e "$TMP/ws.ready"
+    timeout 120 tcpdump -i lo -s 0 -U -n -Z root -w "$out" "tcp port $port" 2>"$TMP/tcpdump.err" &
+    local td=$!
+    PIDS+=("$td")
+    wait_for "tcpdump" grep -q "listening on" "$TMP/tcpdump.err"
+    sleep 0.2
+    if ! timeout 120 "$PY" "$HERE/ws.py" client --port "$port" --name "$name" --truth-dir "$TD" "${args[@]}"; then
+        echo "record.sh: scenario $name failed" >&2
+        cat "$TMP/ws-stderr.log" >&2
+        stop "$td"; stop "$srv"
+        return 1
+    fi
+    sleep 0.5
+    stop "$td"
+    stop "$srv"
+    printf '%-18s %7d bytes  %s messages\n' "$name.pcap" "$(stat -c %s "$out")" \
+        "$(($(wc -l <"$TD/$name.messages.tsv") - 1))"
+}
+
 for s in "${SCENARIOS[@]}"; do
     host=127.0.0.1
     [[ $s == ipv6 ]] && host=::1
-    record "$s" "$(ports_of "$s")" "$host"
+    case $s in
+        ws|wss) record_ws "$s" ;;
+        *) record "$s" "$(ports_of "$s")" "$host" ;;
+    esac
 done
 
 stop "$NGINX_PID"

@@ -9,7 +9,8 @@
 //!
 //! Framing follows RFC 9112: Content-Length, chunked (extensions, trailers), close-delimited
 //! responses, HEAD responses and 1xx/204/304 without body, CONNECT and Upgrade (the exchange is
-//! recorded, then the connection is a tunnel), pipelining. After a gap or a malformed head the
+//! recorded, then the connection is a tunnel; a WebSocket's handshake is held for the
+//! WebSocket handler instead, [`HttpConn::take_websocket`]), pipelining. After a gap or a malformed head the
 //! stream resynchronises at the next line that starts a message. Responses are paired with
 //! requests in order while nothing is lost. After lost bytes of the response stream (or a
 //! response captured before its request) a response is placed by TCP evidence: it answers a
@@ -43,11 +44,17 @@ pub struct HttpLimits {
     /// encoded bytes: they are decoded when they end); past it the largest are cut where
     /// they are, truncated and flagged. Checked between windows of the capture.
     pub max_bodies_total: usize,
+    /// Messages kept per entry: WebSocket messages of a connection, server-sent events of a
+    /// response (`--max-messages`); the rest are counted.
+    pub max_messages: usize,
 }
+
+/// Default of [`HttpLimits::max_messages`].
+pub const MAX_MESSAGES: usize = 10_000;
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        HttpLimits { max_head: 128 << 10, max_headers: 1024, max_body: 16 << 20, max_bodies_total: 64 << 20 }
+        HttpLimits { max_head: 128 << 10, max_headers: 1024, max_body: 16 << 20, max_bodies_total: 64 << 20, max_messages: MAX_MESSAGES }
     }
 }
 
@@ -90,6 +97,16 @@ pub struct HttpStats {
     pub paired_after_loss: u64,
     /// Exchanges damaged by each cap (an exchange hit by two caps counts for both).
     pub damaged_by_cap: CapDamage,
+    /// WebSocket connections parsed after their `101`, their messages (data and control),
+    /// those not kept past `--max-messages` (or the bytes cap), damaged, truncated at
+    /// `--max-body`; times the framing was found again after a gap, and bytes passed over.
+    pub ws_connections: u64,
+    pub ws_messages: u64,
+    pub ws_messages_dropped: u64,
+    pub ws_messages_damaged: u64,
+    pub ws_messages_truncated: u64,
+    pub ws_resyncs: u64,
+    pub ws_bytes_skipped: u64,
 }
 
 /// A cap that damaged an exchange, as opposed to bytes that were never captured.
@@ -267,6 +284,12 @@ pub enum Anomaly {
     EndedByCap {
         cap: Cap,
     },
+    /// Bytes of a WebSocket's frames are missing (the messages they fall in are marked).
+    WebSocketGap {
+        from_client: bool,
+        bytes: u64,
+        cap: Option<Cap>,
+    },
 }
 
 impl Anomaly {
@@ -275,6 +298,7 @@ impl Anomaly {
         match self {
             Anomaly::Gap { cap, .. } => *cap,
             Anomaly::EndedByCap { cap } => Some(*cap),
+            Anomaly::WebSocketGap { cap, .. } => *cap,
             Anomaly::Truncated { .. } => Some(Cap::MaxBody),
             Anomaly::CutByTotal { .. } => Some(Cap::MaxBodiesTotal),
             _ => None,
@@ -313,6 +337,13 @@ impl std::fmt::Display for Anomaly {
             }
             Anomaly::MidStream => f.write_str("connection started before the capture"),
             Anomaly::EndedByCap { cap } => write!(f, "connection ended early by {}", cap.describe()),
+            Anomaly::WebSocketGap { from_client, bytes, cap } => {
+                let who = if *from_client { "client" } else { "server" };
+                match cap {
+                    None => write!(f, "websocket frames from the {who}: {bytes} bytes missing from the capture"),
+                    Some(c) => write!(f, "websocket frames from the {who}: {bytes} bytes skipped at {}", c.describe()),
+                }
+            }
         }
     }
 }
@@ -351,6 +382,8 @@ pub struct Message {
     /// The decoded body's size before `--redact` replaced values in it (the HAR's
     /// `content.size` stays the size of the body as it was); `None` when it was not changed.
     pub unredacted_len: Option<u64>,
+    /// Server-sent events written at most for this body (`--max-messages`).
+    pub max_events: usize,
 }
 
 /// Marks kept at most in [`Message::body_times`].
@@ -390,6 +423,7 @@ impl Message {
             stream_offset: first.offset,
             body_times: Vec::new(),
             unredacted_len: None,
+            max_events: MAX_MESSAGES,
         }
     }
 }
@@ -408,6 +442,8 @@ pub struct Exchange {
     /// The cleartext proxy tunnel the exchange ran in (`"CONNECT host:443"`,
     /// `"socks5 host:80"`), when it did.
     pub tunnel: Option<Box<str>>,
+    /// The messages of the WebSocket this exchange's `101` began.
+    pub websocket: Option<Box<crate::proto::ws::session::WsLog>>,
 }
 
 impl Exchange {
@@ -623,6 +659,35 @@ pub struct HttpConn {
     /// Per side: bytes skipped because of a cap between messages since the last head (a whole
     /// message may be in them), and the cap.
     cap_skipped: [Option<(Cap, u64)>; 2],
+    /// After a `101` to `Upgrade: websocket`: the handshake exchange once it is finished, and
+    /// what came after it, for the WebSocket handler that takes over (`proto::ws::session`).
+    ws: Option<Box<WsUpgrade>>,
+}
+
+/// A WebSocket handshake being handed over.
+struct WsUpgrade {
+    id: u64,
+    exchange: Option<Exchange>,
+    rest: Vec<crate::proto::ws::session::Rest>,
+    rest_bytes: usize,
+}
+
+/// Bytes after a WebSocket `101` held while its exchange is not finished (its request's body
+/// still arriving); past it the connection is a tunnel after all.
+const WS_REST_MAX: usize = 1 << 20;
+
+/// Counts an exchange handed out (and the caps that damaged it).
+pub(crate) fn count_exchange(stats: &mut HttpStats, anomalies: &[Anomaly]) {
+    stats.exchanges += 1;
+    let mut caps: Vec<Cap> = anomalies.iter().filter_map(Anomaly::cap).collect();
+    caps.sort_unstable();
+    caps.dedup();
+    if !caps.is_empty() {
+        stats.damaged_by_cap.any += 1;
+    }
+    for c in caps {
+        stats.damaged_by_cap.add(c);
+    }
 }
 
 /// Receives finished exchanges.
@@ -669,7 +734,42 @@ impl HttpConn {
             inner: None,
             preamble: Vec::new(),
             cap_skipped: [None; 2],
+            ws: None,
         }
+    }
+
+    /// Whether a WebSocket handshake is finished and ready to be taken over
+    /// ([`HttpConn::take_websocket`]).
+    #[inline]
+    pub fn websocket_ready(&self) -> bool {
+        self.ws.as_ref().is_some_and(|u| u.exchange.is_some())
+    }
+
+    /// The finished WebSocket handshake and what came after it, in order.
+    pub fn take_websocket(&mut self) -> Option<(Exchange, Vec<crate::proto::ws::session::Rest>)> {
+        if !self.websocket_ready() {
+            return None;
+        }
+        let u = self.ws.take()?;
+        Some((u.exchange?, u.rest))
+    }
+
+    /// Holds what comes after a WebSocket `101` for the handler that takes over; false when
+    /// there is no such handshake (or it held too much: a tunnel then).
+    fn ws_rest(&mut self, r: crate::proto::ws::session::Rest, len: usize) -> bool {
+        let Some(u) = self.ws.as_mut() else { return false };
+        u.rest_bytes += len;
+        if u.rest_bytes > WS_REST_MAX {
+            // The handshake never finished: the bytes are tunnel bytes after all.
+            let id = u.id;
+            self.ws = None;
+            if let Some(p) = self.pending.iter_mut().find(|p| p.id == id) {
+                p.anomalies.push(Anomaly::Tunnel);
+            }
+            return false;
+        }
+        u.rest.push(r);
+        true
     }
 
     /// Says the side's stream is seen from its start (its SYN was captured).
@@ -684,7 +784,8 @@ impl HttpConn {
 
     /// Whether both directions are tunnels or off: nothing more to parse.
     pub fn is_done(&self) -> bool {
-        self.tunnel_sniff.is_none() && self.halves.iter().all(|h| matches!(h.st, St::Tunnel | St::Off))
+        // A WebSocket handshake waiting to be taken over still needs the bytes after it.
+        self.tunnel_sniff.is_none() && self.ws.is_none() && self.halves.iter().all(|h| matches!(h.st, St::Tunnel | St::Off))
     }
 
     /// The start of the earliest exchange not yet handed out.
@@ -790,6 +891,10 @@ impl HttpConn {
         h.fresh = false;
         self.delivered[i] += len;
         match h.st {
+            St::Tunnel if self.ws.is_some() => {
+                let rest = crate::proto::ws::session::Rest::Gap(side, len, ts, cap);
+                self.ws_rest(rest, 0);
+            }
             St::Tunnel | St::Off => {}
             St::Start | St::Sync | St::Head => {
                 if h.response && h.st != St::Head {
@@ -962,6 +1067,19 @@ impl HttpConn {
     /// The connection ended, by `cap` when one ended it early; the exchanges it leaves
     /// unfinished say so.
     pub fn end_by(&mut self, clean: bool, ts: Ts, cap: Option<Cap>, cx: &mut Ctx<'_>) {
+        self.end_keeping_websocket(clean, ts, cap, cx);
+        // A WebSocket handshake nobody took over is handed out as it is.
+        if let Some(u) = self.ws.take()
+            && let Some(ex) = u.exchange
+        {
+            count_exchange(cx.stats, &ex.anomalies);
+            cx.sink.exchange(ex);
+        }
+    }
+
+    /// [`HttpConn::end_by`], except that a WebSocket handshake stays for
+    /// [`HttpConn::take_websocket`].
+    pub fn end_keeping_websocket(&mut self, clean: bool, ts: Ts, cap: Option<Cap>, cx: &mut Ctx<'_>) {
         let by_cap = |anomalies: &mut Vec<Anomaly>| {
             if let Some(cap) = cap
                 && !anomalies.contains(&Anomaly::EndedByCap { cap })
@@ -1033,7 +1151,11 @@ impl HttpConn {
                     }
                 }
                 St::Tunnel => {
-                    cx.stats.tunnel_bytes += data.len() as u64;
+                    let side = if i == 0 { Side::Client } else { Side::Server };
+                    let rest = crate::proto::ws::session::Rest::Data(side, data.to_vec(), chunk);
+                    if self.ws.is_none() || !self.ws_rest(rest, data.len()) {
+                        cx.stats.tunnel_bytes += data.len() as u64;
+                    }
                     data.len()
                 }
                 St::Off => data.len(),
@@ -1369,9 +1491,15 @@ impl HttpConn {
         let kind = p.req_head_method;
         let id = p.id;
         let tunnel = status == 101 || (kind == ReqKind::Connect && (200..300).contains(&status));
+        // A WebSocket: the handler in `proto::ws::session` takes the connection over once this
+        // exchange is finished; it is no tunnel.
+        let websocket = crate::proto::ws::session::is_websocket_upgrade(status, msg.head.field("upgrade"));
+        if websocket {
+            self.ws = Some(Box::new(WsUpgrade { id, exchange: None, rest: Vec::new(), rest_bytes: 0 }));
+        }
         let mut an = Vec::new();
         let framing = if tunnel { Framing::None } else { body_framing(&msg.head, true, kind, &mut an) };
-        if tunnel {
+        if tunnel && !websocket {
             an.push(Anomaly::Tunnel);
         }
         self.pending[idx].anomalies.extend(an);
@@ -1381,7 +1509,7 @@ impl HttpConn {
         }
         self.start_body(1, msg, framing, id, cx);
         if tunnel {
-            cx.stats.tunnels += 1;
+            cx.stats.tunnels += !websocket as u64;
             // The request side may still be finishing its body; whatever comes after is
             // tunnel traffic.
             for h in &mut self.halves {
@@ -1644,6 +1772,7 @@ impl HttpConn {
             d
         });
         msg.codings = codings;
+        msg.max_events = limits.max_messages;
         let cur = Box::new(InProgress { msg, framing, dec, target, gap: 0, cap_gap: 0, cap: None, line: Vec::new(), events });
         let h = &mut self.halves[i];
         h.cur = Some(cur);
@@ -1906,15 +2035,9 @@ impl HttpConn {
         if p.req_lost && !p.anomalies.contains(&Anomaly::NoRequest) {
             p.anomalies.push(Anomaly::NoRequest);
         }
-        cx.stats.exchanges += 1;
-        let mut caps: Vec<Cap> = p.anomalies.iter().filter_map(Anomaly::cap).collect();
-        caps.sort_unstable();
-        caps.dedup();
-        if !caps.is_empty() {
-            cx.stats.damaged_by_cap.any += 1;
-        }
-        for c in caps {
-            cx.stats.damaged_by_cap.add(c);
+        let ws = self.ws.as_ref().is_some_and(|u| u.id == p.id);
+        if !ws {
+            count_exchange(cx.stats, &p.anomalies);
         }
         let ex = Exchange {
             conn: self.meta,
@@ -1924,8 +2047,14 @@ impl HttpConn {
             interim: p.interim,
             anomalies: p.anomalies,
             tunnel: self.inner.clone(),
+            websocket: None,
         };
         self.exchanges += 1;
+        if ws && let Some(u) = self.ws.as_mut() {
+            // Handed out by the WebSocket handler when the connection ends (it counts it).
+            u.exchange = Some(ex);
+            return;
+        }
         cx.sink.exchange(ex);
     }
 }
