@@ -36,6 +36,7 @@
 //! bytes are not fed to the HTTP/1 parser, and reassembly stops for them.
 
 pub mod detect;
+pub mod h2;
 pub mod http1;
 pub mod sse;
 pub mod tls;
