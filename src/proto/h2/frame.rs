@@ -66,7 +66,7 @@ impl Header {
             DATA | HEADERS | CONTINUATION => self.stream != 0,
             PRIORITY => self.stream != 0 && self.len == 5,
             RST_STREAM => self.stream != 0 && self.len == 4,
-            SETTINGS => self.stream == 0 && self.len % 6 == 0 && (self.flags & ACK == 0 || self.len == 0),
+            SETTINGS => self.stream == 0 && self.len.is_multiple_of(6) && (self.flags & ACK == 0 || self.len == 0),
             PUSH_PROMISE => self.stream != 0 && self.len >= 4,
             PING => self.stream == 0 && self.len == 8,
             GOAWAY => self.stream == 0 && self.len >= 8,
@@ -185,7 +185,7 @@ impl<'a> Frame<'a> {
             SETTINGS => {
                 on_stream(h.stream == 0)?;
                 let ack = h.flags & ACK != 0;
-                if p.len() % 6 != 0 || (ack && !p.is_empty()) {
+                if !p.len().is_multiple_of(6) || (ack && !p.is_empty()) {
                     return Err(FrameError::Length);
                 }
                 Frame::Settings { ack, params: p }

@@ -103,6 +103,9 @@ pub enum BlockError {
 /// A field as decoded: name and value.
 pub type Field = (Vec<u8>, Vec<u8>);
 
+/// A field in a table.
+type FieldRef<'a> = (&'a [u8], &'a [u8]);
+
 /// One direction's HPACK decoding state.
 pub struct Decoder {
     /// Newest first, with the size counted for it; `None`: an entry inserted while its
@@ -179,10 +182,7 @@ impl Decoder {
                 let name = if idx == 0 {
                     Some(self.string(&mut b)?)
                 } else {
-                    match self.get(idx)? {
-                        Some((n, _)) => Some(n.to_vec()),
-                        None => None,
-                    }
+                    self.get(idx)?.map(|(n, _)| n.to_vec())
                 };
                 let value = self.string(&mut b)?;
                 match name {
@@ -226,7 +226,7 @@ impl Decoder {
 
     /// Entry `idx` (1-based over the static then the dynamic table): `Some(None)` when it is
     /// an entry whose content is unknown.
-    fn get(&mut self, idx: usize) -> Result<Option<(&[u8], &[u8])>, BlockError> {
+    fn get(&mut self, idx: usize) -> Result<Option<FieldRef<'_>>, BlockError> {
         match idx {
             0 => Err(self.malformed("index 0")),
             1..=61 => {

@@ -13,7 +13,10 @@ fn fields(list: &[(&str, &str)]) -> Vec<Field> {
 
 /// Decodes each block in turn, checking its fields and the table size after it (RFC 7541
 /// gives both).
-fn run(d: &mut Decoder, steps: &[(&str, &[(&str, &str)], usize)]) {
+/// A block in hex, the fields it gives, the table size after it.
+type Step<'a> = (&'a str, &'a [(&'a str, &'a str)], usize);
+
+fn run(d: &mut Decoder, steps: &[Step<'_>]) {
     for (i, (block, want, size)) in steps.iter().enumerate() {
         let mut out = Vec::new();
         d.decode(&hex(block), usize::MAX, &mut out).unwrap_or_else(|e| panic!("block {i}: {e:?}"));
