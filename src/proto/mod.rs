@@ -43,6 +43,7 @@ pub mod tls;
 pub mod ws;
 
 use crate::capture::Ts;
+use crate::proto::h2::{H2Conn, H2Limits, H2Stats};
 use crate::proto::http1::{HttpConn, HttpLimits, HttpStats};
 use crate::wire::Endpoint;
 
@@ -83,11 +84,12 @@ pub struct ConnMeta {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Limits {
     pub http: HttpLimits,
+    pub h2: H2Limits,
 }
 
 impl From<HttpLimits> for Limits {
     fn from(http: HttpLimits) -> Limits {
-        Limits { http }
+        Limits { http, h2: H2Limits::default() }
     }
 }
 
@@ -96,15 +98,11 @@ impl From<HttpLimits> for Limits {
 pub struct Detected {
     /// TLS connections (a TLS record header or an SSLv2 ClientHello first): not decrypted.
     pub tls_connections: u64,
-    /// Cleartext HTTP/2 connections with prior knowledge (the client connection preface
-    /// first): not parsed.
-    pub http2_connections: u64,
 }
 
 impl std::ops::AddAssign for Detected {
     fn add_assign(&mut self, b: Detected) {
         self.tls_connections += b.tls_connections;
-        self.http2_connections += b.http2_connections;
     }
 }
 
@@ -113,6 +111,7 @@ impl std::ops::AddAssign for Detected {
 pub struct Stats {
     pub http: HttpStats,
     pub detected: Detected,
+    pub h2: H2Stats,
 }
 
 /// Everything a handler call needs besides the connection.
@@ -132,7 +131,6 @@ impl Ctx<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Opaque {
     Tls,
-    Http2,
 }
 
 /// The stream handler of one connection.
@@ -145,6 +143,8 @@ pub enum Handler {
     Http1(Box<HttpConn>),
     /// Recognized, not decoded: its bytes are skipped.
     Opaque(Opaque),
+    /// HTTP/2: prior knowledge (the preface), or after `Upgrade: h2c` answered 101.
+    Http2(Box<H2Conn>),
 }
 
 /// The first pieces of one side, held until the protocol can be told (at most
@@ -169,7 +169,7 @@ impl Handler {
             Handler::Detect(_) | Handler::Held(_) => None,
             Handler::Http1(_) => Some("HTTP/1.x"),
             Handler::Opaque(Opaque::Tls) => Some("TLS"),
-            Handler::Opaque(Opaque::Http2) => Some("HTTP/2"),
+            Handler::Http2(_) => Some("HTTP/2"),
         }
     }
 
@@ -178,6 +178,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.clean_start(side),
             Handler::Held(held) => held.http.clean_start(side),
+            Handler::Http2(h) => h.clean_start(side),
             Handler::Opaque(_) => {}
         }
     }
@@ -187,7 +188,7 @@ impl Handler {
     pub fn is_done(&self) -> bool {
         match self {
             Handler::Http1(h) => h.is_done(),
-            Handler::Detect(_) | Handler::Held(_) => false,
+            Handler::Detect(_) | Handler::Held(_) | Handler::Http2(_) => false,
             Handler::Opaque(_) => true,
         }
     }
@@ -203,6 +204,7 @@ impl Handler {
                     (t, syn) => t.or(syn),
                 }
             }
+            Handler::Http2(h) => h.pending_start(),
             Handler::Opaque(_) => None,
         }
     }
@@ -213,6 +215,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.buffered_bytes(),
             Handler::Held(held) => held.http.buffered_bytes() + held.bytes.capacity(),
+            Handler::Http2(h) => h.buffered_bytes(),
             Handler::Opaque(_) => 0,
         }
     }
@@ -222,6 +225,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.bodies_held(),
             Handler::Held(held) => held.http.bodies_held(),
+            Handler::Http2(h) => h.bodies_held(),
             Handler::Opaque(_) => (0, 0),
         }
     }
@@ -231,6 +235,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.cut_bodies(),
             Handler::Held(held) => held.http.cut_bodies(),
+            Handler::Http2(h) => h.cut_bodies(),
             Handler::Opaque(_) => {}
         }
     }
@@ -239,10 +244,38 @@ impl Handler {
     #[inline]
     pub fn data(&mut self, side: Side, bytes: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) {
         match self {
-            Handler::Http1(h) => h.data(side, bytes, chunk, &mut cx.http()),
+            Handler::Http1(h) => {
+                h.data(side, bytes, chunk, &mut cx.http());
+                if h.switch_pending() {
+                    self.switch_to_h2c(side, bytes, chunk, cx);
+                }
+            }
+            Handler::Http2(h) => h.data(side, bytes, chunk, cx),
             Handler::Opaque(_) => {}
             _ if bytes.is_empty() => {}
             _ => self.detect(side, bytes, chunk, cx),
+        }
+    }
+
+    /// The HTTP/1 handler saw `Upgrade: h2c` answered 101: the connection is HTTP/2 from the
+    /// end of the 101's head (server) and of the request (client), the request being stream
+    /// 1's. The bytes of this piece past the switch go to the new handler.
+    #[cold]
+    fn switch_to_h2c(&mut self, side: Side, bytes: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) {
+        let Handler::Http1(h) = self else { return };
+        let Some((ex, at)) = h.take_switch() else { return };
+        let Exchange { conn, index, request, response, interim, anomalies, .. } = ex;
+        let mut interim = interim;
+        interim.extend(response.as_ref().map(|r| r.head.status()));
+        let Some(request) = request else { return };
+        let h2 = H2Conn::upgraded(conn, &cx.limits.h2, request, index, interim, anomalies);
+        cx.stats.http.tunnels = cx.stats.http.tunnels.saturating_sub(1);
+        *self = Handler::Http2(Box::new(h2));
+        let from = at[side as usize];
+        let end = chunk.offset + bytes.len() as u64;
+        if from >= chunk.offset && from < end {
+            let k = (from - chunk.offset) as usize;
+            self.data(side, &bytes[k..], Chunk { offset: from, ..chunk }, cx);
         }
     }
 
@@ -293,9 +326,38 @@ impl Handler {
                 *self = Handler::Opaque(Opaque::Tls);
             }
             detect::Verdict::Http2 => {
-                cx.stats.detected.http2_connections += 1;
-                *self = Handler::Opaque(Opaque::Http2);
+                let meta = match self {
+                    Handler::Detect(h) => h.meta,
+                    Handler::Held(held) => held.http.meta,
+                    _ => return,
+                };
+                let clean = self.clean_sides();
+                let mut h2 = H2Conn::new(meta, "http", &cx.limits.h2);
+                for (k, c) in clean.into_iter().enumerate() {
+                    if c {
+                        h2.clean_start(if k == 0 { Side::Client } else { Side::Server });
+                    }
+                }
+                let held = std::mem::replace(self, Handler::Http2(Box::new(h2)));
+                if let Handler::Held(held) = held {
+                    let Held { side, bytes: hb, pieces, .. } = *held;
+                    let mut at = 0;
+                    for (len, c) in pieces {
+                        self.data(side, &hb[at..at + len], c, cx);
+                        at += len;
+                    }
+                }
+                self.data(side, bytes, chunk, cx);
             }
+        }
+    }
+
+    /// Which sides were said to be seen from their start (while detecting).
+    fn clean_sides(&self) -> [bool; 2] {
+        match self {
+            Handler::Detect(h) => h.clean_sides(),
+            Handler::Held(held) => held.http.clean_sides(),
+            _ => [false; 2],
         }
     }
 
@@ -325,6 +387,7 @@ impl Handler {
         }
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.gap_by(side, len, ts, cap, &mut cx.http()),
+            Handler::Http2(h) => h.gap(side, len, ts, cap, cx),
             Handler::Held(_) | Handler::Opaque(_) => {}
         }
     }
@@ -336,7 +399,7 @@ impl Handler {
         }
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.side_closed(side, &mut cx.http()),
-            Handler::Held(_) | Handler::Opaque(_) => {}
+            Handler::Held(_) | Handler::Opaque(_) | Handler::Http2(_) => {}
         }
     }
 
@@ -348,6 +411,7 @@ impl Handler {
         }
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.end_by(clean, ts, cap, &mut cx.http()),
+            Handler::Http2(h) => h.end(clean, ts, cap, cx),
             Handler::Held(_) | Handler::Opaque(_) => {}
         }
     }

@@ -179,11 +179,7 @@ impl Decoder {
                     _ => (4, false),
                 };
                 let idx = int(&mut b, prefix)?;
-                let name = if idx == 0 {
-                    Some(self.string(&mut b)?)
-                } else {
-                    self.get(idx)?.map(|(n, _)| n.to_vec())
-                };
+                let name = if idx == 0 { Some(self.string(&mut b)?) } else { self.get(idx)?.map(|(n, _)| n.to_vec()) };
                 let value = self.string(&mut b)?;
                 match name {
                     Some(n) => {

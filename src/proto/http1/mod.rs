@@ -170,7 +170,7 @@ impl CapDamage {
         }
     }
 
-    fn add(&mut self, cap: Cap) {
+    pub(crate) fn add(&mut self, cap: Cap) {
         match cap {
             Cap::MaxOooPerConn => self.max_ooo_per_conn += 1,
             Cap::MaxOooTotal => self.max_ooo_total += 1,
@@ -266,6 +266,8 @@ pub enum Anomaly {
     EndedByCap {
         cap: Cap,
     },
+    /// An HTTP/2 stream's trouble (headers lost, reset, GOAWAY, its caps).
+    Http2(crate::proto::h2::H2Anomaly),
 }
 
 impl Anomaly {
@@ -312,6 +314,7 @@ impl std::fmt::Display for Anomaly {
             }
             Anomaly::MidStream => f.write_str("connection started before the capture"),
             Anomaly::EndedByCap { cap } => write!(f, "connection ended early by {}", cap.describe()),
+            Anomaly::Http2(a) => a.fmt(f),
         }
     }
 }
@@ -407,6 +410,8 @@ pub struct Exchange {
     /// The cleartext proxy tunnel the exchange ran in (`"CONNECT host:443"`,
     /// `"socks5 host:80"`), when it did.
     pub tunnel: Option<Box<str>>,
+    /// An HTTP/2 stream's facts (stream id, pseudo-header fields, push), when it is one.
+    pub h2: Option<Box<crate::proto::h2::H2Facts>>,
 }
 
 impl Exchange {
@@ -543,6 +548,8 @@ struct Pending {
     interim: Vec<u16>,
     anomalies: Vec<Anomaly>,
     start: Ts,
+    /// `Upgrade: h2c` answered 101: the exchange goes to the HTTP/2 handler.
+    h2c: bool,
 }
 
 impl Pending {
@@ -564,6 +571,7 @@ impl Pending {
             interim: Vec::new(),
             anomalies: Vec::new(),
             start,
+            h2c: false,
         }
     }
 }
@@ -622,6 +630,10 @@ pub struct HttpConn {
     /// Per side: bytes skipped because of a cap between messages since the last head (a whole
     /// message may be in them), and the cap.
     cap_skipped: [Option<(Cap, u64)>; 2],
+    /// After `Upgrade: h2c` answered 101: the exchange that asked for it and where HTTP/2
+    /// starts in each stream (after the request, after the 101's head), for the handler
+    /// to switch ([`HttpConn::take_switch`]).
+    h2c_switch: Option<Box<(Exchange, [u64; 2])>>,
 }
 
 /// Receives finished exchanges.
@@ -668,12 +680,31 @@ impl HttpConn {
             inner: None,
             preamble: Vec::new(),
             cap_skipped: [None; 2],
+            h2c_switch: None,
         }
     }
 
     /// Says the side's stream is seen from its start (its SYN was captured).
     pub fn clean_start(&mut self, side: Side) {
         self.halves[side as usize].clean_start = true;
+    }
+
+    /// Which sides are seen from their start.
+    pub fn clean_sides(&self) -> [bool; 2] {
+        [self.halves[0].clean_start, self.halves[1].clean_start]
+    }
+
+    /// Whether the connection switched to HTTP/2 (`Upgrade: h2c` answered 101) and the
+    /// handler should take it over ([`HttpConn::take_switch`]).
+    #[inline]
+    pub fn switch_pending(&self) -> bool {
+        self.h2c_switch.is_some()
+    }
+
+    /// The exchange that asked for `Upgrade: h2c` (not handed to the sink: it goes on as
+    /// stream 1) and the offsets where HTTP/2 starts in the client and server streams.
+    pub fn take_switch(&mut self) -> Option<(Exchange, [u64; 2])> {
+        self.h2c_switch.take().map(|b| *b)
     }
 
     /// Whether the connection was found not to carry HTTP.
@@ -1374,6 +1405,12 @@ impl HttpConn {
             an.push(Anomaly::Tunnel);
         }
         self.pending[idx].anomalies.extend(an);
+        if status == 101
+            && msg.head.field_has_token("upgrade", "h2c")
+            && self.pending[idx].request.as_ref().is_some_and(|q| q.head.field_has_token("upgrade", "h2c"))
+        {
+            self.pending[idx].h2c = true;
+        }
         if tunnel && status != 101 {
             let target = self.pending[idx].request.as_ref().map(|q| String::from_utf8_lossy(q.head.target()).into_owned());
             self.tunnel_sniff = Some(format!("CONNECT {}", target.unwrap_or_default()).into());
@@ -1905,6 +1942,25 @@ impl HttpConn {
         if p.req_lost && !p.anomalies.contains(&Anomaly::NoRequest) {
             p.anomalies.push(Anomaly::NoRequest);
         }
+        if p.h2c
+            && let (Some(q), Some(r)) = (p.request.as_ref(), p.response.as_ref())
+        {
+            // HTTP/2 from here: the exchange goes on as stream 1 of the HTTP/2 handler.
+            let at = [q.stream_offset + q.head.raw.len() as u64 + q.body_wire_len, r.stream_offset + r.head.raw.len() as u64];
+            let ex = Exchange {
+                conn: self.meta,
+                index: self.exchanges,
+                request: p.request,
+                response: p.response,
+                interim: p.interim,
+                anomalies: p.anomalies,
+                tunnel: self.inner.clone(),
+                h2: None,
+            };
+            self.exchanges += 1;
+            self.h2c_switch = Some(Box::new((ex, at)));
+            return;
+        }
         cx.stats.exchanges += 1;
         let mut caps: Vec<Cap> = p.anomalies.iter().filter_map(Anomaly::cap).collect();
         caps.sort_unstable();
@@ -1923,6 +1979,7 @@ impl HttpConn {
             interim: p.interim,
             anomalies: p.anomalies,
             tunnel: self.inner.clone(),
+            h2: None,
         };
         self.exchanges += 1;
         cx.sink.exchange(ex);
