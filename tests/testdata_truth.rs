@@ -509,6 +509,8 @@ const DETERMINISM: &[&str] = &[
     "missing-segment.pcap",
     "ipv4-fragments.pcap",
     "snaplen.pcap",
+    "h2c-prior.pcap",
+    "h2c-upgrade.pcap",
 ];
 
 #[test]

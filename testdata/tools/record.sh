@@ -22,7 +22,7 @@ PY=${PYTHON:-python3}
 
 ALL=(keepalive pipelined chunked-gzip br zstd deflate stacked head continue-100
      status-204-304 close-delimited post-bodies ipv6 connect-upgrade big-body
-     concurrent http10 sse)
+     concurrent http10 sse h2c-prior h2c-upgrade)
 
 if [[ "${1:-}" != "--inside" ]]; then
     if [[ $EUID -ne 0 ]]; then
@@ -37,6 +37,11 @@ if [[ "${1:-}" != "--inside" ]]; then
     if ! "$PY" -c 'import brotli, zstandard' 2>/dev/null; then
         "$PY" -m pip install --quiet brotli zstandard \
             || "$PY" -m pip install --quiet --break-system-packages brotli zstandard
+    fi
+    # hyper-h2 for the h2c Upgrade server (h2_server.py).
+    if ! "$PY" -c 'import h2' 2>/dev/null; then
+        "$PY" -m pip install --quiet h2 \
+            || "$PY" -m pip install --quiet --break-system-packages h2
     fi
     exec timeout 900 unshare -n bash "${BASH_SOURCE[0]}" --inside "$@"
 fi
@@ -75,6 +80,17 @@ record() {
     local srv=$!
     PIDS+=("$srv")
     wait_for "server.py" test -e "$TMP/srv.ready"
+    local h2srv=""
+    if [[ " $ports " == *" 8083 "* ]]; then
+        # The HTTP/2 server for Upgrade: h2c; its log is the server's view.
+        rm -f "$TMP/h2.ready"
+        : >"$slog"
+        timeout 120 "$PY" "$HERE/h2_server.py" --port 8083 --log "$slog" \
+            --ready "$TMP/h2.ready" 2>>"$TMP/server-stderr.log" &
+        h2srv=$!
+        PIDS+=("$h2srv")
+        wait_for "h2_server.py" test -e "$TMP/h2.ready"
+    fi
 
     timeout 120 tcpdump -i lo -s 0 -U -n -Z root -w "$out" "$filter" 2>"$TMP/tcpdump.err" &
     local td=$!
@@ -83,16 +99,18 @@ record() {
     sleep 0.2
 
     local args=(--truth "$truth" --work "$work" --nginx-root "$TMP/www")
-    [[ " $ports " == *" 8081 "* ]] && args+=(--server-log "$slog")
+    [[ " $ports " == *" 8081 "* || " $ports " == *" 8083 "* ]] && args+=(--server-log "$slog")
     [[ " $ports " == *" 8080 "* ]] && args+=(--nginx-log "$TMP/access.log")
     if ! timeout 120 "$PY" "$HERE/client.py" "$name" "${args[@]}"; then
         echo "record.sh: scenario $name failed" >&2
         stop "$td"; stop "$srv"
+        [[ -z $h2srv ]] || stop "$h2srv"
         return 1
     fi
     sleep 0.5
     stop "$td"
     stop "$srv"
+    [[ -z $h2srv ]] || stop "$h2srv"
     printf '%-18s %7d bytes  %s exchanges\n' "$name.pcap" "$(stat -c %s "$out")" \
         "$(($(wc -l <"$truth") - 1))"
 }
@@ -101,6 +119,8 @@ ports_of() {
     case $1 in
         keepalive|big-body|concurrent|http10) echo 8080 ;;
         head|status-204-304|ipv6) echo "8080 8081" ;;
+        h2c-prior) echo 8082 ;;
+        h2c-upgrade) echo 8083 ;;
         *) echo 8081 ;;
     esac
 }

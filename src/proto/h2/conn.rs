@@ -113,11 +113,24 @@ struct Stream {
     start: Ts,
     reset: bool,
     upgraded: bool,
+    /// Position on the connection: streams are numbered as they open (so that entries that
+    /// start together keep the order their streams were opened in), whenever they end.
+    index: u32,
 }
 
 impl Stream {
     fn new(start: Ts) -> Stream {
-        Stream { req: None, resp: None, interim: Vec::new(), anomalies: Vec::new(), pushed_by: None, start, reset: false, upgraded: false }
+        Stream {
+            req: None,
+            resp: None,
+            interim: Vec::new(),
+            anomalies: Vec::new(),
+            pushed_by: None,
+            start,
+            reset: false,
+            upgraded: false,
+            index: 0,
+        }
     }
 
     fn over(&self) -> bool {
@@ -132,8 +145,10 @@ pub struct H2Conn {
     scheme: &'static str,
     dirs: [Dir; 2],
     streams: BTreeMap<u32, Stream>,
-    /// Exchanges handed out so far (positions on the connection).
+    /// Exchanges handed out so far.
     exchanges: u32,
+    /// The position the next stream opened gets.
+    next_index: u32,
     /// GOAWAY's last stream id, per side that sent one.
     goaway: [Option<(u32, u32)>; 2],
     counted: bool,
@@ -152,7 +167,16 @@ impl H2Conn {
             fresh: true,
             clean_start: false,
         };
-        H2Conn { meta, scheme, dirs: [dir(true), dir(false)], streams: BTreeMap::new(), exchanges: 0, goaway: [None; 2], counted: false }
+        H2Conn {
+            meta,
+            scheme,
+            dirs: [dir(true), dir(false)],
+            streams: BTreeMap::new(),
+            exchanges: 0,
+            next_index: 0,
+            goaway: [None; 2],
+            counted: false,
+        }
     }
 
     /// After `Upgrade: h2c` answered 101: `request` (the HTTP/1 request, the exchange's
@@ -165,11 +189,13 @@ impl H2Conn {
             d.clean_start = true;
         }
         c.exchanges = index;
+        c.next_index = index + 1;
         let at = |ts, frame, offset| Chunk { ts, frame, offset, ack: None };
         let first = at(request.first_ts, request.first_frame, request.stream_offset);
         let last = at(request.last_ts, request.last_frame, request.stream_offset);
         let mut s = Stream::new(request.first_ts);
         s.upgraded = true;
+        s.index = index;
         s.interim = interim;
         s.anomalies = anomalies.into_iter().filter(|a| *a != Anomaly::Tunnel).collect();
         s.req = Some(Msg { done: true, given: Some(request), ..Msg::new(Vec::new(), Vec::new(), first, last) });
@@ -594,7 +620,7 @@ impl H2Conn {
                 // Past the cap on streams open at once: this one is written as far as it
                 // got (its headers) and not followed.
                 cx.stats.h2.streams_over_cap += 1;
-                let mut s = Stream::new(first.ts);
+                let mut s = self.open(first.ts);
                 s.anomalies.push(Anomaly::Http2(H2Anomaly::StreamCap));
                 let mut m = Msg::new(pseudo, fields, first, last);
                 m.unknown = problem.is_some();
@@ -606,7 +632,7 @@ impl H2Conn {
                 self.emit(id, s, cx);
                 return;
             }
-            let mut s = Stream::new(first.ts);
+            let mut s = self.open(first.ts);
             if !self.dirs[0].clean_start && self.exchanges == 0 && self.streams.is_empty() {
                 s.anomalies.push(Anomaly::MidStream);
             }
@@ -675,7 +701,7 @@ impl H2Conn {
             cx.stats.h2.streams_over_cap += 1;
             return;
         }
-        let mut s = Stream::new(first.ts);
+        let mut s = self.open(first.ts);
         s.pushed_by = Some(parent);
         if let Some(p) = problem {
             s.anomalies.push(Anomaly::Http2(p));
@@ -686,6 +712,14 @@ impl H2Conn {
         s.req = Some(m);
         self.streams.insert(id, s);
         cx.stats.h2.streams += 1;
+    }
+
+    /// A stream opening now, numbered.
+    fn open(&mut self, start: Ts) -> Stream {
+        let mut s = Stream::new(start);
+        s.index = self.next_index;
+        self.next_index += 1;
+        s
     }
 
     /// DATA bytes of stream `id`.
@@ -955,7 +989,7 @@ impl H2Conn {
         };
         let ex = Exchange {
             conn: self.meta,
-            index: self.exchanges,
+            index: s.index,
             request,
             response,
             interim: s.interim,
