@@ -317,6 +317,10 @@ impl Handler {
                 held.pieces.push((bytes.len(), chunk));
                 *self = Handler::Held(held);
             }
+            detect::Verdict::Http1 if !self.clean_sides()[side as usize] && detect::h2_frames(bytes) => {
+                // HTTP/2 frames on a connection captured from the middle.
+                self.become_h2(side, bytes, chunk, cx);
+            }
             detect::Verdict::Http1 => {
                 self.settle(cx);
                 self.data(side, bytes, chunk, cx);
@@ -325,31 +329,35 @@ impl Handler {
                 cx.stats.detected.tls_connections += 1;
                 *self = Handler::Opaque(Opaque::Tls);
             }
-            detect::Verdict::Http2 => {
-                let meta = match self {
-                    Handler::Detect(h) => h.meta,
-                    Handler::Held(held) => held.http.meta,
-                    _ => return,
-                };
-                let clean = self.clean_sides();
-                let mut h2 = H2Conn::new(meta, "http", &cx.limits.h2);
-                for (k, c) in clean.into_iter().enumerate() {
-                    if c {
-                        h2.clean_start(if k == 0 { Side::Client } else { Side::Server });
-                    }
-                }
-                let held = std::mem::replace(self, Handler::Http2(Box::new(h2)));
-                if let Handler::Held(held) = held {
-                    let Held { side, bytes: hb, pieces, .. } = *held;
-                    let mut at = 0;
-                    for (len, c) in pieces {
-                        self.data(side, &hb[at..at + len], c, cx);
-                        at += len;
-                    }
-                }
-                self.data(side, bytes, chunk, cx);
+            detect::Verdict::Http2 => self.become_h2(side, bytes, chunk, cx),
+        }
+    }
+
+    /// The connection is HTTP/2 (the preface, or frames mid-stream): the HTTP/2 handler takes
+    /// it, with the bytes held for detection first.
+    fn become_h2(&mut self, side: Side, bytes: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) {
+        let meta = match self {
+            Handler::Detect(h) => h.meta,
+            Handler::Held(held) => held.http.meta,
+            _ => return,
+        };
+        let clean = self.clean_sides();
+        let mut h2 = H2Conn::new(meta, "http", &cx.limits.h2);
+        for (k, c) in clean.into_iter().enumerate() {
+            if c {
+                h2.clean_start(if k == 0 { Side::Client } else { Side::Server });
             }
         }
+        let held = std::mem::replace(self, Handler::Http2(Box::new(h2)));
+        if let Handler::Held(held) = held {
+            let Held { side, bytes: hb, pieces, .. } = *held;
+            let mut at = 0;
+            for (len, c) in pieces {
+                self.data(side, &hb[at..at + len], c, cx);
+                at += len;
+            }
+        }
+        self.data(side, bytes, chunk, cx);
     }
 
     /// Which sides were said to be seen from their start (while detecting).

@@ -152,6 +152,10 @@ pub struct H2Conn {
     /// GOAWAY's last stream id, per side that sent one.
     goaway: [Option<(u32, u32)>; 2],
     counted: bool,
+    /// The client's first bytes were the preface.
+    seen_preface: bool,
+    /// A side was captured from the middle.
+    midstream: bool,
 }
 
 impl H2Conn {
@@ -176,6 +180,8 @@ impl H2Conn {
             next_index: 0,
             goaway: [None; 2],
             counted: false,
+            seen_preface: false,
+            midstream: false,
         }
     }
 
@@ -278,16 +284,23 @@ impl H2Conn {
         if d.fresh {
             d.fresh = false;
             let preface = super::super::detect::H2_PREFACE;
-            let starts = match d.st {
-                St::Preface(_) => bytes.len() >= preface.len() && bytes.starts_with(preface) || preface.starts_with(bytes),
-                _ => true,
-            };
-            if !d.clean_start && !starts {
+            let at_preface = matches!(d.st, St::Preface(_));
+            let preface_first = at_preface && (bytes.starts_with(preface) || preface.starts_with(bytes));
+            if preface_first {
+                self.seen_preface = true;
+            }
+            // A side is seen from its start when its SYN was, or when the connection's first
+            // client bytes are the preface (the server's start is then after it).
+            let d = &mut self.dirs[i];
+            let from_start = d.clean_start || preface_first || (i == 1 && self.seen_preface);
+            if !from_start {
                 // Seen from the middle: frame boundaries and the table are unknown.
                 cx.stats.h2.midstream_sides += 1;
+                self.midstream = true;
                 d.hpack.lose_state();
                 d.st = St::Lost { scanned: 0 };
-            } else if !starts {
+            } else if at_preface && !preface_first {
+                // A client that starts without the preface: find frames if there are any.
                 d.st = St::Lost { scanned: 0 };
             }
         }
@@ -537,8 +550,11 @@ impl H2Conn {
             Frame::GoAway { last_stream, code } => {
                 cx.stats.h2.goaways += 1;
                 self.goaway[i] = Some((last_stream, code));
-                // Streams the sender will not process, and with an error, every open stream.
-                let ids: Vec<u32> = self.streams.keys().copied().filter(|&id| id > last_stream || code != 0).collect();
+                // Streams the sender will not process (those its peer opened, odd ids for the
+                // client's, even for pushed ones, past the last one named), and with an
+                // error, every open stream.
+                let peer_opened = |id: u32| (id % 2 == 1) == (i == 1);
+                let ids: Vec<u32> = self.streams.keys().copied().filter(|&id| (peer_opened(id) && id > last_stream) || code != 0).collect();
                 for id in ids {
                     if let Some(s) = self.streams.get_mut(&id) {
                         s.anomalies.push(Anomaly::Http2(H2Anomaly::GoAway { by_server: i == 1, code, last_stream }));
@@ -633,7 +649,8 @@ impl H2Conn {
                 return;
             }
             let mut s = self.open(first.ts);
-            if !self.dirs[0].clean_start && self.exchanges == 0 && self.streams.is_empty() {
+            if self.midstream {
+                // Any stream may have begun before the capture (its table entries too).
                 s.anomalies.push(Anomaly::MidStream);
             }
             self.streams.insert(id, s);
