@@ -19,6 +19,7 @@ const TARGETS: &[Target] = &[
     ("bodies", apitool_fuzz::bodies),
     ("keylog", apitool_fuzz::keylog),
     ("ws", apitool_fuzz::ws),
+    ("h2", apitool_fuzz::h2),
 ];
 
 fn inputs(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -25,15 +25,20 @@
 //!
 //! Switches later in a connection stay inside the handler that sees them: CONNECT answered
 //! 2xx and SOCKS preambles are followed by the HTTP/1 handler (`http1::tunnel`); `Upgrade:
-//! h2c` and `Upgrade: websocket` answered 101 are recorded as the exchange that asked for
-//! them, and the connection becomes a tunnel.
+//! websocket` answered 101 is recorded as the exchange that asked for it, and the connection
+//! becomes a tunnel. `Upgrade: h2c` answered 101 is the one switch of handler: the HTTP/1
+//! handler reports it ([`HttpConn::switch_pending`]) and hands over the exchange and where
+//! HTTP/2 starts in each stream; this handler becomes [`Handler::Http2`] and feeds it the
+//! rest of the bytes. A side captured from the middle whose first bytes are HTTP/2 frames
+//! ([`detect::h2_frames`]) goes to the HTTP/2 handler too.
 //!
 //! Parsers waiting for their handlers: [`ws`] (WebSocket frames, permessage-deflate) and [`sse`]
 //! (server-sent events, used by the HAR writer for `text/event-stream` bodies).
 //!
-//! Handlers now: [`Handler::Http1`] (`http1::HttpConn`), and for TLS and HTTP/2 connections a
-//! handler that recognizes them and counts them in [`Detected`] without decoding: their
-//! bytes are not fed to the HTTP/1 parser, and reassembly stops for them.
+//! Handlers now: [`Handler::Http1`] (`http1::HttpConn`), [`Handler::Http2`] (`h2::H2Conn`),
+//! and for TLS connections a handler that recognizes them and counts them in [`Detected`]
+//! without decoding: their bytes are not fed to the HTTP/1 parser, and reassembly stops for
+//! them.
 
 pub mod detect;
 pub mod h2;
