@@ -380,3 +380,32 @@ fn bad_frames_never_panic() {
     assert!(stats.h2.frame_errors >= 4, "{:?}", stats.h2);
     assert!(out.iter().all(|e| e.request.is_none() || e.request.as_ref().unwrap().head.method().is_empty()));
 }
+
+#[test]
+fn an_h2_stream_makes_the_witness_its_http1_twin_makes() {
+    use crate::ir::build::{WitnessBuilder, WitnessOptions};
+    use crate::proto::http1::{Message, head};
+    let (out, _) = play(&conversation(), 100_000, Limits::default());
+    let h2 = out.iter().find(|e| e.h2.as_ref().unwrap().stream == 3).unwrap().clone();
+    // The same exchange in HTTP/1.1: absolute-form target (no Host field, as HTTP/2 has
+    // none), the same fields, bodies and times.
+    let q = h2.request.as_ref().unwrap();
+    let r = h2.response.as_ref().unwrap();
+    let req = head::parse(b"POST http://example.test:8080/submit HTTP/1.1\r\ncontent-type: application/json\r\n\r\n".to_vec(), true, 100)
+        .unwrap();
+    let resp = head::parse(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(), false, 100).unwrap();
+    let mut h1 = h2.clone();
+    h1.h2 = None;
+    h1.request = Some(Message { head: req, ..q.clone() });
+    h1.response = Some(Message { head: resp, ..r.clone() });
+    let text = |ex: &Exchange| {
+        let mut b = WitnessBuilder::new(WitnessOptions::default());
+        let w = b.build(ex).expect("a witness").to_pb();
+        crate::ir::body::flat_text(&w)
+    };
+    let (a, b) = (text(&h2), text(&h1));
+    for want in [r#"host: "example.test:8080""#, r#"method: "POST""#, "content_type: JSON", "response_code: 204"] {
+        assert!(a.contains(want), "{want} in\n{a}");
+    }
+    assert_eq!(a, b);
+}
