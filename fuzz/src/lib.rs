@@ -23,7 +23,7 @@
 //! - [`keylog`]: a TLS key log read as two sources: every line accounted for, caps held, no
 //!   problem message showing the input.
 //! - [`h2`]: HTTP/2 frames and HPACK blocks, raw or described: table and list caps held,
-//!   the handler's held bytes bounded, bodies within the cap.
+//!   the handler's held bytes bounded, bodies within the cap; and gRPC message framing.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -939,6 +939,17 @@ pub fn h2(data: &[u8]) {
     let [settings, seed, rest @ ..] = data else { return };
     let table = [0usize, 64, 256, 4096][(settings >> 2) as usize & 3];
     let list = [64usize, 1024, 1 << 16][(settings >> 4) as usize % 3];
+    if settings & 0x40 != 0 {
+        // gRPC framing: messages never more than the budget, every byte accounted for.
+        let enc: &[&[u8]] = &[b"gzip", b"deflate", b"identity", b"snappy"];
+        let budget = [0usize, 100, 1 << 16][(settings >> 4) as usize % 3];
+        let side = apitool::proto::h2::grpc::split(rest, Some(enc[*seed as usize % 4]), budget);
+        let kept: usize = side.messages.iter().map(|m| m.data.len()).sum();
+        assert!(kept <= budget, "{kept} kept over the budget {budget}");
+        let framed: u64 = side.messages.iter().map(|m| 5 + m.length as u64).sum();
+        assert!(framed + side.trailing <= rest.len() as u64);
+        return;
+    }
     match settings & 3 {
         0 => {
             let mut d = Decoder::new(table);

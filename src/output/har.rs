@@ -346,6 +346,9 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
     }
     if let Some(h2) = ex.h2.as_deref() {
         write_h2(out, h2);
+        if let Some(g) = h2.grpc.as_deref() {
+            write_grpc(out, g);
+        }
     }
     if !ex.interim.is_empty() {
         out.extend_from_slice(b",\"interimStatus\":[");
@@ -423,6 +426,53 @@ fn write_h2(out: &mut Vec<u8>, h2: &crate::proto::h2::H2Facts) {
     }
     if h2.upgraded {
         out.extend_from_slice(b",\"upgraded\":true");
+    }
+    out.push(b'}');
+}
+
+/// `_apitool.grpc`: the call's `service` and `method` (from the path), its `requests` and
+/// `responses` as `{"length", "compressed", "data"}` (the message decompressed, in base64;
+/// `error` when it could not be decompressed, `truncated` when cut at `--max-body`),
+/// `requestsDropped`/`responsesDropped` past 10,000 each, and the `status` and `message`
+/// of the response's `grpc-status`/`grpc-message` (`null` when it sent none).
+fn write_grpc(out: &mut Vec<u8>, g: &crate::proto::h2::grpc::Grpc) {
+    out.extend_from_slice(b",\"grpc\":{\"service\":");
+    write_str(out, &g.service);
+    out.extend_from_slice(b",\"method\":");
+    write_str(out, &g.method);
+    for (name, side) in [("requests", &g.requests), ("responses", &g.responses)] {
+        let _ = write!(out, ",\"{name}\":[");
+        for (i, m) in side.messages.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let _ = write!(out, "{{\"length\":{},\"compressed\":{},\"data\":\"", m.length, m.compressed);
+            out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(&m.data).as_bytes());
+            out.push(b'"');
+            if let Some(e) = &m.error {
+                out.extend_from_slice(b",\"error\":");
+                write_str(out, e);
+            }
+            if m.truncated {
+                out.extend_from_slice(b",\"truncated\":true");
+            }
+            out.push(b'}');
+        }
+        out.push(b']');
+        if side.dropped > 0 {
+            let _ = write!(out, ",\"{name}Dropped\":{}", side.dropped);
+        }
+    }
+    match g.status {
+        Some(st) => {
+            let _ = write!(out, ",\"status\":{st}");
+        }
+        None => out.extend_from_slice(b",\"status\":null"),
+    }
+    out.extend_from_slice(b",\"message\":");
+    match &g.message {
+        Some(m) => write_str(out, m),
+        None => out.extend_from_slice(b"null"),
     }
     out.push(b'}');
 }

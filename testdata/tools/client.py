@@ -712,7 +712,7 @@ def sc_h2c_upgrade(sc):
     # upgraded: the request is HTTP/1.1, its response stream 1 of HTTP/2.
     for url, opts, notes in [(H2UP + "/gzip/9000", ["--compressed"], "http2;upgrade;gzip;multi-segment"),
                              (H2UP + "/text/300", [], "http2;upgrade"),
-                             (H2UP + "/echo", ["--data-binary", "@" + post], "http2;upgrade;post"),
+                             (H2UP + "/echo", ["--data-binary", "@" + post, "-H", "Content-Type: application/octet-stream"], "http2;upgrade;post"),
                              (H2UP + "/nothing", [], "http2;upgrade;404")]:
         sc.curl([(url, opts, notes)], common=common)
     # The h2 server's log: the same streams, statuses and decoded bodies.

@@ -996,6 +996,23 @@ impl H2Conn {
         }
         let (request, req_pseudo) = request.map_or((None, Vec::new()), |(m, p)| (Some(m), p));
         let (response, resp_pseudo) = response.map_or((None, Vec::new()), |(m, p)| (Some(m), p));
+        let grpc = request.as_ref().and_then(|q| {
+            let path = req_pseudo.iter().find(|(n, _)| n == b":path").map_or(&b""[..], |(_, v)| v.as_slice());
+            super::grpc::Grpc::of(path, q, response.as_ref(), cx.limits.http.max_body)
+        });
+        if let Some(g) = grpc.as_ref() {
+            cx.stats.h2.grpc_calls += 1;
+            for (response, side) in [(false, &g.requests), (true, &g.responses)] {
+                if side.trailing > 0 {
+                    s.anomalies.push(Anomaly::Http2(H2Anomaly::GrpcIncomplete { response, bytes: side.trailing }));
+                }
+                for m in side.messages.iter().filter(|m| m.error.is_some()) {
+                    cx.stats.http.decode_errors += 1;
+                    s.anomalies
+                        .push(Anomaly::DecodeError { response, error: format!("gRPC message: {}", m.error.as_deref().unwrap_or("")) });
+                }
+            }
+        }
         let facts = H2Facts {
             stream: id,
             scheme: self.scheme,
@@ -1003,6 +1020,7 @@ impl H2Conn {
             response_pseudo: resp_pseudo,
             pushed_by: s.pushed_by,
             upgraded: s.upgraded,
+            grpc: grpc.map(Box::new),
         };
         let ex = Exchange {
             conn: self.meta,

@@ -12,6 +12,7 @@
 
 pub mod conn;
 pub mod frame;
+pub mod grpc;
 pub mod hpack;
 pub mod huffman_table;
 
@@ -66,6 +67,8 @@ pub struct H2Stats {
     pub orphan_data_bytes: u64,
     /// The largest SETTINGS_HEADER_TABLE_SIZE seen.
     pub settings_table_size: u64,
+    /// Streams that were gRPC calls.
+    pub grpc_calls: u64,
 }
 
 impl std::ops::AddAssign for H2Stats {
@@ -88,6 +91,7 @@ impl std::ops::AddAssign for H2Stats {
         self.bytes_not_parsed += b.bytes_not_parsed;
         self.orphan_data_bytes += b.orphan_data_bytes;
         self.settings_table_size = self.settings_table_size.max(b.settings_table_size);
+        self.grpc_calls += b.grpc_calls;
     }
 }
 
@@ -104,6 +108,8 @@ pub struct H2Facts {
     pub pushed_by: Option<u32>,
     /// Stream 1 after `Upgrade: h2c`: its request is the HTTP/1.1 one.
     pub upgraded: bool,
+    /// A gRPC call (`content-type: application/grpc*`): its messages and status.
+    pub grpc: Option<Box<grpc::Grpc>>,
 }
 
 impl H2Facts {
@@ -131,6 +137,11 @@ pub enum H2Anomaly {
         code: u32,
         last_stream: u32,
     },
+    /// A gRPC body that does not end on a whole message (cut short, or truncated).
+    GrpcIncomplete {
+        response: bool,
+        bytes: u64,
+    },
 }
 
 impl std::fmt::Display for H2Anomaly {
@@ -145,6 +156,10 @@ impl std::fmt::Display for H2Anomaly {
             }
             H2Anomaly::GoAway { by_server, code, last_stream } => {
                 write!(f, "HTTP/2 GOAWAY from the {} ({}, last stream {last_stream})", who(by_server), frame::error_name(*code))
+            }
+            H2Anomaly::GrpcIncomplete { response, bytes } => {
+                let side = if *response { "response" } else { "request" };
+                write!(f, "{side}: gRPC body ends with {bytes} bytes that are not a whole message")
             }
         }
     }

@@ -409,3 +409,58 @@ fn an_h2_stream_makes_the_witness_its_http1_twin_makes() {
     }
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_grpc_call_has_its_messages_and_status() {
+    use Side::{Client as C, Server as S};
+    let msg = |compressed: bool, data: &[u8]| {
+        let mut b = vec![compressed as u8];
+        b.extend((data.len() as u32).to_be_bytes());
+        b.extend_from_slice(data);
+        b
+    };
+    let mut c = H2_PREFACE.to_vec();
+    let mut req = vec![0x83, 0x86];
+    req.extend(block(
+        &[
+            (":path", "/pkg.Users/Get"),
+            (":authority", "h:50051"),
+            ("content-type", "application/grpc"),
+            ("grpc-encoding", "gzip"),
+            ("te", "trailers"),
+        ],
+        false,
+    ));
+    c.extend(frame(HEADERS, END_HEADERS, 1, &req));
+    c.extend(frame(DATA, END_STREAM, 1, &msg(true, &gzip(b"\x0a\x03ana"))));
+    let mut s = frame(HEADERS, END_HEADERS, 1, &{
+        let mut b = vec![0x88];
+        b.extend(block(&[("content-type", "application/grpc")], false));
+        b
+    });
+    let mut body = msg(false, b"\x08\x01");
+    body.extend(msg(false, b"\x08\x02"));
+    s.extend(frame(DATA, 0, 1, &body));
+    s.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &block(&[("grpc-status", "5"), ("grpc-message", "no%20such%20user")], false)));
+    let (out, stats) = play(&[Ev::Data(C, c), Ev::Data(S, s)], 5, Limits::default());
+    assert_eq!(out.len(), 1);
+    let g = out[0].h2.as_ref().unwrap().grpc.as_deref().expect("a gRPC call");
+    assert_eq!((g.service.as_str(), g.method.as_str()), ("pkg.Users", "Get"));
+    assert_eq!(g.requests.messages.len(), 1);
+    assert_eq!(g.requests.messages[0].data, b"\x0a\x03ana");
+    assert!(g.requests.messages[0].compressed);
+    assert_eq!(g.responses.messages.iter().map(|m| m.data.clone()).collect::<Vec<_>>(), [b"\x08\x01".to_vec(), b"\x08\x02".to_vec()]);
+    assert_eq!((g.status, g.message.as_deref()), (Some(5), Some("no such user")));
+    assert_eq!(stats.h2.grpc_calls, 1);
+    let mut b = Vec::new();
+    har::write_entry(&mut b, &out[0]);
+    let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let x = &v["_apitool"]["grpc"];
+    assert_eq!(x["service"], "pkg.Users");
+    assert_eq!(x["requests"][0]["data"], "CgNhbmE=");
+    assert_eq!(x["requests"][0]["compressed"], true);
+    assert_eq!(x["responses"][1]["length"], 2);
+    assert_eq!((x["status"].as_u64(), x["message"].as_str()), (Some(5), Some("no such user")));
+    // The body as sent stays in the HAR (prefix form).
+    assert_eq!(v["response"]["content"]["size"], 14);
+}
