@@ -353,6 +353,22 @@ pub struct CapArgs {
     /// the standard port 37008.
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub tzsp_port: Option<u16>,
+
+    /// Largest HTTP/2 header list of one message (name + value + 32 bytes per field, as
+    /// RFC 9113 counts) and header block held; past it the message's fields are dropped and
+    /// marked.
+    #[arg(long, value_name = "SIZE", default_value = "256KiB", value_parser = parse_size)]
+    pub h2_max_header_list: usize,
+
+    /// HTTP/2 streams open at once on one connection; past it new streams are written with
+    /// their headers only and marked.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub h2_max_streams: usize,
+
+    /// HPACK dynamic table kept per direction of an HTTP/2 connection; header blocks that
+    /// use entries past it are marked as not decodable (never guessed).
+    #[arg(long, value_name = "SIZE", default_value = "64KiB", value_parser = parse_size)]
+    pub h2_max_table: usize,
 }
 
 impl CapArgs {
@@ -386,6 +402,11 @@ impl CapArgs {
                 max_body: self.max_body,
                 max_bodies_total: self.max_bodies_total,
                 max_messages: self.max_messages,
+            },
+            h2: crate::proto::h2::H2Limits {
+                max_header_list: self.h2_max_header_list,
+                max_streams: self.h2_max_streams.max(1),
+                max_table: self.h2_max_table,
             },
             threads: self.threads,
             order_window_ns: (self.order_window * 1e9) as i64,
@@ -1039,7 +1060,21 @@ pub fn human_summary_styled(s: &Summary, target: &Path, style: SummaryStyle) -> 
     note!(t.stray_syns, "SYN{|s} contradicting a live connection, ignored");
     note!(t.rst_ignored, "RST{|s} not honoured because the connection went on");
     note!(s.protocols.tls_connections, "TLS connection{|s} not decrypted (decryption is not supported yet)");
-    note!(s.protocols.http2_connections, "HTTP/2 connection{|s} not parsed yet");
+    let h2 = &s.h2;
+    note!(h2.connections, "HTTP/2 connection{|s}");
+    note!(h2.header_blocks_unknown, "HTTP/2 header block{|s} not decodable after lost data (HPACK table unknown; fields marked unknown)");
+    note!(h2.hpack_errors, "malformed HTTP/2 header block{|s}");
+    note!(h2.header_lists_over_cap, "HTTP/2 header list{|s} over the cap (--h2-max-header-list)");
+    note!(h2.streams_over_cap, "HTTP/2 stream{|s} past the open-stream cap (--h2-max-streams), not followed");
+    note!(h2.frame_errors, "malformed HTTP/2 frame{|s}");
+    note!(h2.frames_skipped, "HTTP/2 frame{|s} too large to hold, skipped");
+    note!(h2.resets, "HTTP/2 stream{|s} reset (RST_STREAM)");
+    note!(h2.goaways, "HTTP/2 GOAWAY{|s}");
+    note!(h2.pushed, "HTTP/2 pushed stream{|s}");
+    note!(h2.sides_lost, "HTTP/2 direction{|s} whose frame boundaries were lost at a gap");
+    note!(h2.midstream_sides, "HTTP/2 direction{|s} captured from the middle");
+    note!(h2.bytes_not_parsed, "HTTP/2 byte{|s} skipped while finding frames again");
+    note!(h2.orphan_data_bytes, "HTTP/2 DATA byte{|s} of streams not known (begun before the capture or not followed)");
     let h = &s.http;
     note!(h.non_http_connections, "connection{|s} that {is|are} not HTTP/1.x (ignored)");
     note!(h.no_response, "request{|s} without a response");
@@ -1162,7 +1197,25 @@ mod tests {
             *c = 1;
         }
         s.protocols.tls_connections = 1;
-        s.protocols.http2_connections = 1;
+        let h2 = &mut s.h2;
+        for c in [
+            &mut h2.connections,
+            &mut h2.header_blocks_unknown,
+            &mut h2.hpack_errors,
+            &mut h2.header_lists_over_cap,
+            &mut h2.streams_over_cap,
+            &mut h2.frame_errors,
+            &mut h2.frames_skipped,
+            &mut h2.resets,
+            &mut h2.goaways,
+            &mut h2.pushed,
+            &mut h2.sides_lost,
+            &mut h2.midstream_sides,
+            &mut h2.bytes_not_parsed,
+            &mut h2.orphan_data_bytes,
+        ] {
+            *c = 1;
+        }
         s.entries = 1;
         s.entries_with_anomalies = 1;
         s.entries_out_of_order = 1;
@@ -1170,7 +1223,7 @@ mod tests {
         s.har_redactions = 1;
         let text = human_summary(&s, Path::new("-"));
         // The totals, then one line per counter (gaps and resynchronisations carry their bytes).
-        assert_eq!(text.lines().count(), 1 + 7 + (14 - 1) + 2 + (19 - 2) + 4, "{text}");
+        assert_eq!(text.lines().count(), 1 + 7 + (14 - 1) + 1 + 14 + (19 - 2) + 4, "{text}");
         let plural_after_one = regex::Regex::new(r"\b1 [A-Za-z()/-]*(s|es|ies)\b").unwrap();
         for line in text.lines() {
             // Words ending in s that are singular.
@@ -1187,7 +1240,7 @@ mod tests {
             "1 body that failed",
             "1 connection that is not",
             "1 TLS connection not decrypted",
-            "1 HTTP/2 connection not parsed",
+            "1 HTTP/2 connection\n",
             "1 gap in TCP streams (1 byte never",
             "1 resynchronisation on",
             "standard output",

@@ -48,6 +48,8 @@ use crate::wire::{self, Decoded, Skip, TcpSegment};
 pub struct Config {
     pub flow: FlowLimits,
     pub http: HttpLimits,
+    /// HTTP/2 caps (header list, open streams, HPACK table).
+    pub h2: crate::proto::h2::H2Limits,
     pub defrag: DefragLimits,
     /// Link and tunnel decoding (TZSP on a port of the user's choosing).
     pub wire: wire::WireOptions,
@@ -95,6 +97,7 @@ impl Default for Config {
         Config {
             flow: FlowLimits::default(),
             http: HttpLimits::default(),
+            h2: crate::proto::h2::H2Limits::default(),
             defrag: DefragLimits::default(),
             wire: wire::WireOptions::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -138,6 +141,8 @@ pub struct Summary {
     pub http: HttpStats,
     /// Connections of protocols recognized but not decoded yet.
     pub protocols: crate::proto::Detected,
+    /// HTTP/2 connections and their streams' troubles.
+    pub h2: crate::proto::h2::H2Stats,
     pub entries: u64,
     pub entries_with_anomalies: u64,
     /// Entries written after a later-starting one (capture time going backwards).
@@ -1077,7 +1082,15 @@ impl<'c> Engine<'c> {
         let sink = || EntrySink { cap: (cfg.reorder_mem / t).max(1), ..EntrySink::with_output(har, witness, &cfg.output) };
         let sinks: Sinks = (0..t).map(|_| Mutex::new(sink())).collect();
         let n = shard_count(cfg);
-        let shards = (0..n).map(|_| Shard::new(cfg.flow, cfg.http, Handoff { queue: Vec::new(), sinks: sinks.clone() })).collect();
+        let shards = (0..n)
+            .map(|_| {
+                Shard::new(
+                    cfg.flow,
+                    crate::proto::Limits { http: cfg.http, h2: cfg.h2 },
+                    Handoff { queue: Vec::new(), sinks: sinks.clone() },
+                )
+            })
+            .collect();
         let reorder = Reorder::new(cfg.reorder_mem, EntrySink::framed(har, witness, &cfg.output));
         Engine { cfg, pool, shards, sinks, reorder, summary: Summary::default(), out }
     }
@@ -1255,6 +1268,7 @@ impl<'c> Engine<'c> {
             add_flow(&mut s.tcp, &sh.stats);
             add_http(&mut s.http, &sh.proto_stats.http);
             s.protocols += sh.proto_stats.detected;
+            s.h2 += sh.proto_stats.h2;
         }
         s.entries_out_of_order = self.reorder.out_of_order;
         s.entries_spilled = self.sinks.iter().map(|s| lock(s).spilled_total).sum();
@@ -1817,6 +1831,8 @@ mod tests {
             interim: vec![],
             anomalies: vec![],
             tunnel: None,
+            websocket: None,
+            h2: None,
         };
         let mut sink = EntrySink { cap: 64 << 20, ..EntrySink::default() };
         sink.exchange(ex());

@@ -22,6 +22,8 @@
 //! - [`witness`]: a protobuf-encoded witness: hash, text form, and the text form read back.
 //! - [`keylog`]: a TLS key log read as two sources: every line accounted for, caps held, no
 //!   problem message showing the input.
+//! - [`h2`]: HTTP/2 frames and HPACK blocks, raw or described: table and list caps held,
+//!   the handler's held bytes bounded, bodies within the cap; and gRPC message framing.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -691,6 +693,7 @@ fn converters() -> &'static [Converter; 2] {
                 ..FlowLimits::default()
             },
             http: HttpLimits { max_head: 1024, max_headers: 32, max_body: 2048, ..HttpLimits::default() },
+            h2: apitool::proto::h2::H2Limits { max_header_list: 4096, max_streams: 8, max_table: 256 },
             defrag: DefragLimits { max_datagrams: 4, max_bytes: 16_384, timeout_ns: 1_000_000_000 },
             // TZSP on a port of the user's choosing too, as `--tzsp-port 31337` gives it.
             wire: apitool::wire::WireOptions { tzsp_port: 31337 },
@@ -947,7 +950,7 @@ pub fn ws_conn(data: &[u8]) {
     ][*settings as usize & 3];
     let max_messages = [0usize, 1, 5, 10_000][(settings >> 2) as usize & 3];
     let max_body = [0usize, 10, 1 << 16, 16 << 20][(settings >> 4) as usize & 3];
-    let limits = Limits { http: HttpLimits { max_messages, max_body, max_bodies_total: 1 << 12, ..HttpLimits::default() } };
+    let limits = Limits { http: HttpLimits { max_messages, max_body, max_bodies_total: 1 << 12, ..HttpLimits::default() }, ..Limits::default() };
     let ep = |port| Endpoint { ip: [0; 16], port, v6: false };
     let mut h = Handler::new(ConnMeta { id: 1, client: ep(40000), server: ep(80), syn_ts: None, established_ts: None });
     h.clean_start(Side::Client);
@@ -991,4 +994,129 @@ pub fn ws_conn(data: &[u8]) {
     apitool::output::har::write_entry(&mut entry, &out[0]);
     let v: serde_json::Value = serde_json::from_slice(&entry).expect("the entry is JSON");
     assert_eq!(v["_resourceType"], "websocket");
+}
+
+// h2
+
+/// HTTP/2: frames and HPACK. The first byte picks the mode and the caps, the second seeds the
+/// piece sizes. Mode 0: the rest are HPACK header blocks (a length byte before each) for one
+/// decoder: the table never holds more than its cap, a block's fields never more than the
+/// list cap. Mode 1: the rest is both sides of a connection, raw (after the client preface),
+/// cut at arbitrary points with gaps. Mode 2: the rest is frames described compactly (type,
+/// flags, stream, length, then the payload), so that deep states come quickly. In modes 1
+/// and 2 the handler's held bytes stay under a bound made of the caps, and no body is kept
+/// past `--max-body`.
+pub fn h2(data: &[u8]) {
+    use apitool::proto::h2::H2Limits;
+    use apitool::proto::h2::hpack::Decoder;
+    use apitool::proto::{Handler, Limits, Stats};
+    let [settings, seed, rest @ ..] = data else { return };
+    let table = [0usize, 64, 256, 4096][(settings >> 2) as usize & 3];
+    let list = [64usize, 1024, 1 << 16][(settings >> 4) as usize % 3];
+    if settings & 0x40 != 0 {
+        // gRPC framing: messages never more than the budget, every byte accounted for.
+        let enc: &[&[u8]] = &[b"gzip", b"deflate", b"identity", b"snappy"];
+        let budget = [0usize, 100, 1 << 16][(settings >> 4) as usize % 3];
+        let side = apitool::proto::h2::grpc::split(rest, Some(enc[*seed as usize % 4]), budget);
+        let kept: usize = side.messages.iter().map(|m| m.data.len()).sum();
+        assert!(kept <= budget, "{kept} kept over the budget {budget}");
+        let framed: u64 = side.messages.iter().map(|m| 5 + m.length as u64).sum();
+        assert!(framed + side.trailing <= rest.len() as u64);
+        return;
+    }
+    match settings & 3 {
+        0 => {
+            let mut d = Decoder::new(table);
+            let mut rest = rest;
+            while let [n, tail @ ..] = rest {
+                let n = (*n as usize).min(tail.len());
+                let (block, tail) = tail.split_at(n);
+                rest = tail;
+                let mut out = Vec::new();
+                if d.decode(block, list, &mut out).is_ok() {
+                    let size: usize = out.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+                    assert!(size <= list, "{size} over the list cap {list}");
+                } else {
+                    assert!(out.is_empty());
+                }
+                assert!(d.held_bytes() <= table.max(0), "table {} over its cap {table}", d.held_bytes());
+            }
+        }
+        mode => {
+            let stream: Vec<u8> = if mode == 1 { rest.to_vec() } else { frames_from(rest) };
+            let limits = Limits {
+                http: HttpLimits { max_body: 1000, ..HttpLimits::default() },
+                h2: H2Limits { max_header_list: list, max_streams: 8, max_table: table },
+            };
+            let mut stats = Stats::default();
+            let mut out: Vec<Exchange> = Vec::new();
+            let meta = ConnMeta { id: 1, client: ep(1), server: ep(2), syn_ts: Some(Ts(0)), established_ts: None };
+            let mut h = Handler::new(meta);
+            h.clean_start(Side::Client);
+            h.clean_start(Side::Server);
+            let mut rng = *seed as u32 | 1;
+            let mut next = move || {
+                rng ^= rng << 13;
+                rng ^= rng >> 17;
+                rng ^= rng << 5;
+                rng
+            };
+            let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+            let mut offs = [0u64; 2];
+            let mut k = 0;
+            {
+                let mut cx = apitool::proto::Ctx { limits: &limits, stats: &mut stats, sink: &mut out };
+                h.data(Side::Client, preface, Chunk { ts: Ts(0), frame: 0, offset: 0, ack: None }, &mut cx);
+                offs[0] = preface.len() as u64;
+            }
+            let mut s = &stream[..];
+            while !s.is_empty() {
+                let r = next();
+                let n = (r as usize % 200 + 1).min(s.len());
+                let side = if r & 0x100 != 0 { Side::Server } else { Side::Client };
+                let i = side as usize;
+                k += 1;
+                let mut cx = apitool::proto::Ctx { limits: &limits, stats: &mut stats, sink: &mut out };
+                if r % 23 == 0 {
+                    h.gap(side, n as u64, Ts(k), None, &mut cx);
+                } else {
+                    h.data(side, &s[..n], Chunk { ts: Ts(k), frame: k as u64, offset: offs[i], ack: None }, &mut cx);
+                }
+                offs[i] += n as u64;
+                s = &s[n..];
+                // Frames being collected (at most the list cap and a frame header), the search
+                // after lost boundaries (1 MiB and two headers), bodies, tables.
+                let bound = 2 * (list + (16 << 10) + 2048) + 2 * ((1 << 20) + 64) + 2 * table + 8 * 2 * (1000 + (64 << 10) + (64 << 10));
+                assert!(h.buffered_bytes() <= bound, "{} held, bound {bound}", h.buffered_bytes());
+            }
+            let mut cx = apitool::proto::Ctx { limits: &limits, stats: &mut stats, sink: &mut out };
+            h.end(true, Ts(k + 1), None, &mut cx);
+            for ex in &out {
+                for m in ex.request.iter().chain(ex.response.iter()) {
+                    assert!(m.body.len() <= 1000 || m.body_is_encoded, "body of {} over the cap", m.body.len());
+                }
+            }
+        }
+    }
+}
+
+fn ep(port: u16) -> Endpoint {
+    Endpoint { ip: [0; 16], port, v6: false }
+}
+
+/// Frames from a compact description: per frame a type byte (mod 10), flags, a stream byte
+/// (stream id = the byte, so 0 and odd and even ids come), a length byte, then that many
+/// payload bytes.
+fn frames_from(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let [kind, flags, stream, len, tail @ ..] = b {
+        let n = (*len as usize).min(tail.len());
+        out.extend_from_slice(&(n as u32).to_be_bytes()[1..]);
+        out.push(kind % 10);
+        out.push(*flags);
+        out.extend_from_slice(&(*stream as u32).to_be_bytes());
+        out.extend_from_slice(&tail[..n]);
+        b = &tail[n..];
+    }
+    out
 }

@@ -20,6 +20,7 @@ const TARGETS: &[Target] = &[
     ("keylog", apitool_fuzz::keylog),
     ("ws", apitool_fuzz::ws),
     ("ws_conn", apitool_fuzz::ws_conn),
+    ("h2", apitool_fuzz::h2),
 ];
 
 fn inputs(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -475,13 +475,19 @@ fn tls_and_h2c_connections_are_counted_and_no_longer_reassembled() {
         sh.segment(&seg(3, true, 101, 501, a, first));
         sh.segment(&seg(4, true, 101 + first.len() as u32 + 10, 501, a, b"GET / HTTP/1.1\r\n\r\n"));
         sh.segment(&seg(5, false, 501, 101, a, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
-        assert_eq!(sh.buffered_bytes(), 0);
-        assert_eq!(sh.handler_buffered_bytes(), 0);
+        if tls {
+            assert_eq!(sh.buffered_bytes(), 0);
+            assert_eq!(sh.handler_buffered_bytes(), 0);
+        }
         sh.finish(Ts(10_000));
         assert!(sh.sink.0.is_empty(), "{:?}", sh.sink.0);
         let d = sh.proto_stats.detected;
-        assert_eq!((d.tls_connections, d.http2_connections), if tls { (1, 0) } else { (0, 1) });
+        // TLS is not decrypted: counted, not reassembled. HTTP/2 goes to its handler (which
+        // reads the bytes after the hole as frames: nothing that makes an exchange).
+        assert_eq!((d.tls_connections, sh.proto_stats.h2.connections), if tls { (1, 0) } else { (0, 1) });
         assert_eq!(sh.proto_stats.http.requests + sh.proto_stats.http.resyncs + sh.proto_stats.http.non_http_connections, 0);
-        assert_eq!(sh.stats.out_of_order_segments, 0);
+        if tls {
+            assert_eq!(sh.stats.out_of_order_segments, 0);
+        }
     }
 }

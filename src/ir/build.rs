@@ -321,7 +321,9 @@ impl WitnessBuilder {
             latency = ((resp.first_ts.0 - req.last_ts.0).max(0) as f64 / 1e6) as f32;
         }
 
-        let host = match req.head.field("host").map(trim).filter(|h| !h.is_empty()).or(authority) {
+        // HTTP/2: `:authority` stands for Host.
+        let h2_authority = ex.h2.as_deref().and_then(|h| h.request(":authority")).filter(|h| !h.is_empty());
+        let host = match h2_authority.or(req.head.field("host").map(trim).filter(|h| !h.is_empty())).or(authority) {
             Some(h) => self.spare.string(&String::from_utf8_lossy(h)),
             None => ex.conn.server.to_string(),
         };
@@ -621,6 +623,7 @@ mod tests {
             anomalies: vec![],
             tunnel: None,
             websocket: None,
+            h2: None,
         }
     }
 

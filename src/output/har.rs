@@ -314,7 +314,7 @@ fn write_skeleton<'a>(parts: &mut EntryParts<'a>, ex: &'a Exchange) {
     out.extend_from_slice(b",\"request\":");
     write_request(out, holes, exact, ex, req);
     out.extend_from_slice(b",\"response\":");
-    write_response(out, holes, exact, resp);
+    write_response(out, holes, exact, resp, ex.h2.is_some());
     out.extend_from_slice(b",\"cache\":{},\"timings\":{\"blocked\":");
     write_ms(out, blocked.unwrap_or(-1));
     out.extend_from_slice(b",\"dns\":-1,\"connect\":");
@@ -368,6 +368,12 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
     if let Some(t) = ex.tunnel.as_deref() {
         out.extend_from_slice(b",\"tunnel\":");
         write_str(out, t);
+    }
+    if let Some(h2) = ex.h2.as_deref() {
+        write_h2(out, h2);
+        if let Some(g) = h2.grpc.as_deref() {
+            write_grpc(out, g);
+        }
     }
     if !ex.interim.is_empty() {
         out.extend_from_slice(b",\"interimStatus\":[");
@@ -454,11 +460,7 @@ fn write_ws_records<'a>(out: &mut Vec<u8>, records: impl Iterator<Item = &'a WsR
             Some(t) => write_str(out, t),
             None => {
                 out.push(b'"');
-                let at = out.len();
-                let n = base64::encoded_len(m.data.len(), true).unwrap_or(0);
-                out.resize(at + n, 0);
-                let k = base64::engine::general_purpose::STANDARD.encode_slice(&m.data, &mut out[at..]).unwrap_or(0);
-                out.truncate(at + k);
+                push_base64(out, &m.data);
                 out.push(b'"');
                 if m.opcode == OP_TEXT {
                     out.extend_from_slice(b",\"_encoding\":\"base64\"");
@@ -540,6 +542,84 @@ fn write_websocket_summary(out: &mut Vec<u8>, ws: &WsLog) {
     write_ws_records(out, ws.messages.iter().filter(|r| r.msg.is_control()));
     out.extend_from_slice(b"]}");
 }
+
+/// `_apitool.h2`: the stream id, the pseudo-header fields of each side (kept out of
+/// `headers`), whether the stream was pushed (and by which stream's PUSH_PROMISE), and for
+/// stream 1 after `Upgrade: h2c`, `upgraded`.
+fn write_h2(out: &mut Vec<u8>, h2: &crate::proto::h2::H2Facts) {
+    let _ = write!(out, ",\"h2\":{{\"streamId\":{},\"pseudo\":{{\"request\":", h2.stream);
+    let obj = |out: &mut Vec<u8>, fields: &[crate::proto::h2::Field]| {
+        out.push(b'{');
+        for (i, (n, v)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_bytes_str(out, n);
+            out.push(b':');
+            write_header_value(out, v);
+        }
+        out.push(b'}');
+    };
+    obj(out, &h2.request_pseudo);
+    out.extend_from_slice(b",\"response\":");
+    obj(out, &h2.response_pseudo);
+    let _ = write!(out, "}},\"pushed\":{}", h2.pushed_by.is_some());
+    if let Some(p) = h2.pushed_by {
+        let _ = write!(out, ",\"promisedOn\":{p}");
+    }
+    if h2.upgraded {
+        out.extend_from_slice(b",\"upgraded\":true");
+    }
+    out.push(b'}');
+}
+
+/// `_apitool.grpc`: the call's `service` and `method` (from the path), its `requests` and
+/// `responses` as `{"length", "compressed", "data"}` (the message decompressed, in base64;
+/// `error` when it could not be decompressed, `truncated` when cut at `--max-body`),
+/// `requestsDropped`/`responsesDropped` past 10,000 each, and the `status` and `message`
+/// of the response's `grpc-status`/`grpc-message` (`null` when it sent none).
+fn write_grpc(out: &mut Vec<u8>, g: &crate::proto::h2::grpc::Grpc) {
+    out.extend_from_slice(b",\"grpc\":{\"service\":");
+    write_str(out, &g.service);
+    out.extend_from_slice(b",\"method\":");
+    write_str(out, &g.method);
+    for (name, side) in [("requests", &g.requests), ("responses", &g.responses)] {
+        let _ = write!(out, ",\"{name}\":[");
+        for (i, m) in side.messages.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let _ = write!(out, "{{\"length\":{},\"compressed\":{},\"data\":\"", m.length, m.compressed);
+            push_base64(out, &m.data);
+            out.push(b'"');
+            if let Some(e) = &m.error {
+                out.extend_from_slice(b",\"error\":");
+                write_str(out, e);
+            }
+            if m.truncated {
+                out.extend_from_slice(b",\"truncated\":true");
+            }
+            out.push(b'}');
+        }
+        out.push(b']');
+        if side.dropped > 0 {
+            let _ = write!(out, ",\"{name}Dropped\":{}", side.dropped);
+        }
+    }
+    match g.status {
+        Some(st) => {
+            let _ = write!(out, ",\"status\":{st}");
+        }
+        None => out.extend_from_slice(b",\"status\":null"),
+    }
+    out.extend_from_slice(b",\"message\":");
+    match &g.message {
+        Some(m) => write_str(out, m),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+}
+
 
 /// The events of a `text/event-stream` response, each with the capture time of the piece
 /// that completed it: `"events":[{"time":<epoch seconds>,"event","data","id"}]`.
@@ -657,6 +737,11 @@ fn write_header_value(out: &mut Vec<u8>, v: &[u8]) {
 /// The raw target is in `_apitool.target` whatever its form. Only bytes that a URL cannot
 /// hold are percent-encoded ([`needs_escape`]).
 pub fn request_url(ex: &Exchange, m: &Message) -> Vec<u8> {
+    if let Some(h2) = ex.h2.as_deref()
+        && !h2.upgraded
+    {
+        return h2_url(ex, h2, m);
+    }
     let target = m.head.target();
     let mut url = Vec::with_capacity(target.len() + 32);
     let lower = |b: &[u8], p: &[u8]| b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p);
@@ -687,6 +772,30 @@ pub fn request_url(ex: &Exchange, m: &Message) -> Vec<u8> {
         url.push(b'/');
         if target != b"*" {
             push_url_bytes(&mut url, target);
+        }
+    }
+    url
+}
+
+/// An HTTP/2 request's URL: `:scheme` (else the connection's) `://` `:authority` (else the
+/// Host field, else the server's address) and `:path` (for CONNECT, no path).
+fn h2_url(ex: &Exchange, h2: &crate::proto::h2::H2Facts, m: &Message) -> Vec<u8> {
+    let mut url = Vec::with_capacity(64);
+    let scheme = h2.request(":scheme").filter(|s| !s.is_empty()).unwrap_or(h2.scheme.as_bytes());
+    push_url_bytes(&mut url, scheme);
+    url.extend_from_slice(b"://");
+    let authority = h2.request(":authority").filter(|a| !a.is_empty()).or_else(|| m.head.field("host"));
+    match authority {
+        Some(a) => push_url_bytes(&mut url, a),
+        None => push_server(&mut url, ex),
+    }
+    let path = h2.request(":path").unwrap_or(b"");
+    if path.first() == Some(&b'/') {
+        push_url_bytes(&mut url, path);
+    } else if !m.head.method().eq_ignore_ascii_case(b"CONNECT") {
+        url.push(b'/');
+        if path != b"*" {
+            push_url_bytes(&mut url, path);
         }
     }
     url
@@ -840,10 +949,13 @@ fn write_request<'a>(out: &mut Vec<u8>, holes: &mut Vec<(usize, BodyText<'a>)>, 
         holes.push((out.len(), BodyText::new(&m.body, "_encoding", exact)));
         out.push(b'}');
     }
-    let _ = write!(out, ",\"headersSize\":{},\"bodySize\":{}}}", m.head.raw.len(), m.body_wire_len);
+    // HTTP/2 headers are HPACK-coded (-1, unknown); the HTTP/1.1 request of an h2c upgrade
+    // has its own head.
+    let head_size = if ex.h2.as_deref().is_some_and(|h| !h.upgraded) { -1 } else { m.head.raw.len() as i64 };
+    let _ = write!(out, ",\"headersSize\":{head_size},\"bodySize\":{}}}", m.body_wire_len);
 }
 
-fn write_response<'a>(out: &mut Vec<u8>, holes: &mut Vec<(usize, BodyText<'a>)>, exact: bool, resp: Option<&'a Message>) {
+fn write_response<'a>(out: &mut Vec<u8>, holes: &mut Vec<(usize, BodyText<'a>)>, exact: bool, resp: Option<&'a Message>, h2: bool) {
     let Some(m) = resp else {
         out.extend_from_slice(b"{\"status\":0,\"statusText\":\"\",\"httpVersion\":\"\",\"cookies\":[],\"headers\":[],\"content\":{\"size\":0,\"mimeType\":\"x-unknown\",\"text\":\"\"},\"redirectURL\":\"\",\"headersSize\":-1,\"bodySize\":-1}");
         return;
@@ -878,7 +990,9 @@ fn write_response<'a>(out: &mut Vec<u8>, holes: &mut Vec<(usize, BodyText<'a>)>,
     holes.push((out.len(), BodyText::new(&m.body, "encoding", exact)));
     out.extend_from_slice(b"},\"redirectURL\":");
     write_bytes_str(out, m.head.field("location").unwrap_or(b""));
-    let _ = write!(out, ",\"headersSize\":{},\"bodySize\":{}}}", m.head.raw.len(), m.body_wire_len);
+    // HTTP/2 headers are HPACK-coded: their size on the wire is not the head's (-1, unknown).
+    let head_size = if h2 { -1 } else { m.head.raw.len() as i64 };
+    let _ = write!(out, ",\"headersSize\":{head_size},\"bodySize\":{}}}", m.body_wire_len);
 }
 
 /// Content codings that HAR readers apply again to the decoded `text` when they rebuild the
@@ -1032,6 +1146,7 @@ mod tests {
             anomalies: vec![],
             tunnel: None,
             websocket: None,
+            h2: None,
         }
     }
 

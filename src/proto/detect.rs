@@ -95,6 +95,22 @@ fn sslv2_hello(b: &[u8]) -> Option<bool> {
     }
 }
 
+/// Whether `b`, the first bytes seen of a side whose start was not captured, are HTTP/2
+/// frames: two frame headers in a row that a peer could send (a known type, a length within
+/// the default maximum frame size of 16384 and what the type allows, a stream id where the
+/// type needs one), the first frame whole in `b`. HTTP/1 cannot look like this (the fourth
+/// byte, the frame type, would be a control character in a start line); a segment that
+/// starts inside a body passes by chance about once in a billion.
+pub fn h2_frames(b: &[u8]) -> bool {
+    use crate::proto::h2::frame::{HEADER_LEN, Header};
+    let Some(h) = Header::parse(b) else { return false };
+    if !h.plausible(1 << 14) {
+        return false;
+    }
+    let next = HEADER_LEN + h.len as usize;
+    Header::parse(b.get(next..).unwrap_or(&[])).is_some_and(|h2| h2.plausible(1 << 14))
+}
+
 /// Which side sent `first`, the first payload seen on a connection whose handshake was not
 /// captured, when the bytes say: a request line, the HTTP/2 preface or a TLS ClientHello come
 /// from the client; a status line or a TLS ServerHello from the server.

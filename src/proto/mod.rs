@@ -25,24 +25,30 @@
 //!
 //! Switches later in a connection stay inside the handler that sees them: CONNECT answered
 //! 2xx and SOCKS preambles are followed by the HTTP/1 handler (`http1::tunnel`); `Upgrade:
-//! h2c` answered 101 is recorded as the exchange that asked for it, and the connection
-//! becomes a tunnel. `Upgrade: websocket` answered 101: the HTTP/1 handler holds the handshake
-//! exchange and the bytes after the 101, and [`Handler::Ws`] (`ws::session`) takes the
-//! connection over, checked once per call to the HTTP/1 handler (one branch, not per byte).
+//! h2c` answered 101 is the one switch of handler: the HTTP/1 handler reports it
+//! ([`HttpConn::switch_pending`]) and hands over the exchange and where HTTP/2 starts in each
+//! stream; this handler becomes [`Handler::Http2`] and feeds it the rest of the bytes. A side
+//! captured from the middle whose first bytes are HTTP/2 frames ([`detect::h2_frames`]) goes
+//! to the HTTP/2 handler too. `Upgrade: websocket` answered 101: the HTTP/1 handler holds the
+//! handshake exchange and the bytes after the 101, and [`Handler::Ws`] (`ws::session`) takes
+//! the connection over, checked once per call to the HTTP/1 handler (one branch, not per byte).
 //!
 //! [`sse`] parses server-sent events (used by the HAR writer for `text/event-stream` bodies).
 //!
-//! Handlers now: [`Handler::Http1`] (`http1::HttpConn`), [`Handler::Ws`], and for TLS and HTTP/2 connections a
-//! handler that recognizes them and counts them in [`Detected`] without decoding: their
-//! bytes are not fed to the HTTP/1 parser, and reassembly stops for them.
+//! Handlers now: [`Handler::Http1`] (`http1::HttpConn`), [`Handler::Http2`] (`h2::H2Conn`),
+//! [`Handler::Ws`], and for TLS connections a handler that recognizes them and counts them in
+//! [`Detected`] without decoding: their bytes are not fed to the HTTP/1 parser, and
+//! reassembly stops for them.
 
 pub mod detect;
+pub mod h2;
 pub mod http1;
 pub mod sse;
 pub mod tls;
 pub mod ws;
 
 use crate::capture::Ts;
+use crate::proto::h2::{H2Conn, H2Limits, H2Stats};
 use crate::proto::http1::{HttpConn, HttpLimits, HttpStats};
 use crate::proto::ws::session::{Rest, WsCaps, WsConn};
 use crate::wire::Endpoint;
@@ -84,11 +90,12 @@ pub struct ConnMeta {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Limits {
     pub http: HttpLimits,
+    pub h2: H2Limits,
 }
 
 impl From<HttpLimits> for Limits {
     fn from(http: HttpLimits) -> Limits {
-        Limits { http }
+        Limits { http, h2: H2Limits::default() }
     }
 }
 
@@ -97,15 +104,11 @@ impl From<HttpLimits> for Limits {
 pub struct Detected {
     /// TLS connections (a TLS record header or an SSLv2 ClientHello first): not decrypted.
     pub tls_connections: u64,
-    /// Cleartext HTTP/2 connections with prior knowledge (the client connection preface
-    /// first): not parsed.
-    pub http2_connections: u64,
 }
 
 impl std::ops::AddAssign for Detected {
     fn add_assign(&mut self, b: Detected) {
         self.tls_connections += b.tls_connections;
-        self.http2_connections += b.http2_connections;
     }
 }
 
@@ -114,6 +117,7 @@ impl std::ops::AddAssign for Detected {
 pub struct Stats {
     pub http: HttpStats,
     pub detected: Detected,
+    pub h2: H2Stats,
 }
 
 /// Everything a handler call needs besides the connection.
@@ -133,7 +137,6 @@ impl Ctx<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Opaque {
     Tls,
-    Http2,
 }
 
 /// The stream handler of one connection.
@@ -148,6 +151,8 @@ pub enum Handler {
     Ws(Box<WsConn>),
     /// Recognized, not decoded: its bytes are skipped.
     Opaque(Opaque),
+    /// HTTP/2: prior knowledge (the preface), or after `Upgrade: h2c` answered 101.
+    Http2(Box<H2Conn>),
 }
 
 /// The first pieces of one side, held until the protocol can be told (at most
@@ -173,7 +178,7 @@ impl Handler {
             Handler::Http1(_) => Some("HTTP/1.x"),
             Handler::Ws(_) => Some("WebSocket"),
             Handler::Opaque(Opaque::Tls) => Some("TLS"),
-            Handler::Opaque(Opaque::Http2) => Some("HTTP/2"),
+            Handler::Http2(_) => Some("HTTP/2"),
         }
     }
 
@@ -182,6 +187,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.clean_start(side),
             Handler::Held(held) => held.http.clean_start(side),
+            Handler::Http2(h) => h.clean_start(side),
             Handler::Ws(_) | Handler::Opaque(_) => {}
         }
     }
@@ -191,7 +197,7 @@ impl Handler {
     pub fn is_done(&self) -> bool {
         match self {
             Handler::Http1(h) => h.is_done(),
-            Handler::Detect(_) | Handler::Held(_) | Handler::Ws(_) => false,
+            Handler::Detect(_) | Handler::Held(_) | Handler::Ws(_) | Handler::Http2(_) => false,
             Handler::Opaque(_) => true,
         }
     }
@@ -208,6 +214,7 @@ impl Handler {
                 }
             }
             Handler::Ws(w) => w.pending_start(),
+            Handler::Http2(h) => h.pending_start(),
             Handler::Opaque(_) => None,
         }
     }
@@ -219,6 +226,7 @@ impl Handler {
             Handler::Detect(h) | Handler::Http1(h) => h.buffered_bytes(),
             Handler::Held(held) => held.http.buffered_bytes() + held.bytes.capacity(),
             Handler::Ws(w) => w.buffered_bytes(),
+            Handler::Http2(h) => h.buffered_bytes(),
             Handler::Opaque(_) => 0,
         }
     }
@@ -228,6 +236,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.bodies_held(),
             Handler::Held(held) => held.http.bodies_held(),
+            Handler::Http2(h) => h.bodies_held(),
             Handler::Ws(_) | Handler::Opaque(_) => (0, 0),
         }
     }
@@ -237,6 +246,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.cut_bodies(),
             Handler::Held(held) => held.http.cut_bodies(),
+            Handler::Http2(h) => h.cut_bodies(),
             Handler::Ws(_) | Handler::Opaque(_) => {}
         }
     }
@@ -249,12 +259,37 @@ impl Handler {
                 h.data(side, bytes, chunk, &mut cx.http());
                 if h.websocket_ready() {
                     self.become_websocket(cx);
+                } else if h.switch_pending() {
+                    self.switch_to_h2c(side, bytes, chunk, cx);
                 }
             }
             Handler::Ws(w) => w.data(side, bytes, chunk),
+            Handler::Http2(h) => h.data(side, bytes, chunk, cx),
             Handler::Opaque(_) => {}
             _ if bytes.is_empty() => {}
             _ => self.detect(side, bytes, chunk, cx),
+        }
+    }
+
+    /// The HTTP/1 handler saw `Upgrade: h2c` answered 101: the connection is HTTP/2 from the
+    /// end of the 101's head (server) and of the request (client), the request being stream
+    /// 1's. The bytes of this piece past the switch go to the new handler.
+    #[cold]
+    fn switch_to_h2c(&mut self, side: Side, bytes: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) {
+        let Handler::Http1(h) = self else { return };
+        let Some((ex, at)) = h.take_switch() else { return };
+        let Exchange { conn, index, request, response, interim, anomalies, .. } = ex;
+        let mut interim = interim;
+        interim.extend(response.as_ref().map(|r| r.head.status()));
+        let Some(request) = request else { return };
+        let h2 = H2Conn::upgraded(conn, &cx.limits.h2, request, index, interim, anomalies);
+        cx.stats.http.tunnels = cx.stats.http.tunnels.saturating_sub(1);
+        *self = Handler::Http2(Box::new(h2));
+        let from = at[side as usize];
+        let end = chunk.offset + bytes.len() as u64;
+        if from >= chunk.offset && from < end {
+            let k = (from - chunk.offset) as usize;
+            self.data(side, &bytes[k..], Chunk { offset: from, ..chunk }, cx);
         }
     }
 
@@ -296,6 +331,10 @@ impl Handler {
                 held.pieces.push((bytes.len(), chunk));
                 *self = Handler::Held(held);
             }
+            detect::Verdict::Http1 if !self.clean_sides()[side as usize] && detect::h2_frames(bytes) => {
+                // HTTP/2 frames on a connection captured from the middle.
+                self.become_h2(side, bytes, chunk, cx);
+            }
             detect::Verdict::Http1 => {
                 self.settle(cx);
                 self.data(side, bytes, chunk, cx);
@@ -304,10 +343,43 @@ impl Handler {
                 cx.stats.detected.tls_connections += 1;
                 *self = Handler::Opaque(Opaque::Tls);
             }
-            detect::Verdict::Http2 => {
-                cx.stats.detected.http2_connections += 1;
-                *self = Handler::Opaque(Opaque::Http2);
+            detect::Verdict::Http2 => self.become_h2(side, bytes, chunk, cx),
+        }
+    }
+
+    /// The connection is HTTP/2 (the preface, or frames mid-stream): the HTTP/2 handler takes
+    /// it, with the bytes held for detection first.
+    fn become_h2(&mut self, side: Side, bytes: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) {
+        let meta = match self {
+            Handler::Detect(h) => h.meta,
+            Handler::Held(held) => held.http.meta,
+            _ => return,
+        };
+        let clean = self.clean_sides();
+        let mut h2 = H2Conn::new(meta, "http", &cx.limits.h2);
+        for (k, c) in clean.into_iter().enumerate() {
+            if c {
+                h2.clean_start(if k == 0 { Side::Client } else { Side::Server });
             }
+        }
+        let held = std::mem::replace(self, Handler::Http2(Box::new(h2)));
+        if let Handler::Held(held) = held {
+            let Held { side, bytes: hb, pieces, .. } = *held;
+            let mut at = 0;
+            for (len, c) in pieces {
+                self.data(side, &hb[at..at + len], c, cx);
+                at += len;
+            }
+        }
+        self.data(side, bytes, chunk, cx);
+    }
+
+    /// Which sides were said to be seen from their start (while detecting).
+    fn clean_sides(&self) -> [bool; 2] {
+        match self {
+            Handler::Detect(h) => h.clean_sides(),
+            Handler::Held(held) => held.http.clean_sides(),
+            _ => [false; 2],
         }
     }
 
@@ -338,6 +410,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.gap_by(side, len, ts, cap, &mut cx.http()),
             Handler::Ws(w) => w.gap(side, len, ts, cap),
+            Handler::Http2(h) => h.gap(side, len, ts, cap, cx),
             Handler::Held(_) | Handler::Opaque(_) => {}
         }
         self.become_websocket(cx);
@@ -351,7 +424,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.side_closed(side, &mut cx.http()),
             Handler::Ws(w) => w.side_closed(side),
-            Handler::Held(_) | Handler::Opaque(_) => {}
+            Handler::Held(_) | Handler::Opaque(_) | Handler::Http2(_) => {}
         }
         self.become_websocket(cx);
     }
@@ -362,13 +435,15 @@ impl Handler {
         if let Handler::Held(_) = self {
             self.settle(cx);
         }
-        if let Handler::Detect(h) | Handler::Http1(h) = self {
-            h.end_keeping_websocket(clean, ts, cap, &mut cx.http());
-            self.become_websocket(cx);
+        match self {
+            Handler::Detect(h) | Handler::Http1(h) => h.end_keeping_websocket(clean, ts, cap, &mut cx.http()),
+            Handler::Http2(h) => h.end(clean, ts, cap, cx),
+            Handler::Held(_) | Handler::Opaque(_) | Handler::Ws(_) => {}
         }
+        self.become_websocket(cx);
         match self {
             Handler::Ws(w) => w.end(cap, &mut cx.stats.http, &mut *cx.sink),
-            Handler::Detect(_) | Handler::Http1(_) | Handler::Held(_) | Handler::Opaque(_) => {}
+            Handler::Detect(_) | Handler::Http1(_) | Handler::Held(_) | Handler::Opaque(_) | Handler::Http2(_) => {}
         }
     }
 

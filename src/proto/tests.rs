@@ -221,13 +221,17 @@ fn check(steps: &[Step], clean: [bool; 2]) -> Result<(), TestCaseError> {
             prop_assert_eq!(format!("{:?}", got_stats.http), format!("{:?}", exp_stats.http));
             prop_assert_eq!(got_stats.detected, Detected::default());
         }
-        Verdict::Tls | Verdict::Http2 => {
+        Verdict::Tls => {
             prop_assert!(got.is_empty(), "{got:?}");
             prop_assert_eq!(format!("{:?}", got_stats.http), format!("{:?}", crate::proto::http1::HttpStats::default()));
-            let d = got_stats.detected;
-            let counted = if want == Verdict::Tls { (1, 0) } else { (0, 1) };
-            prop_assert_eq!((d.tls_connections, d.http2_connections), counted);
+            prop_assert_eq!(got_stats.detected.tls_connections, 1);
             prop_assert!(h.is_done());
+        }
+        Verdict::Http2 => {
+            // The HTTP/2 handler takes it (what it makes of the bytes is tested in `h2`).
+            prop_assert_eq!(got_stats.h2.connections, 1);
+            prop_assert_eq!(got_stats.detected, Detected::default());
+            prop_assert!(matches!(h, Handler::Http2(_)));
         }
     }
     Ok(())
@@ -355,4 +359,30 @@ proptest! {
     fn the_handler_is_httpconn_or_counted(steps in proptest::collection::vec(step(), 0..14), clean in any::<[bool; 2]>()) {
         check(&steps, clean)?;
     }
+}
+
+#[test]
+fn http2_frames_mid_stream_are_told_from_http1() {
+    use super::detect::h2_frames;
+    // A WINDOW_UPDATE then a HEADERS frame; a DATA frame then a PING.
+    let wu = b"\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\x00\x10\x00";
+    let mut a = wu.to_vec();
+    a.extend_from_slice(b"\x00\x00\x01\x01\x04\x00\x00\x00\x03\x82");
+    assert!(h2_frames(&a));
+    let mut b = b"\x00\x00\x02\x00\x01\x00\x00\x00\x05ok".to_vec();
+    b.extend_from_slice(b"\x00\x00\x08\x06\x00\x00\x00\x00\x00pingping");
+    assert!(h2_frames(&b));
+    // One frame alone, the second header cut, HTTP/1, a body's bytes.
+    assert!(!h2_frames(wu));
+    assert!(!h2_frames(&a[..a.len() - 4]));
+    for t in [REQ, RESP, &b"{\"a\": [1, 2, 3]}\n"[..], b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"] {
+        assert!(!h2_frames(t), "{t:02x?}");
+    }
+    // Mid-stream, such bytes go to the HTTP/2 handler; from the start, to HTTP/1 as before.
+    let (mut h, _) = clean_pair([false, false]);
+    play(&mut h, &[Step::Data(Side::Client, a.clone())]);
+    assert_eq!(h.protocol(), Some("HTTP/2"));
+    let (mut h, _) = clean_pair([true, true]);
+    play(&mut h, &[Step::Data(Side::Client, a)]);
+    assert_eq!(h.protocol(), Some("HTTP/1.x"));
 }

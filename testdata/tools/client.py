@@ -231,6 +231,8 @@ class Scenario:
             conn = self.curl_conns[key]
             method = res["method"]
             status = res["response_code"]
+            if any(o.startswith("--http2") for o in list(common) + list(opts)):
+                assert res["http_version"] == "2", res
             body = None
             sent = None
             req_from_server = False
@@ -619,7 +621,112 @@ def sc_sse(sc):
                                                   json.dumps(data)))
 
 
+H2C = "http://127.0.0.1:8082"      # nginx, HTTP/2 cleartext with prior knowledge
+H2UP = "http://127.0.0.1:8083"     # h2_server.py, HTTP/1.1 Upgrade: h2c
+
+
+def h2_streams(sc, port, requests, notes):
+    """Python `h2` (hyper-h2) as the client: all `requests` ((method, path, headers, body))
+    opened at once as streams of one cleartext HTTP/2 connection with prior knowledge, their
+    responses read as they interleave.  The client's record is what h2 decoded: status and
+    the entity, content codings undone here.  (curl 7.88 fails every request after the first
+    on an HTTP/2 connection it reuses, so it makes one request per connection.)"""
+    import h2.config
+    import h2.connection
+    import h2.events
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    authority = "127.0.0.1:%d" % port
+    streams = {}
+    for method, path, headers, body in requests:
+        sid = conn.get_next_available_stream_id()
+        fields = [(":method", method), (":scheme", "http"), (":authority", authority),
+                  (":path", path)] + list(headers)
+        if body is not None:
+            fields.append(("content-length", str(len(body))))
+        conn.send_headers(sid, fields, end_stream=body is None)
+        if body is not None:
+            conn.send_data(sid, body, end_stream=True)
+        streams[sid] = {"req": (method, path, body), "status": None, "enc": "", "data": b"", "done": False}
+    sock.sendall(conn.data_to_send())
+    deadline = time.time() + TIMEOUT
+    while not all(s["done"] for s in streams.values()):
+        assert time.time() < deadline, streams
+        data = sock.recv(65536)
+        assert data, "connection closed early"
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                hd = {k.decode(): v.decode() for k, v in ev.headers}
+                streams[ev.stream_id]["status"] = int(hd[":status"])
+                streams[ev.stream_id]["enc"] = hd.get("content-encoding", "")
+            elif isinstance(ev, h2.events.DataReceived):
+                streams[ev.stream_id]["data"] += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                streams[ev.stream_id]["done"] = True
+            elif isinstance(ev, h2.events.StreamReset):
+                raise AssertionError("stream %d reset" % ev.stream_id)
+        out = conn.data_to_send()
+        if out:
+            sock.sendall(out)
+    conn.close_connection()
+    sock.sendall(conn.data_to_send())
+    sock.close()
+    c = sc.new_conn(port)
+    for sid in sorted(streams):
+        s = streams[sid]
+        method, path, body = s["req"]
+        entity = decode(s["data"], s["enc"]) if s["enc"] else s["data"]
+        extra = ";" + s["enc"] if s["enc"] else ""
+        sc.add(c, method, "http://%s%s" % (authority, path), s["status"], body, entity,
+               notes + extra)
+
+
+def sc_h2c_prior(sc):
+    post = json.dumps({"user": "ana", "items": list(range(300))}).encode()
+    postf = sc.data("h2-post.json", post)
+    common = ["--http2-prior-knowledge"]
+    # curl: one request per connection (see h2_streams).
+    sc.curl([(H2C + "/index.html", ["--compressed"], "http2;h2c;gzip")], common=common)
+    sc.curl([(H2C + "/echo", ["--data-binary", "@" + postf, "-H", "Content-Type: application/json"],
+              "http2;h2c;post")], common=common)
+    sc.curl([(H2C + "/missing.html", [], "http2;h2c;404")], common=common)
+    gz = [("accept-encoding", "gzip")]
+    h2_streams(sc, 8082, [
+        ("GET", "/data/users.json", gz, None),
+        ("GET", "/style.css", gz, None),
+        ("GET", "/logo.bin", [], None),
+        ("POST", "/echo", [("content-type", "application/json")], post),
+        ("GET", "/api/items.json", gz, None),
+        ("GET", "/big.json", gz, None),
+        ("GET", "/nope/404", [], None),
+        ("GET", "/robots.txt", [], None),
+    ], "http2;h2c;parallel-streams")
+
+
+def sc_h2c_upgrade(sc):
+    post = sc.data("h2-up.bin", bytes(range(256)) * 20)
+    common = ["--http2"]
+    # One request per connection (curl 7.88 cannot reuse an HTTP/2 connection), each
+    # upgraded: the request is HTTP/1.1, its response stream 1 of HTTP/2.
+    for url, opts, notes in [(H2UP + "/gzip/9000", ["--compressed"], "http2;upgrade;gzip;multi-segment"),
+                             (H2UP + "/text/300", [], "http2;upgrade"),
+                             (H2UP + "/echo", ["--data-binary", "@" + post, "-H", "Content-Type: application/octet-stream"], "http2;upgrade;post"),
+                             (H2UP + "/nothing", [], "http2;upgrade;404")]:
+        sc.curl([(url, opts, notes)], common=common)
+    # The h2 server's log: the same streams, statuses and decoded bodies.
+    with open(sc.args.server_log) as f:
+        log = [l.rstrip("\n").split("\t") for l in f if l.strip()]
+    assert len(log) == len(sc.rows), (log, sc.rows)
+    for r, (conn, sid, method, path, status, digest) in zip(sc.rows, log):
+        assert (method, status) == (r["method"], r["status"]) and r["url"].endswith(path), (r, log)
+        assert digest == r["resp_body_sha256"], (r, log)
+    sc.args.server_log = None
+
+
 SCENARIOS = {
+    "h2c-prior": sc_h2c_prior, "h2c-upgrade": sc_h2c_upgrade,
     "sse": sc_sse,
     "keepalive": sc_keepalive, "pipelined": sc_pipelined, "chunked-gzip": sc_chunked_gzip,
     "br": sc_br, "zstd": sc_zstd, "deflate": sc_deflate, "stacked": sc_stacked,

@@ -36,7 +36,7 @@ LINKTYPE_LOOP = 108
 LINKTYPE_LINUX_SLL = 113
 LINKTYPE_LINUX_SLL2 = 276
 
-SERVER_PORTS = (8080, 8081, 8082)
+SERVER_PORTS = (8080, 8081, 8082, 8083, 8084)
 METHODS = (b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"CONNECT ", b"OPTIONS ",
             b"PATCH ")
 
@@ -479,6 +479,36 @@ def snaplen(src):
     save("snaplen", LINKTYPE_ETHERNET, recs, src.truth_header, rows, snaplen=200)
 
 
+def h2_frames_at(payload):
+    """Whether an HTTP/2 frame header starts the payload, followed by another one."""
+    def plausible(b):
+        if len(b) < 9:
+            return False
+        n = int.from_bytes(b[:3], "big")
+        return b[3] <= 9 and n <= 16384
+    if not plausible(payload):
+        return False
+    n = int.from_bytes(payload[:3], "big")
+    return plausible(payload[9 + n:])
+
+
+def h2c_midstream(src):
+    """h2c-prior, its fourth connection only (eight streams at once on one connection),
+    from the first server segment after the 10th of that connection's data frames that
+    starts with two frame headers: the handshake, the preface, every request's HEADERS and
+    the server's first responses are missing, and both HPACK tables are unknown. Every row
+    of that connection is tagged midstream (conn renumbered 0); the other connections are
+    dropped."""
+    frames = src.data_frames(3)
+    start = next(i for i in frames[10:] if not src.pkts[i].to_server
+                 and h2_frames_at(src.pkts[i].payload))
+    key = src.conns[3]
+    recs = [r for i, (r, p) in enumerate(zip(src.recs, src.pkts))
+            if i >= start and p.tcp is not None and p.conn == key]
+    rows = [tag(dict(r, conn=0), "midstream") for r in src.truth if r["conn"] == "3"]
+    save("h2c-midstream", LINKTYPE_ETHERNET, recs, src.truth_header, rows)
+
+
 # ---------------------------------------------------------------- file formats
 
 def formats(src):
@@ -692,6 +722,7 @@ def main():
     ipv4_fragments(posts)
     two_interfaces(Capture("br"), Capture("zstd"))
     simple_ng(Capture("head"))
+    h2c_midstream(Capture("h2c-prior"))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ PY=${PYTHON:-python3}
 
 ALL=(keepalive pipelined chunked-gzip br zstd deflate stacked head continue-100
      status-204-304 close-delimited post-bodies ipv6 connect-upgrade big-body
-     concurrent http10 sse ws wss)
+     concurrent http10 sse ws wss h2c-prior h2c-upgrade)
 
 if [[ "${1:-}" != "--inside" ]]; then
     if [[ $EUID -ne 0 ]]; then
@@ -42,6 +42,11 @@ if [[ "${1:-}" != "--inside" ]]; then
     if ! "$PY" -c 'import websockets.asyncio.server' 2>/dev/null; then
         "$PY" -m pip install --quiet 'websockets>=14' \
             || "$PY" -m pip install --quiet --break-system-packages 'websockets>=14'
+    fi
+    # hyper-h2 for the h2c Upgrade server (h2_server.py).
+    if ! "$PY" -c 'import h2' 2>/dev/null; then
+        "$PY" -m pip install --quiet h2 \
+            || "$PY" -m pip install --quiet --break-system-packages h2
     fi
     exec timeout 900 unshare -n bash "${BASH_SOURCE[0]}" --inside "$@"
 fi
@@ -80,6 +85,17 @@ record() {
     local srv=$!
     PIDS+=("$srv")
     wait_for "server.py" test -e "$TMP/srv.ready"
+    local h2srv=""
+    if [[ " $ports " == *" 8083 "* ]]; then
+        # The HTTP/2 server for Upgrade: h2c; its log is the server's view.
+        rm -f "$TMP/h2.ready"
+        : >"$slog"
+        timeout 120 "$PY" "$HERE/h2_server.py" --port 8083 --log "$slog" \
+            --ready "$TMP/h2.ready" 2>>"$TMP/server-stderr.log" &
+        h2srv=$!
+        PIDS+=("$h2srv")
+        wait_for "h2_server.py" test -e "$TMP/h2.ready"
+    fi
 
     timeout 120 tcpdump -i lo -s 0 -U -n -Z root -w "$out" "$filter" 2>"$TMP/tcpdump.err" &
     local td=$!
@@ -88,16 +104,18 @@ record() {
     sleep 0.2
 
     local args=(--truth "$truth" --work "$work" --nginx-root "$TMP/www")
-    [[ " $ports " == *" 8081 "* ]] && args+=(--server-log "$slog")
+    [[ " $ports " == *" 8081 "* || " $ports " == *" 8083 "* ]] && args+=(--server-log "$slog")
     [[ " $ports " == *" 8080 "* ]] && args+=(--nginx-log "$TMP/access.log")
     if ! timeout 120 "$PY" "$HERE/client.py" "$name" "${args[@]}"; then
         echo "record.sh: scenario $name failed" >&2
         stop "$td"; stop "$srv"
+        [[ -z $h2srv ]] || stop "$h2srv"
         return 1
     fi
     sleep 0.5
     stop "$td"
     stop "$srv"
+    [[ -z $h2srv ]] || stop "$h2srv"
     printf '%-18s %7d bytes  %s exchanges\n' "$name.pcap" "$(stat -c %s "$out")" \
         "$(($(wc -l <"$truth") - 1))"
 }
@@ -106,6 +124,8 @@ ports_of() {
     case $1 in
         keepalive|big-body|concurrent|http10) echo 8080 ;;
         head|status-204-304|ipv6) echo "8080 8081" ;;
+        h2c-prior) echo 8082 ;;
+        h2c-upgrade) echo 8083 ;;
         *) echo 8081 ;;
     esac
 }
@@ -115,9 +135,9 @@ ports_of() {
 # here and the client's key log in wss.keys; its handshakes go to wss.handshakes.tsv, not a
 # truth file, until the tests decrypt TLS.
 record_ws() {
-    local name=$1 port=8082 out="$TD/$1.pcap" args=() srvargs=()
+    local name=$1 port=8084 out="$TD/$1.pcap" args=() srvargs=()
     if [[ $name == wss ]]; then
-        port=8443
+        port=8447
         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
             -addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/ws.key" -out "$TMP/ws.crt" 2>/dev/null
         srvargs=(--cert "$TMP/ws.crt" --key "$TMP/ws.key")

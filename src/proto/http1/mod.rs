@@ -188,7 +188,7 @@ impl CapDamage {
         }
     }
 
-    fn add(&mut self, cap: Cap) {
+    pub(crate) fn add(&mut self, cap: Cap) {
         match cap {
             Cap::MaxOooPerConn => self.max_ooo_per_conn += 1,
             Cap::MaxOooTotal => self.max_ooo_total += 1,
@@ -290,6 +290,8 @@ pub enum Anomaly {
         bytes: u64,
         cap: Option<Cap>,
     },
+    /// An HTTP/2 stream's trouble (headers lost, reset, GOAWAY, its caps).
+    Http2(crate::proto::h2::H2Anomaly),
 }
 
 impl Anomaly {
@@ -344,6 +346,7 @@ impl std::fmt::Display for Anomaly {
                     Some(c) => write!(f, "websocket frames from the {who}: {bytes} bytes skipped at {}", c.describe()),
                 }
             }
+            Anomaly::Http2(a) => a.fmt(f),
         }
     }
 }
@@ -444,6 +447,8 @@ pub struct Exchange {
     pub tunnel: Option<Box<str>>,
     /// The messages of the WebSocket this exchange's `101` began.
     pub websocket: Option<Box<crate::proto::ws::session::WsLog>>,
+    /// An HTTP/2 stream's facts (stream id, pseudo-header fields, push), when it is one.
+    pub h2: Option<Box<crate::proto::h2::H2Facts>>,
 }
 
 impl Exchange {
@@ -580,6 +585,8 @@ struct Pending {
     interim: Vec<u16>,
     anomalies: Vec<Anomaly>,
     start: Ts,
+    /// `Upgrade: h2c` answered 101: the exchange goes to the HTTP/2 handler.
+    h2c: bool,
 }
 
 impl Pending {
@@ -601,6 +608,7 @@ impl Pending {
             interim: Vec::new(),
             anomalies: Vec::new(),
             start,
+            h2c: false,
         }
     }
 }
@@ -662,6 +670,10 @@ pub struct HttpConn {
     /// After a `101` to `Upgrade: websocket`: the handshake exchange once it is finished, and
     /// what came after it, for the WebSocket handler that takes over (`proto::ws::session`).
     ws: Option<Box<WsUpgrade>>,
+    /// After `Upgrade: h2c` answered 101: the exchange that asked for it and where HTTP/2
+    /// starts in each stream (after the request, after the 101's head), for the handler
+    /// to switch ([`HttpConn::take_switch`]).
+    h2c_switch: Option<Box<(Exchange, [u64; 2])>>,
 }
 
 /// A WebSocket handshake being handed over.
@@ -735,6 +747,7 @@ impl HttpConn {
             preamble: Vec::new(),
             cap_skipped: [None; 2],
             ws: None,
+            h2c_switch: None,
         }
     }
 
@@ -775,6 +788,24 @@ impl HttpConn {
     /// Says the side's stream is seen from its start (its SYN was captured).
     pub fn clean_start(&mut self, side: Side) {
         self.halves[side as usize].clean_start = true;
+    }
+
+    /// Which sides are seen from their start.
+    pub fn clean_sides(&self) -> [bool; 2] {
+        [self.halves[0].clean_start, self.halves[1].clean_start]
+    }
+
+    /// Whether the connection switched to HTTP/2 (`Upgrade: h2c` answered 101) and the
+    /// handler should take it over ([`HttpConn::take_switch`]).
+    #[inline]
+    pub fn switch_pending(&self) -> bool {
+        self.h2c_switch.is_some()
+    }
+
+    /// The exchange that asked for `Upgrade: h2c` (not handed to the sink: it goes on as
+    /// stream 1) and the offsets where HTTP/2 starts in the client and server streams.
+    pub fn take_switch(&mut self) -> Option<(Exchange, [u64; 2])> {
+        self.h2c_switch.take().map(|b| *b)
     }
 
     /// Whether the connection was found not to carry HTTP.
@@ -1503,6 +1534,12 @@ impl HttpConn {
             an.push(Anomaly::Tunnel);
         }
         self.pending[idx].anomalies.extend(an);
+        if status == 101
+            && msg.head.field_has_token("upgrade", "h2c")
+            && self.pending[idx].request.as_ref().is_some_and(|q| q.head.field_has_token("upgrade", "h2c"))
+        {
+            self.pending[idx].h2c = true;
+        }
         if tunnel && status != 101 {
             let target = self.pending[idx].request.as_ref().map(|q| String::from_utf8_lossy(q.head.target()).into_owned());
             self.tunnel_sniff = Some(format!("CONNECT {}", target.unwrap_or_default()).into());
@@ -2035,6 +2072,26 @@ impl HttpConn {
         if p.req_lost && !p.anomalies.contains(&Anomaly::NoRequest) {
             p.anomalies.push(Anomaly::NoRequest);
         }
+        if p.h2c
+            && let (Some(q), Some(r)) = (p.request.as_ref(), p.response.as_ref())
+        {
+            // HTTP/2 from here: the exchange goes on as stream 1 of the HTTP/2 handler.
+            let at = [q.stream_offset + q.head.raw.len() as u64 + q.body_wire_len, r.stream_offset + r.head.raw.len() as u64];
+            let ex = Exchange {
+                conn: self.meta,
+                index: self.exchanges,
+                request: p.request,
+                response: p.response,
+                interim: p.interim,
+                anomalies: p.anomalies,
+                tunnel: self.inner.clone(),
+                websocket: None,
+                h2: None,
+            };
+            self.exchanges += 1;
+            self.h2c_switch = Some(Box::new((ex, at)));
+            return;
+        }
         let ws = self.ws.as_ref().is_some_and(|u| u.id == p.id);
         if !ws {
             count_exchange(cx.stats, &p.anomalies);
@@ -2048,6 +2105,7 @@ impl HttpConn {
             anomalies: p.anomalies,
             tunnel: self.inner.clone(),
             websocket: None,
+            h2: None,
         };
         self.exchanges += 1;
         if ws && let Some(u) = self.ws.as_mut() {

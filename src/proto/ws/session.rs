@@ -309,7 +309,7 @@ mod tests {
     fn play(step: usize, max_messages: usize) -> (Vec<Exchange>, Stats, Option<Ts>, bool) {
         let (client, server, _) = session();
         let head = client.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let limits = Limits { http: crate::proto::http1::HttpLimits { max_messages, ..Default::default() } };
+        let limits = Limits { http: crate::proto::http1::HttpLimits { max_messages, ..Default::default() }, ..Limits::default() };
         let mut stats = Stats::default();
         let mut out: Vec<Exchange> = Vec::new();
         let mut h = Handler::new(meta());
