@@ -620,7 +620,6 @@ fn write_grpc(out: &mut Vec<u8>, g: &crate::proto::h2::grpc::Grpc) {
     out.push(b'}');
 }
 
-
 /// The events of a `text/event-stream` response, each with the capture time of the piece
 /// that completed it: `"events":[{"time":<epoch seconds>,"event","data","id"}]`.
 fn write_events(out: &mut Vec<u8>, r: &Message) {
