@@ -3,4 +3,5 @@
 //! the handshake and decryption are to come; until then `proto` recognizes TLS connections
 //! and counts them.
 
+pub mod cipher;
 pub mod keylog;
