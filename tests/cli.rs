@@ -43,6 +43,7 @@ fn help_mentions_every_flag_with_its_default() {
         ("--max-head <SIZE>", Some("128KiB")),
         ("--max-headers <N>", Some("1024")),
         ("--tzsp-port <PORT>", None),
+        ("--keylog <FILE>", None),
         ("-q, --quiet", None),
         ("-v, --verbose...", None),
         ("--color <WHEN>", Some("auto")),

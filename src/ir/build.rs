@@ -620,6 +620,7 @@ mod tests {
             interim: vec![],
             anomalies: vec![],
             tunnel: None,
+            tls: None,
         }
     }
 

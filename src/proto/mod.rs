@@ -79,21 +79,24 @@ pub struct ConnMeta {
 }
 
 /// Caps of the protocol handlers, one struct per protocol.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Limits {
     pub http: HttpLimits,
+    /// TLS decryption: the key log (shared by every shard).
+    pub tls: tls::TlsLimits,
 }
 
 impl From<HttpLimits> for Limits {
     fn from(http: HttpLimits) -> Limits {
-        Limits { http }
+        Limits { http, ..Limits::default() }
     }
 }
 
 /// Connections recognized as a protocol that is not decoded yet (their bytes are skipped).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Detected {
-    /// TLS connections (a TLS record header or an SSLv2 ClientHello first): not decrypted.
+    /// TLS connections (a TLS record header or an SSLv2 ClientHello first) seen without a key
+    /// log: not decrypted (with one, they are counted in [`tls::TlsStats`]).
     pub tls_connections: u64,
     /// Cleartext HTTP/2 connections with prior knowledge (the client connection preface
     /// first): not parsed.
@@ -108,10 +111,13 @@ impl std::ops::AddAssign for Detected {
 }
 
 /// Counters of the protocol handlers.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub http: HttpStats,
     pub detected: Detected,
+    pub tls: tls::TlsStats,
+    /// TLS connections not decrypted (the first [`tls::MAX_UNDECRYPTED_LISTED`]).
+    pub tls_undecrypted: Vec<tls::Undecrypted>,
 }
 
 /// Everything a handler call needs besides the connection.
@@ -142,6 +148,8 @@ pub enum Handler {
     /// The first bytes of one side are too few to tell the protocol: they are held.
     Held(Box<Held>),
     Http1(Box<HttpConn>),
+    /// TLS: decrypted with the key log, the plaintext handed to an inner handler.
+    Tls(Box<tls::conn::TlsConn>),
     /// Recognized, not decoded: its bytes are skipped.
     Opaque(Opaque),
 }
@@ -167,6 +175,7 @@ impl Handler {
         match self {
             Handler::Detect(_) | Handler::Held(_) => None,
             Handler::Http1(_) => Some("HTTP/1.x"),
+            Handler::Tls(_) => Some("TLS"),
             Handler::Opaque(Opaque::Tls) => Some("TLS"),
             Handler::Opaque(Opaque::Http2) => Some("HTTP/2"),
         }
@@ -177,7 +186,8 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.clean_start(side),
             Handler::Held(held) => held.http.clean_start(side),
-            Handler::Opaque(_) => {}
+            // The plaintext starts clean when the hellos are seen.
+            Handler::Tls(_) | Handler::Opaque(_) => {}
         }
     }
 
@@ -186,6 +196,7 @@ impl Handler {
     pub fn is_done(&self) -> bool {
         match self {
             Handler::Http1(h) => h.is_done(),
+            Handler::Tls(t) => t.is_done(),
             Handler::Detect(_) | Handler::Held(_) => false,
             Handler::Opaque(_) => true,
         }
@@ -202,6 +213,7 @@ impl Handler {
                     (t, syn) => t.or(syn),
                 }
             }
+            Handler::Tls(t) => t.pending_start(),
             Handler::Opaque(_) => None,
         }
     }
@@ -212,6 +224,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.buffered_bytes(),
             Handler::Held(held) => held.http.buffered_bytes() + held.bytes.capacity(),
+            Handler::Tls(t) => t.buffered_bytes(),
             Handler::Opaque(_) => 0,
         }
     }
@@ -221,6 +234,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.bodies_held(),
             Handler::Held(held) => held.http.bodies_held(),
+            Handler::Tls(t) => t.bodies_held(),
             Handler::Opaque(_) => (0, 0),
         }
     }
@@ -230,6 +244,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.cut_bodies(),
             Handler::Held(held) => held.http.cut_bodies(),
+            Handler::Tls(t) => t.cut_bodies(),
             Handler::Opaque(_) => {}
         }
     }
@@ -239,6 +254,7 @@ impl Handler {
     pub fn data(&mut self, side: Side, bytes: &[u8], chunk: Chunk, cx: &mut Ctx<'_>) {
         match self {
             Handler::Http1(h) => h.data(side, bytes, chunk, &mut cx.http()),
+            Handler::Tls(t) => t.data(side, bytes, chunk, cx),
             Handler::Opaque(_) => {}
             _ if bytes.is_empty() => {}
             _ => self.detect(side, bytes, chunk, cx),
@@ -287,9 +303,43 @@ impl Handler {
                 self.settle(cx);
                 self.data(side, bytes, chunk, cx);
             }
-            detect::Verdict::Tls => {
+            detect::Verdict::Tls if cx.limits.tls.keylog.is_none() => {
+                // No key log: counted and listed (from the ClientHello when the first bytes
+                // hold it whole), not reassembled further.
                 cx.stats.detected.tls_connections += 1;
+                let meta = match self {
+                    Handler::Detect(http) => http.meta,
+                    Handler::Held(held) => held.http.meta,
+                    _ => return,
+                };
+                let first = match self {
+                    Handler::Held(held) if held.side == side => [&held.bytes[..], bytes].concat(),
+                    _ => bytes.to_vec(),
+                };
+                tls::conn::list_without_keys(meta, side, &first, cx.stats);
                 *self = Handler::Opaque(Opaque::Tls);
+            }
+            detect::Verdict::Tls => {
+                cx.stats.tls.connections += 1;
+                let replaced = std::mem::replace(self, Handler::Opaque(Opaque::Tls));
+                let (meta, held) = match replaced {
+                    Handler::Detect(http) => (http.meta, None),
+                    Handler::Held(held) => (held.http.meta, Some(held)),
+                    other => {
+                        *self = other;
+                        return;
+                    }
+                };
+                let mut t = Box::new(tls::conn::TlsConn::new(meta));
+                if let Some(held) = held {
+                    let mut at = 0;
+                    for (len, c) in &held.pieces {
+                        t.data(held.side, &held.bytes[at..at + len], *c, cx);
+                        at += len;
+                    }
+                }
+                t.data(side, bytes, chunk, cx);
+                *self = Handler::Tls(t);
             }
             detect::Verdict::Http2 => {
                 cx.stats.detected.http2_connections += 1;
@@ -324,6 +374,7 @@ impl Handler {
         }
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.gap_by(side, len, ts, cap, &mut cx.http()),
+            Handler::Tls(t) => t.gap(side, len, ts, cap, cx),
             Handler::Held(_) | Handler::Opaque(_) => {}
         }
     }
@@ -335,6 +386,7 @@ impl Handler {
         }
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.side_closed(side, &mut cx.http()),
+            Handler::Tls(t) => t.side_closed(side, cx),
             Handler::Held(_) | Handler::Opaque(_) => {}
         }
     }
@@ -347,6 +399,7 @@ impl Handler {
         }
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.end_by(clean, ts, cap, &mut cx.http()),
+            Handler::Tls(t) => t.end(clean, ts, cap, cx),
             Handler::Held(_) | Handler::Opaque(_) => {}
         }
     }

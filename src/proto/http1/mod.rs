@@ -407,6 +407,8 @@ pub struct Exchange {
     /// The cleartext proxy tunnel the exchange ran in (`"CONNECT host:443"`,
     /// `"socks5 host:80"`), when it did.
     pub tunnel: Option<Box<str>>,
+    /// The TLS connection the exchange was decrypted from, when it was.
+    pub tls: Option<std::sync::Arc<crate::proto::tls::TlsFacts>>,
 }
 
 impl Exchange {
@@ -1923,6 +1925,7 @@ impl HttpConn {
             interim: p.interim,
             anomalies: p.anomalies,
             tunnel: self.inner.clone(),
+            tls: None,
         };
         self.exchanges += 1;
         cx.sink.exchange(ex);

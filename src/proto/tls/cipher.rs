@@ -27,6 +27,7 @@ pub enum Hash {
 }
 
 impl Hash {
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> usize {
         match self {
             Hash::Sha1 => 20,
@@ -391,7 +392,7 @@ fn open_cbc(
     let mut tag = [0u8; 48];
     if etm {
         // IV + ciphertext + MAC over (header, IV + ciphertext) (RFC 7366).
-        if payload.len() < 32 + m || (payload.len() - m) % 16 != 0 {
+        if payload.len() < 32 + m || !(payload.len() - m).is_multiple_of(16) {
             return Err(OpenError::Length);
         }
         let ct_end = payload.len() - m;
@@ -411,7 +412,7 @@ fn open_cbc(
         return Ok(16..16 + ct.len() - pad - 1);
     }
     // IV + E(plaintext + MAC + padding) (RFC 5246, section 6.2.3.2).
-    if payload.len() < 16 + 16 || payload.len() % 16 != 0 || payload.len() < 16 + m + 1 {
+    if payload.len() < 16 + 16 || !payload.len().is_multiple_of(16) || payload.len() < 16 + m + 1 {
         return Err(OpenError::Length);
     }
     let (iv, ct) = payload.split_at_mut(16);
