@@ -431,4 +431,4 @@ fn open_cbc(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -50,7 +50,7 @@ impl std::fmt::Debug for TlsLimits {
 
 /// Why a TLS connection (or one side of it) was not decrypted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The key log has no secrets for the client random.
     NoKey,
@@ -80,7 +80,6 @@ impl Reason {
 
 /// A TLS connection that was not (wholly) decrypted, for the user to find its key.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Undecrypted {
     /// The connection's id (its first frame), as `_apitool.flow` says.
     pub flow: u64,

@@ -110,7 +110,17 @@ fn key_update_secret() {
 /// A TLS 1.2 record sealed independently of `Keys`: the crates used directly, the layout of
 /// RFC 5288 / RFC 7905 / RFC 5246 / RFC 7366 written out here.
 #[allow(clippy::too_many_arguments)]
-fn seal12(suite: &Suite, master: &[u8], cr: &[u8; 32], sr: &[u8; 32], etm: bool, client: bool, seq: u64, ctype: u8, pt: &[u8]) -> Vec<u8> {
+pub(crate) fn seal12(
+    suite: &Suite,
+    master: &[u8],
+    cr: &[u8; 32],
+    sr: &[u8; 32],
+    etm: bool,
+    client: bool,
+    seq: u64,
+    ctype: u8,
+    pt: &[u8],
+) -> Vec<u8> {
     use aes_gcm::aead::AeadInOut;
     use cbc::cipher::BlockModeEncrypt;
     let (mac_len, key_len, iv_len) = match suite.bulk {
