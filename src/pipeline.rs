@@ -1439,10 +1439,12 @@ impl Converter {
                 })
                 .map_err(|e| ConvertError::Write(io::Error::other(e)))?;
             // Keys in the input itself (pcapng Decryption Secrets Blocks, which may come after the
-            // packets they unlock): read before the packets, added to the key log given.
+            // packets they unlock): read before the packets, added to the key log given. A
+            // stream is not read ahead: the blocks in its first window (where editcap puts
+            // them, after the section header) are used.
             let (tls, blocks) = match &source {
                 Source::Mapped(map) => crate::proto::tls::keylog::with_secrets_blocks(&self.cfg.tls, map),
-                Source::Stream { .. } => (self.cfg.tls.clone(), 0),
+                Source::Stream { buf, .. } => crate::proto::tls::keylog::with_secrets_blocks(&self.cfg.tls, buf),
             };
             let mut eng = Engine::new(&self.cfg, tls, &self.pool, tx, want_har, want_witness);
             eng.summary.tls_secrets_blocks = blocks;

@@ -285,6 +285,10 @@ fn the_key_log_inside_a_pcapng_is_read_wherever_it_is() {
     let moved_har = read_har(&std::fs::read(&out).unwrap(), "dsb-last");
     let urls = |h: &Value| entries(h).iter().map(|e| e["request"]["url"].clone()).collect::<Vec<_>>();
     assert_eq!(urls(&moved_har), urls(&har));
+    // Read as a stream, the block at the start of the file is used too.
+    let o = apitool_stdin(["convert", "-", "-q", "-o", "-"], &data);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(urls(&read_har(&o.stdout, "stdin")), urls(&har));
 }
 
 #[test]

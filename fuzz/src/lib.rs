@@ -927,8 +927,8 @@ static TLS_KEYLOG: OnceLock<Arc<apitool::proto::tls::keylog::KeyLog>> = OnceLock
 /// bytes in both directions, with a fixed key log. The input is a list of steps: a control
 /// byte (bit 0: the server's side; bits 1-2: 0 bytes, 1 a gap, 2 the side's close), a 2-byte
 /// little-endian length, and for bytes that many bytes. Nothing may panic; every exchange
-/// carries the TLS facts; no more plaintext comes out than ciphertext went in; the bytes held
-/// stay within the caps.
+/// of a TLS connection carries its TLS facts (and none of a connection that is not TLS); no
+/// more plaintext comes out than ciphertext went in; the bytes held stay within the caps.
 pub fn tls(data: &[u8]) {
     tls_run(data);
 }
@@ -985,8 +985,11 @@ pub fn tls_run(data: &[u8]) -> (apitool::proto::tls::TlsStats, Vec<Exchange>) {
     let mut cx = apitool::proto::Ctx { limits: &limits, stats: &mut stats, sink: &mut out };
     h.end(true, Ts(t + 1), None, &mut cx);
     assert!(stats.tls.plaintext_bytes <= fed, "{} bytes of plaintext from {fed} of input", stats.tls.plaintext_bytes);
+    // A connection taken for TLS tags every exchange with its facts; one that is not TLS
+    // (bytes that are no record header first) tags none.
+    let tls = h.protocol() == Some("TLS");
     for ex in &out {
-        assert!(ex.tls.is_some(), "an exchange without its TLS facts");
+        assert_eq!(ex.tls.is_some(), tls, "an exchange with TLS facts {:?} on a {:?} connection", ex.tls, h.protocol());
     }
     assert!(stats.tls_undecrypted.len() <= 1);
     (stats.tls, out)

@@ -464,8 +464,10 @@ impl TlsConn {
             }
             (_, handshake::FINISHED) if phase == Phase::Handshake => {
                 let label = if side == Side::Client { Label::ClientTrafficSecret0 } else { Label::ServerTrafficSecret0 };
-                let secret = self.secret(cx.limits.tls.keylog.as_deref(), label);
-                match secret.and_then(|s| Some((cipher::tls13_keys(self.suite?, &s)?, s))) {
+                let limits = cx.limits;
+                let secret = self.secret(limits.tls.keylog.as_deref(), label);
+                // The secret is copied only into the side's state (zeroed when replaced).
+                match secret.and_then(|s| Some((cipher::tls13_keys(self.suite?, s)?, s.to_vec()))) {
                     Some((keys, s)) => {
                         let h = &mut self.halves[idx(side)];
                         h.keys = Some(keys);
@@ -494,9 +496,10 @@ impl TlsConn {
         }
     }
 
-    fn secret(&self, keylog: Option<&KeyLog>, label: Label) -> Option<Vec<u8>> {
+    /// The key log's secret of this label for the connection's client random.
+    fn secret<'k>(&self, keylog: Option<&'k KeyLog>, label: Label) -> Option<&'k [u8]> {
         let ch = self.ch.as_ref()?;
-        keylog?.get(&ch.random)?.get(label).map(|s| s.as_bytes().to_vec())
+        keylog?.get(&ch.random)?.get(label).map(|s| s.as_bytes())
     }
 
     /// The ServerHello was read: version, suite, and the keys the key log has.
@@ -515,8 +518,8 @@ impl TlsConn {
             Some(s) => self.suite = Some(s),
             None => return self.fail_both(Reason::UnsupportedSuite, ts, cx),
         }
-        let keylog = cx.limits.tls.keylog.clone();
-        let keylog = keylog.as_deref();
+        let limits = cx.limits;
+        let keylog = limits.tls.keylog.as_deref();
         if !self.tls13 {
             if self.secret(keylog, Label::ClientRandom).is_none() {
                 self.fail_both(Reason::NoKey, ts, cx);
@@ -525,7 +528,7 @@ impl TlsConn {
         }
         for side in [Side::Client, Side::Server] {
             let label = if side == Side::Client { Label::ClientHandshakeTrafficSecret } else { Label::ServerHandshakeTrafficSecret };
-            let keys = self.secret(keylog, label).and_then(|s| cipher::tls13_keys(self.suite?, &s));
+            let keys = self.secret(keylog, label).and_then(|s| cipher::tls13_keys(self.suite?, s));
             match keys {
                 Some(k) => {
                     let h = &mut self.halves[idx(side)];
@@ -545,10 +548,10 @@ impl TlsConn {
 
     /// TLS 1.2: the side's ChangeCipherSpec; its next records are under its keys.
     fn tls12_keys(&mut self, side: Side, cx: &mut Ctx<'_>) {
-        let keylog = cx.limits.tls.keylog.clone();
+        let limits = cx.limits;
         let keys = (|| {
             let (ch, sh, suite) = (self.ch.as_ref()?, self.sh.as_ref()?, self.suite?);
-            let master = keylog.as_deref()?.get(&ch.random)?.get(Label::ClientRandom)?;
+            let master = limits.tls.keylog.as_deref()?.get(&ch.random)?.get(Label::ClientRandom)?;
             cipher::tls12_keys(suite, master.as_bytes(), &ch.random, &sh.random, sh.etm)
         })();
         let h = &mut self.halves[idx(side)];
