@@ -86,7 +86,7 @@ fn tls_facts_agree_with_the_handshakes_tshark_reads() {
     let dir = tempfile::tempdir().unwrap();
     let check_tshark = !skip_without_tshark();
     for (file, version) in
-        [("tls13.pcap", "TLS 1.3"), ("tls12.pcap", "TLS 1.2"), ("tls-keyupdate.pcap", "TLS 1.3"), ("tls-dsb.pcapng", "TLS 1.3")]
+        [("tls13.pcap", "TLS 1.3"), ("tls12.pcap", "TLS 1.2"), ("tls-keyupdate.pcap", "TLS 1.3"), ("tls-dsb.pcapng", "TLS 1.3"), ("tls-hrr.pcap", "TLS 1.3")]
     {
         let (har, _) = convert_tls(file, dir.path(), &[]);
         // Connections in the order they open: the HAR's connection ids are their first frames.
@@ -128,7 +128,12 @@ fn tls_facts_agree_with_the_handshakes_tshark_reads() {
         let hellos =
             tshark_fields(&format!("testdata/{file}"), None, "tls.handshake.type == 2", &["tcp.stream", "tls.handshake.ciphersuite"]);
         let ours: Vec<&str> = by_conn.values().map(|l| suite_id(l[0]["_apitool"]["tls"]["cipherSuite"].as_str().unwrap())).collect();
-        let theirs: Vec<&str> = hellos.iter().map(|r| r[1].as_str()).collect();
+        // The last ServerHello of each stream (after a HelloRetryRequest, the second).
+        let mut last: BTreeMap<u64, &str> = BTreeMap::new();
+        for r in &hellos {
+            last.insert(r[0].parse().unwrap(), r[1].as_str());
+        }
+        let theirs: Vec<&str> = last.into_values().collect();
         // tls13's last connection has no key and no entries.
         assert_eq!(ours[..], theirs[..ours.len()], "{file}");
     }
@@ -165,7 +170,7 @@ fn tshark_decrypts_the_same_requests() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for file in ["tls13.pcap", "tls12.pcap", "tls-keyupdate.pcap", "tls-dsb.pcapng"] {
+    for file in ["tls13.pcap", "tls12.pcap", "tls-keyupdate.pcap", "tls-dsb.pcapng", "tls-hrr.pcap"] {
         let (har, _) = convert_tls(file, dir.path(), &[]);
         let name = file.split('.').next().unwrap();
         let keys = format!("testdata/{name}.keys");
@@ -179,6 +184,25 @@ fn tshark_decrypts_the_same_requests() {
         assert!(!ours.is_empty(), "{file}");
         assert_eq!(ours, theirs, "{file}");
     }
+}
+
+#[test]
+fn a_hello_retry_request_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (har, s) = convert_tls("tls-hrr.pcap", dir.path(), &[]);
+    assert_eq!(entries(&har).len(), 2);
+    assert_eq!(s["tls"]["decrypted_connections"], 1);
+    if skip_without_tshark() {
+        return;
+    }
+    // The capture has one: a ServerHello whose random is SHA-256("HelloRetryRequest"), then
+    // two ClientHellos with one random.
+    let sh = tshark_fields("testdata/tls-hrr.pcap", None, "tls.handshake.type == 2", &["tls.handshake.random"]);
+    assert_eq!(sh.len(), 2);
+    assert_eq!(sh[0][0], "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c");
+    let ch = tshark_fields("testdata/tls-hrr.pcap", None, "tls.handshake.type == 1", &["tls.handshake.random"]);
+    assert_eq!(ch.len(), 2);
+    assert_eq!(ch[0], ch[1]);
 }
 
 #[test]

@@ -36,8 +36,8 @@ import zlib
 NGX = 8080
 SRV = 8081
 # nginx's TLS servers (nginx.conf): TLS 1.2 + 1.3; TLS 1.2 without encrypt-then-MAC; HTTP/2.
-TLS, TLS_MTE, TLS_H2 = 8443, 8444, 8445
-NGINX_PORTS = (NGX, TLS, TLS_MTE, TLS_H2)
+TLS, TLS_MTE, TLS_H2, TLS_P256 = 8443, 8444, 8445, 8446
+NGINX_PORTS = (NGX, TLS, TLS_MTE, TLS_H2, TLS_P256)
 # The name the TLS clients ask for (SNI, Host), resolved to loopback by the client.
 TLS_HOST = "api.test"
 TIMEOUT = 10
@@ -471,6 +471,14 @@ def sc_tls_dsb(sc):
              ["--tlsv1.3", "--http1.1", "--compressed"])
 
 
+def sc_tls_hrr(sc):
+    """TLS 1.3 with a HelloRetryRequest: curl's first key share is X25519, the server takes
+    P-256 only and asks for it; two requests on the connection."""
+    u = TLS_URL % TLS_P256
+    tls_curl(sc, TLS_P256, [(u + "/api/items.json", [], "hrr"), (u + "/style.css", [], "hrr;gzip")],
+             ["--tlsv1.3", "--http1.1", "--compressed", "--curves", "X25519:prime256v1"])
+
+
 def sc_tls_h2(sc):
     """HTTP/2 over TLS 1.3 (ALPN h2): two requests on one connection."""
     u = TLS_URL % TLS_H2
@@ -759,7 +767,7 @@ SCENARIOS = {
     "connect-upgrade": sc_connect_upgrade, "big-body": sc_big_body,
     "concurrent": sc_concurrent, "http10": sc_http10,
     "tls13": sc_tls13, "tls12": sc_tls12, "tls-keyupdate": sc_tls_keyupdate, "tls-dsb": sc_tls_dsb,
-    "tls-h2": sc_tls_h2,
+    "tls-h2": sc_tls_h2, "tls-hrr": sc_tls_hrr,
 }
 
 

@@ -23,7 +23,7 @@ PY=${PYTHON:-python3}
 ALL=(keepalive pipelined chunked-gzip br zstd deflate stacked head continue-100
      status-204-304 close-delimited post-bodies ipv6 connect-upgrade big-body
      concurrent http10 sse
-     tls13 tls12 tls-keyupdate tls-dsb tls-h2)
+     tls13 tls12 tls-keyupdate tls-dsb tls-h2 tls-hrr)
 
 if [[ "${1:-}" != "--inside" ]]; then
     if [[ $EUID -ne 0 ]]; then
@@ -116,6 +116,7 @@ ports_of() {
         tls13|tls-keyupdate|tls-dsb) echo 8443 ;;
         tls12) echo "8443 8444" ;;
         tls-h2) echo 8445 ;;
+        tls-hrr) echo 8446 ;;
         head|status-204-304|ipv6) echo "8080 8081" ;;
         *) echo 8081 ;;
     esac

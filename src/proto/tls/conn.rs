@@ -122,6 +122,8 @@ pub struct TlsConn {
     sh: Option<ServerHello>,
     suite: Option<&'static Suite>,
     tls13: bool,
+    /// A HelloRetryRequest was read (TLS 1.3): its ChangeCipherSpec precedes the ServerHello.
+    hrr: bool,
     alpn: Option<Box<str>>,
     /// Why the connection is not (wholly) decrypted, once known (counted once).
     failed: Option<Reason>,
@@ -161,6 +163,7 @@ impl TlsConn {
             sh: None,
             suite: None,
             tls13: false,
+            hrr: false,
             alpn: None,
             failed: None,
             decrypted_counted: false,
@@ -313,7 +316,8 @@ impl TlsConn {
         match (hdr.ctype, phase) {
             (record::CHANGE_CIPHER_SPEC, _) => {
                 if self.sh.is_none() {
-                    if self.failed.is_some() {
+                    // Before the ServerHello only a HelloRetryRequest's (TLS 1.3) comes.
+                    if self.failed.is_some() || self.hrr {
                         return self.skip(side);
                     }
                     return Step::Hold;
@@ -324,6 +328,20 @@ impl TlsConn {
                     return Step::Done;
                 }
                 self.tls12_keys(side, cx);
+                Step::Done
+            }
+            // TLS 1.3 encrypts records as application data only: a handshake record is in the
+            // clear whatever the keys (the second ClientHello after a HelloRetryRequest, read
+            // after the ServerHello).
+            (record::HANDSHAKE, _) if phase == Phase::Clear || self.tls13 => {
+                let h = &mut self.halves[idx(side)];
+                h.records += 1;
+                let mut msgs = std::mem::take(&mut self.msgs);
+                h.hs.push(&h.rd.record()[record::HEADER..], |t, b| msgs.push((t, b.to_vec())));
+                for (t, b) in msgs.drain(..) {
+                    self.message(side, t, &b, ts, cx);
+                }
+                self.msgs = msgs;
                 Step::Done
             }
             (_, Phase::Clear) => match hdr.ctype {
@@ -446,6 +464,13 @@ impl TlsConn {
             (Side::Server, handshake::SERVER_HELLO) if phase == Phase::Clear && self.sh.is_none() => {
                 let Some(hello) = handshake::server_hello(body) else { return };
                 if hello.is_retry_request() {
+                    // The client answers with a second ClientHello (same random); its records
+                    // held for the server's answer can be read now.
+                    if self.halves[idx(side)].records == 1 {
+                        self.inner.clean_start(Side::Server);
+                    }
+                    self.hrr = true;
+                    self.pump(Side::Client, cx);
                     return;
                 }
                 if self.halves[idx(side)].records == 1 {
