@@ -24,7 +24,7 @@ shopt -s nullglob
 cd "$(dirname "$0")"
 
 SECS=${1:-60}
-TARGETS=${TARGETS:-"capture wire reassembly http decode convert witness bodies keylog ws ws_conn h2"}
+TARGETS=${TARGETS:-"capture wire reassembly http decode convert witness bodies keylog ws ws_conn h2 tls"}
 RSS_MB=${RSS_MB:-2048}
 TIMEOUT=${TIMEOUT:-10}
 JOBS=${JOBS:-1}

@@ -369,6 +369,36 @@ pub struct CapArgs {
     /// use entries past it are marked as not decodable (never guessed).
     #[arg(long, value_name = "SIZE", default_value = "64KiB", value_parser = parse_size)]
     pub h2_max_table: usize,
+
+    /// A TLS key log (NSS format, as written where SSLKEYLOGFILE is set) to decrypt TLS
+    /// connections with; repeatable (for a client random in several, the last line read
+    /// wins). A pcapng input's Decryption Secrets Blocks are used too.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
+}
+
+/// Reads the key logs of `--keylog` (none: no key log). A line that cannot be read is
+/// reported by its number only: key logs hold secrets.
+pub fn read_keylogs(paths: &[PathBuf]) -> Result<crate::proto::tls::TlsLimits, String> {
+    use crate::proto::tls::keylog::{KeyLog, KeyLogLimits};
+    if paths.is_empty() {
+        return Ok(crate::proto::tls::TlsLimits::default());
+    }
+    let mut log = KeyLog::new(KeyLogLimits::default());
+    for p in paths {
+        let data = std::fs::read(p).map_err(|e| format!("--keylog {}: {}", p.display(), os_error(&e)))?;
+        let before = log.problems.len();
+        let bad_before = log.stats.bad_lines;
+        log.add(&data);
+        for problem in &log.problems[before..] {
+            eprintln!("apitool: warning: --keylog {}: {problem} (skipped)", p.display());
+        }
+        let unreported = (log.stats.bad_lines - bad_before).saturating_sub((log.problems.len() - before) as u64);
+        if unreported > 0 {
+            eprintln!("apitool: warning: --keylog {}: {unreported} more lines skipped", p.display());
+        }
+    }
+    Ok(crate::proto::tls::TlsLimits { keylog: Some(std::sync::Arc::new(log)) })
 }
 
 impl CapArgs {
@@ -412,6 +442,7 @@ impl CapArgs {
             order_window_ns: (self.order_window * 1e9) as i64,
             reorder_mem: self.order_mem.max(1 << 16),
             wire: crate::wire::WireOptions { tzsp_port: self.tzsp_port.unwrap_or(0) },
+            tls: read_keylogs(&self.keylog)?,
             ..Config::default()
         })
     }
@@ -1059,7 +1090,42 @@ pub fn human_summary_styled(s: &Summary, target: &Path, style: SummaryStyle) -> 
     note!(t.port_reuse, "connection{|s} that reused the ports of an earlier one");
     note!(t.stray_syns, "SYN{|s} contradicting a live connection, ignored");
     note!(t.rst_ignored, "RST{|s} not honoured because the connection went on");
-    note!(s.protocols.tls_connections, "TLS connection{|s} not decrypted (decryption is not supported yet)");
+    note!(s.protocols.tls_connections, "TLS connection{|s} not decrypted: no key log given (see --keylog; -v lists them)");
+    {
+        let t = &s.tls;
+        note!(t.connections, "TLS connection{|s} read with the key log");
+        note!(t.decrypted_connections, "TLS connection{|s} decrypted");
+        note!(t.no_key, "TLS connection{|s} not decrypted: no key for the client random (see --keylog; -v lists them)");
+        note!(t.unsupported_version, "TLS connection{|s} not decrypted: unsupported TLS version");
+        note!(t.unsupported_suite, "TLS connection{|s} not decrypted: unsupported cipher suite");
+        note!(t.handshake_not_captured, "TLS connection{|s} not decrypted: handshake not captured");
+        note!(
+            t.decryption_failed,
+            "TLS connection{|s} whose decryption failed (a record did not verify, or records lost after missing bytes)"
+        );
+        note!(t.early_data_records_skipped, "TLS 1.3 early data record{|s} skipped (no key)");
+        note!(t.key_updates, "TLS 1.3 key update{|s} followed");
+        note!(t.resyncs, "TLS record stream{|s} found again after missing bytes");
+        note!(t.lost_sync, "TLS record stream{|s} lost after missing bytes");
+        note!(t.held_over_cap, "TLS side{|s} stopped: too many records waiting for keys");
+        note!(s.tls_secrets_blocks, "TLS key log{|s} read from the capture's Decryption Secrets Blocks");
+        if style.all {
+            for u in &s.tls_undecrypted {
+                notes.push((
+                    format!(
+                        "TLS connection {} {} -> {} not decrypted ({}): SNI {}, client random {}",
+                        u.flow,
+                        u.client,
+                        u.server,
+                        u.reason.describe(),
+                        u.sni.as_deref().unwrap_or("-"),
+                        u.client_random.as_deref().unwrap_or("not captured")
+                    ),
+                    1,
+                ));
+            }
+        }
+    }
     let h2 = &s.h2;
     note!(h2.connections, "HTTP/2 connection{|s}");
     note!(h2.header_blocks_unknown, "HTTP/2 header block{|s} not decodable after lost data (HPACK table unknown; fields marked unknown)");

@@ -50,6 +50,9 @@ pub struct Config {
     pub http: HttpLimits,
     /// HTTP/2 caps (header list, open streams, HPACK table).
     pub h2: crate::proto::h2::H2Limits,
+    /// TLS decryption: the key log from `--keylog` (a pcapng input's Decryption Secrets
+    /// Blocks are added to it for that input).
+    pub tls: crate::proto::tls::TlsLimits,
     pub defrag: DefragLimits,
     /// Link and tunnel decoding (TZSP on a port of the user's choosing).
     pub wire: wire::WireOptions,
@@ -98,6 +101,7 @@ impl Default for Config {
             flow: FlowLimits::default(),
             http: HttpLimits::default(),
             h2: crate::proto::h2::H2Limits::default(),
+            tls: crate::proto::tls::TlsLimits::default(),
             defrag: DefragLimits::default(),
             wire: wire::WireOptions::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -143,6 +147,15 @@ pub struct Summary {
     pub protocols: crate::proto::Detected,
     /// HTTP/2 connections and their streams' troubles.
     pub h2: crate::proto::h2::H2Stats,
+    /// TLS decryption.
+    pub tls: crate::proto::tls::TlsStats,
+    /// TLS connections not decrypted, with their SNI and client random (the first
+    /// [`crate::proto::tls::MAX_UNDECRYPTED_LISTED`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tls_undecrypted: Vec<crate::proto::tls::Undecrypted>,
+    /// Key logs read from the input's Decryption Secrets Blocks (pcapng).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tls_secrets_blocks: u64,
     pub entries: u64,
     pub entries_with_anomalies: u64,
     /// Entries written after a later-starting one (capture time going backwards).
@@ -1076,21 +1089,21 @@ impl Drop for ToWriter {
 const SHARDS_PER_THREAD: usize = 4;
 
 impl<'c> Engine<'c> {
-    fn new(cfg: &'c Config, pool: &'c rayon::ThreadPool, out: Outbox, har: bool, witness: bool) -> Engine<'c> {
+    fn new(
+        cfg: &'c Config,
+        tls: crate::proto::tls::TlsLimits,
+        pool: &'c rayon::ThreadPool,
+        out: Outbox,
+        har: bool,
+        witness: bool,
+    ) -> Engine<'c> {
         // The entries of one window are held up to the reorder buffer's cap in all.
         let t = cfg.threads.max(1);
         let sink = || EntrySink { cap: (cfg.reorder_mem / t).max(1), ..EntrySink::with_output(har, witness, &cfg.output) };
         let sinks: Sinks = (0..t).map(|_| Mutex::new(sink())).collect();
         let n = shard_count(cfg);
-        let shards = (0..n)
-            .map(|_| {
-                Shard::new(
-                    cfg.flow,
-                    crate::proto::Limits { http: cfg.http, h2: cfg.h2 },
-                    Handoff { queue: Vec::new(), sinks: sinks.clone() },
-                )
-            })
-            .collect();
+        let limits = crate::proto::Limits { http: cfg.http, h2: cfg.h2, tls };
+        let shards = (0..n).map(|_| Shard::new(cfg.flow, limits.clone(), Handoff { queue: Vec::new(), sinks: sinks.clone() })).collect();
         let reorder = Reorder::new(cfg.reorder_mem, EntrySink::framed(har, witness, &cfg.output));
         Engine { cfg, pool, shards, sinks, reorder, summary: Summary::default(), out }
     }
@@ -1269,6 +1282,9 @@ impl<'c> Engine<'c> {
             add_http(&mut s.http, &sh.proto_stats.http);
             s.protocols += sh.proto_stats.detected;
             s.h2 += sh.proto_stats.h2;
+            s.tls += sh.proto_stats.tls;
+            let room = crate::proto::tls::MAX_UNDECRYPTED_LISTED.saturating_sub(s.tls_undecrypted.len());
+            s.tls_undecrypted.extend(sh.proto_stats.tls_undecrypted.iter().take(room).cloned());
         }
         s.entries_out_of_order = self.reorder.out_of_order;
         s.entries_spilled = self.sinks.iter().map(|s| lock(s).spilled_total).sum();
@@ -1550,7 +1566,16 @@ impl Converter {
                     Ok((har, wit, records))
                 })
                 .map_err(|e| ConvertError::Write(io::Error::other(e)))?;
-            let mut eng = Engine::new(&self.cfg, &self.pool, tx, want_har, want_witness);
+            // Keys in the input itself (pcapng Decryption Secrets Blocks, which may come after the
+            // packets they unlock): read before the packets, added to the key log given. A
+            // stream is not read ahead: the blocks in its first window (where editcap puts
+            // them, after the section header) are used.
+            let (tls, blocks) = match &source {
+                Source::Mapped(map) => crate::proto::tls::keylog::with_secrets_blocks(&self.cfg.tls, map),
+                Source::Stream { buf, .. } => crate::proto::tls::keylog::with_secrets_blocks(&self.cfg.tls, buf),
+            };
+            let mut eng = Engine::new(&self.cfg, tls, &self.pool, tx, want_har, want_witness);
+            eng.summary.tls_secrets_blocks = blocks;
             let result = match source {
                 Source::Mapped(map) => self.run_mapped(&map, &mut eng, progress),
                 Source::Stream { mut r, buf, eof } => self.run_stream(&mut *r, buf, eof, &mut eng, progress),
@@ -1833,6 +1858,7 @@ mod tests {
             tunnel: None,
             websocket: None,
             h2: None,
+            tls: None,
         };
         let mut sink = EntrySink { cap: 64 << 20, ..EntrySink::default() };
         sink.exchange(ex());

@@ -48,6 +48,7 @@ fn help_mentions_every_flag_with_its_default() {
         ("--h2-max-header-list <SIZE>", Some("256KiB")),
         ("--h2-max-streams <N>", Some("1000")),
         ("--h2-max-table <SIZE>", Some("64KiB")),
+        ("--keylog <FILE>", None),
         ("-q, --quiet", None),
         ("-v, --verbose...", None),
         ("--color <WHEN>", Some("auto")),

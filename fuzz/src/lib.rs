@@ -694,6 +694,7 @@ fn converters() -> &'static [Converter; 2] {
             },
             http: HttpLimits { max_head: 1024, max_headers: 32, max_body: 2048, ..HttpLimits::default() },
             h2: apitool::proto::h2::H2Limits { max_header_list: 4096, max_streams: 8, max_table: 256 },
+            tls: Default::default(),
             defrag: DefragLimits { max_datagrams: 4, max_bytes: 16_384, timeout_ns: 1_000_000_000 },
             // TZSP on a port of the user's choosing too, as `--tzsp-port 31337` gives it.
             wire: apitool::wire::WireOptions { tzsp_port: 31337 },
@@ -1119,4 +1120,80 @@ fn frames_from(mut b: &[u8]) -> Vec<u8> {
         b = &tail[n..];
     }
     out
+}
+
+/// The key logs of `testdata/tls12.keys`, `tls13.keys` and `tls-keyupdate.keys`: real secrets of the
+/// recorded captures, so inputs made from those connections' streams decrypt.
+static TLS_KEYLOG: OnceLock<Arc<apitool::proto::tls::keylog::KeyLog>> = OnceLock::new();
+
+/// The TLS handler (record layer, handshake, decryption, the inner HTTP handler) over any
+/// bytes in both directions, with a fixed key log. The input is a list of steps: a control
+/// byte (bit 0: the server's side; bits 1-2: 0 bytes, 1 a gap, 2 the side's close), a 2-byte
+/// little-endian length, and for bytes that many bytes. Nothing may panic; every exchange
+/// of a TLS connection carries its TLS facts (and none of a connection that is not TLS); no
+/// more plaintext comes out than ciphertext went in; the bytes held stay within the caps.
+pub fn tls(data: &[u8]) {
+    tls_run(data);
+}
+
+/// [`tls`], returning the TLS counters and the exchanges.
+pub fn tls_run(data: &[u8]) -> (apitool::proto::tls::TlsStats, Vec<Exchange>) {
+    use apitool::proto::tls::keylog::{KeyLog, KeyLogLimits};
+    use apitool::proto::{Handler, Limits, Stats};
+    let keylog = TLS_KEYLOG.get_or_init(|| {
+        let mut k = KeyLog::new(KeyLogLimits::default());
+        k.add(include_bytes!("../../testdata/tls12.keys"));
+        k.add(include_bytes!("../../testdata/tls13.keys"));
+        k.add(include_bytes!("../../testdata/tls-keyupdate.keys"));
+        Arc::new(k)
+    });
+    let limits = Limits { tls: apitool::proto::tls::TlsLimits { keylog: Some(keylog.clone()) }, ..Limits::default() };
+    let mut stats = Stats::default();
+    let mut out: Vec<Exchange> = Vec::new();
+    let ep = |port| Endpoint { ip: [0; 16], port, v6: false };
+    let mut h = Handler::new(meta(ep(40000), ep(443)));
+    h.clean_start(Side::Client);
+    h.clean_start(Side::Server);
+    let mut rest = data;
+    let mut off = [0u64; 2];
+    let mut fed = 0u64;
+    let mut t = 0i64;
+    while let [ctl, lo, hi, tail @ ..] = rest {
+        let n = u16::from_le_bytes([*lo, *hi]) as usize;
+        let side = if ctl & 1 == 0 { Side::Client } else { Side::Server };
+        t += 1_000;
+        let mut cx = apitool::proto::Ctx { limits: &limits, stats: &mut stats, sink: &mut out };
+        match (ctl >> 1) & 3 {
+            1 => {
+                h.gap(side, n as u64 + 1, Ts(t), None, &mut cx);
+                off[side as usize] += n as u64 + 1;
+                rest = tail;
+            }
+            2 => {
+                h.side_closed(side, &mut cx);
+                rest = tail;
+            }
+            _ => {
+                let n = n.min(tail.len());
+                let chunk = Chunk { ts: Ts(t), frame: t as u64 / 1000, offset: off[side as usize], ack: None };
+                h.data(side, &tail[..n], chunk, &mut cx);
+                off[side as usize] += n as u64;
+                fed += n as u64;
+                rest = &tail[n..];
+            }
+        }
+        let _ = (h.pending_start(), h.is_done(), h.bodies_held());
+        assert!(h.buffered_bytes() < 1 << 22, "{} bytes held", h.buffered_bytes());
+    }
+    let mut cx = apitool::proto::Ctx { limits: &limits, stats: &mut stats, sink: &mut out };
+    h.end(true, Ts(t + 1), None, &mut cx);
+    assert!(stats.tls.plaintext_bytes <= fed, "{} bytes of plaintext from {fed} of input", stats.tls.plaintext_bytes);
+    // A connection taken for TLS tags every exchange with its facts; one that is not TLS
+    // (bytes that are no record header first) tags none.
+    let tls = h.protocol() == Some("TLS");
+    for ex in &out {
+        assert_eq!(ex.tls.is_some(), tls, "an exchange with TLS facts {:?} on a {:?} connection", ex.tls, h.protocol());
+    }
+    assert!(stats.tls_undecrypted.len() <= 1);
+    (stats.tls, out)
 }

@@ -21,6 +21,7 @@ const TARGETS: &[Target] = &[
     ("ws", apitool_fuzz::ws),
     ("ws_conn", apitool_fuzz::ws_conn),
     ("h2", apitool_fuzz::h2),
+    ("tls", apitool_fuzz::tls),
 ];
 
 fn inputs(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -49,4 +50,28 @@ fn every_target_survives_its_regressions_and_seeds() {
     eprintln!("{ran} inputs");
     // The committed regressions at least: an empty run would pass without testing anything.
     assert!(ran >= 3, "only {ran} inputs found");
+}
+
+/// The TLS seeds are connections recorded in testdata/ (their streams in the target's input
+/// form): with the key logs the target holds, each decrypts to its exchanges, also when the
+/// streams come in pieces of a few bytes; a gap in the server's stream costs the exchange
+/// after it, not the ones before.
+#[test]
+fn tls_seeds_decrypt() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/tls");
+    for (name, exchanges) in [
+        ("tls12-aes128gcm", 2),
+        ("tls12-aes128gcm-split", 2),
+        ("tls12-chacha20", 2),
+        ("tls12-cbc-etm", 2),
+        ("tls12-cbc-mte", 2),
+        ("tls13-chacha20", 1),
+        ("tls13-aes128gcm", 1),
+        ("tls13-keyupdate", 3),
+    ] {
+        let (stats, out) = apitool_fuzz::tls_run(&std::fs::read(root.join(name)).unwrap());
+        let complete = out.iter().filter(|e| e.request.is_some() && e.response.is_some() && e.anomalies.is_empty()).count();
+        assert_eq!(complete, exchanges, "{name}: {stats:?}");
+        assert_eq!((stats.decryption_failed, stats.no_key), (0, 0), "{name}");
+    }
 }

@@ -624,6 +624,7 @@ mod tests {
             tunnel: None,
             websocket: None,
             h2: None,
+            tls: None,
         }
     }
 

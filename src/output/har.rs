@@ -375,6 +375,9 @@ fn write_private(out: &mut Vec<u8>, ex: &Exchange) {
             write_grpc(out, g);
         }
     }
+    if let Some(t) = ex.tls.as_deref() {
+        write_tls(out, t);
+    }
     if !ex.interim.is_empty() {
         out.extend_from_slice(b",\"interimStatus\":[");
         for (i, s) in ex.interim.iter().enumerate() {
@@ -719,6 +722,23 @@ fn write_header_value(out: &mut Vec<u8>, v: &[u8]) {
     }
 }
 
+/// `_apitool.tls`: what the TLS connection the exchange was decrypted from says (never a
+/// secret).
+fn write_tls(out: &mut Vec<u8>, t: &crate::proto::tls::TlsFacts) {
+    out.extend_from_slice(b",\"tls\":{\"version\":");
+    write_str(out, t.version);
+    out.extend_from_slice(b",\"cipherSuite\":");
+    write_str(out, t.cipher_suite);
+    for (k, v) in [(&b",\"sni\":"[..], &t.sni), (&b",\"alpn\":"[..], &t.alpn)] {
+        out.extend_from_slice(k);
+        match v.as_deref() {
+            Some(v) => write_str(out, v),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b'}');
+}
+
 /// Builds the absolute URL of a request, keeping its request-target as sent.
 ///
 /// By the form of the target (RFC 9112, section 3.2):
@@ -755,8 +775,11 @@ pub fn request_url(ex: &Exchange, m: &Message) -> Vec<u8> {
         return url;
     }
     let target = if missing_target(m) { &b""[..] } else { target };
-    url.extend_from_slice(b"http://");
+    url.extend_from_slice(scheme(ex));
     let host = m.head.field("host").map(crate::proto::http1::decode::trim).filter(|h| !h.is_empty());
+    // Decrypted from TLS without a Host header: the server name the client asked for.
+    let sni = ex.tls.as_ref().and_then(|t| t.sni.as_deref()).filter(|s| !s.is_empty());
+    let host = host.or(sni.map(str::as_bytes));
     // Without a Host header: the target of the tunnel the request went through, else the
     // server's address.
     let tunnel = ex.tunnel.as_deref().and_then(|t| t.split_once(' ')).map(|(_, a)| a.strip_suffix(":80").unwrap_or(a));
@@ -780,7 +803,8 @@ pub fn request_url(ex: &Exchange, m: &Message) -> Vec<u8> {
 /// Host field, else the server's address) and `:path` (for CONNECT, no path).
 fn h2_url(ex: &Exchange, h2: &crate::proto::h2::H2Facts, m: &Message) -> Vec<u8> {
     let mut url = Vec::with_capacity(64);
-    let scheme = h2.request(":scheme").filter(|s| !s.is_empty()).unwrap_or(h2.scheme.as_bytes());
+    let fallback: &[u8] = if ex.tls.is_some() { b"https" } else { h2.scheme.as_bytes() };
+    let scheme = h2.request(":scheme").filter(|s| !s.is_empty()).unwrap_or(fallback);
     push_url_bytes(&mut url, scheme);
     url.extend_from_slice(b"://");
     let authority = h2.request(":authority").filter(|a| !a.is_empty()).or_else(|| m.head.field("host"));
@@ -802,20 +826,29 @@ fn h2_url(ex: &Exchange, h2: &crate::proto::h2::H2Facts, m: &Message) -> Vec<u8>
 
 /// The URL of a response seen without its request: the server's origin and `/`.
 pub fn server_url(ex: &Exchange) -> Vec<u8> {
-    let mut url = b"http://".to_vec();
-    push_server(&mut url, ex);
+    let mut url = scheme(ex).to_vec();
+    match ex.tls.as_ref().and_then(|t| t.sni.as_deref()).filter(|s| !s.is_empty()) {
+        Some(sni) => push_url_bytes(&mut url, sni.as_bytes()),
+        None => push_server(&mut url, ex),
+    }
     url.push(b'/');
     url
 }
 
-/// The server's address as a URL host (IPv6 in brackets), with its port unless it is 80.
+/// `https://` for an exchange decrypted from TLS, else `http://`.
+fn scheme(ex: &Exchange) -> &'static [u8] {
+    if ex.tls.is_some() { b"https://" } else { b"http://" }
+}
+
+/// The server's address as a URL host (IPv6 in brackets), with its port unless it is the
+/// scheme's default (80, or 443 over TLS).
 fn push_server(url: &mut Vec<u8>, ex: &Exchange) {
     let s = ex.conn.server;
     let _ = match s.addr() {
         std::net::IpAddr::V4(a) => write!(url, "{a}"),
         std::net::IpAddr::V6(a) => write!(url, "[{a}]"),
     };
-    if s.port != 80 {
+    if s.port != if ex.tls.is_some() { 443 } else { 80 } {
         let _ = write!(url, ":{}", s.port);
     }
 }
@@ -1146,6 +1179,7 @@ mod tests {
             tunnel: None,
             websocket: None,
             h2: None,
+            tls: None,
         }
     }
 

@@ -87,22 +87,25 @@ pub struct ConnMeta {
 }
 
 /// Caps of the protocol handlers, one struct per protocol.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Limits {
     pub http: HttpLimits,
     pub h2: H2Limits,
+    /// TLS decryption: the key log (shared by every shard).
+    pub tls: tls::TlsLimits,
 }
 
 impl From<HttpLimits> for Limits {
     fn from(http: HttpLimits) -> Limits {
-        Limits { http, h2: H2Limits::default() }
+        Limits { http, ..Limits::default() }
     }
 }
 
 /// Connections recognized as a protocol that is not decoded yet (their bytes are skipped).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Detected {
-    /// TLS connections (a TLS record header or an SSLv2 ClientHello first): not decrypted.
+    /// TLS connections (a TLS record header or an SSLv2 ClientHello first) seen without a key
+    /// log: not decrypted (with one, they are counted in [`tls::TlsStats`]).
     pub tls_connections: u64,
 }
 
@@ -113,11 +116,14 @@ impl std::ops::AddAssign for Detected {
 }
 
 /// Counters of the protocol handlers.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub http: HttpStats,
     pub detected: Detected,
     pub h2: H2Stats,
+    pub tls: tls::TlsStats,
+    /// TLS connections not decrypted (the first [`tls::MAX_UNDECRYPTED_LISTED`]).
+    pub tls_undecrypted: Vec<tls::Undecrypted>,
 }
 
 /// Everything a handler call needs besides the connection.
@@ -149,6 +155,8 @@ pub enum Handler {
     Http1(Box<HttpConn>),
     /// A WebSocket after its `101` (`ws::session`).
     Ws(Box<WsConn>),
+    /// TLS: decrypted with the key log, the plaintext handed to an inner handler.
+    Tls(Box<tls::conn::TlsConn>),
     /// Recognized, not decoded: its bytes are skipped.
     Opaque(Opaque),
     /// HTTP/2: prior knowledge (the preface), or after `Upgrade: h2c` answered 101.
@@ -177,6 +185,7 @@ impl Handler {
             Handler::Detect(_) | Handler::Held(_) => None,
             Handler::Http1(_) => Some("HTTP/1.x"),
             Handler::Ws(_) => Some("WebSocket"),
+            Handler::Tls(_) => Some("TLS"),
             Handler::Opaque(Opaque::Tls) => Some("TLS"),
             Handler::Http2(_) => Some("HTTP/2"),
         }
@@ -188,7 +197,8 @@ impl Handler {
             Handler::Detect(h) | Handler::Http1(h) => h.clean_start(side),
             Handler::Held(held) => held.http.clean_start(side),
             Handler::Http2(h) => h.clean_start(side),
-            Handler::Ws(_) | Handler::Opaque(_) => {}
+            // The plaintext starts clean when the hellos are seen.
+            Handler::Ws(_) | Handler::Tls(_) | Handler::Opaque(_) => {}
         }
     }
 
@@ -197,6 +207,7 @@ impl Handler {
     pub fn is_done(&self) -> bool {
         match self {
             Handler::Http1(h) => h.is_done(),
+            Handler::Tls(t) => t.is_done(),
             Handler::Detect(_) | Handler::Held(_) | Handler::Ws(_) | Handler::Http2(_) => false,
             Handler::Opaque(_) => true,
         }
@@ -215,6 +226,7 @@ impl Handler {
             }
             Handler::Ws(w) => w.pending_start(),
             Handler::Http2(h) => h.pending_start(),
+            Handler::Tls(t) => t.pending_start(),
             Handler::Opaque(_) => None,
         }
     }
@@ -227,6 +239,7 @@ impl Handler {
             Handler::Held(held) => held.http.buffered_bytes() + held.bytes.capacity(),
             Handler::Ws(w) => w.buffered_bytes(),
             Handler::Http2(h) => h.buffered_bytes(),
+            Handler::Tls(t) => t.buffered_bytes(),
             Handler::Opaque(_) => 0,
         }
     }
@@ -237,6 +250,7 @@ impl Handler {
             Handler::Detect(h) | Handler::Http1(h) => h.bodies_held(),
             Handler::Held(held) => held.http.bodies_held(),
             Handler::Http2(h) => h.bodies_held(),
+            Handler::Tls(t) => t.bodies_held(),
             Handler::Ws(_) | Handler::Opaque(_) => (0, 0),
         }
     }
@@ -247,6 +261,7 @@ impl Handler {
             Handler::Detect(h) | Handler::Http1(h) => h.cut_bodies(),
             Handler::Held(held) => held.http.cut_bodies(),
             Handler::Http2(h) => h.cut_bodies(),
+            Handler::Tls(t) => t.cut_bodies(),
             Handler::Ws(_) | Handler::Opaque(_) => {}
         }
     }
@@ -265,6 +280,7 @@ impl Handler {
             }
             Handler::Ws(w) => w.data(side, bytes, chunk),
             Handler::Http2(h) => h.data(side, bytes, chunk, cx),
+            Handler::Tls(t) => t.data(side, bytes, chunk, cx),
             Handler::Opaque(_) => {}
             _ if bytes.is_empty() => {}
             _ => self.detect(side, bytes, chunk, cx),
@@ -339,9 +355,43 @@ impl Handler {
                 self.settle(cx);
                 self.data(side, bytes, chunk, cx);
             }
-            detect::Verdict::Tls => {
+            detect::Verdict::Tls if cx.limits.tls.keylog.is_none() => {
+                // No key log: counted and listed (from the ClientHello when the first bytes
+                // hold it whole), not reassembled further.
                 cx.stats.detected.tls_connections += 1;
+                let meta = match self {
+                    Handler::Detect(http) => http.meta,
+                    Handler::Held(held) => held.http.meta,
+                    _ => return,
+                };
+                let first = match self {
+                    Handler::Held(held) if held.side == side => [&held.bytes[..], bytes].concat(),
+                    _ => bytes.to_vec(),
+                };
+                tls::conn::list_without_keys(meta, side, &first, cx.stats);
                 *self = Handler::Opaque(Opaque::Tls);
+            }
+            detect::Verdict::Tls => {
+                cx.stats.tls.connections += 1;
+                let replaced = std::mem::replace(self, Handler::Opaque(Opaque::Tls));
+                let (meta, held) = match replaced {
+                    Handler::Detect(http) => (http.meta, None),
+                    Handler::Held(held) => (held.http.meta, Some(held)),
+                    other => {
+                        *self = other;
+                        return;
+                    }
+                };
+                let mut t = Box::new(tls::conn::TlsConn::new(meta));
+                if let Some(held) = held {
+                    let mut at = 0;
+                    for (len, c) in &held.pieces {
+                        t.data(held.side, &held.bytes[at..at + len], *c, cx);
+                        at += len;
+                    }
+                }
+                t.data(side, bytes, chunk, cx);
+                *self = Handler::Tls(t);
             }
             detect::Verdict::Http2 => self.become_h2(side, bytes, chunk, cx),
         }
@@ -411,6 +461,7 @@ impl Handler {
             Handler::Detect(h) | Handler::Http1(h) => h.gap_by(side, len, ts, cap, &mut cx.http()),
             Handler::Ws(w) => w.gap(side, len, ts, cap),
             Handler::Http2(h) => h.gap(side, len, ts, cap, cx),
+            Handler::Tls(t) => t.gap(side, len, ts, cap, cx),
             Handler::Held(_) | Handler::Opaque(_) => {}
         }
         self.become_websocket(cx);
@@ -424,6 +475,7 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.side_closed(side, &mut cx.http()),
             Handler::Ws(w) => w.side_closed(side),
+            Handler::Tls(t) => t.side_closed(side, cx),
             Handler::Held(_) | Handler::Opaque(_) | Handler::Http2(_) => {}
         }
         self.become_websocket(cx);
@@ -438,12 +490,13 @@ impl Handler {
         match self {
             Handler::Detect(h) | Handler::Http1(h) => h.end_keeping_websocket(clean, ts, cap, &mut cx.http()),
             Handler::Http2(h) => h.end(clean, ts, cap, cx),
+            Handler::Tls(t) => t.end(clean, ts, cap, cx),
             Handler::Held(_) | Handler::Opaque(_) | Handler::Ws(_) => {}
         }
         self.become_websocket(cx);
         match self {
             Handler::Ws(w) => w.end(cap, &mut cx.stats.http, &mut *cx.sink),
-            Handler::Detect(_) | Handler::Http1(_) | Handler::Held(_) | Handler::Opaque(_) | Handler::Http2(_) => {}
+            Handler::Detect(_) | Handler::Http1(_) | Handler::Held(_) | Handler::Opaque(_) | Handler::Http2(_) | Handler::Tls(_) => {}
         }
     }
 

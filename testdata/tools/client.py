@@ -35,6 +35,11 @@ import zlib
 
 NGX = 8080
 SRV = 8081
+# nginx's TLS servers (nginx.conf): TLS 1.2 + 1.3; TLS 1.2 without encrypt-then-MAC; HTTP/2.
+TLS, TLS_MTE, TLS_H2, TLS_P256 = 8443, 8444, 8445, 8446
+NGINX_PORTS = (NGX, TLS, TLS_MTE, TLS_H2, TLS_P256)
+# The name the TLS clients ask for (SNI, Host), resolved to loopback by the client.
+TLS_HOST = "api.test"
 TIMEOUT = 10
 COLUMNS = ["conn", "method", "url", "status", "req_body_len", "req_body_sha256",
            "resp_body_len", "resp_body_sha256", "notes"]
@@ -210,10 +215,15 @@ class Scenario:
         self.add(c.conn, method, url, r.status, body, r.entity, notes)
 
     # -- curl
-    def curl(self, sections, common=()):
+    def curl(self, sections, common=(), keylog=None):
         """sections: list of (url, [options], notes).  One curl invocation;
-        --next between sections keeps the connection cache."""
+        --next between sections keeps the connection cache.  keylog: where curl
+        writes the TLS secrets (SSLKEYLOGFILE)."""
         cmd = ["curl", "-sS", "--max-time", str(TIMEOUT)]
+        env = dict(os.environ)
+        env.pop("SSLKEYLOGFILE", None)
+        if keylog:
+            env["SSLKEYLOGFILE"] = keylog
         outs = []
         for i, (url, opts, _) in enumerate(sections):
             if i:
@@ -221,7 +231,7 @@ class Scenario:
             out = os.path.join(self.work, "curl-%d-%d.out" % (len(self.rows), i))
             outs.append(out)
             cmd += list(common) + list(opts) + ["-w", "%{json}\\n", "-o", out, url]
-        p = subprocess.run(cmd, capture_output=True, timeout=60, check=True)
+        p = subprocess.run(cmd, capture_output=True, timeout=60, check=True, env=env)
         results = [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
         assert len(results) == len(sections), (cmd, p.stdout, p.stderr)
         for (url, opts, notes), res, out in zip(sections, results, outs):
@@ -310,17 +320,20 @@ class Scenario:
         log = self.nginx_rows()
         seen = {}
         n = 0
+        tls = any(r["_port"] != NGX for r in self.rows if r["_port"] in NGINX_PORTS)
         for r in self.rows:
-            if r["_port"] != NGX:
+            if r["_port"] not in NGINX_PORTS:
                 continue
-            k = r["_oconn"]
+            # nginx numbers its connections across its ports; a TLS scenario talks to nginx
+            # only, so its connection index is nginx's rank.
+            k = r["conn"] if tls else r["_oconn"]
             i = seen.get(k, 0)
             seen[k] = i + 1
             method, url, status, uri = log[(k, i)]
             n += 1
             assert (method, status) == (r["method"], r["status"]), (log[(k, i)], r)
             assert url == r["url"], (url, r["url"])
-            if r["resp_body_sha256"]:
+            if r["resp_body_sha256"] and uri != "/echo":
                 assert sha(self.nginx_entity(uri)) == r["resp_body_sha256"], r
         assert n == len(log), (n, len(log))
 
@@ -347,6 +360,132 @@ def sc_keepalive(sc):
              (NG + "/data/users.json", [], "gzip;chunked;multi-segment"),
              (NG + "/logo.bin", [], "identity;content-length;multi-segment"),
              (NG + "/style.css", [], "gzip;chunked")], common=["--compressed"])
+
+
+TLS_URL = "https://%s:%%d" % TLS_HOST
+
+
+def tls_curl(sc, port, sections, opts, keylog=None):
+    """curl over TLS to nginx, SNI and Host api.test, the self-signed certificate accepted;
+    the secrets appended to the scenario's key log (or to keylog)."""
+    common = ["-k", "--resolve", "%s:%d:127.0.0.1" % (TLS_HOST, port)] + opts
+    sc.curl(sections, common=common, keylog=keylog or sc.args.keys)
+
+
+def sc_tls13(sc):
+    """TLS 1.3: a keep-alive connection with the default suite (AES-256-GCM) and four
+    requests (gzip, chunked, identity, a POST), one with ChaCha20-Poly1305, one with
+    AES-128-GCM, and one whose secrets go to another key log, not kept (no key)."""
+    u = TLS_URL % TLS
+    post = sc.data("post.json", json.dumps({"tls": True, "items": list(range(40))}).encode())
+    t13 = ["--tlsv1.3", "--http1.1"]
+    tls_curl(sc, TLS, [(u + "/index.html", [], "gzip;chunked"),
+                       (u + "/data/users.json", [], "gzip;chunked;multi-segment"),
+                       (u + "/logo.bin", [], "identity;content-length;multi-segment"),
+                       (u + "/echo", ["--data-binary", "@" + post, "-H", "Content-Type: application/json"],
+                        "post")], t13 + ["--compressed", "--tls13-ciphers", "TLS_AES_256_GCM_SHA384"])
+    tls_curl(sc, TLS, [(u + "/style.css", [], "chacha20")],
+             t13 + ["--compressed", "--tls13-ciphers", "TLS_CHACHA20_POLY1305_SHA256"])
+    tls_curl(sc, TLS, [(u + "/api/items.json", [], "aes128gcm")],
+             t13 + ["--tls13-ciphers", "TLS_AES_128_GCM_SHA256"])
+    tls_curl(sc, TLS, [(u + "/robots.txt", [], "nokey")], t13,
+             keylog=os.path.join(sc.work, "discarded.keys"))
+
+
+def sc_tls12(sc):
+    """TLS 1.2, one connection per suite: AES-GCM (128, 256), ChaCha20-Poly1305, AES-CBC
+    with encrypt-then-MAC (SHA-1, SHA-384), and without it (SHA-1, SHA-256)."""
+    for port, suite, notes in [(TLS, "ECDHE-RSA-AES128-GCM-SHA256", "aes128gcm"),
+                               (TLS, "ECDHE-RSA-AES256-GCM-SHA384", "aes256gcm"),
+                               (TLS, "ECDHE-RSA-CHACHA20-POLY1305", "chacha20"),
+                               (TLS, "ECDHE-RSA-AES128-SHA", "cbc;sha1;etm"),
+                               (TLS, "ECDHE-RSA-AES256-SHA384", "cbc;sha384;etm"),
+                               (TLS_MTE, "ECDHE-RSA-AES256-SHA", "cbc;sha1;mte"),
+                               (TLS_MTE, "ECDHE-RSA-AES128-SHA256", "cbc;sha256;mte")]:
+        u = TLS_URL % port
+        tls_curl(sc, port, [(u + "/api/items.json", [], notes), (u + "/style.css", [], notes + ";gzip")],
+                 ["--tls-max", "1.2", "--http1.1", "--compressed", "--ciphers", suite])
+
+
+def sc_tls_keyupdate(sc):
+    """openssl s_client (TLS 1.3, AES-128-GCM): a request, a KeyUpdate (`k`), a request, a
+    KeyUpdate asking the server for one too (`K`), a third request. The client's view is
+    what s_client printed of the responses."""
+    conn = sc.new_conn(TLS)
+    cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % TLS, "-servername", TLS_HOST,
+           "-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256", "-keylogfile", sc.args.keys,
+           "-crlf", "-brief"]
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.set_blocking(p.stdout.fileno(), False)
+    got = bytearray()
+
+    def response():
+        """Reads one whole response (Content-Length framed) from s_client's output."""
+        deadline = time.time() + TIMEOUT
+        while time.time() < deadline:
+            chunk = p.stdout.read()
+            if chunk:
+                got.extend(chunk)
+            end = got.find(b"\r\n\r\n")
+            if end >= 0:
+                head = got[:end].decode("latin-1").split("\r\n")
+                n = [int(l.split(":", 1)[1]) for l in head if l.lower().startswith("content-length:")][0]
+                if len(got) >= end + 4 + n:
+                    status = int(head[0].split(" ")[1])
+                    body = bytes(got[end + 4:end + 4 + n])
+                    del got[:end + 4 + n]
+                    return status, body
+            time.sleep(0.05)
+        raise TimeoutError("s_client: no whole response")
+
+    def get(path, notes):
+        req = "GET %s HTTP/1.1\nHost: %s:%d\nUser-Agent: apitool-testclient/1\n\n" % (path, TLS_HOST, TLS)
+        p.stdin.write(req.encode())
+        p.stdin.flush()
+        status, body = response()
+        sc.add(conn, "GET", TLS_URL % TLS + path, status, None, body, notes)
+
+    try:
+        get("/api/items.json", "before-keyupdate")
+        for cmd_letter, path, notes in [(b"k", "/robots.txt", "after-keyupdate"),
+                                        (b"K", "/index.html", "after-keyupdate-requested")]:
+            time.sleep(0.2)
+            p.stdin.write(cmd_letter + b"\n")
+            p.stdin.flush()
+            time.sleep(0.3)
+            get(path, notes)
+    finally:
+        p.stdin.close()
+        try:
+            p.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    err = p.stderr.read().decode("latin-1")
+    assert err.count("KEYUPDATE") >= 2, err
+
+
+def sc_tls_dsb(sc):
+    """TLS 1.3, two requests; record.sh puts the key log into the pcapng as a Decryption
+    Secrets Block (editcap --inject-secrets)."""
+    u = TLS_URL % TLS
+    tls_curl(sc, TLS, [(u + "/api/items.json", [], "dsb"), (u + "/index.html", [], "dsb;gzip")],
+             ["--tlsv1.3", "--http1.1", "--compressed"])
+
+
+def sc_tls_hrr(sc):
+    """TLS 1.3 with a HelloRetryRequest: curl's first key share is X25519, the server takes
+    P-256 only and asks for it; two requests on the connection."""
+    u = TLS_URL % TLS_P256
+    tls_curl(sc, TLS_P256, [(u + "/api/items.json", [], "hrr"), (u + "/style.css", [], "hrr;gzip")],
+             ["--tlsv1.3", "--http1.1", "--compressed", "--curves", "X25519:prime256v1"])
+
+
+def sc_tls_h2(sc):
+    """HTTP/2 over TLS 1.3 (ALPN h2): two requests on one connection."""
+    u = TLS_URL % TLS_H2
+    tls_curl(sc, TLS_H2, [(u + "/api/items.json", [], "h2"), (u + "/index.html", [], "h2;gzip")],
+             ["--http2", "--compressed"])
 
 
 def sc_pipelined(sc):
@@ -734,6 +873,8 @@ SCENARIOS = {
     "close-delimited": sc_close_delimited, "post-bodies": sc_post_bodies, "ipv6": sc_ipv6,
     "connect-upgrade": sc_connect_upgrade, "big-body": sc_big_body,
     "concurrent": sc_concurrent, "http10": sc_http10,
+    "tls13": sc_tls13, "tls12": sc_tls12, "tls-keyupdate": sc_tls_keyupdate, "tls-dsb": sc_tls_dsb,
+    "tls-h2": sc_tls_h2, "tls-hrr": sc_tls_hrr,
 }
 
 
@@ -745,6 +886,7 @@ def main():
     ap.add_argument("--server-log")
     ap.add_argument("--nginx-log")
     ap.add_argument("--nginx-root")
+    ap.add_argument("--keys", help="the TLS key log the TLS clients write (NAME.keys)")
     a = ap.parse_args()
     sc = Scenario(a)
     SCENARIOS[a.scenario](sc)

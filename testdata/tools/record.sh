@@ -22,14 +22,15 @@ PY=${PYTHON:-python3}
 
 ALL=(keepalive pipelined chunked-gzip br zstd deflate stacked head continue-100
      status-204-304 close-delimited post-bodies ipv6 connect-upgrade big-body
-     concurrent http10 sse ws wss h2c-prior h2c-upgrade)
+     concurrent http10 sse ws wss h2c-prior h2c-upgrade
+     tls13 tls12 tls-keyupdate tls-dsb tls-h2 tls-hrr)
 
 if [[ "${1:-}" != "--inside" ]]; then
     if [[ $EUID -ne 0 ]]; then
         echo "record.sh: needs root (network namespace, tcpdump, ethtool)" >&2
         exit 1
     fi
-    for tool in tcpdump nginx curl ab unshare ip; do
+    for tool in tcpdump nginx curl ab unshare ip openssl editcap; do
         command -v "$tool" >/dev/null || { echo "record.sh: missing $tool" >&2; exit 1; }
     done
     # Python packages for the br/zstd endpoints; installed before entering
@@ -61,6 +62,10 @@ NETNS_NAME=record.sh NETNS_WAIT=100
 
 # Static files for nginx, fixed contents and mtimes (stable ETags).
 "$PY" "$HERE/server.py" --gen-static "$TMP/www"
+# A throwaway self-signed certificate for the TLS servers, made anew at each recording.
+mkdir -p "$TMP/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=api.test \
+    -addext subjectAltName=DNS:api.test -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" 2>/dev/null
 sed -e "s#@TMP@#$TMP#g" -e "s#@ROOT@#$TMP/www#g" "$HERE/nginx.conf" >"$TMP/nginx.conf"
 nginx -p "$TMP" -c "$TMP/nginx.conf" -g 'daemon off;' 2>>"$TMP/nginx-stderr.log" &
 NGINX_PID=$!
@@ -78,6 +83,7 @@ record() {
     mkdir -p "$work"
     : >"$TMP/access.log"
     : >"$slog"
+    rm -f "$TD/$name.keys"
 
     rm -f "$TMP/srv.ready"
     timeout 120 "$PY" "$HERE/server.py" --host "$srvhost" --port 8081 \
@@ -103,9 +109,10 @@ record() {
     wait_for "tcpdump" grep -q "listening on" "$TMP/tcpdump.err"
     sleep 0.2
 
-    local args=(--truth "$truth" --work "$work" --nginx-root "$TMP/www")
+    local args=(--truth "$truth" --work "$work" --nginx-root "$TMP/www" --keys "$TD/$name.keys")
     [[ " $ports " == *" 8081 "* || " $ports " == *" 8083 "* ]] && args+=(--server-log "$slog")
     [[ " $ports " == *" 8080 "* ]] && args+=(--nginx-log "$TMP/access.log")
+    [[ $name == tls* ]] && args+=(--nginx-log "$TMP/access.log")
     if ! timeout 120 "$PY" "$HERE/client.py" "$name" "${args[@]}"; then
         echo "record.sh: scenario $name failed" >&2
         stop "$td"; stop "$srv"
@@ -116,13 +123,23 @@ record() {
     stop "$td"
     stop "$srv"
     [[ -z $h2srv ]] || stop "$h2srv"
-    printf '%-18s %7d bytes  %s exchanges\n' "$name.pcap" "$(stat -c %s "$out")" \
+    if [[ $name == tls-dsb ]]; then
+        # The keys go into the capture as a Decryption Secrets Block; no key file is kept.
+        editcap --inject-secrets "tls,$TD/$name.keys" "$out" "$TD/$name.pcapng"
+        rm -f "$out" "$TD/$name.keys"
+        out="$TD/$name.pcapng"
+    fi
+    printf '%-18s %7d bytes  %s exchanges\n' "$(basename "$out")" "$(stat -c %s "$out")" \
         "$(($(wc -l <"$truth") - 1))"
 }
 
 ports_of() {
     case $1 in
         keepalive|big-body|concurrent|http10) echo 8080 ;;
+        tls13|tls-keyupdate|tls-dsb) echo 8443 ;;
+        tls12) echo "8443 8444" ;;
+        tls-h2) echo 8445 ;;
+        tls-hrr) echo 8446 ;;
         head|status-204-304|ipv6) echo "8080 8081" ;;
         h2c-prior) echo 8082 ;;
         h2c-upgrade) echo 8083 ;;

@@ -1032,6 +1032,7 @@ impl H2Conn {
             tunnel: None,
             websocket: None,
             h2: Some(Box::new(facts)),
+            tls: None,
         };
         self.exchanges += 1;
         cx.sink.exchange(ex);

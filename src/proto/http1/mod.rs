@@ -449,6 +449,8 @@ pub struct Exchange {
     pub websocket: Option<Box<crate::proto::ws::session::WsLog>>,
     /// An HTTP/2 stream's facts (stream id, pseudo-header fields, push), when it is one.
     pub h2: Option<Box<crate::proto::h2::H2Facts>>,
+    /// The TLS connection the exchange was decrypted from, when it was.
+    pub tls: Option<std::sync::Arc<crate::proto::tls::TlsFacts>>,
 }
 
 impl Exchange {
@@ -2087,6 +2089,7 @@ impl HttpConn {
                 tunnel: self.inner.clone(),
                 websocket: None,
                 h2: None,
+                tls: None,
             };
             self.exchanges += 1;
             self.h2c_switch = Some(Box::new((ex, at)));
@@ -2106,6 +2109,7 @@ impl HttpConn {
             tunnel: self.inner.clone(),
             websocket: None,
             h2: None,
+            tls: None,
         };
         self.exchanges += 1;
         if ws && let Some(u) = self.ws.as_mut() {

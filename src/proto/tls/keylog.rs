@@ -210,7 +210,7 @@ pub struct KeyLogStats {
 }
 
 /// Secrets per client random, from key logs.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct KeyLog {
     map: FxHashMap<[u8; 32], Secrets>,
     pub limits: KeyLogLimits,
@@ -344,3 +344,18 @@ fn unhex(hex: &[u8], out: &mut [u8]) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// The key log of `tls` with the TLS key logs of a pcapng file's Decryption Secrets Blocks
+/// added after it (a DSB's line for a client random wins over a file's), and how many blocks
+/// there were. Without blocks, `tls` as it is (the same shared key log).
+pub fn with_secrets_blocks(tls: &super::TlsLimits, file: &[u8]) -> (super::TlsLimits, u64) {
+    let blocks = super::dsb::pcapng_tls_key_logs(file);
+    if blocks.is_empty() {
+        return (tls.clone(), 0);
+    }
+    let mut log = tls.keylog.as_deref().cloned().unwrap_or_default();
+    for b in &blocks {
+        log.add(b);
+    }
+    (super::TlsLimits { keylog: Some(std::sync::Arc::new(log)) }, blocks.len() as u64)
+}
