@@ -126,9 +126,25 @@ fn matches(o: &Ours, r: &Recorded) -> bool {
 
 #[test]
 fn every_message_is_in_the_har_exactly_in_order_with_its_time() {
-    let har = convert_to_json("ws.pcap", &["--quiet"]);
+    every_message_of("ws", &[]);
+}
+
+/// The same session over TLS 1.3, decrypted with the client's key log: the same checks
+/// against the client's record of it, and each entry says it came from TLS.
+#[test]
+fn every_message_over_tls_is_in_the_har_too() {
+    let har = every_message_of("wss", &["--keylog", "testdata/wss.keys"]);
+    for e in by_conn(&har).values() {
+        assert!(e["request"]["url"].as_str().unwrap().starts_with("https://"), "{}", e["request"]["url"]);
+        assert_eq!(e["_apitool"]["tls"]["version"], "TLS 1.3");
+    }
+}
+
+fn every_message_of(name: &str, extra: &[&str]) -> Value {
+    let args: Vec<&str> = ["--quiet"].iter().chain(extra).copied().collect();
+    let har = convert_to_json(&format!("{name}.pcap"), &args);
     let conns = by_conn(&har);
-    let truth = recorded("ws");
+    let truth = recorded(name);
     assert_eq!(conns.len(), 3);
     assert_eq!(truth.len(), 3);
     let extensions = [Some("permessage-deflate"), Some("client_no_context_takeover"), None];
@@ -181,6 +197,7 @@ fn every_message_is_in_the_har_exactly_in_order_with_its_time() {
         // A WebSocket is no tunnel: nothing is wrong with this entry.
         assert_eq!(e["_apitool"]["anomalies"].as_array().unwrap().len(), 0, "{}", e["_apitool"]["anomalies"]);
     }
+    har
 }
 
 #[test]
@@ -293,8 +310,8 @@ fn max_body_truncates_a_message_and_flags_it() {
     }
 }
 
-/// The wss capture and its key log are here for the TLS tests to come; the client's record
-/// is complete (its handshakes are the same three connections).
+/// The client's record of the wss session is the ws session's (its handshakes are the same
+/// three connections), and its key log has each connection's secrets.
 #[test]
 fn the_wss_recording_is_complete() {
     let truth = recorded("wss");
@@ -306,7 +323,7 @@ fn the_wss_recording_is_complete() {
     }
     let keys = std::fs::read_to_string(testdata().join("wss.keys")).unwrap();
     assert_eq!(keys.lines().filter(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")).count(), 3);
-    assert!(Path::new(&testdata().join("wss.handshakes.tsv")).is_file());
+    assert!(Path::new(&testdata().join("wss.truth.tsv")).is_file());
 }
 
 /// The records of a legacy little-endian microsecond pcap: (time in µs, header and data).

@@ -149,8 +149,7 @@ ports_of() {
 
 # WebSocket scenarios: tools/ws.py's echo server and client (its record of every frame is the
 # truth: NAME.messages.tsv, and the handshakes). wss: the same over TLS with a certificate made
-# here and the client's key log in wss.keys; its handshakes go to wss.handshakes.tsv, not a
-# truth file, until the tests decrypt TLS.
+# here and the client's key log in wss.keys; its handshakes go to wss.truth.tsv.
 record_ws() {
     local name=$1 port=8084 out="$TD/$1.pcap" args=() srvargs=()
     if [[ $name == wss ]]; then
@@ -159,7 +158,7 @@ record_ws() {
             -addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/ws.key" -out "$TMP/ws.crt" 2>/dev/null
         srvargs=(--cert "$TMP/ws.crt" --key "$TMP/ws.key")
         rm -f "$TD/wss.keys"
-        args=(--tls "$TMP/ws.crt" --keylog "$TD/wss.keys" --handshakes "$TD/wss.handshakes.tsv")
+        args=(--tls "$TMP/ws.crt" --keylog "$TD/wss.keys" --handshakes "$TD/wss.truth.tsv")
     fi
     rm -f "$TMP/ws.ready"
     timeout 120 "$PY" "$HERE/ws.py" serve --port "$port" --ready "$TMP/ws.ready" "${srvargs[@]}" \
