@@ -951,7 +951,8 @@ pub fn ws_conn(data: &[u8]) {
     ][*settings as usize & 3];
     let max_messages = [0usize, 1, 5, 10_000][(settings >> 2) as usize & 3];
     let max_body = [0usize, 10, 1 << 16, 16 << 20][(settings >> 4) as usize & 3];
-    let limits = Limits { http: HttpLimits { max_messages, max_body, max_bodies_total: 1 << 12, ..HttpLimits::default() }, ..Limits::default() };
+    let limits =
+        Limits { http: HttpLimits { max_messages, max_body, max_bodies_total: 1 << 12, ..HttpLimits::default() }, ..Limits::default() };
     let ep = |port| Endpoint { ip: [0; 16], port, v6: false };
     let mut h = Handler::new(ConnMeta { id: 1, client: ep(40000), server: ep(80), syn_ts: None, established_ts: None });
     h.clean_start(Side::Client);
@@ -1048,6 +1049,7 @@ pub fn h2(data: &[u8]) {
             let limits = Limits {
                 http: HttpLimits { max_body: 1000, ..HttpLimits::default() },
                 h2: H2Limits { max_header_list: list, max_streams: 8, max_table: table },
+                ..Limits::default()
             };
             let mut stats = Stats::default();
             let mut out: Vec<Exchange> = Vec::new();
