@@ -147,7 +147,17 @@ impl Decoder {
 
     /// Decodes one complete header block, appending its fields to `out` unless the block
     /// fails. `max_list`: the header-list cap (RFC 9113 counting: name + value + 32 each).
-    pub fn decode(&mut self, mut b: &[u8], max_list: usize, out: &mut Vec<Field>) -> Result<(), BlockError> {
+    pub fn decode(&mut self, b: &[u8], max_list: usize, out: &mut Vec<Field>) -> Result<(), BlockError> {
+        let start = out.len();
+        let r = self.decode_fields(b, max_list, out);
+        if r.is_err() {
+            // A malformed block too: none of its fields, not those before the fault.
+            out.truncate(start);
+        }
+        r
+    }
+
+    fn decode_fields(&mut self, mut b: &[u8], max_list: usize, out: &mut Vec<Field>) -> Result<(), BlockError> {
         let start = out.len();
         let mut list = 0usize;
         let mut unknown = false;

@@ -171,8 +171,12 @@ fn malformed_blocks_are_refused_without_panic() {
         b"\xbe",                     // dynamic index 62 in an empty table
     ] {
         let mut d = Decoder::new(4096);
-        let r = d.decode(block, usize::MAX, &mut Vec::new());
+        // What the list held before stays; none of the failed block's fields is added, not
+        // even those decoded before its fault (`\x82` is `:method: GET`).
+        let mut out = fields(&[("before", "1")]);
+        let r = d.decode(block, usize::MAX, &mut out);
         assert!(matches!(r, Err(BlockError::Malformed(_))), "{block:?}: {r:?}");
+        assert_eq!(out, fields(&[("before", "1")]), "{block:?}");
     }
 }
 
