@@ -330,9 +330,9 @@ impl TlsConn {
                 self.tls12_keys(side, cx);
                 Step::Done
             }
-            // TLS 1.3 encrypts records as application data only: a handshake record is in the
-            // clear whatever the keys (the second ClientHello after a HelloRetryRequest, read
-            // after the ServerHello).
+            // Handshake records before the keys, and in TLS 1.3 whatever the keys (it encrypts
+            // records as application data only: the second ClientHello after a
+            // HelloRetryRequest is read after the ServerHello).
             (record::HANDSHAKE, _) if phase == Phase::Clear || self.tls13 => {
                 let h = &mut self.halves[idx(side)];
                 h.records += 1;
@@ -345,17 +345,6 @@ impl TlsConn {
                 Step::Done
             }
             (_, Phase::Clear) => match hdr.ctype {
-                record::HANDSHAKE => {
-                    let h = &mut self.halves[idx(side)];
-                    h.records += 1;
-                    let mut msgs = std::mem::take(&mut self.msgs);
-                    h.hs.push(&h.rd.record()[record::HEADER..], |t, b| msgs.push((t, b.to_vec())));
-                    for (t, b) in msgs.drain(..) {
-                        self.message(side, t, &b, ts, cx);
-                    }
-                    self.msgs = msgs;
-                    Step::Done
-                }
                 record::APPLICATION_DATA if self.sh.is_none() && self.failed.is_none() && side == Side::Client => Step::Hold,
                 _ => self.skip(side),
             },
