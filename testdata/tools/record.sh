@@ -22,7 +22,7 @@ PY=${PYTHON:-python3}
 
 ALL=(keepalive pipelined chunked-gzip br zstd deflate stacked head continue-100
      status-204-304 close-delimited post-bodies ipv6 connect-upgrade big-body
-     concurrent http10 sse ws wss h2c-prior h2c-upgrade
+     concurrent http10 sse ws wss h2c-prior h2c-upgrade grpc
      tls13 tls12 tls-keyupdate tls-dsb tls-h2 tls-hrr)
 
 if [[ "${1:-}" != "--inside" ]]; then
@@ -48,6 +48,11 @@ if [[ "${1:-}" != "--inside" ]]; then
     if ! "$PY" -c 'import h2' 2>/dev/null; then
         "$PY" -m pip install --quiet h2 \
             || "$PY" -m pip install --quiet --break-system-packages h2
+    fi
+    # grpcio for the gRPC scenario (grpc_app.py).
+    if ! "$PY" -c 'import grpc' 2>/dev/null; then
+        "$PY" -m pip install --quiet grpcio \
+            || "$PY" -m pip install --quiet --break-system-packages grpcio
     fi
     exec timeout 900 unshare -n bash "${BASH_SOURCE[0]}" --inside "$@"
 fi
@@ -184,11 +189,43 @@ record_ws() {
         "$(($(wc -l <"$TD/$name.messages.tsv") - 1))"
 }
 
+# gRPC: tools/grpc_app.py's grpcio server on 127.0.0.1:50051 (h2c) and its client, whose record
+# of every call (grpc.calls.tsv) and message (grpc.messages.tsv) is the truth; the client checks
+# it against the server's log before writing it.
+record_grpc() {
+    local name=$1 port=50051 out="$TD/$1.pcap" slog="$TMP/grpc-server.log"
+    : >"$slog"
+    rm -f "$TMP/grpc.ready"
+    timeout 120 "$PY" "$HERE/grpc_app.py" serve --port "$port" --ready "$TMP/grpc.ready" \
+        --log "$slog" 2>>"$TMP/grpc-stderr.log" &
+    local srv=$!
+    PIDS+=("$srv")
+    wait_for "grpc_app.py serve" test -e "$TMP/grpc.ready"
+    timeout 120 tcpdump -i lo -s 0 -U -n -Z root -w "$out" "tcp port $port" 2>"$TMP/tcpdump.err" &
+    local td=$!
+    PIDS+=("$td")
+    wait_for "tcpdump" grep -q "listening on" "$TMP/tcpdump.err"
+    sleep 0.2
+    if ! timeout 120 "$PY" "$HERE/grpc_app.py" client --port "$port" --calls "$TD/$name.calls.tsv" \
+        --messages "$TD/$name.messages.tsv" --server-log "$slog"; then
+        echo "record.sh: scenario $name failed" >&2
+        cat "$TMP/grpc-stderr.log" >&2
+        stop "$td"; stop "$srv"
+        return 1
+    fi
+    sleep 0.5
+    stop "$td"
+    stop "$srv"
+    printf '%-18s %7d bytes  %s calls\n' "$name.pcap" "$(stat -c %s "$out")" \
+        "$(($(wc -l <"$TD/$name.calls.tsv") - 1))"
+}
+
 for s in "${SCENARIOS[@]}"; do
     host=127.0.0.1
     [[ $s == ipv6 ]] && host=::1
     case $s in
         ws|wss) record_ws "$s" ;;
+        grpc) record_grpc "$s" ;;
         *) record "$s" "$(ports_of "$s")" "$host" ;;
     esac
 done
