@@ -1141,6 +1141,7 @@ pub fn human_summary_styled(s: &Summary, target: &Path, style: SummaryStyle) -> 
     note!(h2.midstream_sides, "HTTP/2 direction{|s} captured from the middle");
     note!(h2.bytes_not_parsed, "HTTP/2 byte{|s} skipped while finding frames again");
     note!(h2.orphan_data_bytes, "HTTP/2 DATA byte{|s} of streams not known (begun before the capture or not followed)");
+    note!(h2.grpc_messages_truncated, "gRPC message{|s} truncated at the decoded size cap (--max-body)");
     let h = &s.http;
     note!(h.non_http_connections, "connection{|s} that {is|are} not HTTP/1.x (ignored)");
     note!(h.no_response, "request{|s} without a response");
@@ -1279,6 +1280,7 @@ mod tests {
             &mut h2.midstream_sides,
             &mut h2.bytes_not_parsed,
             &mut h2.orphan_data_bytes,
+            &mut h2.grpc_messages_truncated,
         ] {
             *c = 1;
         }
@@ -1289,7 +1291,7 @@ mod tests {
         s.har_redactions = 1;
         let text = human_summary(&s, Path::new("-"));
         // The totals, then one line per counter (gaps and resynchronisations carry their bytes).
-        assert_eq!(text.lines().count(), 1 + 7 + (14 - 1) + 1 + 14 + (19 - 2) + 4, "{text}");
+        assert_eq!(text.lines().count(), 1 + 7 + (14 - 1) + 1 + 15 + (19 - 2) + 4, "{text}");
         let plural_after_one = regex::Regex::new(r"\b1 [A-Za-z()/-]*(s|es|ies)\b").unwrap();
         for line in text.lines() {
             // Words ending in s that are singular.

@@ -985,15 +985,6 @@ impl H2Conn {
             s.anomalies.insert(0, Anomaly::NoRequest);
         }
         cx.stats.http.exchanges += 1;
-        let mut caps: Vec<_> = s.anomalies.iter().filter_map(Anomaly::cap).collect();
-        caps.sort_unstable();
-        caps.dedup();
-        if !caps.is_empty() {
-            cx.stats.http.damaged_by_cap.any += 1;
-        }
-        for c in caps {
-            cx.stats.http.damaged_by_cap.add(c);
-        }
         let (request, req_pseudo) = request.map_or((None, Vec::new()), |(m, p)| (Some(m), p));
         let (response, resp_pseudo) = response.map_or((None, Vec::new()), |(m, p)| (Some(m), p));
         let grpc = request.as_ref().and_then(|q| {
@@ -1011,7 +1002,22 @@ impl H2Conn {
                     s.anomalies
                         .push(Anomaly::DecodeError { response, error: format!("gRPC message: {}", m.error.as_deref().unwrap_or("")) });
                 }
+                let cut = side.messages.iter().filter(|m| m.truncated).count() as u64;
+                if cut > 0 {
+                    cx.stats.h2.grpc_messages_truncated += cut;
+                    s.anomalies.push(Anomaly::Http2(H2Anomaly::GrpcTruncated { response, messages: cut }));
+                }
             }
+        }
+        // After the gRPC messages: a cap that cut one of them damaged the exchange too.
+        let mut caps: Vec<_> = s.anomalies.iter().filter_map(Anomaly::cap).collect();
+        caps.sort_unstable();
+        caps.dedup();
+        if !caps.is_empty() {
+            cx.stats.http.damaged_by_cap.any += 1;
+        }
+        for c in caps {
+            cx.stats.http.damaged_by_cap.add(c);
         }
         let facts = H2Facts {
             stream: id,

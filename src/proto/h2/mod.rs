@@ -69,6 +69,8 @@ pub struct H2Stats {
     pub settings_table_size: u64,
     /// Streams that were gRPC calls.
     pub grpc_calls: u64,
+    /// gRPC messages cut where their side's decoded bytes reached `--max-body`.
+    pub grpc_messages_truncated: u64,
 }
 
 impl std::ops::AddAssign for H2Stats {
@@ -92,6 +94,7 @@ impl std::ops::AddAssign for H2Stats {
         self.orphan_data_bytes += b.orphan_data_bytes;
         self.settings_table_size = self.settings_table_size.max(b.settings_table_size);
         self.grpc_calls += b.grpc_calls;
+        self.grpc_messages_truncated += b.grpc_messages_truncated;
     }
 }
 
@@ -142,6 +145,23 @@ pub enum H2Anomaly {
         response: bool,
         bytes: u64,
     },
+    /// gRPC messages cut where the side's decoded bytes reached `--max-body` (a compressed
+    /// message decompresses to more than the body that carried it).
+    GrpcTruncated {
+        response: bool,
+        messages: u64,
+    },
+}
+
+impl H2Anomaly {
+    /// The cap that caused it, if one of the general caps did (the HTTP/2 caps have their
+    /// own counters).
+    pub fn cap(&self) -> Option<crate::proto::http1::Cap> {
+        match self {
+            H2Anomaly::GrpcTruncated { .. } => Some(crate::proto::http1::Cap::MaxBody),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for H2Anomaly {
@@ -160,6 +180,11 @@ impl std::fmt::Display for H2Anomaly {
             H2Anomaly::GrpcIncomplete { response, bytes } => {
                 let side = if *response { "response" } else { "request" };
                 write!(f, "{side}: gRPC body ends with {bytes} bytes that are not a whole message")
+            }
+            H2Anomaly::GrpcTruncated { response, messages } => {
+                let side = if *response { "response" } else { "request" };
+                let s = if *messages == 1 { "" } else { "s" };
+                write!(f, "{side}: {messages} gRPC message{s} truncated at the decoded size cap (--max-body)")
             }
         }
     }

@@ -464,3 +464,47 @@ fn a_grpc_call_has_its_messages_and_status() {
     // The body as sent stays in the HAR (prefix form).
     assert_eq!(v["response"]["content"]["size"], 14);
 }
+
+/// A compressed gRPC message that decompresses past `--max-body` (its body, 5 + a few dozen
+/// bytes, is well within it) is cut at the cap: the message says `truncated`, and so do the
+/// entry (an anomaly naming the cap), the gRPC counter and the exchanges damaged by the cap.
+/// Before, only the message said so.
+#[test]
+fn a_grpc_message_cut_at_max_body_is_marked_on_the_entry_and_counted() {
+    use Side::{Client as C, Server as S};
+    let msg = |compressed: bool, data: &[u8]| {
+        let mut b = vec![compressed as u8];
+        b.extend((data.len() as u32).to_be_bytes());
+        b.extend_from_slice(data);
+        b
+    };
+    let mut c = H2_PREFACE.to_vec();
+    let mut req = vec![0x83, 0x86];
+    req.extend(block(&[(":path", "/pkg.Blobs/Put"), (":authority", "h:50051"), ("content-type", "application/grpc")], false));
+    c.extend(frame(HEADERS, END_HEADERS, 1, &req));
+    c.extend(frame(DATA, END_STREAM, 1, &msg(false, b"small")));
+    let mut s = frame(HEADERS, END_HEADERS, 1, &{
+        let mut b = vec![0x88];
+        b.extend(block(&[("content-type", "application/grpc"), ("grpc-encoding", "gzip")], false));
+        b
+    });
+    let mut body = msg(true, &gzip(&[b'a'; 3000]));
+    body.extend(msg(true, &gzip(&[b'b'; 10])));
+    s.extend(frame(DATA, 0, 1, &body));
+    s.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &block(&[("grpc-status", "0")], false)));
+    let mut limits = Limits::default();
+    limits.http.max_body = 1000;
+    assert!(body.len() < 1000);
+    let (out, stats) = play(&[Ev::Data(C, c), Ev::Data(S, s)], 7, limits);
+    assert_eq!(out.len(), 1);
+    let g = out[0].h2.as_ref().unwrap().grpc.as_deref().unwrap();
+    let cut: Vec<(usize, bool)> = g.responses.messages.iter().map(|m| (m.data.len(), m.truncated)).collect();
+    assert_eq!(cut, [(1000, true), (0, true)], "the side's budget is spent by the first");
+    assert!(!g.requests.messages[0].truncated);
+    assert_eq!(out[0].anomalies, [Anomaly::Http2(super::H2Anomaly::GrpcTruncated { response: true, messages: 2 })]);
+    assert_eq!(out[0].anomalies[0].to_string(), "response: 2 gRPC messages truncated at the decoded size cap (--max-body)");
+    assert_eq!(stats.h2.grpc_messages_truncated, 2);
+    assert_eq!((stats.http.damaged_by_cap.any, stats.http.damaged_by_cap.max_body), (1, 1));
+    // The HTTP body itself was whole.
+    assert!(!out[0].response.as_ref().unwrap().body_truncated);
+}

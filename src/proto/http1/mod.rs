@@ -303,6 +303,7 @@ impl Anomaly {
             Anomaly::WebSocketGap { cap, .. } => *cap,
             Anomaly::Truncated { .. } => Some(Cap::MaxBody),
             Anomaly::CutByTotal { .. } => Some(Cap::MaxBodiesTotal),
+            Anomaly::Http2(a) => a.cap(),
             _ => None,
         }
     }
