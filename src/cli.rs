@@ -1186,6 +1186,17 @@ pub fn human_summary_styled(s: &Summary, target: &Path, style: SummaryStyle) -> 
         s.entries_out_of_order,
         "exchange{|s} written out of time order, marked writtenLate ({it|they} ended after later ones were written: --order-window)"
     );
+    if s.entries_spilled > 0 {
+        notes.push((
+            format!(
+                "{} ({}) waited in a temporary file past --order-mem (at most {} on disk at once)",
+                plural(s.entries_spilled, "entry", "entries"),
+                crate::profile::report::size(s.bytes_spilled),
+                crate::profile::report::size(s.peak_spill_file_bytes)
+            ),
+            s.entries_spilled,
+        ));
+    }
     note!(s.filtered_out, "exchange{|s} left out by --host/--path");
     note!(s.har_redactions, "value{|s} redacted in the HAR");
     for (text, n) in notes {

@@ -160,10 +160,16 @@ pub struct Summary {
     pub entries_with_anomalies: u64,
     /// Entries written after a later-starting one (capture time going backwards).
     pub entries_out_of_order: u64,
-    /// Entries that waited in the temporary file: those of a window past the sinks' share of
-    /// the reorder buffer, and entries of 1 MiB or more (written there as they are
-    /// serialized, their bodies in pieces).
+    /// Entries that waited in the temporary file: those finished in a window past the sinks'
+    /// share of the reorder buffer (`--order-mem`; a large one written in pieces, its bodies
+    /// serialized straight into the file).
     pub entries_spilled: u64,
+    /// Their bytes, in all.
+    pub bytes_spilled: u64,
+    /// The most the temporary files held at once, bytes, at most (each sink's own peak, added
+    /// up; the files are emptied once a window's entries are read back, so this stays bounded
+    /// whatever the size of the capture).
+    pub peak_spill_file_bytes: u64,
     /// The capture ends in the middle of a record at this offset.
     pub truncated_at: Option<u64>,
     /// A record that cannot be read, and where.
@@ -333,6 +339,11 @@ pub struct EntrySink {
     spilled: Vec<(EntryKey, u32)>,
     /// Entries ever spilled.
     spilled_total: u64,
+    /// Their bytes.
+    spilled_bytes_total: u64,
+    /// Bytes in `spill` now, and the most it held.
+    spill_len: u64,
+    peak_spill_len: u64,
     /// A write to `spill` failed (reported when the entries are collected).
     error: Option<io::Error>,
     /// The witness of the exchange being written (reused).
@@ -604,6 +615,9 @@ impl ExchangeSink for EntrySink {
             match self.spill_record(&rec) {
                 Ok(len) => {
                     self.spilled_total += 1;
+                    self.spilled_bytes_total += len as u64;
+                    self.spill_len += len as u64;
+                    self.peak_spill_len = self.peak_spill_len.max(self.spill_len);
                     self.spilled.push((key, len as u32));
                     drop(rec);
                     self.wit = wit;
@@ -685,6 +699,7 @@ impl EntrySink {
             f.set_len(0)?;
             f.seek(SeekFrom::Start(0))?;
         }
+        self.spill_len = 0;
         Ok(())
     }
 }
@@ -739,6 +754,7 @@ impl EntrySink {
             f.seek(SeekFrom::Start(0))?;
         }
         self.spilled.clear();
+        self.spill_len = 0;
         Ok(())
     }
 }
@@ -1287,7 +1303,13 @@ impl<'c> Engine<'c> {
             s.tls_undecrypted.extend(sh.proto_stats.tls_undecrypted.iter().take(room).cloned());
         }
         s.entries_out_of_order = self.reorder.out_of_order;
-        s.entries_spilled = self.sinks.iter().map(|s| lock(s).spilled_total).sum();
+        for sink in self.sinks.iter() {
+            let sink = lock(sink);
+            s.entries_spilled += sink.spilled_total;
+            s.bytes_spilled += sink.spilled_bytes_total;
+            // The sinks' files are emptied together, after each window: their peaks add up.
+            s.peak_spill_file_bytes += sink.peak_spill_len;
+        }
         s.format = reader.reader.format().to_string();
         for sink in self.sinks.iter() {
             let sink = lock(sink);

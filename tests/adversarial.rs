@@ -1241,3 +1241,28 @@ fn an_overflowing_reorder_buffer_does_not_make_the_output_depend_on_threads() {
         }
     }
 }
+
+/// With a reorder buffer of one byte every entry waits in the temporary file: the summary
+/// counts each of them, and their bytes are exactly those of the entries in the HAR (one entry
+/// a line), less the marks of those written late (added as they are read back). The file is emptied after each window, so the most it held is at most the total
+/// and, over several windows, less.
+#[test]
+fn every_entry_past_the_reorder_buffer_is_counted_with_its_bytes() {
+    let _guard = serial();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    for f in ["keepalive.pcap", "big-body.pcap", "concurrent.pcap"] {
+        let file = std::fs::read(root.join(f)).unwrap();
+        let conv = Converter::new(Config { threads: 2, window_frames: 4, reorder_mem: 1, ..Config::default() });
+        let input = Input::Stream(Box::new(Cursor::new(file)));
+        let (s, out) = conv.convert(input, "t", Vec::new(), &mut |_| {}).expect("converts");
+        let text = String::from_utf8(out).unwrap();
+        let entries: Vec<&str> = text.lines().filter(|l| l.starts_with("{\"startedDateTime\"")).collect();
+        // A late entry's mark is added once it is read back from the file.
+        let mark = ",\"writtenLate\":true";
+        let bytes: usize = entries.iter().map(|l| l.strip_suffix(',').unwrap_or(l).len() - l.matches(mark).count() * mark.len()).sum();
+        assert!(!entries.is_empty(), "{f}");
+        assert_eq!((s.entries, s.entries_spilled), (entries.len() as u64, entries.len() as u64), "{f}");
+        assert_eq!(s.bytes_spilled, bytes as u64, "{f}: bytes spilled against the entries' bytes");
+        assert!(s.peak_spill_file_bytes > 0 && s.peak_spill_file_bytes <= s.bytes_spilled, "{f}: {s:?}");
+    }
+}

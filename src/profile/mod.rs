@@ -358,6 +358,11 @@ pub struct InputProfile {
     pub peak_conn_reassembly_bytes: u64,
     pub peak_http_bytes: u64,
     pub peak_pending_entry_bytes: u64,
+    /// Entries that waited in the temporary file past `--order-mem`, their bytes, and the most
+    /// the file held at once (an upper bound).
+    pub entries_spilled: u64,
+    pub bytes_spilled: u64,
+    pub peak_spill_file_bytes: u64,
     /// Connections tracked, those that ended in a window included.
     pub peak_open_flows: u64,
     /// What the caps checked between windows saw (after idle connections were ended).
@@ -391,6 +396,9 @@ pub struct Totals {
     pub peak_conn_reassembly_bytes: u64,
     pub peak_http_bytes: u64,
     pub peak_pending_entry_bytes: u64,
+    pub entries_spilled: u64,
+    pub bytes_spilled: u64,
+    pub peak_spill_file_bytes: u64,
     pub peak_open_flows: u64,
     pub peak_live_flows: u64,
     pub heap: Option<Heap>,
@@ -414,6 +422,9 @@ impl Totals {
             t.peak_conn_reassembly_bytes = t.peak_conn_reassembly_bytes.max(p.peak_conn_reassembly_bytes);
             t.peak_http_bytes = t.peak_http_bytes.max(p.peak_http_bytes);
             t.peak_pending_entry_bytes = t.peak_pending_entry_bytes.max(p.peak_pending_entry_bytes);
+            t.entries_spilled += p.entries_spilled;
+            t.bytes_spilled += p.bytes_spilled;
+            t.peak_spill_file_bytes = t.peak_spill_file_bytes.max(p.peak_spill_file_bytes);
             t.peak_open_flows = t.peak_open_flows.max(p.peak_open_flows);
             t.peak_live_flows = t.peak_live_flows.max(p.peak_live_flows);
             if let Some(h) = p.heap {
@@ -580,6 +591,9 @@ fn finish(p: &mut InputProfile, s: &Summary, cfg: &Config, timeline: Timeline, c
     p.peak_reassembly_bytes = p.peak_reassembly_bytes.max(s.peak_reassembly_bytes);
     p.peak_open_flows = p.peak_open_flows.max(s.peak_flows);
     p.peak_pending_entry_bytes = p.peak_pending_entry_bytes.max(s.peak_pending_entry_bytes);
+    p.entries_spilled = s.entries_spilled;
+    p.bytes_spilled = s.bytes_spilled;
+    p.peak_spill_file_bytes = s.peak_spill_file_bytes;
     p.peak_conn_reassembly_bytes = s.tcp.ooo_conn_peak_bytes;
     p.caps = cap_hits(&s.tcp, &s.http)
         .into_iter()

@@ -127,6 +127,13 @@ fn input_block(out: &mut String, p: &InputProfile, verbose: bool) {
     let _ = writeln!(out, "  peak entries waiting for their turn: {}", size(p.peak_pending_entry_bytes));
     let _ = writeln!(
         out,
+        "  entries spilled to a temporary file (past --order-mem): {} ({}; at most {} on disk at once)",
+        p.entries_spilled,
+        size(p.bytes_spilled),
+        size(p.peak_spill_file_bytes)
+    );
+    let _ = writeln!(
+        out,
         "  peak open connections: {} ({} tracked, with those that ended in the window)",
         p.peak_live_flows, p.peak_open_flows
     );
@@ -179,6 +186,8 @@ fn corpus_block(out: &mut String, inputs: &[InputProfile], t: &Totals) {
                 p.exchanges_damaged.to_string(),
                 p.exchanges_damaged_by_caps.to_string(),
                 size(p.peak_buffered_bytes),
+                size(p.peak_pending_entry_bytes),
+                size(p.bytes_spilled),
                 p.peak_live_flows.to_string(),
                 p.heap.map_or("-".into(), |h| size(h.peak_bytes)),
                 p.caps.iter().map(|c| c.hits).sum::<u64>().to_string(),
@@ -192,11 +201,29 @@ fn corpus_block(out: &mut String, inputs: &[InputProfile], t: &Totals) {
         t.exchanges_damaged.to_string(),
         t.exchanges_damaged_by_caps.to_string(),
         size(t.peak_buffered_bytes),
+        size(t.peak_pending_entry_bytes),
+        size(t.bytes_spilled),
         t.peak_live_flows.to_string(),
         t.heap.map_or("-".into(), |h| size(h.peak_bytes)),
         t.caps.iter().map(|c| c.hits).sum::<u64>().to_string(),
     ]);
-    grid(out, &["input", "size", "exchanges", "damaged", "by caps", "peak buffered", "peak conns", "peak heap", "cap hits"], &rows);
+    grid(
+        out,
+        &[
+            "input",
+            "size",
+            "exchanges",
+            "damaged",
+            "by caps",
+            "peak buffered",
+            "peak waiting",
+            "spilled",
+            "peak conns",
+            "peak heap",
+            "cap hits",
+        ],
+        &rows,
+    );
     out.push('\n');
     cap_table(out, &t.caps);
 }
