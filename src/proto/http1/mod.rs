@@ -2075,29 +2075,16 @@ impl HttpConn {
         if p.req_lost && !p.anomalies.contains(&Anomaly::NoRequest) {
             p.anomalies.push(Anomaly::NoRequest);
         }
-        if p.h2c
-            && let (Some(q), Some(r)) = (p.request.as_ref(), p.response.as_ref())
-        {
-            // HTTP/2 from here: the exchange goes on as stream 1 of the HTTP/2 handler.
-            let at = [q.stream_offset + q.head.raw.len() as u64 + q.body_wire_len, r.stream_offset + r.head.raw.len() as u64];
-            let ex = Exchange {
-                conn: self.meta,
-                index: self.exchanges,
-                request: p.request,
-                response: p.response,
-                interim: p.interim,
-                anomalies: p.anomalies,
-                tunnel: self.inner.clone(),
-                websocket: None,
-                h2: None,
-                tls: None,
-            };
-            self.exchanges += 1;
-            self.h2c_switch = Some(Box::new((ex, at)));
-            return;
-        }
-        let ws = self.ws.as_ref().is_some_and(|u| u.id == p.id);
-        if !ws {
+        // HTTP/2 from here (`Upgrade: h2c` answered): the exchange goes on as stream 1 of the
+        // HTTP/2 handler, from these offsets of the two directions.
+        let h2c_at = match (p.h2c, p.request.as_ref(), p.response.as_ref()) {
+            (true, Some(q), Some(r)) => {
+                Some([q.stream_offset + q.head.raw.len() as u64 + q.body_wire_len, r.stream_offset + r.head.raw.len() as u64])
+            }
+            _ => None,
+        };
+        let ws = h2c_at.is_none() && self.ws.as_ref().is_some_and(|u| u.id == p.id);
+        if h2c_at.is_none() && !ws {
             count_exchange(cx.stats, &p.anomalies);
         }
         let ex = Exchange {
@@ -2113,6 +2100,10 @@ impl HttpConn {
             tls: None,
         };
         self.exchanges += 1;
+        if let Some(at) = h2c_at {
+            self.h2c_switch = Some(Box::new((ex, at)));
+            return;
+        }
         if ws && let Some(u) = self.ws.as_mut() {
             // Handed out by the WebSocket handler when the connection ends (it counts it).
             u.exchange = Some(ex);
