@@ -108,7 +108,7 @@ record() {
         wait_for "h2_server.py" test -e "$TMP/h2.ready"
     fi
 
-    timeout 120 tcpdump -i lo -s 0 -U -n -Z root -w "$out" "$filter" 2>"$TMP/tcpdump.err" &
+    timeout 120 tcpdump -i lo -s 0 -U --immediate-mode -n -Z root -w "$out" "$filter" 2>"$TMP/tcpdump.err" &
     local td=$!
     PIDS+=("$td")
     wait_for "tcpdump" grep -q "listening on" "$TMP/tcpdump.err"
@@ -171,7 +171,7 @@ record_ws() {
     local srv=$!
     PIDS+=("$srv")
     wait_for "ws.py serve" test -e "$TMP/ws.ready"
-    timeout 120 tcpdump -i lo -s 0 -U -n -Z root -w "$out" "tcp port $port" 2>"$TMP/tcpdump.err" &
+    timeout 120 tcpdump -i lo -s 0 -U --immediate-mode -n -Z root -w "$out" "tcp port $port" 2>"$TMP/tcpdump.err" &
     local td=$!
     PIDS+=("$td")
     wait_for "tcpdump" grep -q "listening on" "$TMP/tcpdump.err"
@@ -185,6 +185,14 @@ record_ws() {
     sleep 0.5
     stop "$td"
     stop "$srv"
+    # The capture must hold the whole session: both FINs of each of the three connections
+    # (tcpdump dropping the tail of its buffer at exit would cut the last connection short).
+    local fins
+    fins=$(tcpdump -r "$out" -n 'tcp[tcpflags] & tcp-fin != 0' 2>/dev/null | wc -l)
+    if [[ $fins -ne 6 ]]; then
+        echo "record.sh: $name.pcap has $fins FIN segments, not 6: the capture is incomplete" >&2
+        return 1
+    fi
     printf '%-18s %7d bytes  %s messages\n' "$name.pcap" "$(stat -c %s "$out")" \
         "$(($(wc -l <"$TD/$name.messages.tsv") - 1))"
 }
@@ -201,7 +209,7 @@ record_grpc() {
     local srv=$!
     PIDS+=("$srv")
     wait_for "grpc_app.py serve" test -e "$TMP/grpc.ready"
-    timeout 120 tcpdump -i lo -s 0 -U -n -Z root -w "$out" "tcp port $port" 2>"$TMP/tcpdump.err" &
+    timeout 120 tcpdump -i lo -s 0 -U --immediate-mode -n -Z root -w "$out" "tcp port $port" 2>"$TMP/tcpdump.err" &
     local td=$!
     PIDS+=("$td")
     wait_for "tcpdump" grep -q "listening on" "$TMP/tcpdump.err"
