@@ -356,19 +356,6 @@ fn max_body_cuts_messages_and_says_so() {
     assert_eq!(input["entries_with_anomalies"].as_u64(), input["http"]["damaged_by_cap"]["max_body"].as_u64());
 }
 
-fn tshark_available() -> bool {
-    Command::new("tshark").arg("-v").output().map(|o| o.status.success()).unwrap_or(false)
-}
-
-/// A value tshark writes as one object or a list of them, as a list.
-fn list(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().collect(),
-        Value::Null => Vec::new(),
-        v => vec![v],
-    }
-}
-
 /// tshark's `aa:bb:cc` bytes.
 fn hex_bytes(v: Option<&Value>) -> Vec<u8> {
     let s = v.and_then(Value::as_str).unwrap_or_default();

@@ -13,19 +13,6 @@ use serde_json::Value;
 
 use common::*;
 
-fn tshark_available() -> bool {
-    Command::new("tshark").arg("-v").output().map(|o| o.status.success()).unwrap_or(false)
-}
-
-/// A value tshark writes as one object or a list of them, as a list.
-fn list(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().collect(),
-        Value::Null => Vec::new(),
-        v => vec![v],
-    }
-}
-
 /// What is known of one stream: method, URL, final status.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Facts {

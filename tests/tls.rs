@@ -15,10 +15,6 @@ use serde_json::Value;
 
 use common::*;
 
-fn tshark_available() -> bool {
-    Command::new("tshark").arg("-v").output().map(|o| o.status.success()).unwrap_or(false)
-}
-
 /// tshark's fields, one row per packet that passes `filter`.
 fn tshark_fields(file: &str, keys: Option<&str>, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
     let mut c = Command::new("tshark");

@@ -62,6 +62,20 @@ where
     out
 }
 
+/// tshark is on the PATH (tests that compare with it are skipped, with a note, when not).
+pub fn tshark_available() -> bool {
+    Command::new("tshark").arg("-v").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// A value tshark writes (`-T json`) as one object or a list of them, as a list.
+pub fn list(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(a) => a.iter().collect(),
+        Value::Null => Vec::new(),
+        v => vec![v],
+    }
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
