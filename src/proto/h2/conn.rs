@@ -984,7 +984,6 @@ impl H2Conn {
             cx.stats.http.no_request += 1;
             s.anomalies.insert(0, Anomaly::NoRequest);
         }
-        cx.stats.http.exchanges += 1;
         let (request, req_pseudo) = request.map_or((None, Vec::new()), |(m, p)| (Some(m), p));
         let (response, resp_pseudo) = response.map_or((None, Vec::new()), |(m, p)| (Some(m), p));
         let grpc = request.as_ref().and_then(|q| {
@@ -1010,15 +1009,7 @@ impl H2Conn {
             }
         }
         // After the gRPC messages: a cap that cut one of them damaged the exchange too.
-        let mut caps: Vec<_> = s.anomalies.iter().filter_map(Anomaly::cap).collect();
-        caps.sort_unstable();
-        caps.dedup();
-        if !caps.is_empty() {
-            cx.stats.http.damaged_by_cap.any += 1;
-        }
-        for c in caps {
-            cx.stats.http.damaged_by_cap.add(c);
-        }
+        crate::proto::http1::count_exchange(&mut cx.stats.http, &s.anomalies);
         let facts = H2Facts {
             stream: id,
             scheme: self.scheme,

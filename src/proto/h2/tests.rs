@@ -410,15 +410,17 @@ fn an_h2_stream_makes_the_witness_its_http1_twin_makes() {
     assert_eq!(a, b);
 }
 
+/// One gRPC message in its length-prefixed form: the compressed flag, the length, the bytes.
+fn grpc_msg(compressed: bool, data: &[u8]) -> Vec<u8> {
+    let mut b = vec![compressed as u8];
+    b.extend((data.len() as u32).to_be_bytes());
+    b.extend_from_slice(data);
+    b
+}
+
 #[test]
 fn a_grpc_call_has_its_messages_and_status() {
     use Side::{Client as C, Server as S};
-    let msg = |compressed: bool, data: &[u8]| {
-        let mut b = vec![compressed as u8];
-        b.extend((data.len() as u32).to_be_bytes());
-        b.extend_from_slice(data);
-        b
-    };
     let mut c = H2_PREFACE.to_vec();
     let mut req = vec![0x83, 0x86];
     req.extend(block(
@@ -432,14 +434,14 @@ fn a_grpc_call_has_its_messages_and_status() {
         false,
     ));
     c.extend(frame(HEADERS, END_HEADERS, 1, &req));
-    c.extend(frame(DATA, END_STREAM, 1, &msg(true, &gzip(b"\x0a\x03ana"))));
+    c.extend(frame(DATA, END_STREAM, 1, &grpc_msg(true, &gzip(b"\x0a\x03ana"))));
     let mut s = frame(HEADERS, END_HEADERS, 1, &{
         let mut b = vec![0x88];
         b.extend(block(&[("content-type", "application/grpc")], false));
         b
     });
-    let mut body = msg(false, b"\x08\x01");
-    body.extend(msg(false, b"\x08\x02"));
+    let mut body = grpc_msg(false, b"\x08\x01");
+    body.extend(grpc_msg(false, b"\x08\x02"));
     s.extend(frame(DATA, 0, 1, &body));
     s.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &block(&[("grpc-status", "5"), ("grpc-message", "no%20such%20user")], false)));
     let (out, stats) = play(&[Ev::Data(C, c), Ev::Data(S, s)], 5, Limits::default());
@@ -472,24 +474,18 @@ fn a_grpc_call_has_its_messages_and_status() {
 #[test]
 fn a_grpc_message_cut_at_max_body_is_marked_on_the_entry_and_counted() {
     use Side::{Client as C, Server as S};
-    let msg = |compressed: bool, data: &[u8]| {
-        let mut b = vec![compressed as u8];
-        b.extend((data.len() as u32).to_be_bytes());
-        b.extend_from_slice(data);
-        b
-    };
     let mut c = H2_PREFACE.to_vec();
     let mut req = vec![0x83, 0x86];
     req.extend(block(&[(":path", "/pkg.Blobs/Put"), (":authority", "h:50051"), ("content-type", "application/grpc")], false));
     c.extend(frame(HEADERS, END_HEADERS, 1, &req));
-    c.extend(frame(DATA, END_STREAM, 1, &msg(false, b"small")));
+    c.extend(frame(DATA, END_STREAM, 1, &grpc_msg(false, b"small")));
     let mut s = frame(HEADERS, END_HEADERS, 1, &{
         let mut b = vec![0x88];
         b.extend(block(&[("content-type", "application/grpc"), ("grpc-encoding", "gzip")], false));
         b
     });
-    let mut body = msg(true, &gzip(&[b'a'; 3000]));
-    body.extend(msg(true, &gzip(&[b'b'; 10])));
+    let mut body = grpc_msg(true, &gzip(&[b'a'; 3000]));
+    body.extend(grpc_msg(true, &gzip(&[b'b'; 10])));
     s.extend(frame(DATA, 0, 1, &body));
     s.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &block(&[("grpc-status", "0")], false)));
     let mut limits = Limits::default();
