@@ -108,14 +108,14 @@ impl<'a> BodyText<'a> {
     fn new(body: &'a [u8], key: &'static str, exact: bool) -> BodyText<'a> {
         let b64 = base64::encoded_len(body.len(), true).unwrap_or(usize::MAX);
         let base64_form = BodyText { body, base64: true, key, len: TEXT_OPEN.len() + b64 + Self::tail_len(key), exact: true };
-        if std::str::from_utf8(body).is_err() {
-            return base64_form;
-        }
         if !exact {
+            if std::str::from_utf8(body).is_err() {
+                return base64_form;
+            }
             return BodyText { body, base64: false, key, len: TEXT_OPEN.len() + body.len() + 1, exact: false };
         }
-        match super::json::escaped_len(body) {
-            n if n <= b64 => BodyText { body, base64: false, key, len: TEXT_OPEN.len() + n + 1, exact: true },
+        match super::json::utf8_escaped_len(body) {
+            Some(n) if n <= b64 => BodyText { body, base64: false, key, len: TEXT_OPEN.len() + n + 1, exact: true },
             _ => base64_form,
         }
     }

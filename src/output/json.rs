@@ -2,9 +2,12 @@
 //!
 //! Bodies are most of a HAR's bytes, so escaping is on the hot path. With AVX2 (detected at
 //! run time) 32 bytes are tested at once for `"`, `\` and control bytes: a block without one
-//! is copied whole, and in a block with some, each run between them is copied with one
-//! unaligned 32-byte store (the next write covers what it wrote past the run), so the cost
-//! goes by escapes, not by bytes. Lengths are counted the same way, a block at a time.
+//! is copied whole; a block whose escapes all take two bytes (`\"`, `\\`, `\n`, ...: all but
+//! `\u00XX`) is written 8 bytes at a time, each expanded by one shuffle that puts a `\` before
+//! each byte that needs it (its escape letter, for a control byte); in any other block, each
+//! run between escapes is copied with one unaligned 32-byte store (the next write covers what
+//! it wrote past the run). Lengths are counted a block at a time, and a body is checked for
+//! UTF-8 in the same pass while it is ASCII ([`utf8_escaped_len`]).
 //! Without AVX2, and for the last bytes of a string, runs of bytes that need no escape are
 //! found eight at a time (a word-at-a-time test) and copied whole; only the bytes that need
 //! it are escaped one by one. The two give the same bytes (property-tested).
@@ -215,6 +218,52 @@ pub fn write_bytes_str(out: &mut Vec<u8>, b: &[u8]) {
     }
 }
 
+/// Shuffle controls and backslashes that expand 8 bytes into `8 + popcount(m)`, where bit `k`
+/// of `m` says byte `k` needs a two-byte escape: a `\` is put before each such byte (the byte
+/// itself is replaced by its escape letter before the shuffle). Index `m`; 0x80 in a control
+/// gives a zero byte, where the backslash goes or past the end (the next store covers it).
+#[cfg(target_arch = "x86_64")]
+const fn expand_tables() -> ([[u8; 16]; 256], [[u8; 16]; 256]) {
+    let mut shuf = [[0x80u8; 16]; 256];
+    let mut bs = [[0u8; 16]; 256];
+    let mut m = 0;
+    while m < 256 {
+        let (mut j, mut k) = (0, 0);
+        while k < 8 {
+            if m & (1 << k) != 0 {
+                bs[m][j] = b'\\';
+                j += 1;
+            }
+            shuf[m][j] = k as u8;
+            j += 1;
+            k += 1;
+        }
+        m += 1;
+    }
+    (shuf, bs)
+}
+
+#[cfg(target_arch = "x86_64")]
+static EXPAND: ([[u8; 16]; 256], [[u8; 16]; 256]) = expand_tables();
+
+/// [`escaped_len`] of `b` if it is UTF-8, in one pass over it when it is ASCII: the escapes are
+/// counted and the bytes checked for ASCII together, and only from the first block with a byte
+/// outside ASCII is the rest checked for UTF-8 as well.
+pub fn utf8_escaped_len(b: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if b.len() >= 32 && avx2() {
+        // SAFETY: AVX2 is available.
+        let (n, first) = unsafe { avx2::ascii_escaped_len(b) };
+        // Every byte before `first` is ASCII, so `first` starts a character.
+        if first < b.len() {
+            std::str::from_utf8(&b[first..]).ok()?;
+        }
+        return Some(n);
+    }
+    std::str::from_utf8(b).ok()?;
+    Some(scalar_escaped_len(b))
+}
+
 /// The AVX2 kernels.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -266,6 +315,33 @@ mod avx2 {
         i + extra + super::scalar_escaped_len(&b[i..])
     }
 
+    /// [`escaped_len`], and where the first block with a byte outside ASCII starts (`b.len()`
+    /// if there is none): from there on, `b` is still to be checked for UTF-8.
+    #[target_feature(enable = "avx2")]
+    pub fn ascii_escaped_len(b: &[u8]) -> (usize, usize) {
+        let mut extra = 0usize;
+        let mut i = 0;
+        let mut first = b.len();
+        while i + 32 <= b.len() {
+            // SAFETY: 32 bytes from `i` are in `b`.
+            let v = unsafe { _mm256_loadu_si256(b.as_ptr().add(i).cast()) };
+            let m = _mm256_movemask_epi8(special(v)) as u32;
+            if m != 0 {
+                let u = _mm256_movemask_epi8(long_control(v)) as u32;
+                extra += m.count_ones() as usize + 4 * u.count_ones() as usize;
+            }
+            if first == b.len() && _mm256_movemask_epi8(v) != 0 {
+                first = i;
+            }
+            i += 32;
+        }
+        let tail = &b[i..];
+        if first == b.len() && !tail.is_ascii() {
+            first = i;
+        }
+        (i + extra + super::scalar_escaped_len(tail), first)
+    }
+
     /// Escapes whole 32-byte blocks of `b` into `dst` while at least 64 input bytes and 256
     /// bytes of room (of `room`) are left; returns the input and output bytes done.
     ///
@@ -275,12 +351,20 @@ mod avx2 {
     pub unsafe fn escape_blocks(b: &[u8], dst: *mut u8, room: usize) -> (usize, usize) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let (pairs, lens) = &super::PAIRS;
+        let (shuf, bs) = &super::EXPAND;
         let (mut i, mut o) = (0usize, 0usize);
         // SAFETY: reads stay within `b`: a block's runs are read 32 bytes from within the
         // block, so at most 64 bytes from `i`. Writes stay within `room`: a block writes at
         // most 6 bytes per input byte (192) and a store may reach 32 bytes past the last byte
-        // counted, within the 256 checked.
+        // counted, within the 256 checked; an expanded block writes at most 64 bytes, each of
+        // its four 16-byte stores starting at most 48 bytes after the block's first.
         unsafe {
+            // The escape letter of each control byte that has one, by its low four bits.
+            #[rustfmt::skip]
+            let letters = _mm256_setr_epi8(
+                0, 0, 0, 0, 0, 0, 0, 0, b'b' as i8, b't' as i8, b'n' as i8, 0, b'f' as i8, b'r' as i8, 0, 0,
+                0, 0, 0, 0, 0, 0, 0, 0, b'b' as i8, b't' as i8, b'n' as i8, 0, b'f' as i8, b'r' as i8, 0, 0,
+            );
             while i + 64 <= b.len() && o + 256 <= room {
                 let src = b.as_ptr().add(i);
                 let v = _mm256_loadu_si256(src.cast());
@@ -288,6 +372,23 @@ mod avx2 {
                 if m == 0 {
                     _mm256_storeu_si256(dst.add(o).cast(), v);
                     o += 32;
+                    i += 32;
+                    continue;
+                }
+                if _mm256_movemask_epi8(long_control(v)) == 0 {
+                    // Only two-byte escapes: each control byte becomes its letter, then each
+                    // 8 bytes are expanded by a shuffle with a `\` before each escaped byte.
+                    let x = _mm256_blendv_epi8(v, _mm256_shuffle_epi8(letters, v), control(v));
+                    for h in [_mm256_castsi256_si128(x), _mm256_extracti128_si256::<1>(x)] {
+                        for shift in [0i8, 8] {
+                            let g = (m & 0xff) as usize;
+                            let ctrl = _mm_add_epi8(_mm_loadu_si128(shuf[g].as_ptr().cast()), _mm_set1_epi8(shift));
+                            let r = _mm_or_si128(_mm_shuffle_epi8(h, ctrl), _mm_loadu_si128(bs[g].as_ptr().cast()));
+                            _mm_storeu_si128(dst.add(o).cast(), r);
+                            o += 8 + g.count_ones() as usize;
+                            m >>= 8;
+                        }
+                    }
                     i += 32;
                     continue;
                 }
@@ -366,6 +467,18 @@ mod tests {
         })
     }
 
+    /// Like [`escapy`], but with only two-byte escapes (no `\u00XX`), so that blocks take the
+    /// expanding path.
+    fn short_escapes() -> impl Strategy<Value = Vec<u8>> {
+        let alphabet = prop::sample::select(vec![b'a', b' ', b'"', b'\\', b'\n', b'\t', b'\r', 0x08, 0x0c, 0x7f, 0xc3, 0xa9, b'/']);
+        (prop::collection::vec(alphabet, 0..40), 0usize..300, 0usize..50).prop_map(|(mix, clean, at)| {
+            let mut v = vec![b'x'; clean];
+            let at = at.min(v.len());
+            v.splice(at..at, mix.iter().cycle().take(mix.len() * 9).copied());
+            v
+        })
+    }
+
     /// The word-at-a-time escaper alone.
     fn scalar(b: &[u8]) -> Vec<u8> {
         let n = scalar_escaped_len(b);
@@ -391,6 +504,25 @@ mod tests {
             let mut quoted = Vec::new();
             write_escaped(&mut quoted, &b, true);
             prop_assert_eq!(&quoted[1..quoted.len() - 1], &want[..]);
+        }
+
+        /// The same on blocks whose escapes all take two bytes.
+        #[test]
+        fn expanding_kernel_agrees(b in short_escapes()) {
+            let want = scalar(&b);
+            let mut out = b"prefix".to_vec();
+            push_escaped(&mut out, &b);
+            prop_assert_eq!(&out[6..], &want[..]);
+        }
+
+        /// The one-pass UTF-8 check and length say what `from_utf8` and the length do, wherever
+        /// the first byte outside ASCII is (or an invalid one).
+        #[test]
+        fn utf8_and_length_in_one_pass(b in prop_oneof![escapy(), short_escapes()], tail in prop::collection::vec(any::<u8>(), 0..4)) {
+            for b in [b.clone(), [&b[..], &tail[..]].concat()] {
+                let want = std::str::from_utf8(&b).ok().map(|_| scalar(&b).len());
+                prop_assert_eq!(utf8_escaped_len(&b), want);
+            }
         }
 
         /// The exact writer and its length agree with serde_json, piece by piece too.
