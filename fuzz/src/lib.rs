@@ -565,6 +565,16 @@ pub fn bodies(data: &[u8]) {
     if let Err(e) = apitool::ir::body::fastjson::check_against_tree(body, *opts) {
         panic!("{e}");
     }
+    // The HAR's one-pass UTF-8 check (SIMD validation past the first byte outside ASCII) and
+    // escaped length say what the standard library and serde_json do.
+    use apitool::output::json;
+    let utf8 = std::str::from_utf8(body).ok();
+    assert_eq!(json::utf8_escaped_len(body), utf8.map(|s| serde_json::to_string(s).unwrap().len() - 2));
+    if let Some(s) = utf8 {
+        let mut out = Vec::new();
+        json::write_str(&mut out, s);
+        assert_eq!(out, serde_json::to_string(s).unwrap().into_bytes());
+    }
 }
 
 struct HttpRun<'a> {

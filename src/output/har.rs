@@ -109,7 +109,7 @@ impl<'a> BodyText<'a> {
         let b64 = base64::encoded_len(body.len(), true).unwrap_or(usize::MAX);
         let base64_form = BodyText { body, base64: true, key, len: TEXT_OPEN.len() + b64 + Self::tail_len(key), exact: true };
         if !exact {
-            if std::str::from_utf8(body).is_err() {
+            if simdutf8::basic::from_utf8(body).is_err() {
                 return base64_form;
             }
             return BodyText { body, base64: false, key, len: TEXT_OPEN.len() + body.len() + 1, exact: false };

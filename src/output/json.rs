@@ -248,7 +248,7 @@ static EXPAND: ([[u8; 16]; 256], [[u8; 16]; 256]) = expand_tables();
 
 /// [`escaped_len`] of `b` if it is UTF-8, in one pass over it when it is ASCII: the escapes are
 /// counted and the bytes checked for ASCII together, and only from the first block with a byte
-/// outside ASCII is the rest checked for UTF-8 as well.
+/// outside ASCII is the rest checked for UTF-8 as well (by `simdutf8`, 16 or 32 bytes at a time).
 pub fn utf8_escaped_len(b: &[u8]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     if b.len() >= 32 && avx2() {
@@ -256,7 +256,7 @@ pub fn utf8_escaped_len(b: &[u8]) -> Option<usize> {
         let (n, first) = unsafe { avx2::ascii_escaped_len(b) };
         // Every byte before `first` is ASCII, so `first` starts a character.
         if first < b.len() {
-            std::str::from_utf8(&b[first..]).ok()?;
+            simdutf8::basic::from_utf8(&b[first..]).ok()?;
         }
         return Some(n);
     }
