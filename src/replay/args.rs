@@ -47,6 +47,11 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub keep_host: bool,
 
+    /// Send every request over HTTP/2 in cleartext with prior knowledge (h2c) instead of
+    /// HTTP/1.1. gRPC calls go over h2c without it (they cannot go over HTTP/1.1).
+    #[arg(long)]
+    pub http2_prior_knowledge: bool,
+
     /// Recorded connections replayed at the same time (the requests of one connection always
     /// go in order on one connection).
     #[arg(long, value_name = "N", default_value_t = 8)]
@@ -157,6 +162,7 @@ impl ReplayArgs {
                 timeout: Duration::from_secs_f64(self.timeout),
                 max_body: self.max_body,
                 deadline: self.deadline.map(|d| std::time::Instant::now() + Duration::from_secs_f64(d)),
+                http2: self.http2_prior_knowledge,
             },
             concurrency: self.concurrency,
             rate: (self.rate > 0.0).then_some(self.rate),

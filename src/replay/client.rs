@@ -30,6 +30,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::compare::HOP_BY_HOP;
+use super::h2::H2Conn;
 use super::har_in::RecEntry;
 use crate::proto::http1::decode::{BodyDecoder, Coding, parse_codings};
 
@@ -106,6 +107,9 @@ pub struct ClientConfig {
     pub max_body: usize,
     /// The end of the whole run (`--deadline`): no exchange goes on past it.
     pub deadline: Option<Instant>,
+    /// Every request over HTTP/2 with prior knowledge (h2c, `--http2-prior-knowledge`);
+    /// gRPC calls go over h2c in any case.
+    pub http2: bool,
 }
 
 /// A response received.
@@ -116,6 +120,8 @@ pub struct Received {
     pub reason: String,
     pub version: String,
     pub headers: Vec<(String, String)>,
+    /// HTTP/2 trailers (names as received); empty over HTTP/1.1.
+    pub trailers: Vec<(String, String)>,
     /// Decoded (at most `max_body` bytes).
     pub body: Vec<u8>,
     /// The body went past `max_body` and was cut there.
@@ -146,12 +152,20 @@ pub struct Failure {
 
 /// A request ready to go.
 pub struct Prepared {
-    method: String,
+    pub(super) method: String,
     /// The request-target sent (base path and recorded target).
-    target: String,
+    pub(super) target: String,
     /// Name and value in the order they go, Host among them.
-    headers: Vec<(String, String)>,
-    body: Option<Vec<u8>>,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Option<Vec<u8>>,
+    /// The Host sent (over HTTP/2, as `:authority`).
+    pub(super) host: String,
+    /// The recording had a Content-Length (over HTTP/2 one is sent only then).
+    pub(super) had_length: bool,
+    /// The recorded request said `TE: trailers` (kept over HTTP/2, where gRPC needs it).
+    pub(super) te_trailers: bool,
+    /// Sent over HTTP/2 (h2c with prior knowledge).
+    pub http2: bool,
     /// What was left out or changed, to tell the user.
     pub notes: Vec<String>,
 }
@@ -202,9 +216,17 @@ pub fn prepare(cfg: &ClientConfig, e: &RecEntry) -> Result<Prepared, Failure> {
     let mut codings = Vec::new();
     let mut had_length = false;
     let mut host_placed = false;
+    let mut te_trailers = false;
+    let mut grpc = false;
     for (name, value) in &e.headers {
         let name = name.trim();
         let lower = name.to_ascii_lowercase();
+        if lower == "te" {
+            te_trailers |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+        }
+        if lower == "content-type" {
+            grpc |= crate::proto::h2::grpc::is_grpc(value.trim().as_bytes());
+        }
         if lower.starts_with(':') || HOP_BY_HOP.contains(&lower.as_str()) || named.contains(&lower) || lower == "expect" {
             continue;
         }
@@ -233,7 +255,7 @@ pub fn prepare(cfg: &ClientConfig, e: &RecEntry) -> Result<Prepared, Failure> {
         headers.push((name.to_string(), value.trim().to_string()));
     }
     if !host_placed {
-        headers.insert(0, ("Host".to_string(), host));
+        headers.insert(0, ("Host".to_string(), host.clone()));
     }
     let mut body = e.body.clone();
     if let Some(data) = body.as_mut()
@@ -255,7 +277,8 @@ pub fn prepare(cfg: &ClientConfig, e: &RecEntry) -> Result<Prepared, Failure> {
     if let Some(b) = &body {
         headers.push(("Content-Length".to_string(), b.len().to_string()));
     }
-    Ok(Prepared { method: e.method.clone(), target, headers, body, notes })
+    let http2 = cfg.http2 || grpc;
+    Ok(Prepared { method: e.method.clone(), target, headers, body, host, had_length, te_trailers, http2, notes })
 }
 
 impl Prepared {
@@ -319,7 +342,7 @@ const MAX_TRAILERS: usize = 64 << 10;
 
 /// What the exchange was doing when it failed.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Connecting,
     Sending,
     /// Waiting for the response head; whether any byte of it came.
@@ -346,29 +369,39 @@ impl Phase {
 }
 
 /// One TCP connection to the target, with the bytes read and not yet used.
-struct Conn {
+pub(super) struct Conn {
     stream: TcpStream,
-    buf: Vec<u8>,
+    pub(super) buf: Vec<u8>,
     /// Start of the unused bytes in `buf`.
-    pos: usize,
-    peer: SocketAddr,
+    pub(super) pos: usize,
+    pub(super) peer: SocketAddr,
 }
 
 /// Why a read or write failed.
-enum IoFail {
+pub(super) enum IoFail {
     /// The exchange's deadline passed.
     Deadline,
     /// The target closed the connection (end of file).
     Closed,
+    /// The target reset the HTTP/2 stream (RST_STREAM, with its error code); the connection
+    /// itself is fine.
+    StreamReset(u32),
     Io(std::io::Error),
 }
 
+impl IoFail {
+    /// A protocol violation by the target.
+    pub(super) fn protocol(m: String) -> IoFail {
+        IoFail::Io(std::io::Error::new(ErrorKind::InvalidData, m))
+    }
+}
+
 impl Conn {
-    fn avail(&self) -> &[u8] {
+    pub(super) fn avail(&self) -> &[u8] {
         &self.buf[self.pos..]
     }
 
-    fn consume(&mut self, n: usize) {
+    pub(super) fn consume(&mut self, n: usize) {
         self.pos += n;
         if self.pos == self.buf.len() {
             self.buf.clear();
@@ -401,7 +434,7 @@ impl Conn {
         Ok(true)
     }
 
-    fn fill(&mut self, end: Instant) -> Result<(), IoFail> {
+    pub(super) fn fill(&mut self, end: Instant) -> Result<(), IoFail> {
         if self.pos > 0 && self.pos * 2 > self.buf.len() {
             self.buf.drain(..self.pos);
             self.pos = 0;
@@ -428,7 +461,7 @@ impl Conn {
         r.map(|_| ())
     }
 
-    fn write_all(&mut self, mut data: &[u8], end: Instant) -> Result<(), IoFail> {
+    pub(super) fn write_all(&mut self, mut data: &[u8], end: Instant) -> Result<(), IoFail> {
         while !data.is_empty() {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -450,7 +483,13 @@ impl Conn {
 /// The client of one recorded connection.
 pub struct Client {
     cfg: ClientConfig,
-    conn: Option<Conn>,
+    conn: Option<Link>,
+}
+
+/// The connection a client keeps open: HTTP/1.1, or HTTP/2 in cleartext.
+enum Link {
+    H1(Conn),
+    H2(Box<H2Conn>),
 }
 
 /// A response head, parsed.
@@ -521,6 +560,11 @@ impl Client {
             IoFail::Closed => {
                 Failure { kind: "closed", message: format!("connection closed by the target while {during}"), connection_level: false }
             }
+            IoFail::StreamReset(code) => Failure {
+                kind: "reset",
+                message: format!("HTTP/2 stream reset by the target ({}) while {during}", crate::proto::h2::frame::error_name(code)),
+                connection_level: false,
+            },
             IoFail::Io(e) => match e.kind() {
                 ErrorKind::ConnectionRefused => Failure { kind: "refused", message: "connection refused".into(), connection_level: true },
                 ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
@@ -549,18 +593,25 @@ impl Client {
         if let Some(d) = self.cfg.deadline {
             end = end.min(d);
         }
+        // A connection of the other protocol is not used for this request.
+        if matches!((&self.conn, p.http2), (Some(Link::H1(_)), true) | (Some(Link::H2(_)), false)) {
+            self.conn = None;
+        }
+        if p.http2 {
+            return self.send_h2(p, end, t0, started);
+        }
         let wire = p.bytes();
         let head_method = p.method.eq_ignore_ascii_case("HEAD");
         // Bytes the target sent after the last response (a body to a HEAD request, a stray
         // response) would be taken for the next response: such a connection is not reused.
-        if self.conn.as_ref().is_some_and(|c| !c.avail().is_empty()) {
+        if matches!(&self.conn, Some(Link::H1(c)) if !c.avail().is_empty()) {
             self.conn = None;
         }
         for attempt in 0..2 {
             let reused = self.conn.is_some();
             let mut conn = match self.conn.take() {
-                Some(c) => c,
-                None => self.connect(end)?,
+                Some(Link::H1(c)) => c,
+                _ => self.connect(end)?,
             };
             let phase = Phase::Sending;
             if let Err(f) = conn.write_all(&wire, end) {
@@ -578,12 +629,46 @@ impl Client {
                             conn.buf = Vec::new();
                             conn.pos = 0;
                         }
-                        self.conn = Some(conn);
+                        self.conn = Some(Link::H1(conn));
                     }
                     return Ok(r);
                 }
                 // A kept-alive connection the target had closed: once more on a new one.
                 Err((f, Phase::Waiting { any: false })) if reused && attempt == 0 && !matches!(f, IoFail::Deadline) => continue,
+                Err((f, phase)) => return Err(self.io_failure(f, phase, end)),
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    /// [`Client::send`] over HTTP/2 (h2c with prior knowledge). A request the target did not
+    /// process (a kept-alive connection it had closed or was closing with GOAWAY, or a
+    /// REFUSED_STREAM reset) goes once more on a new connection.
+    fn send_h2(&mut self, p: &Prepared, end: Instant, t0: Instant, started: SystemTime) -> Result<Received, Failure> {
+        for attempt in 0..2 {
+            let reused = self.conn.is_some();
+            let mut h = match self.conn.take() {
+                Some(Link::H2(h)) => h,
+                _ => Box::new(H2Conn::new(self.connect(end)?)),
+            };
+            match h.exchange(p, self.cfg.max_body, end, t0, started) {
+                Ok((r, keep)) => {
+                    if keep {
+                        self.conn = Some(Link::H2(h));
+                    }
+                    return Ok(r);
+                }
+                Err((f, phase @ (Phase::Sending | Phase::Waiting { any: false })))
+                    if attempt == 0
+                        && match f {
+                            IoFail::StreamReset(code) => code == 0x7,
+                            IoFail::Deadline => false,
+                            IoFail::Closed => reused,
+                            IoFail::Io(_) => reused && phase == Phase::Sending,
+                        } =>
+                {
+                    continue;
+                }
                 Err((f, phase)) => return Err(self.io_failure(f, phase, end)),
             }
         }
@@ -786,6 +871,7 @@ impl Client {
             reason: head.reason,
             version: head.version,
             headers: head.headers,
+            trailers: Vec::new(),
             truncated,
             body: std::mem::take(&mut dec.out),
             decode_error,
@@ -824,6 +910,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             max_body: 1 << 20,
             deadline: None,
+            http2: false,
         }
     }
 

@@ -102,6 +102,10 @@ pub enum DiffKind {
     Json,
     Text,
     Binary,
+    /// An HTTP/2 trailer field.
+    Trailer,
+    /// A gRPC call's status, status message, or one of its response messages.
+    Grpc,
 }
 
 /// One difference between the recorded and the received response. `None` on a side means
@@ -161,6 +165,8 @@ impl Difference {
             DiffKind::Body => "body".to_string(),
             DiffKind::Json | DiffKind::Text => format!("body {}", self.path),
             DiffKind::Binary => "body (binary)".to_string(),
+            DiffKind::Trailer => format!("trailer {}", self.path),
+            DiffKind::Grpc => format!("grpc {}", self.path),
         }
     }
 
@@ -189,6 +195,8 @@ impl Difference {
 pub struct Side<'a> {
     pub status: u16,
     pub headers: &'a [(String, String)],
+    /// HTTP/2 trailer fields (compared for gRPC calls).
+    pub trailers: &'a [(String, String)],
     /// The decoded body; `None` when it is not known (the recording did not keep it).
     pub body: Option<&'a [u8]>,
 }
@@ -232,6 +240,13 @@ pub fn compare(cfg: &CompareConfig, recorded: Side<'_>, received: Side<'_>) -> C
             },
         );
     }
+    let grpc = [recorded.headers, received.headers]
+        .iter()
+        .any(|h| header(h, "content-type").is_some_and(|c| crate::proto::h2::grpc::is_grpc(c.trim().as_bytes())));
+    if grpc {
+        compare_grpc(cfg, recorded, received, &mut out, cap);
+        return out;
+    }
     compare_headers(cfg, recorded.headers, received.headers, &mut out, cap);
     if let (Some(a), Some(b)) = (recorded.body, received.body) {
         let mime_a = header(recorded.headers, "content-type").unwrap_or("");
@@ -266,6 +281,114 @@ fn header_map(cfg: &CompareConfig, headers: &[(String, String)]) -> BTreeMap<Str
         c.sort();
     }
     map
+}
+
+/// gRPC's status fields: compared as the call's status, wherever they came (trailers, or the
+/// head of a trailers-only response).
+const GRPC_STATUS_FIELDS: &[&str] = &["grpc-status", "grpc-message", "grpc-status-details-bin"];
+
+/// A gRPC call: header fields, trailer fields, then the status (`grpc-status` and the
+/// percent-decoded `grpc-message`, from the trailers or, in a trailers-only response, the
+/// head), then the response messages one by one, each decompressed with its side's
+/// `grpc-encoding` (so a change of compression alone is not a difference). Messages are
+/// compared as bytes and shown as text when they are UTF-8, else by length and SHA-256.
+fn compare_grpc(cfg: &CompareConfig, a: Side<'_>, b: Side<'_>, out: &mut Comparison, cap: usize) {
+    use crate::proto::h2::grpc;
+    let not_status = |h: &[(String, String)]| -> Vec<(String, String)> {
+        h.iter().filter(|(n, _)| !GRPC_STATUS_FIELDS.iter().any(|g| n.trim().eq_ignore_ascii_case(g))).cloned().collect()
+    };
+    compare_headers(cfg, &not_status(a.headers), &not_status(b.headers), out, cap);
+    let before = out.differences.len();
+    compare_headers(cfg, &not_status(a.trailers), &not_status(b.trailers), out, cap);
+    for d in &mut out.differences[before..] {
+        d.kind = DiffKind::Trailer;
+    }
+    let field = |s: &Side<'_>, name: &str| header(s.trailers, name).or_else(|| header(s.headers, name)).map(|v| v.trim().to_string());
+    let status = |s: &Side<'_>| field(s, "grpc-status");
+    let (sa, sb) = (status(&a), status(&b));
+    if sa != sb {
+        let v = |s: Option<String>| s.map(|s| s.parse::<u64>().map_or(Value::String(s), Value::from));
+        out.push(
+            cap,
+            Difference { kind: DiffKind::Grpc, path: "status".into(), recorded: v(sa), received: v(sb), cut: false, described: false },
+        );
+    }
+    let message = |s: &Side<'_>| field(s, "grpc-message").map(|m| grpc::percent_decode(m.as_bytes()));
+    let (ma, mb) = (message(&a), message(&b));
+    if ma != mb {
+        out.push(
+            cap,
+            Difference {
+                kind: DiffKind::Grpc,
+                path: "message".into(),
+                recorded: ma.map(|m| quote(&m)),
+                received: mb.map(|m| quote(&m)),
+                cut: false,
+                described: false,
+            },
+        );
+    }
+    let (Some(ba), Some(bb)) = (a.body, b.body) else { return };
+    let split = |s: &Side<'_>, body: &[u8]| grpc::split(body, header(s.headers, "grpc-encoding").map(|e| e.trim().as_bytes()), usize::MAX);
+    let (xa, xb) = (split(&a, ba), split(&b, bb));
+    let show = |m: Option<&grpc::GrpcMessage>| -> Option<Value> {
+        let m = m?;
+        Some(match std::str::from_utf8(&m.data) {
+            Ok(t) => quote(t),
+            Err(_) => Value::String(digest(&m.data)),
+        })
+    };
+    let n = xa.messages.len().max(xb.messages.len());
+    if xa.messages.len() != xb.messages.len() {
+        out.push(
+            cap,
+            Difference::described(
+                DiffKind::Grpc,
+                "responses".into(),
+                format!("{} messages", xa.messages.len()),
+                format!("{} messages", xb.messages.len()),
+            ),
+        );
+    }
+    for i in 0..n {
+        let (ma, mb) = (xa.messages.get(i), xb.messages.get(i));
+        if ma.map(|m| (&m.data, &m.error)) == mb.map(|m| (&m.data, &m.error)) {
+            continue;
+        }
+        let text = |m: Option<&grpc::GrpcMessage>| m.is_none_or(|m| std::str::from_utf8(&m.data).is_ok());
+        let described = !(text(ma) && text(mb));
+        let (mut ra, mut rb) = (show(ma), show(mb));
+        for (side, m) in [(&mut ra, ma), (&mut rb, mb)] {
+            if let (Some(Value::String(s)), Some(e)) = (side.as_mut(), m.and_then(|m| m.error.as_ref())) {
+                s.push_str(&format!(" ({e})"));
+            }
+        }
+        out.push(
+            cap,
+            Difference { kind: DiffKind::Grpc, path: format!("responses[{i}]"), recorded: ra, received: rb, cut: false, described },
+        );
+    }
+    if xa.trailing != xb.trailing {
+        out.push(
+            cap,
+            Difference::described(
+                DiffKind::Grpc,
+                "responses".into(),
+                format!("{} bytes after the last whole message", xa.trailing),
+                format!("{} bytes after the last whole message", xb.trailing),
+            ),
+        );
+    }
+}
+
+/// `N bytes sha256:...`.
+fn digest(d: &[u8]) -> String {
+    let h = Sha256::digest(d);
+    let mut s = format!("{} bytes sha256:", d.len());
+    for byte in h.iter() {
+        let _ = write!(s, "{byte:02x}");
+    }
+    s
 }
 
 fn compare_headers(cfg: &CompareConfig, a: &[(String, String)], b: &[(String, String)], out: &mut Comparison, cap: usize) {
@@ -336,14 +459,6 @@ fn compare_body(cfg: &CompareConfig, mime_a: &str, a: &[u8], mime_b: &str, b: &[
     match (std::str::from_utf8(a), std::str::from_utf8(b)) {
         (Ok(x), Ok(y)) => line_diff(x, y, out, cap),
         _ => {
-            let digest = |d: &[u8]| {
-                let h = Sha256::digest(d);
-                let mut s = format!("{} bytes sha256:", d.len());
-                for byte in h.iter() {
-                    let _ = write!(s, "{byte:02x}");
-                }
-                s
-            };
             out.push(cap, Difference::described(DiffKind::Binary, String::new(), digest(a), digest(b)));
         }
     }
@@ -651,8 +766,8 @@ mod tests {
         let (ha, hb) = (h(ha), h(hb));
         compare(
             cfg,
-            Side { status: 200, headers: &ha, body: Some(a.as_bytes()) },
-            Side { status: 200, headers: &hb, body: Some(b.as_bytes()) },
+            Side { status: 200, headers: &ha, trailers: &[], body: Some(a.as_bytes()) },
+            Side { status: 200, headers: &hb, trailers: &[], body: Some(b.as_bytes()) },
         )
     }
 
@@ -683,8 +798,8 @@ mod tests {
             (h(&[("Content-Type", "application/json"), ("Content-Encoding", "gzip")]), h(&[("Content-Type", "application/json")]));
         let c = compare(
             &cfg,
-            Side { status: 200, headers: &ha, body: Some(br#"{"s":"a","n":1,"o":{"k":[1,true]}}"#) },
-            Side { status: 404, headers: &hb, body: Some(br#"{"s":"b","n":2.5,"o":"flat"}"#) },
+            Side { status: 200, headers: &ha, trailers: &[], body: Some(br#"{"s":"a","n":1,"o":{"k":[1,true]}}"#) },
+            Side { status: 404, headers: &hb, trailers: &[], body: Some(br#"{"s":"b","n":2.5,"o":"flat"}"#) },
         );
         let v = serde_json::to_value(&c.differences).unwrap();
         let sides: Vec<(Value, Value)> = v.as_array().unwrap().iter().map(|d| (d["recorded"].clone(), d["received"].clone())).collect();
@@ -706,8 +821,8 @@ mod tests {
         let a = serde_json::to_vec(&json!({"l": long})).unwrap();
         let c = compare(
             &cfg,
-            Side { status: 200, headers: &hb, body: Some(&a) },
-            Side { status: 200, headers: &hb, body: Some(br#"{"l":null}"#) },
+            Side { status: 200, headers: &hb, trailers: &[], body: Some(&a) },
+            Side { status: 200, headers: &hb, trailers: &[], body: Some(br#"{"l":null}"#) },
         );
         let d = serde_json::to_value(&c.differences[0]).unwrap();
         assert_eq!(d["cut"], true);
@@ -803,8 +918,8 @@ mod tests {
         let (ha, hb) = (h(&[]), h(&[]));
         let c = compare(
             &cfg,
-            Side { status: 200, headers: &ha, body: Some(&[0xff, 0, 1]) },
-            Side { status: 201, headers: &hb, body: Some(&[0xff, 0, 2]) },
+            Side { status: 200, headers: &ha, trailers: &[], body: Some(&[0xff, 0, 1]) },
+            Side { status: 201, headers: &hb, trailers: &[], body: Some(&[0xff, 0, 2]) },
         );
         assert_eq!(c.differences[0].describe(), "status: 200 -> 201");
         assert_eq!(c.differences[1].kind, DiffKind::Binary);

@@ -58,6 +58,8 @@ pub struct RecEntry {
 pub struct RecResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// HTTP/2 trailer fields (`_apitool.trailers`).
+    pub trailers: Vec<(String, String)>,
     /// The decoded body; `None` when the HAR did not keep it (`content.text` missing).
     pub body: Option<Vec<u8>>,
     /// Why the recorded body is not a reference to compare with (damaged in the capture).
@@ -423,6 +425,7 @@ fn entry(index: usize, mut e: Value, keep_requests: bool) -> RecEntry {
         Some(RecResponse {
             status: status as u16,
             headers: pairs(r.get("headers")),
+            trailers: pairs(e.get("_apitool").and_then(|a| a.get("trailers"))),
             body,
             body_unreliable: body_damage(&anomalies, "response"),
         })

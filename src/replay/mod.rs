@@ -41,6 +41,7 @@
 pub mod args;
 pub mod client;
 pub mod compare;
+mod h2;
 pub mod har_in;
 pub mod record;
 pub mod report;
@@ -391,8 +392,8 @@ fn run_one(client: &mut Client, cfg: &ReplayConfig, e: &RecEntry, r: &mut Exchan
             let got_body = (!got.truncated).then_some(&got.body[..]);
             let c = compare::compare(
                 &cfg.compare,
-                Side { status: rec.status, headers: &rec.headers, body: rec_body },
-                Side { status: got.status, headers: &got.headers, body: got_body },
+                Side { status: rec.status, headers: &rec.headers, trailers: &rec.trailers, body: rec_body },
+                Side { status: got.status, headers: &got.headers, trailers: &got.trailers, body: got_body },
             );
             r.outcome = if c.is_empty() { Outcome::Unchanged } else { Outcome::Changed };
             r.differences = c.differences;

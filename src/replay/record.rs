@@ -115,6 +115,9 @@ pub fn entry_bytes(x: &ExchangeReport) -> io::Result<Option<Vec<u8>>> {
         if let Some(c) = &x.connection {
             entry["connection"] = Value::String(c.clone());
         }
+        if let Some(got) = x.received.as_ref().filter(|g| !g.trailers.is_empty()) {
+            private["trailers"] = got.trailers.iter().map(|(n, v)| json!({"name": n, "value": v})).collect();
+        }
         entry["_apitool"] = private;
         serde_json::to_vec(&entry).map(Some).map_err(io::Error::other)
     }

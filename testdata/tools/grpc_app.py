@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """gRPC recording: a grpcio server and client whose own record of every call is the truth.
 
-    grpc_app.py serve --port P --ready FILE --log FILE
+    grpc_app.py serve --port P --ready FILE --log FILE [--changed]
     grpc_app.py client --port P --calls FILE --messages FILE --server-log FILE
 
 No .proto: the service `apitool.test.Echo` is registered with generic method handlers and
@@ -17,6 +17,10 @@ Server methods (each logs what it received, what it sent and how it ended):
   ClientStream  reads every message, answers one: how many, how many bytes, their SHA-256
   Bidi          answers each message with its bytes reversed, then one more: b"bye" (with
                 gzip, b"bye, " 80 times)
+With --changed (for the replay tests, never for a recording) three answers differ:
+Unary says b"echo 2: " where it said b"echo: ", ServerStream "items" leaves out its last
+message, and ServerStream "fail" ends with PERMISSION_DENIED and another message.
+--port 0 takes a free port; the ready file holds the port listened on.
 A request carrying the metadata `x-response-compression: gzip` is answered with
 `context.set_compression(gzip)`; in Bidi a message starting b"plain:" is answered with
 `disable_next_message_compression()` first, so that response goes out uncompressed.
@@ -108,7 +112,10 @@ def wants_gzip(ctx):
     return any(k == "x-response-compression" and v == "gzip" for k, v in ctx.invocation_metadata())
 
 
-def make_handlers(log):
+CHANGED_FAIL_MESSAGE = "not yours: item 42"
+
+
+def make_handlers(log, changed=False):
     def unary(req, ctx):
         path = "/%s/Unary" % SERVICE
         if req.startswith(b"reject"):
@@ -116,7 +123,7 @@ def make_handlers(log):
             ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, REJECT_MESSAGE)
         if wants_gzip(ctx):
             ctx.set_compression(grpc.Compression.Gzip)
-        resp = b"echo: " + req
+        resp = (b"echo 2: " if changed else b"echo: ") + req
         log.write(path, [req], [resp], 0, "")
         return resp
 
@@ -129,9 +136,12 @@ def make_handlers(log):
             for m in ITEMS[:2]:
                 sent.append(m)
                 yield m
-            log.write(path, [req], sent, grpc.StatusCode.NOT_FOUND.value[0], NOT_FOUND_MESSAGE)
-            ctx.abort(grpc.StatusCode.NOT_FOUND, NOT_FOUND_MESSAGE)
-        for m in ITEMS:
+            code, message = grpc.StatusCode.NOT_FOUND, NOT_FOUND_MESSAGE
+            if changed:
+                code, message = grpc.StatusCode.PERMISSION_DENIED, CHANGED_FAIL_MESSAGE
+            log.write(path, [req], sent, code.value[0], message)
+            ctx.abort(code, message)
+        for m in (ITEMS[:-1] if changed else ITEMS):
             sent.append(m)
             yield m
         log.write(path, [req], sent, 0, "")
@@ -176,11 +186,14 @@ def make_handlers(log):
 def serve_main(a):
     log = Log(a.log)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
-                         handlers=[make_handlers(log)], options=[("grpc.so_reuseport", 0)] + SMALL_FRAMES)
-    if server.add_insecure_port("127.0.0.1:%d" % a.port) == 0:
+                         handlers=[make_handlers(log, a.changed)], options=[("grpc.so_reuseport", 0)] + SMALL_FRAMES)
+    port = server.add_insecure_port("127.0.0.1:%d" % a.port)
+    if port == 0:
         sys.exit("grpc_app.py: cannot listen on 127.0.0.1:%d" % a.port)
     server.start()
-    open(a.ready, "w").close()
+    with open(a.ready + ".tmp", "w") as f:
+        f.write("%d\n" % port)
+    os.replace(a.ready + ".tmp", a.ready)
     server.wait_for_termination(timeout=a.lifetime)
     server.stop(0)
 
@@ -347,6 +360,7 @@ def main():
     s.add_argument("--ready", required=True)
     s.add_argument("--log", required=True)
     s.add_argument("--lifetime", type=float, default=120)
+    s.add_argument("--changed", action="store_true")
     c = sub.add_parser("client")
     c.add_argument("--port", type=int, required=True)
     c.add_argument("--calls", required=True)

@@ -1,34 +1,44 @@
 #!/usr/bin/env python3
 """HTTP/2 server for the h2c Upgrade recording (Python `h2`, hyper-h2).
 
-    h2_server.py --port 8083 --ready FILE [--log FILE]
+    h2_server.py --port 8083 --ready FILE [--log FILE] [--prior-knowledge] [--changed]
 
 Takes a cleartext HTTP/1.1 request; when it asks for `Upgrade: h2c` (with
 HTTP2-Settings) the server answers 101 and speaks HTTP/2 on the connection,
 the upgraded request being stream 1, as RFC 7540 section 3.2 has it.
-Requests without the upgrade get a plain HTTP/1.1 400.  Every stream is
-answered by path:
+Requests without the upgrade get a plain HTTP/1.1 400.  With
+--prior-knowledge it expects the HTTP/2 preface instead (h2c with prior
+knowledge, RFC 9113 section 3.3).  Every stream is answered by path:
 
   /text/N          N bytes of text, identity
   /gzip/N          N bytes of JSON-ish text, Content-Encoding: gzip
   /echo            (POST) the request body back, as application/octet-stream
   anything else    404 with a short text body
 
+With --changed (for the replay tests, never for a recording) the answers
+differ in two known ways: /text/N says "cat" for every "fox" (same length),
+and the 404 becomes 410 with the same body.
+
 The log (one line per stream: connection serial, stream id, method, path,
 status, sha256 of the decoded response body) lets client.py cross-check.
-Loopback only; one connection at a time; every read has a timeout.
+--port 0 takes a free port; the ready file holds the port listened on.
+Loopback only; connections each on a thread, at most --connections of them;
+every read has a timeout.
 """
 
 import argparse
 import gzip
 import hashlib
+import os
 import socket
+import threading
 
 import h2.config
 import h2.connection
 import h2.events
 
 TIMEOUT = 10
+LOG_LOCK = threading.Lock()
 
 
 def text(n):
@@ -42,11 +52,16 @@ def json_text(n):
     return out[:n]
 
 
+CHANGED = False
+
+
 def answer(method, path, body):
     """(status, headers, decoded body, body as sent)."""
     parts = path.split("?")[0].strip("/").split("/")
     if parts[0] == "text" and len(parts) == 2 and parts[1].isdigit():
         b = text(int(parts[1]))
+        if CHANGED:
+            b = b.replace(b"fox", b"cat")
         return 200, [("content-type", "text/plain")], b, b
     if parts[0] == "gzip" and len(parts) == 2 and parts[1].isdigit():
         b = json_text(int(parts[1]))
@@ -55,7 +70,7 @@ def answer(method, path, body):
     if parts == ["echo"] and method == "POST":
         return 200, [("content-type", "application/octet-stream")], body, body
     b = b"no such thing: " + path.encode() + b"\n"
-    return 404, [("content-type", "text/plain")], b, b
+    return 410 if CHANGED else 404, [("content-type", "text/plain")], b, b
 
 
 def read_head(sock):
@@ -71,7 +86,13 @@ def read_head(sock):
     return head.decode("latin-1"), rest
 
 
-def serve(sock, serial, log):
+def serve(sock, serial, log, prior):
+    if prior:
+        conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        streams(sock, serial, log, conn, {}, {}, None, b"")
+        return
     head, rest = read_head(sock)
     if head is None:
         return
@@ -96,24 +117,45 @@ def serve(sock, serial, log):
     sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
     conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
     conn.initiate_upgrade_connection(fields["http2-settings"])
-    bodies = {}
-    requests = {1: (method, target)}
-    bodies[1] = body
+    streams(sock, serial, log, conn, {1: (method, target)}, {1: body}, 1, rest)
+
+
+def streams(sock, serial, log, conn, requests, bodies, upgraded, rest):
+    """Serves the HTTP/2 connection; `upgraded` is the stream of an upgraded request."""
+    pending = {}
+
+    def pump():
+        """Sends what the client's flow-control windows allow of the bodies not yet sent, in
+        frames of at most 4000 bytes (so that bodies span several DATA frames)."""
+        for sid in list(pending):
+            data, off = pending[sid]
+            while off < len(data):
+                n = min(conn.local_flow_control_window(sid), 4000, len(data) - off)
+                if n <= 0:
+                    break
+                conn.send_data(sid, data[off:off + n], end_stream=off + n >= len(data))
+                off += n
+            if off >= len(data):
+                del pending[sid]
+            else:
+                pending[sid][1] = off
 
     def respond(sid):
         m, p = requests[sid]
         status, hdrs, decoded, sent = answer(m, p, bodies.get(sid, b""))
         conn.send_headers(sid, [(":status", str(status))] + hdrs + [("content-length", str(len(sent)))])
-        # In frames of at most 4000 bytes so that bodies span several DATA frames.
-        for i in range(0, len(sent), 4000):
-            conn.send_data(sid, sent[i:i + 4000], end_stream=i + 4000 >= len(sent))
-        if not sent:
+        if sent:
+            pending[sid] = [sent, 0]
+            pump()
+        else:
             conn.end_stream(sid)
-        log.write("%d\t%d\t%s\t%s\t%d\t%s\n" % (serial, sid, m, p, status,
-                                               hashlib.sha256(decoded).hexdigest()))
-        log.flush()
+        with LOG_LOCK:
+            log.write("%d\t%d\t%s\t%s\t%d\t%s\n" % (serial, sid, m, p, status,
+                                                   hashlib.sha256(decoded).hexdigest()))
+            log.flush()
 
-    respond(1)
+    if upgraded:
+        respond(upgraded)
     sock.sendall(conn.data_to_send())
     if rest:
         events = conn.receive_data(rest)
@@ -130,11 +172,14 @@ def serve(sock, serial, log):
                 bodies[ev.stream_id] = bodies.get(ev.stream_id, b"") + ev.data
                 conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             elif isinstance(ev, h2.events.StreamEnded):
-                if ev.stream_id != 1:
+                if ev.stream_id != upgraded:
                     respond(ev.stream_id)
+            elif isinstance(ev, h2.events.StreamReset):
+                pending.pop(ev.stream_id, None)
             elif isinstance(ev, h2.events.ConnectionTerminated):
                 sock.sendall(conn.data_to_send())
                 return
+        pump()
         out = conn.data_to_send()
         if out:
             sock.sendall(out)
@@ -150,26 +195,41 @@ def main():
     ap.add_argument("--ready", required=True)
     ap.add_argument("--log", default="/dev/null")
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--prior-knowledge", action="store_true")
+    ap.add_argument("--changed", action="store_true")
     a = ap.parse_args()
+    global CHANGED
+    CHANGED = a.changed
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", a.port))
-    ls.listen(4)
+    ls.listen(16)
     ls.settimeout(60)
-    open(a.ready, "w").close()
+    with open(a.ready + ".tmp", "w") as f:
+        f.write("%d\n" % ls.getsockname()[1])
+    os.replace(a.ready + ".tmp", a.ready)
+
+    def handle(sock, serial, log):
+        sock.settimeout(TIMEOUT)
+        try:
+            serve(sock, serial, log, a.prior_knowledge)
+        except (socket.timeout, ConnectionError):
+            pass
+        finally:
+            sock.close()
+
+    threads = []
     with open(a.log, "a") as log:
         for serial in range(a.connections):
             try:
                 sock, _ = ls.accept()
             except socket.timeout:
-                return
-            sock.settimeout(TIMEOUT)
-            try:
-                serve(sock, serial, log)
-            except (socket.timeout, ConnectionError):
-                pass
-            finally:
-                sock.close()
+                break
+            t = threading.Thread(target=handle, args=(sock, serial, log), daemon=True)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join(TIMEOUT * 6)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ pub fn split(mut body: &[u8], encoding: Option<&[u8]>, budget: usize) -> Side {
 }
 
 /// `%XX` in `grpc-message` (RFC 3986 percent-encoding of the UTF-8 text), decoded.
-fn percent_decode(v: &[u8]) -> String {
+pub fn percent_decode(v: &[u8]) -> String {
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;
     while i < v.len() {
