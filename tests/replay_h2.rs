@@ -373,3 +373,202 @@ fn h2c_flow_control_and_the_body_cap() {
     let kinds: Vec<(&str, &str)> = x.iter().map(|x| (x["outcome"].as_str().unwrap(), x["error_kind"].as_str().unwrap_or(""))).collect();
     assert_eq!(kinds, [("unchanged", ""), ("failed", "body_too_large"), ("failed", "body_too_large"), ("unchanged", "")]);
 }
+
+/// A program on PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// nginx serving the static files the TLS and h2c captures were recorded from (made by
+/// `server.py --gen-static`, fixed contents and mtimes), on three ports: TLS with HTTP/2
+/// (ALPN h2), TLS with HTTP/1.1 only, and h2c with prior knowledge. A certificate for
+/// 127.0.0.1 is made at start with openssl. Stopped by its process id when dropped.
+struct Nginx {
+    child: Child,
+    dir: PathBuf,
+    tls_h2: u16,
+    tls_h1: u16,
+    h2c: u16,
+}
+
+impl Nginx {
+    fn start(d: &Path) -> Option<Nginx> {
+        let (Some(nginx), Some(openssl)) =
+            (on_path("nginx").or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.is_file())), on_path("openssl"))
+        else {
+            assert!(!required(), "APITOOL_REQUIRE_CONSUMERS=1 but nginx or openssl is not installed");
+            let _ = writeln!(std::io::stderr(), "notice: nginx or openssl is not installed: the nginx replay test is skipped");
+            return None;
+        };
+        let www = d.join("www");
+        let st = Command::new("python3").arg(root().join("testdata/tools/server.py")).arg("--gen-static").arg(&www).status().unwrap();
+        assert!(st.success(), "server.py --gen-static");
+        let st = Command::new(openssl)
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(d.join("key.pem"))
+            .arg("-out")
+            .arg(d.join("cert.pem"))
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl req");
+        let (tls_h2, tls_h1, h2c) = (free_port(), free_port(), free_port());
+        let p = d.display();
+        // The recording's settings that shape responses (gzip, ETag), and a log that says
+        // which protocol each request came over.
+        let conf = format!(
+            "worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{ worker_connections 64; }}\n\
+             http {{\n types {{ text/html html; text/css css; text/plain txt; application/json json; application/octet-stream bin; }}\n\
+             default_type application/octet-stream;\n client_body_temp_path {p}/cb; proxy_temp_path {p}/px; fastcgi_temp_path {p}/fc; uwsgi_temp_path {p}/uw; scgi_temp_path {p}/sc;\n\
+             log_format proto '$server_port\\t$server_protocol\\t$request_method\\t$request_uri\\t$status';\n\
+             access_log {p}/access.log proto;\n server_tokens off; sendfile off;\n\
+             gzip on; gzip_types text/css text/plain application/json; gzip_min_length 256; gzip_comp_level 6; gzip_vary on; etag on;\n\
+             ssl_certificate {p}/cert.pem; ssl_certificate_key {p}/key.pem; ssl_protocols TLSv1.2 TLSv1.3;\n\
+             server {{ listen 127.0.0.1:{tls_h2} ssl http2; root {p}/www; }}\n\
+             server {{ listen 127.0.0.1:{tls_h1} ssl; root {p}/www; }}\n\
+             server {{ listen 127.0.0.1:{h2c} http2; root {p}/www; }}\n}}\n"
+        );
+        std::fs::write(d.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(d)
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut n = Nginx { child, dir: d.to_path_buf(), tls_h2, tls_h1, h2c };
+        let t0 = Instant::now();
+        while [tls_h2, tls_h1, h2c].iter().any(|&p| std::net::TcpStream::connect(("127.0.0.1", p)).is_err()) {
+            if let Ok(Some(st)) = n.child.try_wait() {
+                panic!("nginx exited: {st}: {}", std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default());
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "nginx did not listen in 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(n)
+    }
+
+    /// (port, protocol, method, path, status) of each request nginx logged, from the start or
+    /// since the last call.
+    fn take_log(&mut self) -> Vec<(u16, String, String, String, u16)> {
+        let p = self.dir.join("access.log");
+        // nginx writes a line when the response is done; the client may have its response
+        // before that.
+        std::thread::sleep(Duration::from_millis(200));
+        let s = std::fs::read_to_string(&p).unwrap_or_default();
+        std::fs::write(&p, "").unwrap();
+        s.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f[0].parse().unwrap(), f[1].to_string(), f[2].to_string(), f[3].to_string(), f[4].parse().unwrap())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn nginx_over_tls_with_alpn_and_h2c() {
+    let d = dir("nginx");
+    let Some(mut ng) = Nginx::start(&d) else { return };
+    let cacert = d.join("cert.pem");
+    let https = |port: u16| format!("https://127.0.0.1:{port}");
+    let all_unchanged = |report: &Value, n: usize| {
+        let o = outcomes(report);
+        assert_eq!(o.len(), n, "{o:?}");
+        assert!(o.values().all(|(out, _)| out == "unchanged"), "{o:?}");
+    };
+    let truth_requests = |name: &str| -> Vec<(String, String, u16)> {
+        let mut v: Vec<(String, String, u16)> = read_truth(&testdata().join(format!("{name}.truth.tsv")))
+            .iter()
+            .filter(|t| !t.has_note("nokey"))
+            .map(|t| {
+                let path = t.url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+                (t.method.clone(), path, t.status.unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let logged = |log: Vec<(u16, String, String, String, u16)>, port: u16, proto: &str| -> Vec<(String, String, u16)> {
+        assert!(log.iter().all(|l| l.0 == port && l.1 == proto), "expected every request on {port} over {proto}: {log:?}");
+        let mut v: Vec<(String, String, u16)> = log.into_iter().map(|l| (l.2, l.3, l.4)).collect();
+        v.sort();
+        v
+    };
+
+    // HTTP/2 over TLS: recorded over h2, replayed over h2 as the server chose by ALPN.
+    let key = |n: &str| testdata().join(format!("{n}.keys")).to_str().unwrap().to_string();
+    let (r, report) =
+        replay("testdata/tls-h2.pcap", &https(ng.tls_h2), &["--keylog", &key("tls-h2"), "--cacert", s(&cacert)], &d, "tls-h2");
+    assert_eq!(r.code, 0, "stdout {} stderr {}", r.stdout, r.stderr);
+    all_unchanged(&report, 2);
+    assert_eq!(logged(ng.take_log(), ng.tls_h2, "HTTP/2.0"), truth_requests("tls-h2"));
+
+    // Recorded over HTTP/1.1 (TLS 1.3 with KeyUpdates): only http/1.1 is offered, so the same
+    // h2-capable server answers over HTTP/1.1.
+    let (r, report) = replay(
+        "testdata/tls-keyupdate.pcap",
+        &https(ng.tls_h2),
+        &["--keylog", &key("tls-keyupdate"), "--cacert", s(&cacert)],
+        &d,
+        "keyupdate",
+    );
+    assert_eq!(r.code, 0, "stdout {} stderr {}", r.stdout, r.stderr);
+    all_unchanged(&report, 3);
+    assert_eq!(logged(ng.take_log(), ng.tls_h2, "HTTP/1.1"), truth_requests("tls-keyupdate"));
+
+    // Every suite of the TLS 1.2 recording, against an HTTP/1.1-only TLS server.
+    let (r, report) = replay("testdata/tls12.pcap", &https(ng.tls_h1), &["--keylog", &key("tls12"), "--cacert", s(&cacert)], &d, "tls12");
+    assert_eq!(r.code, 0, "stdout {} stderr {}", r.stdout, r.stderr);
+    all_unchanged(&report, 14);
+    assert_eq!(logged(ng.take_log(), ng.tls_h1, "HTTP/1.1"), truth_requests("tls12"));
+
+    // h2c with prior knowledge, the recording's 8 interleaved streams sent one at a time (its
+    // POSTs went to a backend this nginx does not have).
+    let (r, report) = replay(
+        "testdata/h2c-prior.pcap",
+        &format!("http://127.0.0.1:{}", ng.h2c),
+        &["--http2-prior-knowledge", "--filter", "path=!^/echo"],
+        &d,
+        "h2c",
+    );
+    assert_eq!(r.code, 0, "stdout {} stderr {}", r.stdout, r.stderr);
+    all_unchanged(&report, 9);
+    let want: Vec<(String, String, u16)> = truth_requests("h2c-prior").into_iter().filter(|t| t.1 != "/echo").collect();
+    assert_eq!(logged(ng.take_log(), ng.h2c, "HTTP/2.0"), want);
+
+    // The self-signed certificate is not in the system's store: refused, with the way out
+    // named; with --insecure it goes.
+    let (r, report) = replay("testdata/tls-h2.pcap", &https(ng.tls_h2), &["--keylog", &key("tls-h2")], &d, "untrusted");
+    assert_eq!(r.code, 1);
+    let x = &report["exchanges"][0];
+    assert_eq!(x["error_kind"], "tls", "{x}");
+    assert!(x["error"].as_str().unwrap().contains("--cacert"), "{x}");
+    let (r, report) = replay("testdata/tls-h2.pcap", &https(ng.tls_h2), &["--keylog", &key("tls-h2"), "--insecure"], &d, "insecure");
+    assert_eq!(r.code, 0, "stdout {} stderr {}", r.stdout, r.stderr);
+    all_unchanged(&report, 2);
+
+    // gRPC needs HTTP/2: a TLS server that does not offer h2 fails each call, saying so.
+    let (r, report) = replay("testdata/grpc.pcap", &https(ng.tls_h1), &["--insecure"], &d, "grpc-h1");
+    assert_eq!(r.code, 1);
+    let errors: Vec<&str> = report["exchanges"].as_array().unwrap().iter().map(|x| x["error"].as_str().unwrap_or("")).collect();
+    assert!(errors.iter().all(|e| e.contains("did not agree to HTTP/2")), "{errors:?}");
+    let _ = ng.take_log();
+}

@@ -21,6 +21,7 @@ pub use crate::cli::ColorWhen;
   apitool replay base.har --target http://h:80 --filter 'path=!^/admin'
   apitool replay base.har --target http://h:80 --deadline 300 --report-junit j.xml
   apitool replay base.har --target http://127.0.0.1:8080 -v --color always | less -R
+  apitool replay base.har --target https://127.0.0.1:8443 --cacert ca.pem
 
 Common flags: -q prints no progress bar and, of the report, only the final count; -v also \
 lists the exchanges that did not change (and those not run); --color colours the report on \
@@ -38,8 +39,8 @@ pub struct ReplayArgs {
     #[arg(value_name = "RECORDING")]
     pub recording: PathBuf,
 
-    /// Where to send the requests: `http://HOST[:PORT]`, optionally with a base path put
-    /// before every recorded path (`http://127.0.0.1:8080/v2`).
+    /// Where to send the requests: `http://HOST[:PORT]` or `https://HOST[:PORT]`, optionally
+    /// with a base path put before every recorded path (`http://127.0.0.1:8080/v2`).
     #[arg(long, value_name = "URL")]
     pub target: String,
 
@@ -48,9 +49,25 @@ pub struct ReplayArgs {
     pub keep_host: bool,
 
     /// Send every request over HTTP/2 in cleartext with prior knowledge (h2c) instead of
-    /// HTTP/1.1. gRPC calls go over h2c without it (they cannot go over HTTP/1.1).
+    /// HTTP/1.1. gRPC calls go over h2c without it (they cannot go over HTTP/1.1). Over an
+    /// https target the server's ALPN choice decides instead.
     #[arg(long)]
     pub http2_prior_knowledge: bool,
+
+    /// For an https target: trust only the PEM certificates in FILE (default: the system's
+    /// certificate store).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// For an https target: accept any certificate (its handshake signature is still
+    /// checked).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+
+    /// A TLS key log to decrypt a capture recording's HTTPS with (as `convert --keylog`);
+    /// repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
 
     /// Recorded connections replayed at the same time (the requests of one connection always
     /// go in order on one connection).
@@ -121,6 +138,14 @@ impl ReplayArgs {
     /// The validated configuration.
     pub fn config(&self) -> Result<ReplayConfig, String> {
         let target: Target = self.target.parse()?;
+        if !target.tls && (self.cacert.is_some() || self.insecure) {
+            return Err("--cacert and --insecure apply to https:// targets only".into());
+        }
+        if self.insecure && self.cacert.is_some() {
+            return Err("--cacert and --insecure cannot be used together".into());
+        }
+        let tls =
+            if target.tls { Some(std::sync::Arc::new(super::tls::TlsSetup::new(self.cacert.as_deref(), self.insecure)?)) } else { None };
         if self.concurrency == 0 {
             return Err("--concurrency must be at least 1".into());
         }
@@ -163,7 +188,9 @@ impl ReplayArgs {
                 max_body: self.max_body,
                 deadline: self.deadline.map(|d| std::time::Instant::now() + Duration::from_secs_f64(d)),
                 http2: self.http2_prior_knowledge,
+                tls,
             },
+            tls: crate::cli::read_keylogs(&self.keylog)?,
             concurrency: self.concurrency,
             rate: (self.rate > 0.0).then_some(self.rate),
             filters,

@@ -37,10 +37,12 @@ use crate::proto::http1::decode::{BodyDecoder, Coding, parse_codings};
 /// Where requests go: `http://host:port` and an optional base path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    /// `http://host:port`, no trailing slash.
+    /// `http://host:port` or `https://host:port`, no trailing slash.
     pub origin: String,
     /// Base path put before every recorded path (`/v2`), or empty.
     pub prefix: String,
+    /// `https://`: requests go over TLS.
+    pub tls: bool,
 }
 
 impl std::str::FromStr for Target {
@@ -48,16 +50,14 @@ impl std::str::FromStr for Target {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let lower = s.to_ascii_lowercase();
-        if lower.starts_with("https://") {
-            return Err(format!("--target {s}: https targets are not supported (this build has no TLS); use http://"));
-        }
-        let Some(rest) = lower.starts_with("http://").then(|| &s[7..]) else {
-            return Err(format!("--target {s}: expected http://HOST[:PORT][/BASE-PATH]"));
+        let tls = lower.starts_with("https://");
+        let Some(rest) = (lower.starts_with("http://") || tls).then(|| &s[if tls { 8 } else { 7 }..]) else {
+            return Err(format!("--target {s}: expected http[s]://HOST[:PORT][/BASE-PATH]"));
         };
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let authority = &rest[..end];
         if authority.is_empty() || authority.contains('@') {
-            return Err(format!("--target {s}: expected http://HOST[:PORT][/BASE-PATH]"));
+            return Err(format!("--target {s}: expected http[s]://HOST[:PORT][/BASE-PATH]"));
         }
         let path = &rest[end..];
         if path.contains(['?', '#']) {
@@ -76,15 +76,29 @@ impl std::str::FromStr for Target {
         if !valid {
             return Err(format!("--target {s}: {authority:?} is not HOST[:PORT]"));
         }
-        let origin = format!("http://{authority}");
-        Ok(Target { origin, prefix: path.trim_end_matches('/').to_string() })
+        let origin = format!("{}://{authority}", if tls { "https" } else { "http" });
+        Ok(Target { origin, prefix: path.trim_end_matches('/').to_string(), tls })
     }
 }
 
 impl Target {
     /// `host:port` as given.
     pub fn authority(&self) -> &str {
-        &self.origin["http://".len()..]
+        &self.origin[if self.tls { "https://".len() } else { "http://".len() }..]
+    }
+
+    /// The host alone (the TLS server name): without the port, an IPv6 address without its
+    /// brackets.
+    pub fn host(&self) -> &str {
+        let a = self.authority();
+        match a.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => a.rsplit_once(':').map_or(a, |(h, _)| h),
+        }
+    }
+
+    fn default_port(&self) -> u16 {
+        if self.tls { 443 } else { 80 }
     }
 }
 
@@ -110,6 +124,8 @@ pub struct ClientConfig {
     /// Every request over HTTP/2 with prior knowledge (h2c, `--http2-prior-knowledge`);
     /// gRPC calls go over h2c in any case.
     pub http2: bool,
+    /// For an `https://` target: trust anchors and ALPN offers.
+    pub tls: Option<std::sync::Arc<super::tls::TlsSetup>>,
 }
 
 /// A response received.
@@ -164,8 +180,11 @@ pub struct Prepared {
     pub(super) had_length: bool,
     /// The recorded request said `TE: trailers` (kept over HTTP/2, where gRPC needs it).
     pub(super) te_trailers: bool,
-    /// Sent over HTTP/2 (h2c with prior knowledge).
+    /// Needs HTTP/2 (`--http2-prior-knowledge`, or a gRPC call): over h2c with prior
+    /// knowledge, or over TLS when the target agrees to `h2`.
     pub http2: bool,
+    /// Recorded over HTTP/2: over TLS, `h2` is offered (the target's choice decides).
+    pub recorded_h2: bool,
     /// What was left out or changed, to tell the user.
     pub notes: Vec<String>,
 }
@@ -278,7 +297,10 @@ pub fn prepare(cfg: &ClientConfig, e: &RecEntry) -> Result<Prepared, Failure> {
         headers.push(("Content-Length".to_string(), b.len().to_string()));
     }
     let http2 = cfg.http2 || grpc;
-    Ok(Prepared { method: e.method.clone(), target, headers, body, host, had_length, te_trailers, http2, notes })
+    let recorded_h2 = e.http_version.eq_ignore_ascii_case("HTTP/2.0")
+        || e.http_version.eq_ignore_ascii_case("HTTP/2")
+        || e.http_version.eq_ignore_ascii_case("h2");
+    Ok(Prepared { method: e.method.clone(), target, headers, body, host, had_length, te_trailers, http2, recorded_h2, notes })
 }
 
 impl Prepared {
@@ -368,9 +390,49 @@ impl Phase {
     }
 }
 
-/// One TCP connection to the target, with the bytes read and not yet used.
+/// A connection's byte stream: TCP, or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => &t.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(b),
+            Stream::Tls(t) => t.read(b),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(b),
+            Stream::Tls(t) => t.write(b),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(t) => t.flush(),
+        }
+    }
+}
+
+/// One connection to the target, with the bytes read and not yet used.
 pub(super) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     pub(super) buf: Vec<u8>,
     /// Start of the unused bytes in `buf`.
     pub(super) pos: usize,
@@ -446,12 +508,14 @@ impl Conn {
             if left.is_zero() {
                 break Err(IoFail::Deadline);
             }
-            if let Err(e) = self.stream.set_read_timeout(Some(left)) {
+            if let Err(e) = self.stream.tcp().set_read_timeout(Some(left)) {
                 break Err(IoFail::Io(e));
             }
             match self.stream.read(&mut self.buf[len..]) {
                 Ok(0) => break Err(IoFail::Closed),
                 Ok(n) => break Ok(n),
+                // TLS: the TCP connection ended without close_notify.
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => break Err(IoFail::Closed),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(e) => break Err(IoFail::Io(e)),
@@ -467,7 +531,7 @@ impl Conn {
             if left.is_zero() {
                 return Err(IoFail::Deadline);
             }
-            self.stream.set_write_timeout(Some(left)).map_err(IoFail::Io)?;
+            self.stream.tcp().set_write_timeout(Some(left)).map_err(IoFail::Io)?;
             match self.stream.write(data) {
                 Ok(0) => return Err(IoFail::Closed),
                 Ok(n) => data = &data[n..],
@@ -476,7 +540,19 @@ impl Conn {
                 Err(e) => return Err(IoFail::Io(e)),
             }
         }
-        Ok(())
+        // TLS records still buffered go out now.
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(IoFail::Deadline);
+            }
+            self.stream.tcp().set_write_timeout(Some(left)).map_err(IoFail::Io)?;
+            match self.stream.flush() {
+                Ok(()) => return Ok(()),
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => return Err(IoFail::Io(e)),
+            }
+        }
     }
 }
 
@@ -515,14 +591,55 @@ impl Client {
         Client { cfg: cfg.clone(), conn: None }
     }
 
+    /// A new connection for `p`: TCP, then over TLS the handshake, whose ALPN outcome decides
+    /// between HTTP/2 and HTTP/1.1; in cleartext `p.http2` does.
+    fn open(&self, p: &Prepared, end: Instant) -> Result<Link, Failure> {
+        let conn = self.connect(end)?;
+        let Some(setup) = self.cfg.tls.as_deref().filter(|_| self.cfg.target.tls) else {
+            return Ok(if p.http2 { Link::H2(Box::new(H2Conn::new(conn, false))) } else { Link::H1(conn) });
+        };
+        let Stream::Plain(mut tcp) = conn.stream else { unreachable!("connect gives TCP") };
+        let tls_fail = |m: String| Failure { kind: "tls", message: m, connection_level: true };
+        let mut tls = setup.connection(self.cfg.target.host(), p.http2 || p.recorded_h2).map_err(tls_fail)?;
+        while tls.is_handshaking() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.io_failure(IoFail::Deadline, Phase::Connecting, end));
+            }
+            let _ = tcp.set_read_timeout(Some(left));
+            let _ = tcp.set_write_timeout(Some(left));
+            match tls.complete_io(&mut tcp) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::InvalidData => {
+                    let hint = if e.to_string().contains("certificate") {
+                        " (trust its issuer with --cacert FILE, or skip the check with --insecure)"
+                    } else {
+                        ""
+                    };
+                    return Err(tls_fail(format!("TLS handshake with the target failed: {e}{hint}")));
+                }
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    return Err(tls_fail("TLS handshake with the target failed: the connection was closed".into()));
+                }
+                Err(e) => return Err(self.io_failure(IoFail::Io(e), Phase::Connecting, end)),
+            }
+        }
+        let h2 = tls.alpn_protocol() == Some(b"h2");
+        let conn = Conn { stream: Stream::Tls(Box::new(rustls::StreamOwned::new(tls, tcp))), buf: Vec::new(), pos: 0, peer: conn.peer };
+        Ok(if h2 { Link::H2(Box::new(H2Conn::new(conn, true))) } else { Link::H1(conn) })
+    }
+
     fn connect(&self, end: Instant) -> Result<Conn, Failure> {
         let authority = self.cfg.target.authority();
+        let port = self.cfg.target.default_port();
         let with_port = if authority.starts_with('[') {
-            if authority.contains("]:") { authority.to_string() } else { format!("{authority}:80") }
+            if authority.contains("]:") { authority.to_string() } else { format!("{authority}:{port}") }
         } else if authority.contains(':') {
             authority.to_string()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{port}")
         };
         let addrs: Vec<SocketAddr> = with_port
             .to_socket_addrs()
@@ -537,7 +654,7 @@ impl Client {
             match TcpStream::connect_timeout(addr, left) {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    return Ok(Conn { stream, buf: Vec::new(), pos: 0, peer: *addr });
+                    return Ok(Conn { stream: Stream::Plain(stream), buf: Vec::new(), pos: 0, peer: *addr });
                 }
                 Err(e) => last = Some(self.io_failure(IoFail::Io(e), Phase::Connecting, end)),
             }
@@ -593,86 +710,111 @@ impl Client {
         if let Some(d) = self.cfg.deadline {
             end = end.min(d);
         }
-        // A connection of the other protocol is not used for this request.
-        if matches!((&self.conn, p.http2), (Some(Link::H1(_)), true) | (Some(Link::H2(_)), false)) {
-            self.conn = None;
-        }
-        if p.http2 {
-            return self.send_h2(p, end, t0, started);
-        }
-        let wire = p.bytes();
-        let head_method = p.method.eq_ignore_ascii_case("HEAD");
-        // Bytes the target sent after the last response (a body to a HEAD request, a stray
-        // response) would be taken for the next response: such a connection is not reused.
-        if matches!(&self.conn, Some(Link::H1(c)) if !c.avail().is_empty()) {
+        // A kept connection of the wrong protocol is not used for this request: over TLS an
+        // HTTP/1.1 one when HTTP/2 is needed (a new one may get h2), in cleartext any other.
+        let mismatch = match &self.conn {
+            Some(Link::H1(c)) => p.http2 || !c.avail().is_empty(),
+            Some(Link::H2(_)) => !p.http2 && !self.cfg.target.tls,
+            None => false,
+        };
+        if mismatch {
             self.conn = None;
         }
         for attempt in 0..2 {
-            let reused = self.conn.is_some();
-            let mut conn = match self.conn.take() {
-                Some(Link::H1(c)) => c,
-                _ => self.connect(end)?,
+            let (link, reused) = match self.conn.take() {
+                Some(l) => (l, true),
+                None => (self.open(p, end)?, false),
             };
-            let phase = Phase::Sending;
-            if let Err(f) = conn.write_all(&wire, end) {
-                if reused && attempt == 0 && !matches!(f, IoFail::Deadline) {
-                    continue;
+            let retry = match link {
+                Link::H1(_) if p.http2 => {
+                    return Err(Failure {
+                        kind: "protocol",
+                        message: "the target did not agree to HTTP/2 (ALPN), which this request needs".into(),
+                        connection_level: true,
+                    });
                 }
-                return Err(self.io_failure(f, phase, end));
-            }
-            match self.read_response(&mut conn, head_method, end, t0, started) {
-                Ok((r, keep)) => {
-                    if keep {
-                        // An idle connection holds no read buffer (many may wait between their
-                        // recorded exchanges).
-                        if conn.avail().is_empty() {
-                            conn.buf = Vec::new();
-                            conn.pos = 0;
-                        }
-                        self.conn = Some(Link::H1(conn));
+                Link::H1(conn) => self.send_h1(conn, reused, p, end, t0, started),
+                Link::H2(h) => self.send_h2(h, reused, p, end, t0, started),
+            };
+            match retry {
+                Ok(r) => return Ok(r),
+                Err((f, phase, again)) => {
+                    if !(again && attempt == 0) {
+                        return Err(self.io_failure(f, phase, end));
                     }
-                    return Ok(r);
                 }
-                // A kept-alive connection the target had closed: once more on a new one.
-                Err((f, Phase::Waiting { any: false })) if reused && attempt == 0 && !matches!(f, IoFail::Deadline) => continue,
-                Err((f, phase)) => return Err(self.io_failure(f, phase, end)),
             }
         }
         unreachable!("the second attempt returns")
     }
 
-    /// [`Client::send`] over HTTP/2 (h2c with prior knowledge). A request the target did not
-    /// process (a kept-alive connection it had closed or was closing with GOAWAY, or a
-    /// REFUSED_STREAM reset) goes once more on a new connection.
-    fn send_h2(&mut self, p: &Prepared, end: Instant, t0: Instant, started: SystemTime) -> Result<Received, Failure> {
-        for attempt in 0..2 {
-            let reused = self.conn.is_some();
-            let mut h = match self.conn.take() {
-                Some(Link::H2(h)) => h,
-                _ => Box::new(H2Conn::new(self.connect(end)?)),
-            };
-            match h.exchange(p, self.cfg.max_body, end, t0, started) {
-                Ok((r, keep)) => {
-                    if keep {
-                        self.conn = Some(Link::H2(h));
+    /// One attempt over HTTP/1.1; on failure also whether it may be made again on a new
+    /// connection (a kept-alive connection the target had closed before any byte of the
+    /// response).
+    fn send_h1(
+        &mut self,
+        mut conn: Conn,
+        reused: bool,
+        p: &Prepared,
+        end: Instant,
+        t0: Instant,
+        started: SystemTime,
+    ) -> Result<Received, (IoFail, Phase, bool)> {
+        let head_method = p.method.eq_ignore_ascii_case("HEAD");
+        if let Err(f) = conn.write_all(&p.bytes(), end) {
+            let again = reused && !matches!(f, IoFail::Deadline);
+            return Err((f, Phase::Sending, again));
+        }
+        match self.read_response(&mut conn, head_method, end, t0, started) {
+            Ok((r, keep)) => {
+                if keep {
+                    // An idle connection holds no read buffer (many may wait between their
+                    // recorded exchanges).
+                    if conn.avail().is_empty() {
+                        conn.buf = Vec::new();
+                        conn.pos = 0;
                     }
-                    return Ok(r);
+                    self.conn = Some(Link::H1(conn));
                 }
-                Err((f, phase @ (Phase::Sending | Phase::Waiting { any: false })))
-                    if attempt == 0
-                        && match f {
-                            IoFail::StreamReset(code) => code == 0x7,
-                            IoFail::Deadline => false,
-                            IoFail::Closed => reused,
-                            IoFail::Io(_) => reused && phase == Phase::Sending,
-                        } =>
-                {
-                    continue;
-                }
-                Err((f, phase)) => return Err(self.io_failure(f, phase, end)),
+                Ok(r)
+            }
+            Err((f, phase)) => {
+                let again = reused && phase == (Phase::Waiting { any: false }) && !matches!(f, IoFail::Deadline);
+                Err((f, phase, again))
             }
         }
-        unreachable!("the second attempt returns")
+    }
+
+    /// One attempt over HTTP/2. A request the target did not process (a kept-alive connection
+    /// it had closed or was closing with GOAWAY, or a REFUSED_STREAM reset) may be made again.
+    #[allow(clippy::too_many_arguments)]
+    fn send_h2(
+        &mut self,
+        mut h: Box<H2Conn>,
+        reused: bool,
+        p: &Prepared,
+        end: Instant,
+        t0: Instant,
+        started: SystemTime,
+    ) -> Result<Received, (IoFail, Phase, bool)> {
+        match h.exchange(p, self.cfg.max_body, end, t0, started) {
+            Ok((r, keep)) => {
+                if keep {
+                    self.conn = Some(Link::H2(h));
+                }
+                Ok(r)
+            }
+            Err((f, phase)) => {
+                let again = matches!(phase, Phase::Sending | Phase::Waiting { any: false })
+                    && match f {
+                        IoFail::StreamReset(code) => code == 0x7,
+                        IoFail::Deadline => false,
+                        IoFail::Closed => reused,
+                        IoFail::Io(_) => reused && phase == Phase::Sending,
+                    };
+                Err((f, phase, again))
+            }
+        }
     }
 
     /// Reads a response head (skipping interim 1xx ones).
@@ -892,13 +1034,20 @@ mod tests {
     #[test]
     fn targets() {
         let t: Target = "http://127.0.0.1:8080".parse().unwrap();
-        assert_eq!(t, Target { origin: "http://127.0.0.1:8080".into(), prefix: String::new() });
+        assert_eq!(t, Target { origin: "http://127.0.0.1:8080".into(), prefix: String::new(), tls: false });
+        let t: Target = "HTTPS://example.com/v2".parse().unwrap();
+        assert_eq!((t.origin.as_str(), t.prefix.as_str(), t.tls), ("https://example.com", "/v2", true));
+        assert_eq!((t.host(), t.default_port()), ("example.com", 443));
+        let t: Target = "https://[::1]:8443".parse().unwrap();
+        assert_eq!((t.host(), t.authority(), t.tls), ("::1", "[::1]:8443", true));
         let t: Target = "HTTP://h/base/".parse().unwrap();
         assert_eq!((t.origin.as_str(), t.prefix.as_str()), ("http://h", "/base"));
         assert_eq!(t.to_string(), "http://h/base");
         let t: Target = "http://[::1]:8080/".parse().unwrap();
         assert_eq!(t.authority(), "[::1]:8080");
-        for bad in ["127.0.0.1:8080", "https://h", "http://", "http://h/?q", "http://u@h", "http://h:99999", "http://[::1", "http://h h"] {
+        for bad in
+            ["127.0.0.1:8080", "ftp://h", "https://", "http://", "http://h/?q", "http://u@h", "http://h:99999", "http://[::1", "http://h h"]
+        {
             assert!(bad.parse::<Target>().is_err(), "{bad}");
         }
     }
@@ -911,6 +1060,7 @@ mod tests {
             max_body: 1 << 20,
             deadline: None,
             http2: false,
+            tls: None,
         }
     }
 

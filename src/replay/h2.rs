@@ -119,6 +119,8 @@ impl Stream {
 /// One HTTP/2 connection to the target.
 pub(super) struct H2Conn {
     pub(super) conn: Conn,
+    /// `:scheme`: `https` over TLS.
+    scheme: &'static [u8],
     started: bool,
     dec: hpack::Decoder,
     next_stream: u32,
@@ -138,9 +140,10 @@ pub(super) struct H2Conn {
 }
 
 impl H2Conn {
-    pub(super) fn new(conn: Conn) -> H2Conn {
+    pub(super) fn new(conn: Conn, tls: bool) -> H2Conn {
         H2Conn {
             conn,
+            scheme: if tls { b"https" } else { b"http" },
             started: false,
             dec: hpack::Decoder::new(TABLE),
             next_stream: 1,
@@ -222,7 +225,7 @@ impl H2Conn {
             .collect();
         let mut fields: Vec<(&[u8], &[u8])> = vec![
             (b":method", p.method.as_bytes()),
-            (b":scheme", b"http"),
+            (b":scheme", self.scheme),
             (b":authority", p.host.as_bytes()),
             (b":path", p.target.as_bytes()),
         ];
@@ -527,6 +530,7 @@ mod tests {
             max_body: 1 << 20,
             deadline: None,
             http2: true,
+            tls: None,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct RecEntry {
     /// not say.
     pub conn: Option<String>,
     pub method: String,
+    /// The request's `httpVersion` as recorded (`HTTP/1.1`, `HTTP/2.0`), or empty.
+    pub http_version: String,
     /// The URL as recorded.
     pub url: String,
     /// Path and query to send, in origin form (starts with `/`).
@@ -78,14 +80,15 @@ pub struct Source {
 enum SourceKind {
     /// A HAR document: the bytes already read to recognise it, then the rest.
     Har(Box<dyn Read + Send>),
-    /// A capture, converted on the fly.
-    Capture(Input),
+    /// A capture, converted on the fly, with the key material to decrypt it.
+    Capture(Input, crate::proto::tls::TlsLimits),
 }
 
 /// Opens `path` (`-` for standard input) and recognises it: a HAR document, or a pcap/pcapng
 /// capture that is converted while it is read. `keep_requests` keeps each entry's request
 /// object (for `--record`). Nothing is held but the first 64 KiB.
-pub fn open(path: &Path, keep_requests: bool) -> Result<Source, String> {
+/// `tls` decrypts a capture's TLS connections (`--keylog`, and a pcapng's secrets blocks).
+pub fn open(path: &Path, keep_requests: bool, tls: crate::proto::tls::TlsLimits) -> Result<Source, String> {
     let name = crate::cli::input_name(path);
     let stdin = path.as_os_str() == "-";
     // Enough of the start to recognise a capture by its header.
@@ -109,7 +112,7 @@ pub fn open(path: &Path, keep_requests: bool) -> Result<Source, String> {
                 drop(rest);
                 Input::open(path).map_err(|e| format!("{name}: cannot open: {e}"))?
             };
-            Ok(Source { format: format.to_string(), name, keep_requests, kind: SourceKind::Capture(input) })
+            Ok(Source { format: format.to_string(), name, keep_requests, kind: SourceKind::Capture(input, tls) })
         }
         Err(e) if capture_magic => Err(format!("{name}: unreadable capture: {e}")),
         Err(_) => Ok(Source {
@@ -136,7 +139,7 @@ impl Source {
                 Err(e) => Err(format!("{name}: {e}")),
                 Ok(()) => Ok(()),
             },
-            SourceKind::Capture(input) => {
+            SourceKind::Capture(input, tls) => {
                 // The converter writes the HAR into a pipe on its own thread; it is read here as
                 // it comes, so neither side holds more than a few entries.
                 let (rd, wr) = std::io::pipe().map_err(|e| format!("{name}: cannot convert: {e}"))?;
@@ -144,7 +147,7 @@ impl Source {
                 let conv = std::thread::Builder::new()
                     .name("replay-convert".into())
                     .spawn(move || {
-                        let conv = Converter::new(Config { threads: 1, ..Config::default() });
+                        let conv = Converter::new(Config { threads: 1, tls, ..Config::default() });
                         conv.convert(input, &conv_name, std::io::BufWriter::with_capacity(1 << 16, wr), &mut |_| {})
                             .map(|_| ())
                             .map_err(|e| e.to_string())
@@ -366,6 +369,7 @@ fn entry(index: usize, mut e: Value, keep_requests: bool) -> RecEntry {
     let no_request = e.get("_apitool").and_then(|a| a.get("noRequest")).and_then(Value::as_bool).unwrap_or(false);
     let method = if no_request { String::new() } else { req.get("method").and_then(str_of).unwrap_or("").trim().to_string() };
     let url = req.get("url").and_then(str_of).unwrap_or("").to_string();
+    let http_version = req.get("httpVersion").and_then(str_of).unwrap_or("").trim().to_string();
     let headers = pairs(req.get("headers"));
     let (authority, target) = split_url(&url);
     let host = headers
@@ -434,6 +438,7 @@ fn entry(index: usize, mut e: Value, keep_requests: bool) -> RecEntry {
         index,
         conn,
         method,
+        http_version,
         url,
         target,
         host,

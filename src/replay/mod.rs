@@ -45,6 +45,7 @@ mod h2;
 pub mod har_in;
 pub mod record;
 pub mod report;
+pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
@@ -310,6 +311,8 @@ pub struct ReplayConfig {
     pub record: Option<PathBuf>,
     pub color: bool,
     pub verbosity: Verbosity,
+    /// Key material to decrypt a capture recording's TLS connections (`--keylog`).
+    pub tls: crate::proto::tls::TlsLimits,
 }
 
 /// Spaces requests evenly: at most one per `interval`, over all threads.
@@ -920,7 +923,7 @@ pub fn command(args: &ReplayArgs) -> i32 {
         }
     };
     // An unreadable recording is exit status 1, as an unreadable input is in every subcommand.
-    let source = match har_in::open(&cfg.recording, cfg.record.is_some()) {
+    let source = match har_in::open(&cfg.recording, cfg.record.is_some(), cfg.tls.clone()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("apitool: {e}");
